@@ -1,0 +1,1 @@
+"""Typed models of everything that travels: records, descriptors, NFVO<->VNFM and VNFM<->EMS messages."""

@@ -1,0 +1,56 @@
+"""VNFM <-> EMS commands and replies (``JsonUtils`` envelopes and ``generate_response``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from gvnfm.catalogue.base import WireModel
+
+EMS_ACTIONS = ("SAVE_SCRIPTS", "CLONE_SCRIPTS", "EXECUTE", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY",
+               "REPO_SCRIPTS_UPDATE")
+
+DEFAULT_SCRIPTS_PATH = "/opt/openbaton/scripts"
+
+
+class EmsCommand(WireModel):
+    """``{"action", "payload", "env"?, "name"?, "script-path"?}``; ``timeout`` is a gvnfm extension
+    (seconds) that a reference EMS ignores."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    action: str
+    payload: Any = None
+    env: dict[str, str] | None = None
+    name: str | None = None
+    script_path: str | None = Field(default=None, alias="script-path")
+    timeout: float | None = None
+
+
+class EmsReply(WireModel):
+    output: str = ""
+    err: str = ""
+    status: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    @classmethod
+    def parse(cls, body: bytes | str) -> EmsReply:
+        """Read an EMS reply leniently: the reference EMS answers ``None`` for unknown actions
+        and can send ``status`` as the string ``"1"``."""
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return cls(output="", err=f"EMS sent a reply that is not JSON: {text[:200]!r}", status=-1)
+        if not isinstance(data, dict):
+            return cls(output="", err=f"EMS sent a reply that is not an object: {data!r:.200}", status=-1)
+        try:
+            status = int(data.get("status", -1))
+        except (TypeError, ValueError):
+            status = -1
+        return cls(output=str(data.get("output") or ""), err=str(data.get("err") or ""), status=status)

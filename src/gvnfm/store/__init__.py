@@ -1,0 +1,1 @@
+"""Persistence: lifecycle operations, their progress, VNFRs, EMS registrations, script results."""

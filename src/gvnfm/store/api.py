@@ -1,0 +1,129 @@
+"""What the VNFM needs from its store. ``gvnfm.store.sql.SqlStore`` implements it on SQLAlchemy 2
+(SQLite by default, PostgreSQL for several workers)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Operation states
+RUNNING = "RUNNING"
+DONE = "DONE"          # finished, reply committed (it may be an ERROR message to the NFVO)
+FAILED = "FAILED"      # finished with an error reply; resumable when ``failed_step`` is set
+
+
+@dataclass
+class Operation:
+    id: str                         # = the NFVO message's correlation_id (or a hash of the body)
+    action: str
+    vnfr_id: str | None
+    vnfr_name: str | None
+    state: str
+    request: dict[str, Any]         # the NFVO message as received (JSON)
+    reply: dict[str, Any] | None    # the reply that was / will be sent, once finished
+    error: str | None
+    worker: str | None
+    lease_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    replied: bool = False
+    context: dict[str, Any] = field(default_factory=dict)   # plan inputs saved for RESUME
+
+
+@dataclass
+class StepResult:
+    """One script run (or other EMS command) on one VNFC."""
+
+    operation_id: str
+    step_id: str                    # unique within the operation (plan step key)
+    event: str
+    script_index: int
+    script: str
+    hostname: str
+    vnfr_name: str | None
+    status: int                     # exit status; 0 = success
+    output: str                     # bounded stdout
+    error: str                      # bounded stderr
+    started_at: datetime
+    duration: float
+
+
+class Store(abc.ABC):
+    # -- lifecycle ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # -- operations -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_operation(self, op_id: str, *, action: str, vnfr_id: str | None,
+                              vnfr_name: str | None, request: dict[str, Any], worker: str,
+                              lease_seconds: float) -> tuple[Operation, bool]:
+        """Create the operation (state RUNNING, leased to ``worker``) or find it.
+
+        Returns (operation, owned). ``owned`` is True when this worker may work on it now: it was
+        created, or it is RUNNING and its lease expired or belongs to ``worker``. A finished
+        operation is returned with owned=False (its stored ``reply`` is the answer to resend).
+        Atomic across processes (row lock / conditional update)."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, op_id: str, worker: str, lease_seconds: float) -> bool: ...
+
+    @abc.abstractmethod
+    async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
+                               error: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    async def mark_replied(self, op_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def get_operation(self, op_id: str) -> Operation | None: ...
+
+    @abc.abstractmethod
+    async def list_operations(self, *, vnfr_id: str | None = None, state: str | None = None,
+                              limit: int = 100) -> list[Operation]: ...
+
+    @abc.abstractmethod
+    async def set_context(self, op_id: str, context: dict[str, Any]) -> None: ...
+
+    # -- progress ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_step(self, result: StepResult) -> None:
+        """Upsert the result of one step (unique on operation_id + step_id)."""
+
+    @abc.abstractmethod
+    async def steps(self, op_id: str) -> list[StepResult]: ...
+
+    # -- failures for RESUME ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def last_failed_operation(self, vnfr_id: str) -> Operation | None:
+        """The most recent FAILED operation of this VNFR that has a failed step, if any."""
+
+    # -- VNFRs -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def save_vnfr(self, vnfr_id: str, name: str, data: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    async def get_vnfr(self, vnfr_id: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def delete_vnfr(self, vnfr_id: str) -> None: ...
+
+    # -- EMS registrations ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_registration(self, hostname: str, endpoint: str) -> None: ...
+
+    @abc.abstractmethod
+    async def registered_hostnames(self, hostnames: list[str]) -> set[str]: ...
+
+    @abc.abstractmethod
+    async def forget_registrations(self, hostnames: list[str]) -> None: ...
+
+    # -- script logs ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def script_results(self, *, vnfr_name: str | None = None, hostname: str | None = None,
+                             limit: int = 1000) -> list[StepResult]: ...
+
+    @abc.abstractmethod
+    async def prune_script_results(self, older_than: datetime) -> int: ...

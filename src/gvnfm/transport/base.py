@@ -1,0 +1,111 @@
+"""The transport interface: topic exchange, named queues, request/reply over reply_to/correlation_id.
+
+Semantics shared by every implementation (and relied upon by the VNFM and the EMS):
+- ``publish(rk, body)`` goes to the topic exchange (``openbaton-exchange``); ``exchange=""`` is the
+  default exchange, which routes to the queue named ``rk``. Unroutable messages are dropped.
+- ``consume(queue, handler, prefetch=n)`` runs ``handler(delivery)`` as its own task for each message,
+  at most ``n`` unacknowledged at once (0 = unbounded). The handler acknowledges: a message that is
+  neither acked nor rejected when the connection goes away is delivered again (``redelivered``).
+- ``rpc(rk, body, timeout)`` publishes with ``reply_to`` = a private reply queue and a fresh
+  ``correlation_id`` and waits for the answer; ``reply(msg, body)`` answers such a request.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+DEFAULT_EXCHANGE = "openbaton-exchange"
+
+
+class TransportError(Exception):
+    """The broker refused an operation or the connection is gone."""
+
+
+class RpcTimeout(TransportError):
+    """No reply within the deadline."""
+
+
+@dataclass
+class Message:
+    body: bytes
+    routing_key: str = ""
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    content_type: str = "text/plain"
+    redelivered: bool = False
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+class Delivery(abc.ABC):
+    """A message handed to a consumer; it must be acknowledged or rejected exactly once."""
+
+    message: Message
+
+    @abc.abstractmethod
+    async def ack(self) -> None: ...
+
+    @abc.abstractmethod
+    async def reject(self, requeue: bool = False) -> None: ...
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Subscription(abc.ABC):
+    @abc.abstractmethod
+    async def cancel(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """An open connection to a broker."""
+
+    exchange: str
+
+    @abc.abstractmethod
+    async def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def declare_queue(self, name: str, *, durable: bool = False, auto_delete: bool = False,
+                            exclusive: bool = False, bind: bool = True) -> None:
+        """Declare ``name`` (idempotent); with ``bind`` also bind it to the topic exchange with
+        routing key = its name."""
+
+    @abc.abstractmethod
+    async def bind(self, queue: str, routing_key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                      reply_to: str | None = None, correlation_id: str | None = None,
+                      headers: dict[str, Any] | None = None) -> None:
+        """``exchange=None`` is the topic exchange; ``""`` the default exchange."""
+
+    async def reply(self, request: Message, body: bytes) -> None:
+        """Answer an RPC request on the default exchange (no-op when it asked for no answer)."""
+        if request.reply_to:
+            await self.publish(request.reply_to, body, exchange="", correlation_id=request.correlation_id)
+
+    @abc.abstractmethod
+    async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
+                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
+        """Request/reply; raises RpcTimeout after ``timeout`` seconds (None = wait forever)."""
+
+    @abc.abstractmethod
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription: ...
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every re-established connection (declarations, registration).
+        Transports that never reconnect ignore it."""
+        return None

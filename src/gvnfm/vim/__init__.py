@@ -1,0 +1,1 @@
+"""Local VIMs: where VNFC instances (hosts) are created for the local orchestrator."""

@@ -1,0 +1,1 @@
+"""The VNF manager: plans (pure), their execution, and the NFVO-facing service."""

@@ -1,0 +1,80 @@
+"""The VNFM's requests to the NFVO: registration on ``nfvo.manager.handling`` and the synchronous
+GRANT_OPERATION / ALLOCATE_RESOURCES / SCALING requests on ``vnfm.nfvo.actions.reply``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
+from gvnfm.transport import RpcTimeout, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_QUEUE = "nfvo.manager.handling"
+NFVO_SYNC_QUEUE = "vnfm.nfvo.actions.reply"
+NFVO_ASYNC_QUEUE = "vnfm.nfvo.actions"
+
+
+class NfvoError(Exception):
+    """The NFVO did not answer, or answered something unusable."""
+
+
+class NfvoClient:
+    def __init__(self, transport: Transport, *, timeout: float) -> None:
+        self.transport = transport
+        self.timeout = timeout
+
+    async def request(self, message: NfvMessage, *, correlation_id: str | None = None) -> NfvMessage:
+        try:
+            raw = await self.transport.rpc(NFVO_SYNC_QUEUE, message.to_json().encode(), timeout=self.timeout,
+                                           correlation_id=correlation_id)
+        except RpcTimeout as exc:
+            raise NfvoError(f"the NFVO did not answer {message.action} within {self.timeout:g} s") from exc
+        except TransportError as exc:
+            raise NfvoError(f"{message.action} to the NFVO failed: {exc}") from exc
+        try:
+            return parse_nfvo_message(raw)
+        except MessageError as exc:
+            raise NfvoError(f"the NFVO's answer to {message.action} is unusable: {exc}") from exc
+
+    async def notify(self, message: NfvMessage) -> None:
+        await self.transport.publish(NFVO_ASYNC_QUEUE, message.to_json().encode())
+
+
+def endpoint_description(endpoint: str, type_: str, description: str) -> dict[str, Any]:
+    return {"type": type_, "endpoint": endpoint, "endpointType": "RABBIT", "description": description,
+            "enabled": True, "active": True}
+
+
+async def register(transport: Transport, *, endpoint: str, type_: str, description: str, tries: int,
+                   pause: float, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Register with the NFVO; returns its ``{"rabbitUsername", "rabbitPassword"}`` answer."""
+    body = json.dumps({"action": "register", "type": type_,
+                       "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
+    last: Exception | None = None
+    for attempt in range(1, max(1, tries) + 1):
+        try:
+            raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
+            answer = json.loads(raw) if raw and raw.strip() not in (b"null", b"") else None
+            log.info("event=registered_with_nfvo endpoint=%s attempt=%d", endpoint, attempt)
+            return answer if isinstance(answer, dict) else None
+        except (TransportError, json.JSONDecodeError) as exc:
+            last = exc
+            log.warning("event=nfvo_registration_retry endpoint=%s attempt=%d error=%r", endpoint, attempt, str(exc))
+            await asyncio.sleep(pause)
+    raise NfvoError(f"could not register with the NFVO after {tries} attempts: {last}")
+
+
+async def unregister(transport: Transport, *, endpoint: str, type_: str, description: str,
+                     credentials: dict[str, Any] | None) -> None:
+    creds = credentials or {}
+    body = json.dumps({"action": "unregister", "type": type_, "username": creds.get("rabbitUsername"),
+                       "password": creds.get("rabbitPassword"),
+                       "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
+    try:
+        await transport.publish(REGISTRATION_QUEUE, body)
+    except TransportError as exc:
+        log.warning("event=nfvo_unregister_failed error=%r", str(exc))

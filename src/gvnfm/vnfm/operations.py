@@ -1,0 +1,476 @@
+"""What the VNFM does for each NFVO action (the controller layer).
+
+Each handler turns a message into plans (``gvnfm.vnfm.plan``, pure), runs them through the executor
+and returns the reply for the NFVO (``None`` for actions the NFVO expects no answer to). Progress is
+recorded per step by the executor's recorder, so a handler re-run for the same operation (after a
+crash, or as RESUME) skips what is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gvnfm.catalogue.messages import (
+    NfvMessage,
+    OrVnfmErrorMessage,
+    OrVnfmExecuteScriptMessage,
+    OrVnfmGenericMessage,
+    OrVnfmGrantLifecycleOperationMessage,
+    OrVnfmHealVNFRequestMessage,
+    OrVnfmInstantiateMessage,
+    OrVnfmLogMessage,
+    OrVnfmScalingMessage,
+    OrVnfmStartStopMessage,
+    OrVnfmUpdateMessage,
+    VnfmOrAllocateResourcesMessage,
+    VnfmOrGenericMessage,
+    VnfmOrHealedMessage,
+    VnfmOrInstantiateMessage,
+    VnfmOrLogMessage,
+    VnfmOrScaledMessage,
+    VnfmOrScalingMessage,
+    VnfmOrStartStopMessage,
+    error_message,
+    parse_nfvo_message,
+)
+from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
+from gvnfm.catalogue.scripts import Script
+from gvnfm.store.api import StepResult, Store
+from gvnfm.vnfm import plan as plans
+from gvnfm.vnfm import userdata
+from gvnfm.vnfm.environment import removing_env
+from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
+from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
+from gvnfm.vnfm.record_builder import RecordError, build_vnfr
+from gvnfm.vnfm.registrations import RegistrationBook
+from gvnfm.vnfm.settings import VnfmSettings
+
+log = logging.getLogger(__name__)
+
+#: RESUME: the failed event decides the action that is resumed (``getResumedAction``).
+RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "CONFIGURE": "MODIFY", "STOP": "STOP", "START": "START",
+                  "TERMINATE": "RELEASE_RESOURCES", "ERROR": "ERROR", "HEAL": "HEAL", "UPDATE": "UPDATE",
+                  "SCALE_IN": "SCALE_IN", "DELIVER": "INSTANTIATE"}
+
+
+class OperationError(Exception):
+    """The operation cannot complete; the text is what the NFVO's ERROR message says."""
+
+    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None = None, cause: str | None = None):
+        super().__init__(text)
+        self.vnfr = vnfr
+        self.cause = cause
+
+
+class NfvoRefused(OperationError):
+    """The NFVO answered ERROR (e.g. not enough resources)."""
+
+
+@dataclass
+class OperationState:
+    """One operation in progress: its id, what is done, and the context a re-run needs."""
+
+    op_id: str
+    done: set[str] = field(default_factory=set)          # step ids already successful
+    context: dict[str, Any] = field(default_factory=dict)
+    record_as: str | None = None                          # op id the steps are recorded under (RESUME)
+
+    @property
+    def steps_op(self) -> str:
+        return self.record_as or self.op_id
+
+
+ProgressHook = Callable[[dict[str, Any]], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -> None:
+    history = list(vnfr.lifecycle_event_history or [])
+    history.append(LifecycleEventHistory(event=event, description=description, executedAt=_now()))
+    vnfr.lifecycle_event_history = history
+
+
+def _vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
+    for attr in ("virtualNetworkFunctionRecord", "vnfr"):
+        value = getattr(msg, attr, None)
+        if isinstance(value, VirtualNetworkFunctionRecord):
+            return value
+    return None
+
+
+class Operations:
+    def __init__(self, settings: VnfmSettings, *, nfvo: NfvoClient, executor: PlanExecutor,
+                 registrations: RegistrationBook, store: Store, limiter: asyncio.Semaphore | None = None,
+                 progress: ProgressHook | None = None, boot: userdata.EmsBootstrap | None = None) -> None:
+        self.settings = settings
+        self.nfvo = nfvo
+        self.executor = executor
+        self.registrations = registrations
+        self.store = store
+        self.limiter = limiter
+        self.progress = progress
+        self.boot = boot
+
+    # -- entry point ------------------------------------------------------------------------------
+    async def handle(self, msg: NfvMessage, state: OperationState) -> NfvMessage | None:
+        handler = getattr(self, f"_on_{msg.action.lower()}", None)
+        if handler is None:
+            raise OperationError(f"action {msg.action} is not handled by a VNFM", _vnfr_of(msg))
+        try:
+            async with asyncio.timeout(self.settings.operation_timeout):
+                return await handler(msg, state)
+        except TimeoutError as exc:
+            raise OperationError(f"{msg.action} exceeded the operation deadline of "
+                                 f"{self.settings.operation_timeout:g} s", _vnfr_of(msg)) from exc
+
+    # -- plan execution --------------------------------------------------------------------------
+    async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan,
+                   state: OperationState) -> list[StepOutcome]:
+        todo = plan.without(state.done)
+
+        async def record(outcome: StepOutcome) -> None:
+            step, reply = outcome.step, outcome.reply
+            await self.store.record_step(StepResult(
+                operation_id=state.steps_op, step_id=step.step_id, event=step.event,
+                script_index=step.script_index, script=step.script, hostname=step.hostname,
+                vnfr_name=vnfr.name, status=reply.status, output=reply.output, error=reply.err,
+                started_at=outcome.started_at, duration=outcome.duration))
+            if reply.status == 0:
+                state.done.add(step.step_id)
+
+        def progress(step: plans.Step, status: str) -> None:
+            if self.progress:
+                self.progress({"vnfr": vnfr.name, "hostname": step.hostname, "event": step.event,
+                               "script": step.script, "action": step.action, "status": status})
+
+        try:
+            return await self.executor.run(todo, op_id=state.op_id, record=record, progress=progress,
+                                           limiter=self.limiter)
+        except StepFailed as failed:
+            inst = vnfr.find_vnfc_instance(hostname=failed.outcome.step.hostname)
+            if inst is not None:
+                inst.state = "error"
+            raise OperationError(str(failed), vnfr, failed.outcome.reply.err) from failed
+
+    async def _wait_for_ems(self, vnfr: VirtualNetworkFunctionRecord, hostnames: list[str]) -> None:
+        if self.progress:
+            for h in hostnames:
+                self.progress({"vnfr": vnfr.name, "hostname": h, "event": "EMS", "script": "",
+                               "action": "WAIT", "status": "running"})
+        missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        if missing:
+            raise OperationError(f"Timeout waiting for EMS: {', '.join(missing)} did not register within "
+                                 f"{self.settings.ems_start_timeout:g} s", vnfr)
+
+    def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
+        ext = msg.extension or {}
+        boot = self.boot or userdata.EmsBootstrap(
+            broker_ip=str(ext.get("brokerIp") or "localhost"),
+            broker_port=int(ext.get("brokerPort") or 5672),
+            username=self.settings.ems_username, password=self.settings.ems_password,
+            heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
+            endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
+            monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""))
+        text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
+        extra = None
+        if with_package and msg.vnfPackage is not None:
+            for script in msg.vnfPackage.scripts or []:
+                if script.name in ("user-data.sh", "userdata.sh"):
+                    extra = script.payload.decode("utf-8", "replace")
+        return userdata.render(boot, extra=extra, text=text)
+
+    def _delivery(self, targets: list[VNFCInstance], package: Any) -> plans.Plan:
+        if package is None:
+            return plans.Plan()
+        return plans.plan_delivery(targets, scripts=package.scripts, scripts_link=package.scriptsLink,
+                                   scripts_path=self.settings.scripts_path)
+
+    # -- INSTANTIATE ------------------------------------------------------------------------------
+    async def _on_instantiate(self, msg: OrVnfmInstantiateMessage, state: OperationState) -> NfvMessage:
+        if "allocated" in state.context:
+            vnfr = VirtualNetworkFunctionRecord.model_validate(state.context["allocated"])
+        else:
+            try:
+                vnfr = msg.vnfr if msg.vnfr is not None and msg.vnfr.vdu else build_vnfr(msg)
+            except RecordError as exc:
+                raise OperationError(f"INSTANTIATE refused: {exc}", msg.vnfr) from exc
+            vnfr = await self._grant_and_allocate(msg, vnfr, state)
+        targets = plans.targets_of(vnfr)
+        await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
+        plan = self._delivery(targets, msg.vnfPackage).then(plans.plan_event(vnfr, "INSTANTIATE", targets))
+        await self._run(vnfr, plan, state)
+        _history(vnfr, "INSTANTIATE", "INSTANTIATE scripts executed")
+        return VnfmOrInstantiateMessage(action="INSTANTIATE", virtualNetworkFunctionRecord=vnfr)
+
+    async def _grant_and_allocate(self, msg: OrVnfmInstantiateMessage, vnfr: VirtualNetworkFunctionRecord,
+                                  state: OperationState) -> VirtualNetworkFunctionRecord:
+        try:
+            grant = await self.nfvo.request(VnfmOrGenericMessage(action="GRANT_OPERATION",
+                                                                 virtualNetworkFunctionRecord=vnfr),
+                                            correlation_id=f"{state.op_id}:grant")
+        except NfvoError as exc:
+            raise OperationError(str(exc), vnfr) from exc
+        if isinstance(grant, OrVnfmErrorMessage):
+            raise NfvoRefused(grant.message or "the NFVO refused the grant", grant.vnfr or vnfr)
+        if not isinstance(grant, OrVnfmGrantLifecycleOperationMessage) or grant.virtualNetworkFunctionRecord is None:
+            raise OperationError(f"the NFVO answered GRANT_OPERATION with {grant.action}", vnfr)
+        if grant.grantAllowed is False:
+            raise NfvoRefused(f"the NFVO did not grant the instantiation of {vnfr.name}",
+                              grant.virtualNetworkFunctionRecord)
+        vnfr = grant.virtualNetworkFunctionRecord
+        request = VnfmOrAllocateResourcesMessage(
+            action="ALLOCATE_RESOURCES", virtualNetworkFunctionRecord=vnfr, vimInstances=grant.vduVim or {},
+            userdata=self._userdata(msg, with_package=True) or "none", keyPairs=list(msg.keys or []))
+        try:
+            allocated = await self.nfvo.request(request, correlation_id=f"{state.op_id}:allocate")
+        except NfvoError as exc:
+            raise OperationError(str(exc), vnfr) from exc
+        if isinstance(allocated, OrVnfmErrorMessage):
+            raise NfvoRefused(allocated.message or "the NFVO could not allocate resources", allocated.vnfr or vnfr)
+        result = getattr(allocated, "vnfr", None)
+        if not isinstance(result, VirtualNetworkFunctionRecord):
+            raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
+        state.context["allocated"] = result.to_wire()
+        await self.store.set_context(state.op_id, state.context)
+        return result
+
+    # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
+    async def _on_modify(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage:
+        vnfr = self._require_vnfr(msg)
+        targets = plans.targets_of(vnfr)
+        plan = plans.plan_configure(vnfr, msg.vnfrd, targets, scripts_path=self.settings.scripts_path,
+                                    save_dependency_file=self._ems_saves_dependency())
+        await self._run(vnfr, plan, state)
+        _history(vnfr, "CONFIGURE", "CONFIGURE scripts executed")
+        return VnfmOrGenericMessage(action="MODIFY", virtualNetworkFunctionRecord=vnfr)
+
+    def _ems_saves_dependency(self) -> bool:
+        """SAVE_VNFR_DEPENDENCY needs EMS >= 1.1 (compared numerically, unlike the reference)."""
+        if not self.settings.ems_version:
+            return True
+        try:
+            parts = [int(p) for p in self.settings.ems_version.split(".")[:2]]
+        except ValueError:
+            return True
+        return tuple([*parts, 0])[:2] >= (1, 1)
+
+    async def _on_configure(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage:
+        # The reference's configure() is a no-op: CONFIGURE scripts run through MODIFY.
+        return VnfmOrGenericMessage(action="CONFIGURE", virtualNetworkFunctionRecord=self._require_vnfr(msg))
+
+    # -- START / STOP -----------------------------------------------------------------------------
+    async def _start_stop(self, msg: OrVnfmStartStopMessage, state: OperationState, event: str) -> NfvMessage:
+        vnfr = msg.virtualNetworkFunctionRecord
+        if vnfr is None:
+            raise OperationError(f"{event} carries no virtualNetworkFunctionRecord")
+        try:
+            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+        except plans.PlanError as exc:
+            raise OperationError(str(exc), vnfr) from exc
+        await self._run(vnfr, plans.plan_event(vnfr, event, targets), state)
+        if msg.vnfcInstance is not None:
+            for inst in targets:
+                inst.state = "ACTIVE" if event == "START" else "INACTIVE"
+            msg.vnfcInstance.state = targets[0].state
+        _history(vnfr, event, f"{event} scripts executed")
+        return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr,
+                                      vnfcInstance=msg.vnfcInstance)
+
+    async def _on_start(self, msg: OrVnfmStartStopMessage, state: OperationState) -> NfvMessage:
+        return await self._start_stop(msg, state, "START")
+
+    async def _on_stop(self, msg: OrVnfmStartStopMessage, state: OperationState) -> NfvMessage:
+        return await self._start_stop(msg, state, "STOP")
+
+    # -- RELEASE_RESOURCES / ERROR --------------------------------------------------------------------
+    async def _on_release_resources(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage:
+        vnfr = self._require_vnfr(msg)
+        targets = vnfr.vnfc_instances()
+        if targets:
+            await self._run(vnfr, plans.plan_event(vnfr, "TERMINATE", targets), state)
+        hostnames = [t.hostname for t in targets if t.hostname]
+        self.registrations.forget(hostnames)
+        await self.store.forget_registrations(hostnames)
+        if vnfr.id:
+            await self.store.delete_vnfr(vnfr.id)
+        _history(vnfr, "TERMINATE", "TERMINATE scripts executed")
+        return VnfmOrGenericMessage(action="RELEASE_RESOURCES", virtualNetworkFunctionRecord=vnfr)
+
+    async def _on_error(self, msg: OrVnfmErrorMessage, state: OperationState) -> None:
+        vnfr = msg.vnfr
+        if vnfr is None or not vnfr.vnfc_instances():
+            return None
+        try:
+            await self._run(vnfr, plans.plan_event(vnfr, "ERROR", vnfr.vnfc_instances()), state)
+        except OperationError as exc:
+            log.warning("event=error_scripts_failed vnfr=%s error=%r", vnfr.name, str(exc))
+        return None
+
+    # -- SCALE_OUT / SCALE_IN ---------------------------------------------------------------------
+    async def _on_scale_out(self, msg: OrVnfmScalingMessage, state: OperationState) -> NfvMessage:
+        vnfr = msg.virtualNetworkFunctionRecord
+        if vnfr is None or msg.component is None:
+            raise OperationError("SCALE_OUT needs virtualNetworkFunctionRecord and component", vnfr)
+        before = {i.id for i in vnfr.vnfc_instances()}
+        if "scaled" in state.context:
+            scaled = VirtualNetworkFunctionRecord.model_validate(state.context["scaled"])
+        else:
+            request = VnfmOrScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr,
+                                           userData=self._userdata(msg, with_package=False),
+                                           vimInstance=msg.vimInstance)
+            try:
+                answer = await self.nfvo.request(request, correlation_id=f"{state.op_id}:scaling")
+            except NfvoError as exc:
+                raise OperationError(str(exc), vnfr) from exc
+            if isinstance(answer, OrVnfmErrorMessage):
+                raise NfvoRefused(answer.message or "the NFVO refused the scale-out", answer.vnfr or vnfr)
+            got = _vnfr_of(answer)
+            if got is None:
+                raise OperationError(f"the NFVO answered SCALING with {answer.action} and no VNFR", vnfr)
+            scaled = got
+            state.context["scaled"] = scaled.to_wire()
+            await self.store.set_context(state.op_id, state.context)
+        new = [i for i in scaled.vnfc_instances()
+               if i.id not in before and i.vnfComponent is not None and i.vnfComponent.id == msg.component.id]
+        if not new:
+            new = [i for i in scaled.vnfc_instances() if i.id not in before]
+        if not new:
+            raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
+        inst = new[0]
+        if (msg.mode or "").lower() == "standby":
+            inst.state = "STANDBY"
+        await self._wait_for_ems(scaled, [inst.hostname or ""])
+        plan = self._delivery([inst], msg.vnfPackage).then(plans.plan_event(scaled, "INSTANTIATE", [inst]))
+        if msg.dependency is not None:
+            plan = plan.then(plans.plan_configure(scaled, msg.dependency, [inst],
+                                                  scripts_path=self.settings.scripts_path,
+                                                  save_dependency_file=self._ems_saves_dependency()))
+        if (inst.state or "").upper() != "STANDBY":
+            plan = plan.then(plans.plan_event(scaled, "START", [inst]))
+        await self._run(scaled, plan, state)
+        _history(scaled, "SCALE_OUT", f"scaled out with {inst.hostname}")
+        return VnfmOrScaledMessage(action="SCALED", virtualNetworkFunctionRecord=scaled, vnfcInstance=inst)
+
+    async def _on_scale_in(self, msg: OrVnfmScalingMessage, state: OperationState) -> None:
+        vnfr = msg.virtualNetworkFunctionRecord
+        if vnfr is None or msg.vnfcInstance is None:
+            raise OperationError("SCALE_IN needs virtualNetworkFunctionRecord and vnfcInstance", vnfr)
+        targets = [i for i in vnfr.vnfc_instances()
+                   if i.id != msg.vnfcInstance.id or msg.vnfcInstance.id is None]
+        if targets:
+            await self._run(vnfr, plans.plan_event(vnfr, "SCALE_IN", targets, removing_env(msg.vnfcInstance)), state)
+        return None
+
+    # -- HEAL ------------------------------------------------------------------------------------------
+    async def _on_heal(self, msg: OrVnfmHealVNFRequestMessage, state: OperationState) -> NfvMessage:
+        vnfr = msg.virtualNetworkFunctionRecord
+        if vnfr is None or msg.vnfcInstance is None:
+            raise OperationError("HEAL needs virtualNetworkFunctionRecord and vnfcInstance", vnfr)
+        try:
+            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+        except plans.PlanError as exc:
+            raise OperationError(str(exc), vnfr) from exc
+        inst = targets[0]
+        if msg.cause == "switchToStandby":
+            if (inst.state or "").lower() != "standby":
+                raise OperationError(f"VNFC {inst.hostname} is not in STANDBY (state {inst.state})", vnfr)
+            if vnfr.scripts_of("START") is None:
+                raise OperationError(f"VNFR {vnfr.name} has no START event: cannot switch {inst.hostname} "
+                                     "from standby to active", vnfr)
+            await self._run(vnfr, plans.plan_event(vnfr, "START", [inst]), state)
+            inst.state = "ACTIVE"
+            msg.vnfcInstance.state = "ACTIVE"
+        else:
+            await self._run(vnfr, plans.plan_event(vnfr, "HEAL", [inst], {"cause": msg.cause or ""}), state)
+        _history(vnfr, "HEAL", f"healed {inst.hostname}: {msg.cause}")
+        return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst,
+                                   cause=msg.cause)
+
+    # -- UPDATE / EXECUTE ---------------------------------------------------------------------------
+    async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
+        vnfr = self._require_vnfr(msg)
+        targets = plans.targets_of(vnfr)
+        if msg.script is None:
+            await self._run(vnfr, plans.plan_event(vnfr, "UPDATE", targets), state)
+        else:
+            await self._run(vnfr, plans.plan_script_update(targets, msg.script, self.settings.scripts_path), state)
+        return VnfmOrGenericMessage(action="UPDATE", virtualNetworkFunctionRecord=vnfr)
+
+    async def _on_execute(self, msg: OrVnfmExecuteScriptMessage, state: OperationState) -> NfvMessage:
+        vnfr = self._require_vnfr(msg)
+        if msg.script is None:
+            raise OperationError("EXECUTE carries no script", vnfr)
+        targets = plans.targets_of(vnfr)
+        script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
+        outcomes = await self._run(vnfr, plans.plan_adhoc_execute(targets, script, self.settings.scripts_path), state)
+        reply = VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr)
+        # per-VNFC results (an extra field; Gson on the NFVO side ignores it)
+        reply.scriptResults = [  # type: ignore[attr-defined]
+            {"hostname": o.step.hostname, "status": o.reply.status, "output": o.reply.output, "err": o.reply.err}
+            for o in outcomes if o.step.is_script]
+        return reply
+
+    # -- LOG_REQUEST -----------------------------------------------------------------------------------
+    async def _on_log_request(self, msg: OrVnfmLogMessage, state: OperationState) -> NfvMessage:
+        results = await self.store.script_results(vnfr_name=msg.vnfrName, hostname=msg.hostname)
+        out: list[str] = []
+        err: list[str] = []
+        sep = ["", "", "~~~~~~~~~~~~~~~~~~~~~~~~~", "#########################", "~~~~~~~~~~~~~~~~~~~~~~~~~", "", ""]
+        for r in results:
+            if r.status == 0 and r.script and r.event not in ("DELIVER",):
+                out += [f"Output of Script : {r.script}", "", *r.output.splitlines(), *sep]
+            elif r.status != 0:
+                err += [f"Error log of Script : {r.script}", "", *r.error.splitlines(), *sep]
+        return VnfmOrLogMessage(action="LOG_REQUEST", outputLog=out, errorLog=err)
+
+    # -- RESUME -----------------------------------------------------------------------------------------
+    async def _on_resume(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage | None:
+        vnfr = self._require_vnfr(msg)
+        failed = await self.store.last_failed_operation(vnfr.id or "") if vnfr.id else None
+        if failed is None:
+            raise OperationError(f"Resume is allowed only for VNFRs with script errors: VNFR {vnfr.name} "
+                                 "has no failed operation to resume", vnfr)
+        steps = await self.store.steps(failed.id)
+        original = parse_nfvo_message(failed.request)
+        # Continue with the records of the RESUME message (the NFVO's current view), the rest
+        # (dependency, cause, package) as the original event had it.
+        for attr in ("vnfr", "virtualNetworkFunctionRecord"):
+            if getattr(original, attr, None) is not None and attr in type(original).model_fields:
+                setattr(original, attr, vnfr)
+        if msg.vnfrd is not None and isinstance(original, OrVnfmGenericMessage) and original.vnfrd is None:
+            original.vnfrd = msg.vnfrd
+        resumed = OperationState(op_id=state.op_id, done={s.step_id for s in steps if s.status == 0},
+                                 context=dict(failed.context), record_as=failed.id)
+        for inst in vnfr.vnfc_instances():
+            if (inst.state or "").lower() == "error":
+                inst.state = "ACTIVE"
+        if "allocated" in resumed.context and isinstance(original, OrVnfmInstantiateMessage):
+            # keep the records the NFVO knows now, but never allocate twice
+            resumed.context["allocated"] = vnfr.to_wire()
+        log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
+                 original.action, len(resumed.done))
+        reply = await self.handle(original, resumed)
+        await self.store.finish_operation(failed.id, state="DONE", reply=failed.reply,
+                                          error=f"resumed by {state.op_id}")
+        return reply
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _require_vnfr(msg: NfvMessage) -> VirtualNetworkFunctionRecord:
+        vnfr = _vnfr_of(msg)
+        if vnfr is None:
+            raise OperationError(f"{msg.action} carries no VNFR")
+        return vnfr
+
+
+def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage:
+    vnfr = getattr(exc, "vnfr", None) or (_vnfr_of(msg) if msg is not None else None)
+    return error_message(vnfr, str(exc), getattr(exc, "cause", None))

@@ -1,0 +1,234 @@
+"""The VNFM service: consumes the NFVO's endpoint queue and the EMS registrations, runs operations
+durably, answers the NFVO.
+
+Durability: an NFVO message is acknowledged only after its operation's outcome is committed to the
+store and the reply is sent. The operation id is the message's correlation id, so a redelivered
+message (another worker after a crash, a broker restart) finds the operation: finished ⇒ the stored
+reply is sent again if it was not; unfinished and its lease expired ⇒ this worker continues it,
+skipping the steps already done; leased by a live worker ⇒ a duplicate, dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message
+from gvnfm.store.api import DONE, FAILED, Store
+from gvnfm.transport import Delivery, Subscription, Transport, TransportError
+from gvnfm.vnfm import nfvo_client
+from gvnfm.vnfm.ems_client import EmsClient
+from gvnfm.vnfm.executor import PlanExecutor
+from gvnfm.vnfm.nfvo_client import NfvoClient
+from gvnfm.vnfm.operations import OperationError, Operations, OperationState, ProgressHook, failure_reply
+from gvnfm.vnfm.registrations import RegistrationBook
+from gvnfm.vnfm.settings import VnfmSettings
+
+log = logging.getLogger(__name__)
+
+#: Largest NFVO message accepted (a VNF package with its scripts travels inside INSTANTIATE).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Actions the NFVO expects no answer to.
+NO_REPLY = {"ERROR", "SCALE_IN"}
+
+
+def operation_id(delivery: Delivery) -> str:
+    msg = delivery.message
+    if msg.correlation_id:
+        return msg.correlation_id
+    return "sha256:" + hashlib.sha256(msg.body).hexdigest()
+
+
+class VnfmService:
+    def __init__(self, settings: VnfmSettings, *, transport: Transport, store: Store,
+                 ems_transport: Transport | None = None, progress: ProgressHook | None = None,
+                 worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.ems_transport = ems_transport or transport
+        self.store = store
+        self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.registrations = RegistrationBook(poll=store.registered_hostnames)
+        self.limiter = asyncio.Semaphore(settings.max_inflight_commands)
+        self.executor = PlanExecutor(EmsClient(self.ems_transport, timeout=settings.ems_command_timeout),
+                                     concurrency=settings.concurrency, script_timeout=settings.script_timeout)
+        self.operations = Operations(settings, nfvo=NfvoClient(transport, timeout=settings.nfvo_timeout),
+                                     executor=self.executor, registrations=self.registrations, store=store,
+                                     limiter=self.limiter, progress=progress)
+        self.credentials: dict[str, Any] | None = None
+        self._subs: list[Subscription] = []
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+
+    # -- queues ----------------------------------------------------------------------------------
+    @property
+    def register_queue(self) -> str:
+        return f"ems.{self.settings.endpoint}.register"
+
+    @property
+    def registered_topic(self) -> str:
+        return f"gvnfm.{self.settings.endpoint}.ems-registered"
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.register_with_nfvo:
+            self.credentials = await nfvo_client.register(
+                self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
+                tries=s.register_tries, pause=s.register_pause)
+        # EMS registrations: the shared register queue, and a per-worker queue that every worker's
+        # consumer re-publishes registrations to, so the worker that waits hears of it.
+        await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
+        self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration, prefetch=64))
+        own = f"gvnfm.{s.endpoint}.worker.{uuid.uuid4().hex[:12]}"
+        await self.ems_transport.declare_queue(own, exclusive=True, auto_delete=True, bind=False)
+        await self.ems_transport.bind(own, self.registered_topic)
+        self._subs.append(await self.ems_transport.consume(own, self._on_registered_broadcast, prefetch=64))
+        # NFVO commands
+        await self.transport.declare_queue(s.endpoint, durable=s.endpoint_queue_durable,
+                                           auto_delete=s.endpoint_queue_auto_delete)
+        self._subs.append(await self.transport.consume(s.endpoint, self._on_nfvo_message, prefetch=s.consumers))
+        log.info("event=vnfm_started endpoint=%s type=%s worker=%s", s.endpoint, s.type, self.worker)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        self._stopping.set()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.cancel()
+        self._subs.clear()
+        if self._inflight:
+            log.info("event=vnfm_stopping inflight=%d", len(self._inflight))
+            _done, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+        if self.settings.register_with_nfvo:
+            await nfvo_client.unregister(self.transport, endpoint=self.settings.endpoint, type_=self.settings.type,
+                                         description=self.settings.description, credentials=self.credentials)
+        log.info("event=vnfm_stopped worker=%s", self.worker)
+
+    # -- EMS registrations -----------------------------------------------------------------------
+    async def _on_registration(self, delivery: Delivery) -> None:
+        try:
+            data = json.loads(delivery.message.body)
+            hostname = data.get("hostname") if isinstance(data, dict) else None
+            if not isinstance(hostname, str) or not hostname.strip():
+                raise ValueError("no 'hostname'")
+            hostname = hostname.strip()
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("event=bad_registration error=%r body=%r", str(exc), delivery.message.body[:200])
+            await delivery.ack()
+            return
+        await self.store.record_registration(hostname, self.settings.endpoint)
+        self.registrations.register(hostname)
+        log.info("event=ems_registered hostname=%s", hostname)
+        with contextlib.suppress(TransportError):
+            await self.ems_transport.publish(self.registered_topic, json.dumps({"hostname": hostname}).encode())
+        await delivery.ack()
+
+    async def _on_registered_broadcast(self, delivery: Delivery) -> None:
+        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
+            self.registrations.register(json.loads(delivery.message.body)["hostname"])
+        await delivery.ack()
+
+    # -- NFVO messages ---------------------------------------------------------------------------
+    async def _on_nfvo_message(self, delivery: Delivery) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self._process(delivery)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    async def _reply(self, delivery: Delivery, reply: NfvMessage | None, action: str) -> None:
+        if reply is None:
+            return
+        body = reply.to_json().encode()
+        if delivery.message.reply_to:
+            await self.transport.reply(delivery.message, body)
+        else:
+            queue = nfvo_client.NFVO_SYNC_QUEUE if action == "INSTANTIATE" else nfvo_client.NFVO_ASYNC_QUEUE
+            await self.transport.publish(queue, body)
+
+    async def _process(self, delivery: Delivery) -> None:
+        raw = delivery.message.body
+        op_id = operation_id(delivery)
+        if len(raw) > MAX_MESSAGE_BYTES:
+            log.error("event=message_refused op=%s reason=too_large bytes=%d", op_id, len(raw))
+            await self._reply(delivery, error_message(None, f"message of {len(raw)} bytes exceeds the limit of "
+                                                            f"{MAX_MESSAGE_BYTES} bytes"), "ERROR")
+            await delivery.ack()
+            return
+        try:
+            msg = parse_nfvo_message(raw)
+        except MessageError as exc:
+            log.error("event=message_refused op=%s error=%r body=%r", op_id, str(exc), raw[:300])
+            await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
+            await delivery.ack()
+            return
+        vnfr = getattr(msg, "vnfr", None) or getattr(msg, "virtualNetworkFunctionRecord", None)
+        vnfr_name = getattr(vnfr, "name", None) or (msg.vnfd.name if getattr(msg, "vnfd", None) else None)  # type: ignore[attr-defined]
+        op, owned = await self.store.claim_operation(
+            op_id, action=msg.action, vnfr_id=getattr(vnfr, "id", None), vnfr_name=vnfr_name,
+            request=json.loads(raw), worker=self.worker, lease_seconds=self.settings.lease_seconds)
+        if op.state in (DONE, FAILED):
+            if not op.replied and op.reply is not None:
+                await self._reply(delivery, parse_reply(op.reply), msg.action)
+                await self.store.mark_replied(op_id)
+            log.info("event=duplicate_finished op=%s action=%s", op_id, msg.action)
+            await delivery.ack()
+            return
+        if not owned:
+            log.info("event=duplicate_in_progress op=%s action=%s holder=%s", op_id, msg.action, op.worker)
+            await delivery.ack()
+            return
+        steps = await self.store.steps(op_id)
+        state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0}, context=dict(op.context))
+        log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s",
+                 op_id, msg.action, vnfr_name, len(state.done), delivery.message.redelivered)
+        lease = asyncio.create_task(self._keep_lease(op_id))
+        try:
+            try:
+                reply = await self.operations.handle(msg, state)
+                final, error = DONE, None
+            except OperationError as exc:
+                log.error("event=operation_failed op=%s action=%s error=%r", op_id, msg.action, str(exc))
+                reply = failure_reply(exc, msg)
+                final, error = FAILED, str(exc)
+            except Exception as exc:  # a bug must still answer the NFVO
+                log.exception("event=operation_crashed op=%s action=%s", op_id, msg.action)
+                reply = failure_reply(OperationError(f"internal error in gvnfm: {exc!r}"), msg)
+                final, error = FAILED, repr(exc)
+            if msg.action in NO_REPLY:
+                reply = None
+        finally:
+            lease.cancel()
+        await self.store.finish_operation(op_id, state=final, reply=reply.to_wire() if reply else None, error=error)
+        if vnfr is not None and getattr(vnfr, "id", None) and final == DONE and msg.action != "RELEASE_RESOURCES":
+            await self.store.save_vnfr(vnfr.id, vnfr.name, vnfr.to_wire())
+        await self._reply(delivery, reply, msg.action)
+        await self.store.mark_replied(op_id)
+        await delivery.ack()
+        log.info("event=operation_end op=%s action=%s state=%s", op_id, msg.action, final)
+
+    async def _keep_lease(self, op_id: str) -> None:
+        interval = max(1.0, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.renew_lease(op_id, self.worker, self.settings.lease_seconds)
+            except Exception:
+                log.exception("event=lease_renew_failed op=%s", op_id)
+
+
+def parse_reply(data: dict[str, Any]) -> NfvMessage:
+    from gvnfm.catalogue.messages import parse_vnfm_message
+
+    return parse_vnfm_message(data)

@@ -1,0 +1,27 @@
+"""Where the real services of the test suite are, and whether they answer.
+
+RabbitMQ and PostgreSQL run at 127.0.0.1 (``scripts/ensure-services.sh`` installs and starts them
+when they are absent). Override with GVNFM_TEST_AMQP / GVNFM_TEST_PG.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+AMQP_URL = os.environ.get("GVNFM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+PG_URL = os.environ.get("GVNFM_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or concurrent test run) uses: queues, endpoints, databases."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
