@@ -72,7 +72,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
-                               error: str | None = None) -> None: ...
+                               error: str | None = None, vnfr_id: str | None = None,
+                               vnfr_name: str | None = None) -> None:
+        """Record the outcome; ``vnfr_id``/``vnfr_name`` fill in what the request did not know
+        (an INSTANTIATE learns its VNFR id from the NFVO's grant)."""
 
     @abc.abstractmethod
     async def mark_replied(self, op_id: str) -> None: ...

@@ -206,11 +206,14 @@ class VnfmService:
                 log.exception("event=operation_crashed op=%s action=%s", op_id, msg.action)
                 reply = failure_reply(OperationError(f"internal error in gvnfm: {exc!r}"), msg)
                 final, error = FAILED, repr(exc)
-            if msg.action in NO_REPLY:
+            if msg.action in NO_REPLY and final == DONE:
                 reply = None
         finally:
             lease.cancel()
-        await self.store.finish_operation(op_id, state=final, reply=reply.to_wire() if reply else None, error=error)
+        result_vnfr = getattr(reply, "virtualNetworkFunctionRecord", None) if reply is not None else None
+        vnfr = result_vnfr or vnfr
+        await self.store.finish_operation(op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
+                                          vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None))
         if vnfr is not None and getattr(vnfr, "id", None) and final == DONE and msg.action != "RELEASE_RESOURCES":
             await self.store.save_vnfr(vnfr.id, vnfr.name, vnfr.to_wire())
         await self._reply(delivery, reply, msg.action)

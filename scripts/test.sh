@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up gvnfm with its test dependencies in .venv, make sure RabbitMQ and PostgreSQL run (installing
+# them with apt-get when absent), then run the linter and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+bash scripts/ensure-services.sh
+.venv/bin/ruff check src tests bench
+exec .venv/bin/pytest -q -p no:cacheprovider "$@"

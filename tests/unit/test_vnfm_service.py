@@ -1,0 +1,295 @@
+"""The VNFM service over the in-memory transport, with a scripted NFVO and scripted EMSs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gvnfm.store.sql import SqlStore
+from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
+from gvnfm.vnfm.service import VnfmService
+from gvnfm.vnfm.settings import VnfmSettings
+from tests.support.fakes import FakeEms, FakeNfvo
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def vnfd(n_vnfc: int = 2) -> dict[str, Any]:
+    data = json.loads((FIXTURES / "vnfd_iperf_server.json").read_text())
+    vdu = data["vdu"][0]
+    vdu["vnfc"] = [{"id": f"vnfc-d{i}", "connection_point": [{"virtual_link_reference": "private"}]}
+                   for i in range(n_vnfc)]
+    data["lifecycle_event"] += [{"event": "START", "lifecycle_events": ["start.sh"]},
+                                {"event": "CONFIGURE", "lifecycle_events": ["client_conf.sh", "plain.sh"]},
+                                {"event": "TERMINATE", "lifecycle_events": ["stop.sh"]}]
+    return data
+
+
+def instantiate_msg(n_vnfc: int = 2) -> dict[str, Any]:
+    return {"action": "INSTANTIATE", "vnfd": vnfd(n_vnfc), "vnfdf": {"flavour_key": "m1.small"},
+            "vnfInstanceName": "iperf-server", "vlrs": [{"id": "net-1", "name": "private"}],
+            "extension": {"nsr-id": "nsr-1", "brokerIp": "127.0.0.1", "brokerPort": "5672"},
+            "vimInstances": {}, "keys": [],
+            "vnfPackage": {"id": "pkg", "scripts": [
+                {"name": n, "payload": list(f"echo {n}".encode())}
+                for n in ("install.sh", "install-srv.sh", "start.sh", "client_conf.sh", "plain.sh", "stop.sh")]}}
+
+
+class Harness:
+    def __init__(self, tmp: Path, **settings: Any) -> None:
+        self.broker = InMemoryBroker()
+        self.settings = VnfmSettings(**{"broker": "memory://", "state_dir": tmp, "ems_start_timeout": 3,
+                                        "register_pause": 0.05, **settings})
+        self.nfvo_t = InMemoryTransport(self.broker)
+        self.ems = FakeEms(InMemoryTransport(self.broker))
+        self.nfvo = FakeNfvo(self.nfvo_t, self.ems)
+        self.tmp = tmp
+
+    async def __aenter__(self) -> Harness:
+        await self.nfvo_t.connect()
+        await self.ems.transport.connect()
+        await self.nfvo.start()
+        self.store = await SqlStore.open(f"sqlite+aiosqlite:///{self.tmp / 'vnfm.db'}")
+        self.vnfm_t = InMemoryTransport(self.broker)
+        await self.vnfm_t.connect()
+        self.service = VnfmService(self.settings, transport=self.vnfm_t, store=self.store)
+        await self.service.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.service.stop(grace=1)
+        await self.vnfm_t.close()
+        await self.ems.transport.close()
+        await self.nfvo_t.close()
+        await self.store.close()
+
+    async def call(self, msg: dict[str, Any] | bytes, cid: str | None = None, timeout: float = 10) -> dict[str, Any]:
+        body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+        raw = await self.nfvo_t.rpc("generic", body, timeout=timeout, correlation_id=cid)
+        return json.loads(raw)
+
+
+@pytest.fixture
+async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with Harness(tmp_path) as harness:
+        yield harness
+
+
+async def test_registers_with_the_nfvo_and_instantiates(h: Harness) -> None:
+    assert h.nfvo.registered[0]["action"] == "register"
+    assert h.nfvo.registered[0]["vnfmManagerEndpoint"]["endpoint"] == "generic"
+    reply = await h.call(instantiate_msg(2))
+    assert reply["action"] == "INSTANTIATE", reply
+    vnfr = reply["virtualNetworkFunctionRecord"]
+    hosts = [i["hostname"] for i in vnfr["vdu"][0]["vnfc_instance"]]
+    assert len(hosts) == 2 and vnfr["hbVersion"] == 1 and vnfr["parent_ns_id"] == "nsr-1"
+    assert [r["action"] for r in h.nfvo.requests] == ["GRANT_OPERATION", "ALLOCATE_RESOURCES"]
+    assert "export BROKER_IP=127.0.0.1" in h.nfvo.requests[1]["userdata"]
+    actions = [(c["action"], c.get("name") or c.get("payload")) for _, c in h.ems.commands]
+    saves = [a for a in actions if a[0] == "SAVE_SCRIPTS"]
+    assert len(saves) == 12
+    executes = [a[1] for a in actions if a[0] == "EXECUTE"]
+    # script-major: both VNFCs finish install.sh before install-srv.sh starts
+    assert executes == ["install.sh", "install.sh", "install-srv.sh", "install-srv.sh"]
+    assert actions.index(("EXECUTE", "install.sh")) > max(i for i, a in enumerate(actions) if a[0] == "SAVE_SCRIPTS")
+    env = next(c["env"] for _, c in h.ems.commands if c["action"] == "EXECUTE")
+    assert env["port"] == "5001" and env["private"].startswith("10.0.0.") and env["hostname"] in hosts
+
+
+async def test_full_lifecycle_modify_start_stop_release(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(2)))["virtualNetworkFunctionRecord"]
+    dep = {"target": "iperf-server", "idType": {"db": "client"},
+           "parameters": {"client": {"parameters": {"port": "1"}}},
+           "vnfcParameters": {"client": {"parameters": {"x1": {"parameters": {"private": "9.9.9.9"}}}}}}
+    h.ems.commands.clear()
+    reply = await h.call({"action": "MODIFY", "vnfr": vnfr, "vnfrd": dep})
+    assert reply["action"] == "MODIFY"
+    cmds = [c for _, c in h.ems.commands]
+    assert [c["action"] for c in cmds] == ["EXECUTE", "EXECUTE", "SAVE_VNFR_DEPENDENCY", "SAVE_VNFR_DEPENDENCY",
+                                           "EXECUTE", "EXECUTE"]
+    assert cmds[0]["env"]["client_private"] == "9.9.9.9" and cmds[0]["env"]["client_port"] == "1"
+    assert "client_private" not in cmds[4]["env"]
+    h.ems.commands.clear()
+    inst = vnfr["vdu"][0]["vnfc_instance"][1]
+    reply = await h.call({"action": "STOP", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": inst})
+    assert reply["action"] == "STOP" and reply["vnfcInstance"]["id"] == inst["id"]
+    assert h.ems.commands == []   # no STOP event: nothing runs
+    reply = await h.call({"action": "START", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": inst})
+    assert [(hn, c["payload"]) for hn, c in h.ems.commands] == [(inst["hostname"], "start.sh")]
+    h.ems.commands.clear()
+    reply = await h.call({"action": "RELEASE_RESOURCES", "vnfr": vnfr})
+    assert reply["action"] == "RELEASE_RESOURCES" and h.ems.executed() == ["stop.sh", "stop.sh"]
+
+
+async def test_not_enough_resources_ends_cleanly_without_allocation(tmp_path: Path) -> None:
+    async with Harness(tmp_path) as h:
+        h.nfvo.capacity = 1
+        reply = await h.call(instantiate_msg(2))
+        assert reply["action"] == "ERROR"
+        assert "Not enough resources for deploying VNFR iperf-server" in reply["exception"]["detailMessage"]
+        assert [r["action"] for r in h.nfvo.requests] == ["GRANT_OPERATION"]
+        assert h.ems.commands == []
+
+
+async def test_script_failure_names_vnfc_event_script_and_stderr(h: Harness) -> None:
+    h.ems.fail["install-srv.sh"] = (3, "iperf: command not found")
+    reply = await h.call(instantiate_msg(2))
+    assert reply["action"] == "ERROR"
+    text = reply["exception"]["detailMessage"]
+    assert "install-srv.sh" in text and "INSTANTIATE" in text and "iperf: command not found" in text
+    failed_hosts = [i for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"] if i["state"] == "error"]
+    assert len(failed_hosts) == 1 and failed_hosts[0]["hostname"] in text
+    assert reply["nsrId"] == "nsr-1"
+
+
+async def test_bad_input_gets_an_error_reply_and_the_service_keeps_serving(
+        h: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    for body, needle in [(b"{oops", "not valid JSON"), (b'{"action": "DANCE"}', "unknown action"),
+                         (json.dumps({"action": "START", "virtualNetworkFunctionRecord": {"name": "x", "vdu": []}}).encode(),
+                          "no VNFC instances"),
+                         (json.dumps({**instantiate_msg(), "vnfd": {**vnfd(), "vdu": []}}).encode(), "has no VDU")]:
+        reply = await h.call(body)
+        assert reply["action"] == "ERROR" and needle in reply["exception"]["detailMessage"], (needle, reply)
+    assert "event=message_refused" in caplog.text
+    assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
+
+
+async def test_missing_ems_times_out_naming_the_hostnames(tmp_path: Path) -> None:
+    async with Harness(tmp_path, ems_start_timeout=0.5) as h:
+        h.nfvo.register_ems = False
+        reply = await h.call(instantiate_msg(2))
+        assert reply["action"] == "ERROR"
+        text = reply["exception"]["detailMessage"]
+        hosts = [i["hostname"] for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]]
+        assert "Timeout waiting for EMS" in text and all(hn in text for hn in hosts)
+
+
+async def test_early_registration_is_remembered_and_matching_is_exact(h: Harness) -> None:
+    await h.ems.register("web-12345")
+    await asyncio.sleep(0.05)
+    assert h.service.registrations.is_registered("web-12345")
+    assert not h.service.registrations.is_registered("db-9123456")
+    assert await h.service.registrations.wait(["web-12345"], 0.1) == []
+    assert await h.service.registrations.wait(["db-9123456"], 0.1) == ["db-9123456"]
+
+
+async def test_duplicate_message_runs_nothing_twice(h: Harness) -> None:
+    msg = instantiate_msg(2)
+    first = await h.call(msg, cid="op-dup-1")
+    assert first["action"] == "INSTANTIATE"
+    n = len(h.ems.commands)
+    body = json.dumps(msg).encode()
+    await h.nfvo_t.publish("generic", body, correlation_id="op-dup-1")   # same message again, no reply wanted
+    await asyncio.sleep(0.3)
+    assert len(h.ems.commands) == n
+    assert [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION") == 1
+
+
+async def test_vnfcs_of_a_step_run_in_parallel_within_the_bound(tmp_path: Path) -> None:
+    async with Harness(tmp_path, concurrency=3) as h:
+        active = 0
+        peak = 0
+        original = h.ems.transport.reply
+
+        async def slow_reply(message: Any, body: bytes) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.05)
+            active -= 1
+            await original(message, body)
+
+        h.ems.transport.reply = slow_reply  # type: ignore[method-assign]
+        reply = await h.call(instantiate_msg(6))
+        assert reply["action"] == "INSTANTIATE"
+        assert peak == 3
+
+
+async def test_resume_reruns_the_failed_script_only_where_it_failed(h: Harness) -> None:
+    msg = instantiate_msg(3)
+    # learn the hostnames: fail the 2nd script on the 2nd VNFC only
+    h.ems.fail["install-srv.sh"] = (0, "")
+    original_add = h.ems.add_host
+    hosts: list[str] = []
+
+    async def add_host(hostname: str, endpoint: str = "generic", register: bool = True) -> None:
+        hosts.append(hostname)
+        if len(hosts) == 2:
+            h.ems.fail[f"install-srv.sh@{hostname}"] = (1, "bad config")
+        await original_add(hostname, endpoint, register)
+
+    h.ems.add_host = add_host  # type: ignore[method-assign]
+    failed = await h.call(msg)
+    assert failed["action"] == "ERROR" and hosts[1] in failed["exception"]["detailMessage"]
+    before = list(h.ems.commands)
+    assert [hn for hn, c in before if c.get("payload") == "install-srv.sh"] and \
+        sorted(hn for hn, c in before if c.get("payload") == "install-srv.sh") == sorted(hosts)
+    # the operator fixes the script; RESUME continues from the failed step
+    del h.ems.fail[f"install-srv.sh@{hosts[1]}"]
+    h.ems.commands.clear()
+    resumed = await h.call({"action": "RESUME", "vnfr": failed["virtualNetworkFunctionRecord"]})
+    assert resumed["action"] == "INSTANTIATE", resumed
+    assert [(hn, c["action"], c.get("payload")) for hn, c in h.ems.commands] == [
+        (hosts[1], "EXECUTE", "install-srv.sh")]
+    assert [r["action"] for r in h.nfvo.requests].count("ALLOCATE_RESOURCES") == 1
+    again = await h.call({"action": "RESUME", "vnfr": resumed["virtualNetworkFunctionRecord"]})
+    assert again["action"] == "ERROR" and "Resume is allowed only" in again["exception"]["detailMessage"]
+
+
+async def test_heal_switch_to_standby_and_scale_out_in(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+    vnfr["lifecycle_event"].append({"event": "SCALE_IN", "lifecycle_events": ["scale_in.sh"]})
+    vnfr["lifecycle_event"].append({"event": "HEAL", "lifecycle_events": ["heal.sh"]})
+    comp = vnfr["vdu"][0]["vnfc"][0]
+    h.ems.commands.clear()
+    scaled = await h.call({"action": "SCALE_OUT", "component": comp, "virtualNetworkFunctionRecord": vnfr,
+                           "vnfPackage": {"scripts": [{"name": "start.sh", "payload": [101]}]},
+                           "mode": "standby", "extension": {"brokerIp": "127.0.0.1"}})
+    assert scaled["action"] == "SCALED", scaled
+    new = scaled["vnfcInstance"]
+    assert new["state"] == "STANDBY"
+    assert [c["action"] for hn, c in h.ems.commands if hn == new["hostname"]] == [
+        "SAVE_SCRIPTS", "EXECUTE", "EXECUTE"]   # no START while in standby
+    vnfr = scaled["virtualNetworkFunctionRecord"]
+    h.ems.commands.clear()
+    healed = await h.call({"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": new,
+                           "cause": "switchToStandby"})
+    assert healed["action"] == "HEAL" and healed["vnfcInstance"]["state"] == "ACTIVE"
+    assert [(hn, c["payload"]) for hn, c in h.ems.commands] == [(new["hostname"], "start.sh")]
+    h.ems.commands.clear()
+    healed = await h.call({"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": new,
+                           "cause": "disk full"})
+    assert h.ems.commands[0][1]["env"]["cause"] == "disk full"
+    # SCALE_IN runs on the receiving VNFR's VNFCs with removing_* and gets no answer
+    h.ems.commands.clear()
+    await h.nfvo_t.publish("generic", json.dumps({"action": "SCALE_IN", "virtualNetworkFunctionRecord": vnfr,
+                                                  "vnfcInstance": new}).encode(), correlation_id="scale-in-1")
+    for _ in range(100):
+        if h.ems.commands:
+            break
+        await asyncio.sleep(0.02)
+    env = h.ems.commands[0][1]["env"]
+    assert env["removing_hostname"] == new["hostname"] and h.ems.commands[0][1]["payload"] == "scale_in.sh"
+
+
+async def test_update_execute_and_logs(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(2)))["virtualNetworkFunctionRecord"]
+    h.ems.commands.clear()
+    reply = await h.call({"action": "UPDATE", "vnfr": vnfr, "script": {"name": "install.sh", "payload": [49]}})
+    assert reply["action"] == "UPDATE" and [c["action"] for _, c in h.ems.commands] == ["SCRIPTS_UPDATE"] * 2
+    h.ems.commands.clear()
+    reply = await h.call({"action": "EXECUTE", "vnfr": vnfr, "script": {"name": "ob_runtime_script",
+                                                                        "payload": list(b"uptime")}})
+    assert reply["action"] == "EXECUTE" and len(reply["scriptResults"]) == 2
+    assert all(r["status"] == 0 for r in reply["scriptResults"])
+    host = vnfr["vdu"][0]["vnfc_instance"][0]["hostname"]
+    logs = await h.call({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": host})
+    assert logs["action"] == "LOG_REQUEST"
+    assert "Output of Script : install.sh" in logs["outputLog"] and logs["errorLog"] == []
