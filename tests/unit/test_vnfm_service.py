@@ -143,7 +143,8 @@ async def test_script_failure_names_vnfc_event_script_and_stderr(h: Harness) -> 
     assert reply["action"] == "ERROR"
     text = reply["exception"]["detailMessage"]
     assert "install-srv.sh" in text and "INSTANTIATE" in text and "iperf: command not found" in text
-    failed_hosts = [i for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"] if i["state"] == "error"]
+    instances = reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]
+    failed_hosts = [i for i in instances if i["state"] == "error"]
     assert len(failed_hosts) == 1 and failed_hosts[0]["hostname"] in text
     assert reply["nsrId"] == "nsr-1"
 
@@ -151,9 +152,9 @@ async def test_script_failure_names_vnfc_event_script_and_stderr(h: Harness) -> 
 async def test_bad_input_gets_an_error_reply_and_the_service_keeps_serving(
         h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    no_vdu = {"action": "START", "virtualNetworkFunctionRecord": {"name": "x", "vdu": []}}
     for body, needle in [(b"{oops", "not valid JSON"), (b'{"action": "DANCE"}', "unknown action"),
-                         (json.dumps({"action": "START", "virtualNetworkFunctionRecord": {"name": "x", "vdu": []}}).encode(),
-                          "no VNFC instances"),
+                         (json.dumps(no_vdu).encode(), "no VNFC instances"),
                          (json.dumps({**instantiate_msg(), "vnfd": {**vnfd(), "vdu": []}}).encode(), "has no VDU")]:
         reply = await h.call(body)
         assert reply["action"] == "ERROR" and needle in reply["exception"]["detailMessage"], (needle, reply)
