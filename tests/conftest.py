@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+
 import pytest
 
-from tests.support.services import AMQP_URL, PG_URL, port_open
+from tests.support.services import AMQP_URL, PG_URL, port_open, unique
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +22,18 @@ def pg_url() -> str:
     if not port_open("127.0.0.1", 5432):
         pytest.fail("PostgreSQL is not running at 127.0.0.1:5432 (run scripts/ensure-services.sh)")
     return PG_URL
+
+
+@pytest.fixture
+def amqp_vhost(amqp_url: str) -> Iterator[str]:
+    """A broker URL on a virtual host of this test's own: tests that play the NFVO (and so consume
+    the NFVO's fixed queue names) cannot steal each other's messages."""
+    vhost = unique("gvnfm-test")
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True, timeout=60)
+    base = amqp_url.rstrip("/")
+    try:
+        yield f"{base}/{vhost}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
