@@ -20,7 +20,7 @@ class VnfmProcess:
         state_dir.mkdir(parents=True, exist_ok=True)
 
     async def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_path, "ab")  # noqa: ASYNC230 - a log file for the child, opened once
         self.proc = await asyncio.create_subprocess_exec(*self.args, stdout=log, stderr=log,
                                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -154,8 +155,8 @@ class InMemoryBroker:
     def _requeue(self, queue: _Queue, message: Message) -> None:
         if queue.name not in self.queues:
             return
-        message.redelivered = True
-        queue.messages.appendleft(message)
+        # A fresh copy: the message object the first consumer holds keeps redelivered=False.
+        queue.messages.appendleft(dataclasses.replace(message, redelivered=True, headers=dict(message.headers)))
 
     def _dispatch(self, queue: _Queue) -> None:
         while queue.messages:
