@@ -11,18 +11,19 @@ from pathlib import Path
 
 class VnfmProcess:
     def __init__(self, *, broker: str, endpoint: str, state_dir: Path, db: str | None = None,
-                 extra: list[str] | None = None, register: bool = True) -> None:
+                 extra: list[str] | None = None, register: bool = True, env: dict[str, str] | None = None) -> None:
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.args = [sys.executable, "-m", "gvnfm.cli.main", "vnfm", "--broker", broker, "--endpoint", endpoint,
                      "--type", endpoint, "--state-dir", str(state_dir), "--log-level", "INFO",
                      *(["--db", db] if db else []), *([] if register else ["--no-register"]), *(extra or [])]
-        self.log_path = state_dir / "vnfm.log"
+        self.log_path = state_dir / f"vnfm-{id(self):x}.log"
         self.proc: asyncio.subprocess.Process | None = None
         state_dir.mkdir(parents=True, exist_ok=True)
 
     async def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: ASYNC230 - a log file for the child, opened once
         self.proc = await asyncio.create_subprocess_exec(*self.args, stdout=log, stderr=log,
-                                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                                         env=self.env)
         log.close()
 
     async def wait_for_log(self, needle: str, timeout: float = 20.0) -> None:

@@ -175,20 +175,27 @@ class VnfmService:
             return
         vnfr = getattr(msg, "vnfr", None) or getattr(msg, "virtualNetworkFunctionRecord", None)
         vnfr_name = getattr(vnfr, "name", None) or (msg.vnfd.name if getattr(msg, "vnfd", None) else None)  # type: ignore[attr-defined]
-        op, owned = await self.store.claim_operation(
-            op_id, action=msg.action, vnfr_id=getattr(vnfr, "id", None), vnfr_name=vnfr_name,
-            request=json.loads(raw), worker=self.worker, lease_seconds=self.settings.lease_seconds)
-        if op.state in (DONE, FAILED):
-            if not op.replied and op.reply is not None:
-                await self._reply(delivery, parse_reply(op.reply), msg.action)
-                await self.store.mark_replied(op_id)
-            log.info("event=duplicate_finished op=%s action=%s", op_id, msg.action)
-            await delivery.ack()
-            return
-        if not owned:
-            log.info("event=duplicate_in_progress op=%s action=%s holder=%s", op_id, msg.action, op.worker)
-            await delivery.ack()
-            return
+        # Claim the operation. Held by another worker: it may be alive (a duplicated message: wait
+        # for it to finish) or dead (its lease runs out: take the operation over). The message is
+        # not acknowledged meanwhile, so it is never lost.
+        while True:
+            op, owned = await self.store.claim_operation(
+                op_id, action=msg.action, vnfr_id=getattr(vnfr, "id", None), vnfr_name=vnfr_name,
+                request=json.loads(raw), worker=self.worker, lease_seconds=self.settings.lease_seconds)
+            if op.state in (DONE, FAILED):
+                if not op.replied and op.reply is not None:
+                    await self._reply(delivery, parse_reply(op.reply), msg.action)
+                    await self.store.mark_replied(op_id)
+                log.info("event=duplicate_finished op=%s action=%s", op_id, msg.action)
+                await delivery.ack()
+                return
+            if owned:
+                break
+            if self._stopping.is_set():
+                await delivery.reject(requeue=True)
+                return
+            log.info("event=operation_held_elsewhere op=%s action=%s holder=%s", op_id, msg.action, op.worker)
+            await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
         steps = await self.store.steps(op_id)
         state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0}, context=dict(op.context))
         log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s",

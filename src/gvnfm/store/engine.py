@@ -1,0 +1,115 @@
+"""Database URLs and async engines for the store.
+
+SQLite (``sqlite+aiosqlite``) and PostgreSQL (``postgresql+asyncpg``) only. SQLite connections run in
+WAL mode with a busy timeout and SQLAlchemy emits the ``BEGIN`` itself: plain ``BEGIN`` for readers,
+``BEGIN IMMEDIATE`` on the engine returned by :func:`writer` so that writers of several processes
+queue on the database lock instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+log = logging.getLogger("gvnfm.store")
+
+SQLITE = "sqlite+aiosqlite"
+POSTGRES = "postgresql+asyncpg"
+_SQLITE_NAMES = {"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"}
+_POSTGRES_NAMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2",
+                   "postgresql+pg8000", "postgres+asyncpg"}
+WRITE_OPTION = "gvnfm_write"
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+def normalise_url(url: str) -> URL:
+    """Parse ``url`` and switch it to the async driver; ValueError for anything else."""
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a database URL: {url!r} (use sqlite+aiosqlite:///PATH or "
+                         "postgresql+asyncpg://USER@HOST/DB)") from exc
+    name = parsed.drivername.lower()
+    if name in _SQLITE_NAMES:
+        return parsed.set(drivername=SQLITE)
+    if name in _POSTGRES_NAMES:
+        return parsed.set(drivername=POSTGRES)
+    raise ValueError(f"unsupported database {parsed.drivername!r} in {parsed.render_as_string()!r}: "
+                     "gvnfm stores in SQLite (sqlite+aiosqlite:///PATH) or PostgreSQL (postgresql+asyncpg://...)")
+
+
+def is_memory(url: URL) -> bool:
+    return url.drivername == SQLITE and url.database in (None, "", ":memory:")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> AsyncEngine:
+    """An async engine for ``url`` (normalised first). Creates the parent directory of a SQLite file."""
+    parsed = url if isinstance(url, URL) else normalise_url(url)
+    if parsed.drivername == SQLITE:
+        return _sqlite_engine(parsed, busy_timeout)
+    return create_async_engine(
+        parsed, json_serializer=_dumps, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
+        connect_args={"timeout": 15, "command_timeout": 120, "server_settings": {"application_name": "gvnfm"}})
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) whose transactions are writers (``BEGIN IMMEDIATE`` on SQLite)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
+    memory = is_memory(url)
+    if not memory and url.database and not url.query.get("uri"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, json_serializer=_dumps, connect_args={"timeout": busy_timeout})
+    busy_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None          # SQLAlchemy emits BEGIN (see _on_begin)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                _enable_wal(cur, busy_timeout)
+        finally:
+            cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _enable_wal(cur: Any, busy_timeout: float) -> None:
+    """Switch to WAL once per database file; a concurrent switch can report 'locked': retry, bounded."""
+    cur.execute("PRAGMA journal_mode")
+    if str(cur.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            mode = str(cur.fetchone()[0]).lower()
+            if mode != "wal":
+                log.warning("event=sqlite_journal_mode mode=%s reason=wal_refused", mode)
+            return
+        except Exception as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
