@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.rabbit import private_rabbit  # noqa: F401  (a fixture for every test module)
 from tests.support.services import AMQP_URL, PG_URL, port_open, unique
 
 

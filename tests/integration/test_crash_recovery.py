@@ -25,7 +25,7 @@ from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
 from tests.support.fakes import FakeNfvo
 from tests.support.pg import create_pg_database, drop_pg_database
-from tests.support.rabbit import PrivateRabbit, private_rabbit  # noqa: F401  (fixture)
+from tests.support.rabbit import PrivateRabbit
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
