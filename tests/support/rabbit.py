@@ -15,9 +15,10 @@ be restarted. ``PrivateRabbit`` runs a second, throw-away node of the installed 
 Every ``rabbitmqctl`` call names the private node explicitly (``-n``), and ``stop()`` refuses a node
 whose name does not start with ``gvnfm-``. Nodes still running at interpreter exit are killed.
 
-Usage in a test module::
+Usage in a test module (tests/conftest.py imports the ``private_rabbit`` fixture for every module; a
+module importing it itself needs ``# noqa: F811`` on every test that takes it)::
 
-    from tests.support.rabbit import PrivateRabbit, private_rabbit  # noqa: F401  (fixture)
+    from tests.support.rabbit import PrivateRabbit
 
     async def test_x(private_rabbit: PrivateRabbit) -> None:
         ...

@@ -90,8 +90,11 @@ def test_worked_example_configure_runs_once_per_source_vnfc() -> None:
 def test_configure_is_script_major_across_vnfcs_and_stages_are_parallel_groups() -> None:
     vnfr = client_vnfr(3)
     plan = plans.plan_configure(vnfr, DEP, plans.targets_of(vnfr))
-    assert [len(st.steps) for st in plan.stages] == [6, 3, 3]   # 3 VNFC × 2 sources, save, setup
-    assert {s.script for s in plan.stages[0].steps} == {"server_configure.sh"}
+    # per source instance a stage over the 3 VNFCs (runs on one VNFC never overlap), save, setup
+    assert [len(st.steps) for st in plan.stages] == [3, 3, 3, 3]
+    assert {s.script for s in plan.stages[0].steps + plan.stages[1].steps} == {"server_configure.sh"}
+    for stage in plan.stages:
+        assert len({s.hostname for s in stage.steps}) == len(stage.steps)
     assert {s.hostname for s in plan.stages[2].steps} == {f"iperf-client-333333{i}" for i in range(3)}
 
 

@@ -139,16 +139,16 @@ def plan_configure(vnfr: VirtualNetworkFunctionRecord, dependency: VNFRecordDepe
                     for inst in targets]))
         if index < start_index:
             continue
-        stage = Stage()
-        for inst in targets:
-            own = envs.compose(base, envs.vnfc_env(inst))
-            if runs is None:
-                stage.steps.append(_execute("CONFIGURE", index, script, inst, own))
-            else:
-                for src_id, dep_env in runs:
-                    stage.steps.append(_execute("CONFIGURE", index, script, inst, envs.compose(own, dep_env), src_id))
-        if stage.steps:
-            plan.stages.append(stage)
+        if runs is None:
+            plan.stages.append(Stage([_execute("CONFIGURE", index, script, inst,
+                                               envs.compose(base, envs.vnfc_env(inst))) for inst in targets]))
+            continue
+        # One run per source VNFC instance. The runs on one VNFC must not overlap (they edit the same
+        # files), so run j of every target VNFC forms a stage: parallel across VNFCs, serial on each.
+        for src_id, dep_env in runs:
+            plan.stages.append(Stage([_execute("CONFIGURE", index, script, inst,
+                                               envs.compose(base, envs.vnfc_env(inst), dep_env), src_id)
+                                      for inst in targets]))
     return plan
 
 

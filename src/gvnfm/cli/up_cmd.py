@@ -1,0 +1,153 @@
+"""``gvnfm up PATH``: deploy a network service on this machine, show it live, tear it down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from gvnfm.logs import setup_logging
+
+log = logging.getLogger("gvnfm.up")
+
+
+def _failure_text(nsr: object) -> str:
+    errors = getattr(nsr, "errors", [])
+    if not errors:
+        return "the network service did not become ACTIVE"
+    e = errors[0]
+    parts = [f"VNF {e.vnfr}" if e.vnfr else "", f"VNFC {e.hostname}" if e.hostname else "",
+             f"event {e.event}" if e.event else f"during {e.action}", f"script {e.script}" if e.script else ""]
+    head = ", ".join(p for p in parts if p)
+    stderr = (e.stderr or "").strip()
+    return f"{head}: {e.message}" + (f"\nstderr:\n{stderr}" if stderr and stderr not in e.message else "")
+
+
+async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
+                 api_port: int | None, console: Console) -> int:
+    from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
+    from gvnfm.local.view import render
+    from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
+
+    assert isinstance(options, RuntimeOptions)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = LocalRuntime(options)
+    nsr = None
+    code = 0
+    view: Live | None = None
+    try:
+        await runtime.start()
+        api = None
+        if api_port is not None and api_port >= 0:
+            from gvnfm.api.server import ApiServer
+
+            api = ApiServer(runtime, port=api_port)
+            await api.start()
+            console.print(f"[dim]control API on {api.url} (OpenAPI at {api.url}/docs)[/]")
+        assert runtime.nfvo is not None
+        if live:
+            view = Live(render(None, f"gvnfm up {path}"), console=console, refresh_per_second=8, transient=False)
+            view.start()
+            runtime.nfvo.events.add(lambda _e: view.update(render(runtime.nfvo.nsrs.get(_e.nsr_id), f"gvnfm up {path}"))
+                                    if view is not None else None)
+        else:
+            runtime.nfvo.events.add(lambda e: console.print(
+                f"{e.vnfr or '-'} {e.hostname or ''} {e.action or ''} {e.event or ''} {e.script or ''} "
+                f"{e.state or ''} {e.message or ''}".replace("  ", " ").strip(), highlight=False))
+        deploy_task = asyncio.create_task(runtime.deploy(path))
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({deploy_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if deploy_task not in done:
+            deploy_task.cancel()
+            console.print("[yellow]interrupted during deployment: tearing down[/]")
+            code = 130
+            nsr = next(iter(runtime.nfvo.nsrs.values()), None)
+        else:
+            try:
+                nsr = deploy_task.result()
+            except DescriptorError as exc:
+                console.print(f"[red]{exc}[/]", highlight=False)
+                return 2
+            except NotEnoughResources as exc:
+                console.print(f"[red]{exc}[/] (nothing was deployed)", highlight=False)
+                return 3
+            except DeployFailed as exc:
+                nsr = exc.nsr
+                code = 1
+            if nsr is not None and nsr.status != "ACTIVE" and code == 0:
+                code = 1
+            if code == 0 and not once:
+                if view is not None:
+                    view.update(render(nsr, f"gvnfm up {path}"))
+                console.print("[green]network service ACTIVE[/] — Ctrl-C tears it down")
+                await stop_task
+        stop_task.cancel()
+        if view is not None and nsr is not None:
+            view.update(render(nsr, f"gvnfm up {path}"))
+        if code == 1 and nsr is not None:
+            console.print(f"[red]deployment failed[/]: {_failure_text(nsr)}", highlight=False)
+        if nsr is not None:
+            await runtime.teardown(nsr)
+            if view is not None:
+                view.update(render(nsr, f"gvnfm up {path}"))
+            if report is not None:
+                report.parent.mkdir(parents=True, exist_ok=True)
+                report.write_text(json.dumps(await runtime.report(nsr), indent=2))
+                console.print(f"report written to {report}")
+        if api is not None:
+            await api.stop()
+        if code == 0:
+            console.print("[green]deployed, ACTIVE, torn down[/]" if once else "torn down")
+        return code
+    finally:
+        if view is not None:
+            view.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runtime.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up(
+        path: Path = typer.Argument(..., help="NSD JSON, VNF package (.tar or folder), or a folder of them"),
+        once: bool = typer.Option(False, "--once", help="tear down as soon as ACTIVE; exit 0, or non-zero naming the failure"),
+        report: Path | None = typer.Option(None, "--report", help="write a JSON report of the run"),
+        vim: str = typer.Option("process", "--vim", help="process (default, unprivileged) or netns (root)"),
+        broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ (default: in-process)"),
+        capacity: int = typer.Option(64, "--capacity", help="hosts the local VIM can create"),
+        state_dir: Path = typer.Option(Path(".gvnfm"), "--state-dir"),
+        db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the VNFM store (default SQLite)"),
+        endpoint: str = typer.Option("generic", "--endpoint"),
+        ems_user: str | None = typer.Option(None, "--ems-user", help="broker user for the hosts' EMS (netns)"),
+        ems_password: str | None = typer.Option(None, "--ems-password"),
+        concurrency: int = typer.Option(32, "--concurrency"),
+        script_timeout: float = typer.Option(1800.0, "--script-timeout"),
+        api_port: int = typer.Option(0, "--api-port", help="control API port (0 = any free port, -1 = none)"),
+        log_level: str = typer.Option("INFO", "--log-level"),
+        plain: bool = typer.Option(False, "--plain", help="progress as lines instead of a live table"),
+    ) -> None:
+        """Deploy a network service locally and keep it running until interrupted."""
+        from gvnfm.local.runtime import RuntimeOptions
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(state_dir / "up.log", "a")  # noqa: SIM115 - lives as long as the command
+        setup_logging(log_level, stream=log_file)
+        console = Console(stderr=False)
+        options = RuntimeOptions(state_dir=state_dir, broker=broker, vim=vim, capacity=capacity, endpoint=endpoint,
+                                 db=db, ems_username=ems_user, ems_password=ems_password, concurrency=concurrency,
+                                 script_timeout=script_timeout)
+        live = not plain and sys.stdout.isatty()
+        code = asyncio.run(run_up(path, options=options, once=once, report=report, live=live,
+                                  api_port=None if api_port < 0 else api_port, console=console))
+        raise typer.Exit(code)

@@ -1,0 +1,168 @@
+"""Assemble the parts of a local deployment: transports, store, VIM, VNFM service, local NFVO.
+
+With no broker URL everything talks over one in-process broker and the EMS agents live in this
+process (their scripts are child processes). With ``amqp://...`` the NFVO and the VNFM talk over
+RabbitMQ and every host's EMS is a process of its own, as on a real VM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from gvnfm.orchestrator.deploy import Deployment
+from gvnfm.orchestrator.loader import aload_service
+from gvnfm.orchestrator.nfvo import LocalNfvo
+from gvnfm.orchestrator.records import NetworkServiceRecord
+from gvnfm.store.api import Store
+from gvnfm.store.sql import open_store
+from gvnfm.transport import Transport, open_transport
+from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
+from gvnfm.vim.base import Vim
+from gvnfm.vnfm.service import VnfmService
+from gvnfm.vnfm.settings import VnfmSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuntimeOptions:
+    state_dir: Path
+    broker: str | None = None          # None = in-process broker
+    vim: str = "process"               # process | netns
+    capacity: int = 64
+    endpoint: str = "generic"
+    db: str | None = None
+    ems_username: str | None = None    # netns hosts cannot use RabbitMQ's guest (loopback only)
+    ems_password: str | None = None
+    concurrency: int = 32
+    ems_start_timeout: float = 120.0
+    script_timeout: float = 1800.0
+    reply_timeout: float = 900.0
+
+
+class LocalRuntime:
+    def __init__(self, options: RuntimeOptions) -> None:
+        self.options = options
+        self.state_dir = options.state_dir.resolve()
+        self._transports: list[Transport] = []
+        self.store: Store | None = None
+        self.vim: Vim | None = None
+        self.vnfm: VnfmService | None = None
+        self.nfvo: LocalNfvo | None = None
+        self.deployment: Deployment | None = None
+        self._broker: InMemoryBroker | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def _transport(self) -> Transport:
+        if self._broker is not None:
+            t: Transport = InMemoryTransport(self._broker)
+        else:
+            t = open_transport(self.options.broker)
+        await t.connect()
+        self._transports.append(t)
+        return t
+
+    def _vim(self) -> Vim:
+        o = self.options
+        hosts_dir = self.state_dir / "vim"
+        if o.vim == "process":
+            from gvnfm.vim.process import ProcessVim
+
+            if self._broker is not None:
+                broker = self._broker
+                return ProcessVim(hosts_dir, o.capacity, transport_factory=lambda: InMemoryTransport(broker))
+            return ProcessVim(hosts_dir, o.capacity, broker_url=o.broker)
+        if o.vim == "netns":
+            from gvnfm.vim.netns import NetnsVim
+
+            if self._broker is not None:
+                raise ValueError("the netns VIM needs a real broker: pass --broker amqp://...")
+            return NetnsVim(hosts_dir, o.capacity, ems_username=o.ems_username, ems_password=o.ems_password)
+        raise ValueError(f"unknown VIM {o.vim!r} (process or netns)")
+
+    async def start(self) -> None:
+        o = self.options
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if o.broker is None or o.broker.startswith("memory://"):
+            self._broker = InMemoryBroker()
+            broker_ip, broker_port, user, password = "127.0.0.1", 5672, "memory", "memory"
+        else:
+            parts = urlsplit(o.broker)
+            broker_ip, broker_port = parts.hostname or "127.0.0.1", parts.port or 5672
+            user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
+        self.store = await open_store(o.db, self.state_dir)
+        self.vim = self._vim()
+        cleanup = getattr(self.vim, "cleanup_stale", None)
+        if callable(cleanup):
+            await cleanup()
+        settings = VnfmSettings(
+            broker=o.broker or "memory://", endpoint=o.endpoint, type=o.endpoint, state_dir=self.state_dir,
+            db=o.db, ems_username=o.ems_username or user, ems_password=o.ems_password or password,
+            concurrency=o.concurrency, ems_start_timeout=o.ems_start_timeout, script_timeout=o.script_timeout,
+            register_pause=0.2)
+        self.nfvo = LocalNfvo(await self._transport(), self.vim, broker_ip=broker_ip, broker_port=broker_port,
+                              endpoint_credentials=(user, password), reply_timeout=o.reply_timeout)
+        await self.nfvo.start()
+        self.vnfm = VnfmService(settings, transport=await self._transport(), store=self.store,
+                                progress=self.nfvo.on_vnfm_progress, worker_id=f"up-{uuid.uuid4().hex[:8]}")
+        await self.vnfm.start()
+        self.deployment = Deployment(self.nfvo)
+        log.info("event=runtime_started broker=%s vim=%s state_dir=%s", "memory" if self._broker else o.broker,
+                 o.vim, self.state_dir)
+
+    async def close(self) -> None:
+        if self.vnfm is not None:
+            with contextlib.suppress(Exception):
+                await self.vnfm.stop(grace=5)
+        if self.nfvo is not None:
+            with contextlib.suppress(Exception):
+                await self.nfvo.stop()
+        if self.vim is not None:
+            with contextlib.suppress(Exception):
+                await self.vim.close()
+        for t in reversed(self._transports):
+            with contextlib.suppress(Exception):
+                await t.close()
+        if self.store is not None:
+            await self.store.close()
+
+    async def __aenter__(self) -> LocalRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- work -----------------------------------------------------------------------------------------
+    async def deploy(self, path: Path) -> NetworkServiceRecord:
+        assert self.deployment is not None
+        bundle = await aload_service(path, self.state_dir / "catalogue")
+        return await self.deployment.deploy(bundle)
+
+    async def teardown(self, nsr: NetworkServiceRecord) -> NetworkServiceRecord:
+        assert self.deployment is not None
+        return await self.deployment.teardown(nsr)
+
+    async def report(self, nsr: NetworkServiceRecord) -> dict[str, Any]:
+        """The NSR's records, and per VNFC every script run with its outcome."""
+        assert self.store is not None
+        data = nsr.report()
+        for vnfr in data["vnfrs"]:
+            results = await self.store.script_results(vnfr_name=vnfr["name"], limit=100_000)
+            by_host: dict[str, list[dict[str, Any]]] = {}
+            for r in results:
+                if r.event == "DELIVER":
+                    continue
+                by_host.setdefault(r.hostname, []).append({
+                    "event": r.event, "script": r.script,
+                    "exit_status": r.status, "stdout": r.output, "stderr": r.error,
+                    "started_at": r.started_at.isoformat(), "duration": round(r.duration, 4)})
+            for vnfc in vnfr["vnfc"]:
+                vnfc["scripts"] = by_host.get(vnfc["hostname"], [])
+        return data

@@ -1,0 +1,703 @@
+"""The RabbitMQ transport (aio-pika), with the semantics documented in ``transport.base``.
+
+Connection handling:
+- ``connect()`` retries with back-off until ``connect_timeout``; refused credentials fail at once.
+- When an established connection drops, a background task reconnects forever with capped exponential
+  back-off (``reconnect_initial`` doubling up to ``reconnect_max``, restarting from ``reconnect_initial``
+  after every successful connection). It re-declares the exchange and the queues this transport
+  declared, re-binds them, re-creates the RPC reply queue, restarts the consumers and only then runs
+  the ``on_reconnect`` callbacks.
+- While the connection is down, RPCs waiting for a reply fail at once with ``TransportError("connection
+  lost")``; new operations wait for the reconnection (at most ``connect_timeout``) and then fail with
+  ``TransportError``.
+
+Channels: one for publishing (publisher confirms), one for declarations and bindings (a failing
+declaration closes only that channel, which is re-opened on next use), one per consumer (its own
+prefetch) and one for the RPC reply queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
+from yarl import URL
+
+from gvnfm.transport.base import (
+    DEFAULT_EXCHANGE,
+    Delivery,
+    Handler,
+    Message,
+    RpcTimeout,
+    Subscription,
+    Transport,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# Errors of the broker or of the socket that become TransportError.
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+# Connection refusals that retrying does not cure.
+_FATAL_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.AuthenticationError,
+    aiormq.exceptions.ConnectionNotAllowed,
+    aiormq.exceptions.IncompatibleProtocolError,
+    aiormq.exceptions.InvalidFrameError,      # Connection.Close instead of OpenOk: no such vhost, no access
+)
+
+
+class _FatalConnectError(TransportError):
+    """The broker is reachable but refuses what connecting needs: retrying does not help."""
+
+
+def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
+    """``initial, 2*initial, 4*initial, ...`` capped at ``maximum``, forever."""
+    delay = max(0.0, initial)
+    while True:
+        yield min(delay, maximum)
+        delay = min(delay * 2 if delay > 0 else maximum, maximum)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        return "<invalid url>"
+    return str(parsed.with_password("***")) if parsed.password else str(parsed)
+
+
+@contextlib.contextmanager
+def _as_transport_error(what: str) -> Iterator[None]:
+    try:
+        yield
+    except TransportError:
+        raise
+    except _BROKER_ERRORS as exc:
+        raise TransportError(f"{what}: {_describe(exc)}") from exc
+    except (ValueError, TypeError) as exc:   # not encodable: a name over 255 bytes, a header value...
+        raise TransportError(f"{what}: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 2:
+        return str(exc.args[1])
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+@dataclass
+class _QueueSpec:
+    durable: bool
+    auto_delete: bool
+    exclusive: bool
+
+
+@dataclass(eq=False)
+class _Consumer:
+    queue: str
+    handler: Handler
+    prefetch: int
+    active: bool = True
+    channel: AbstractChannel | None = None
+    tag: str | None = None
+    generation: int = -1
+    inflight: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class _AmqpDelivery(Delivery):
+    def __init__(self, message: Message, incoming: AbstractIncomingMessage) -> None:
+        self.message = message
+        self._incoming = incoming
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    async def ack(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        try:
+            await self._incoming.ack()
+        except Exception as exc:   # the channel is gone: the broker redelivers the message
+            log.debug("ack of %r not sent: %s", self.message.routing_key, _describe(exc))
+
+    async def reject(self, requeue: bool = False) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        try:
+            await self._incoming.reject(requeue=requeue)
+        except Exception as exc:
+            log.debug("reject of %r not sent: %s", self.message.routing_key, _describe(exc))
+
+
+class _AmqpSubscription(Subscription):
+    def __init__(self, transport: AmqpTransport, consumer: _Consumer) -> None:
+        self._transport = transport
+        self._consumer = consumer
+
+    async def cancel(self) -> None:
+        await self._transport._cancel_consumer(self._consumer)
+
+
+def _to_message(incoming: AbstractIncomingMessage) -> Message:
+    headers = dict(incoming.headers or {})
+    return Message(body=incoming.body, routing_key=incoming.routing_key or "", reply_to=incoming.reply_to,
+                   correlation_id=incoming.correlation_id, content_type=incoming.content_type or "text/plain",
+                   redelivered=bool(incoming.redelivered), headers=headers)
+
+
+class AmqpTransport(Transport):
+    def __init__(self, url: str, *, exchange: str = DEFAULT_EXCHANGE, reconnect_initial: float = 0.5,
+                 reconnect_max: float = 10.0, heartbeat: int | None = None, connect_timeout: float = 10,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, publish_timeout: float = 30.0) -> None:
+        self.url = url
+        self.exchange = exchange
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = max(reconnect_max, reconnect_initial)
+        self.heartbeat = heartbeat
+        self.connect_timeout = connect_timeout
+        self.max_message_bytes = max_message_bytes
+        self.publish_timeout = publish_timeout
+        #: Number of connections established after the first one.
+        self.reconnects = 0
+        #: The back-off delays slept during the last (or current) outage.
+        self.last_backoff: list[float] = []
+
+        self._conn: AbstractConnection | None = None
+        self._pub: AbstractChannel | None = None
+        self._admin: AbstractChannel | None = None
+        self._admin_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
+        self._pub_lock = asyncio.Lock()
+        self._generation = 0
+        self._started = False     # connect() succeeded and close() was not called
+        self._ready = asyncio.Event()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._callbacks: list[Callable[[], Awaitable[None]]] = []
+
+        self._queues: dict[str, _QueueSpec] = {}
+        self._bindings: dict[tuple[str, str], None] = {}
+        self._consumers: list[_Consumer] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+        self._reply_wanted = False
+        self._reply_queue: str | None = None
+        self._reply_channel: AbstractChannel | None = None
+        self._reply_lock = asyncio.Lock()
+        self._pending: dict[str, list[asyncio.Future[bytes]]] = {}
+
+    def __repr__(self) -> str:
+        return f"AmqpTransport({safe_url(self.url)!r}, exchange={self.exchange!r})"
+
+    @property
+    def connected(self) -> bool:
+        return self._started and self._ready.is_set()
+
+    # -- connection ---------------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        async with self._connect_lock:
+            await self._connect()
+
+    async def _connect(self) -> None:
+        if self._started:
+            return
+        try:
+            URL(self.url).port  # noqa: B018  (validates the URL)
+        except (TypeError, ValueError) as exc:
+            raise TransportError(f"invalid broker URL {safe_url(self.url)}: {exc}") from exc
+        self._ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
+        while True:
+            try:
+                await self._open(timeout=max(0.1, deadline - loop.time()))
+                break
+            except _FatalConnectError:
+                raise
+            except _FATAL_CONNECT_ERRORS as exc:
+                why = ("it closed the connection during the handshake (unknown virtual host, or no access to it)"
+                       if isinstance(exc, aiormq.exceptions.InvalidFrameError) else _describe(exc))
+                raise TransportError(f"the broker at {safe_url(self.url)} refused the connection: {why}") from exc
+            except (*_BROKER_ERRORS, TransportError) as exc:
+                remaining = deadline - loop.time()
+                if remaining <= 0.05:
+                    raise TransportError(f"cannot connect to {safe_url(self.url)} within "
+                                         f"{self.connect_timeout:g} s: {_describe(exc)}") from exc
+                delay = min(next(delays), remaining)
+                log.info("event=amqp_connect_retry url=%s in=%.2fs error=%r", safe_url(self.url), delay,
+                         _describe(exc))
+                await asyncio.sleep(delay)
+        self._started = True
+        self._ready.set()
+        log.info("event=amqp_connected url=%s exchange=%s", safe_url(self.url), self.exchange)
+
+    async def _open(self, timeout: float) -> None:
+        """Open a connection and (re-)establish everything on it; on failure nothing stays open."""
+        kwargs: dict[str, Any] = {"timeout": timeout, "client_properties": {"connection_name": "gvnfm"}}
+        if self.heartbeat is not None:
+            kwargs["heartbeat"] = self.heartbeat
+        conn = await asyncio.wait_for(aio_pika.connect(self.url, **kwargs), timeout)
+        try:
+            async with asyncio.timeout(max(timeout, self.connect_timeout)):
+                self._generation += 1
+                self._conn = conn
+                self._pub = self._admin = self._reply_channel = None
+                self._reply_queue = None
+                admin = await self._admin_channel()
+                try:
+                    await admin.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+                except aiormq.exceptions.ChannelClosed as exc:
+                    raise _FatalConnectError(f"cannot declare the topic exchange {self.exchange!r}: "
+                                             f"{_describe(exc)}") from exc
+                await self._restore(conn)
+            if conn.is_closed:
+                raise TransportError("connection lost while restoring queues and consumers")
+            conn.close_callbacks.add(self._on_connection_closed)
+        except BaseException:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+
+    async def _restore(self, conn: AbstractConnection) -> None:
+        """Re-declare queues and bindings, the reply queue and the consumers (after a reconnect)."""
+        for name, spec in list(self._queues.items()):
+            if conn.is_closed:
+                return
+            try:
+                await self._declare(name, spec)
+            except TransportError as exc:
+                log.error("event=amqp_redeclare_failed queue=%s error=%r", name, str(exc))
+        for queue, key in list(self._bindings):
+            try:
+                await self._bind(queue, key)
+            except TransportError as exc:
+                log.error("event=amqp_rebind_failed queue=%s routing_key=%s error=%r", queue, key, str(exc))
+        if self._reply_wanted:
+            await self._create_reply_queue()
+        for consumer in list(self._consumers):
+            if consumer.active:
+                try:
+                    await self._start_consumer(consumer)
+                except TransportError as exc:
+                    log.error("event=amqp_reconsume_failed queue=%s error=%r", consumer.queue, str(exc))
+
+    async def _on_connection_closed(self, conn: Any, exc: BaseException | None) -> None:
+        if conn is not self._conn or not self._started:
+            return   # an old connection, or our own close()
+        self._conn = None
+        self._pub = self._admin = self._reply_channel = None
+        self._reply_queue = None
+        self._ready.clear()
+        for consumer in self._consumers:
+            consumer.channel = None
+            consumer.tag = None
+        self._fail_pending(TransportError("connection lost"))
+        log.warning("event=amqp_connection_lost url=%s error=%r", safe_url(self.url),
+                    _describe(exc) if exc else "closed")
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        self.last_backoff = []
+        delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
+        attempt = 0
+        while self._started:
+            delay = next(delays)
+            self.last_backoff.append(delay)
+            await asyncio.sleep(delay)
+            if not self._started:
+                return
+            attempt += 1
+            try:
+                await self._open(timeout=self.connect_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event=amqp_reconnect_failed attempt=%d next_in=%.2fs error=%r", attempt,
+                            min(delay * 2, self.reconnect_max), _describe(exc))
+                continue
+            self.reconnects += 1
+            self._ready.set()
+            log.info("event=amqp_reconnected url=%s attempt=%d", safe_url(self.url), attempt)
+            self._reconnect_task = None
+            for callback in list(self._callbacks):
+                try:
+                    await callback()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event=amqp_on_reconnect_callback_failed callback=%r", callback)
+            return
+
+    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._callbacks.append(callback)
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._ready.set()   # wake operations waiting for a reconnection; they see the transport closed
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for consumer in self._consumers:
+            consumer.active = False
+        handler_tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for t in handler_tasks:
+            t.cancel()
+        if handler_tasks:
+            await asyncio.wait(handler_tasks, timeout=5)
+        self._fail_pending(TransportError("connection closed"))
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                async with asyncio.timeout(5):
+                    await conn.close()
+            except Exception as exc:   # TimeoutError included
+                log.debug("closing the AMQP connection: %s", _describe(exc))
+        self._pub = self._admin = self._reply_channel = None
+        self._reply_queue = None
+        self._reply_wanted = False
+        self._queues.clear()
+        self._bindings.clear()
+        self._consumers.clear()
+        self._tasks.clear()
+        log.info("event=amqp_closed url=%s", safe_url(self.url))
+
+    async def _wait_ready(self, timeout: float | None = None) -> AbstractConnection:
+        """The live connection; waits for a reconnection (at most ``connect_timeout``)."""
+        if not self._started:
+            raise TransportError("transport is not connected")
+        if not self._ready.is_set():
+            limit = self.connect_timeout if timeout is None else max(0.0, min(timeout, self.connect_timeout))
+            try:
+                async with asyncio.timeout(limit):
+                    await self._ready.wait()
+            except TimeoutError:
+                raise TransportError(f"not connected to the broker (reconnecting to {safe_url(self.url)})") from None
+        conn = self._conn
+        if not self._started:
+            raise TransportError("transport is closed")
+        if conn is None or conn.is_closed:
+            raise TransportError("connection lost")
+        return conn
+
+    # -- channels -------------------------------------------------------------------------------------------
+    async def _admin_channel(self) -> AbstractChannel:
+        ch = self._admin
+        if ch is None or ch.is_closed:
+            if self._conn is None:
+                raise TransportError("connection lost")
+            with _as_transport_error("cannot open a channel"):
+                ch = await self._conn.channel(publisher_confirms=False)
+            self._admin = ch
+        return ch
+
+    async def _pub_channel(self) -> AbstractChannel:
+        ch = self._pub
+        if ch is None or ch.is_closed:
+            async with self._pub_lock:
+                ch = self._pub
+                if ch is None or ch.is_closed:
+                    if self._conn is None:
+                        raise TransportError("connection lost")
+                    with _as_transport_error("cannot open a channel"):
+                        ch = await self._conn.channel(publisher_confirms=True)
+                    self._pub = ch
+        return ch
+
+    @contextlib.asynccontextmanager
+    async def _admin_op(self, what: str) -> AsyncIterator[AbstractChannel]:
+        """Serialised declarations/bindings: a broker error closes only the admin channel, and only
+        the failing operation sees it."""
+        async with self._admin_lock:
+            with _as_transport_error(what):
+                async with asyncio.timeout(self.publish_timeout):
+                    yield await self._admin_channel()
+
+    # -- declarations ------------------------------------------------------------------------------------
+    async def declare_queue(self, name: str, *, durable: bool = False, auto_delete: bool = False,
+                            exclusive: bool = False, bind: bool = True) -> None:
+        await self._wait_ready()
+        spec = _QueueSpec(durable=durable, auto_delete=auto_delete, exclusive=exclusive)
+        await self._declare(name, spec)
+        self._queues[name] = spec
+        if bind:
+            await self.bind(name, name)
+
+    async def _declare(self, name: str, spec: _QueueSpec) -> None:
+        async with self._admin_op(f"cannot declare queue {name!r}") as ch:
+            await ch.declare_queue(name, durable=spec.durable, auto_delete=spec.auto_delete,
+                                   exclusive=spec.exclusive)
+
+    async def bind(self, queue: str, routing_key: str) -> None:
+        await self._wait_ready()
+        await self._bind(queue, routing_key)
+        self._bindings[(queue, routing_key)] = None
+
+    async def _bind(self, queue: str, routing_key: str) -> None:
+        async with self._admin_op(f"cannot bind {queue!r} to {routing_key!r}") as ch:
+            q = await ch.get_queue(queue, ensure=False)
+            await q.bind(self.exchange, routing_key)
+
+    # -- publishing ----------------------------------------------------------------------------------------
+    def _check_size(self, body: bytes) -> None:
+        if len(body) > self.max_message_bytes:
+            raise TransportError(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
+
+    async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                      reply_to: str | None = None, correlation_id: str | None = None,
+                      headers: dict[str, Any] | None = None) -> None:
+        self._check_size(body)
+        await self._wait_ready()
+        await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
+                            correlation_id=correlation_id, headers=headers)
+
+    async def _publish(self, routing_key: str, body: bytes, *, exchange: str | None, reply_to: str | None,
+                       correlation_id: str | None, headers: dict[str, Any] | None,
+                       generation: int | None = None) -> None:
+        name = self.exchange if exchange is None else exchange
+        with _as_transport_error(f"cannot publish {routing_key!r} to exchange {name!r}"):
+            ch = await self._pub_channel()
+            if generation is not None and generation != self._generation:
+                raise TransportError("connection lost")
+            target: AbstractExchange = ch.default_exchange if name == "" else await ch.get_exchange(name, ensure=False)
+            message = aio_pika.Message(body, content_type="text/plain", reply_to=reply_to,
+                                       correlation_id=correlation_id, headers=headers or None,
+                                       delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await target.publish(message, routing_key, mandatory=False, timeout=self.publish_timeout)
+
+    # -- consuming -----------------------------------------------------------------------------------------
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
+        await self._wait_ready()
+        consumer = _Consumer(queue=queue, handler=handler, prefetch=max(0, prefetch))
+        await self._start_consumer(consumer)
+        self._consumers.append(consumer)
+        return _AmqpSubscription(self, consumer)
+
+    async def _start_consumer(self, consumer: _Consumer) -> None:
+        conn = self._conn
+        if conn is None:
+            raise TransportError("connection lost")
+        generation = self._generation
+        ch: AbstractChannel | None = None
+        with _as_transport_error(f"cannot consume from {consumer.queue!r}"):
+            async with asyncio.timeout(self.publish_timeout):
+                ch = await conn.channel(publisher_confirms=False)
+                try:
+                    await ch.set_qos(prefetch_count=consumer.prefetch)
+                    q: AbstractQueue = await ch.get_queue(consumer.queue, ensure=False)
+
+                    async def on_message(incoming: AbstractIncomingMessage) -> None:
+                        self._dispatch(consumer, generation, incoming)
+
+                    tag = await q.consume(on_message, no_ack=False)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        if not ch.is_closed:
+                            await ch.close()
+                    raise
+        consumer.channel, consumer.tag, consumer.generation = ch, tag, generation
+        ch.close_callbacks.add(self._on_consumer_channel_closed(consumer, ch))
+
+    def _on_consumer_channel_closed(self, consumer: _Consumer,
+                                    ch: AbstractChannel) -> Callable[[Any, BaseException | None], Awaitable[None]]:
+        async def closed(_sender: Any, exc: BaseException | None) -> None:
+            if consumer.channel is not ch or not consumer.active or not self._started:
+                return
+            consumer.channel = consumer.tag = None
+            # A channel error while the connection lives on: the consumer comes back on a new channel.
+            # (When the whole connection went down, the reconnect loop restarts it instead.)
+            await asyncio.sleep(0.05)
+            conn = self._conn
+            if (conn is None or conn.is_closed or consumer.generation != self._generation or not consumer.active
+                    or consumer.channel is not None):
+                return
+            log.warning("event=amqp_consumer_channel_closed queue=%s error=%r", consumer.queue,
+                        _describe(exc) if exc else "closed")
+            try:
+                await self._start_consumer(consumer)
+            except TransportError as err:
+                consumer.active = False
+                log.error("event=amqp_consumer_lost queue=%s error=%r", consumer.queue, str(err))
+
+        return closed
+
+    def _dispatch(self, consumer: _Consumer, generation: int, incoming: AbstractIncomingMessage) -> None:
+        delivery = _AmqpDelivery(_to_message(incoming), incoming)
+        if generation != self._generation or not self._started:
+            return   # the connection is (being) closed: the broker redelivers
+        if not consumer.active:   # arrived between basic.cancel and cancel-ok: hand it back at once
+            task = asyncio.get_running_loop().create_task(delivery.reject(requeue=True))
+        else:
+            task = asyncio.get_running_loop().create_task(self._run(consumer, delivery))
+        consumer.inflight.add(task)
+        self._tasks.add(task)
+        task.add_done_callback(consumer.inflight.discard)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, consumer: _Consumer, delivery: _AmqpDelivery) -> None:
+        try:
+            await consumer.handler(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event=consumer_failed queue=%s routing_key=%s; message rejected", consumer.queue,
+                          delivery.message.routing_key)
+            await delivery.reject(requeue=False)
+
+    async def _cancel_consumer(self, consumer: _Consumer) -> None:
+        if not consumer.active:
+            return
+        consumer.active = False
+        if consumer in self._consumers:
+            self._consumers.remove(consumer)
+        if (self._queues.get(consumer.queue, _QueueSpec(False, False, False)).auto_delete
+                and not any(c.queue == consumer.queue for c in self._consumers)):
+            # The broker deletes it with its last consumer: do not bring it back after a reconnect.
+            self._queues.pop(consumer.queue, None)
+            for key in [k for k in self._bindings if k[0] == consumer.queue]:
+                del self._bindings[key]
+        ch, tag = consumer.channel, consumer.tag
+        consumer.channel = consumer.tag = None
+        if ch is None or ch.is_closed:
+            return
+        try:
+            async with asyncio.timeout(5):
+                if tag is not None:
+                    q = await ch.get_queue(consumer.queue, ensure=False)
+                    await q.cancel(tag)
+        except Exception as exc:
+            log.debug("cancelling the consumer of %s: %s", consumer.queue, _describe(exc))
+        # Messages being handled can still be acknowledged; the channel closes when they are done.
+        if consumer.inflight:
+            task = asyncio.get_running_loop().create_task(self._close_when_idle(consumer, ch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            await self._close_channel(ch)
+
+    async def _close_when_idle(self, consumer: _Consumer, ch: AbstractChannel) -> None:
+        if consumer.inflight:
+            await asyncio.wait(list(consumer.inflight))
+        await self._close_channel(ch)
+
+    @staticmethod
+    async def _close_channel(ch: AbstractChannel) -> None:
+        try:
+            async with asyncio.timeout(5):
+                if not ch.is_closed:
+                    await ch.close()
+        except Exception as exc:
+            log.debug("closing a channel: %s", _describe(exc))
+
+    # -- request / reply -----------------------------------------------------------------------------------
+    async def _create_reply_queue(self) -> None:
+        conn = self._conn
+        if conn is None:
+            raise TransportError("connection lost")
+        with _as_transport_error("cannot create the reply queue"):
+            async with asyncio.timeout(self.publish_timeout):
+                ch = await conn.channel(publisher_confirms=False)
+                q = await ch.declare_queue("", exclusive=True, auto_delete=True)
+                await q.consume(self._on_reply, no_ack=True)
+        self._reply_channel = ch
+        self._reply_queue = q.name
+
+        async def reply_channel_closed(_sender: Any, exc: BaseException | None) -> None:
+            if self._reply_channel is ch and self._conn is conn and not conn.is_closed:
+                # A channel error, the connection lives on: the next rpc() makes a new reply queue.
+                log.warning("event=amqp_reply_channel_closed error=%r", _describe(exc) if exc else "closed")
+                self._reply_channel = self._reply_queue = None
+                self._fail_pending(TransportError("connection lost (the reply channel closed)"))
+
+        ch.close_callbacks.add(reply_channel_closed)
+
+    async def _on_reply(self, incoming: AbstractIncomingMessage) -> None:
+        waiters = self._pending.pop(incoming.correlation_id or "", None)
+        if not waiters:
+            log.debug("event=late_reply correlation_id=%s", incoming.correlation_id)
+            return
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(incoming.body)
+
+    async def _ensure_reply_queue(self, timeout: float | None) -> tuple[str, int]:
+        await self._wait_ready(timeout)
+        self._reply_wanted = True
+        if self._reply_queue is None:
+            async with self._reply_lock:
+                if self._reply_queue is None:
+                    await self._wait_ready(timeout)
+                    await self._create_reply_queue()
+        assert self._reply_queue is not None
+        return self._reply_queue, self._generation
+
+    def _fail_pending(self, error: TransportError) -> None:
+        pending, self._pending = self._pending, {}
+        for waiters in pending.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(error)
+
+    async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
+                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
+        self._check_size(body)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+
+        def remaining() -> float | None:
+            return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+
+        try:
+            async with asyncio.timeout(timeout):
+                reply_to, generation = await self._ensure_reply_queue(remaining())
+                cid = correlation_id or uuid.uuid4().hex
+                fut: asyncio.Future[bytes] = loop.create_future()
+                self._pending.setdefault(cid, []).append(fut)
+                try:
+                    await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
+                                        correlation_id=cid, headers=None, generation=generation)
+                    return await fut
+                finally:
+                    waiters = self._pending.get(cid)
+                    if waiters is not None and fut in waiters:
+                        waiters.remove(fut)
+                        if not waiters:
+                            del self._pending[cid]
+        except TimeoutError as exc:
+            raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc

@@ -1,0 +1,335 @@
+"""AmqpTransport against a private RabbitMQ node that the tests restart, stop and kill.
+
+(The shared broker on 5672 is never touched here; see tests/support/rabbit.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from gvnfm.transport import Delivery, Message, RpcTimeout, TransportError
+from gvnfm.transport.amqp import AmqpTransport, backoff_delays, safe_url
+from tests.support.rabbit import PrivateRabbit
+from tests.support.services import unique
+
+pytestmark = pytest.mark.rabbitmq
+
+Open = Callable[..., Awaitable[AmqpTransport]]
+
+
+@pytest.fixture
+async def open_transport(private_rabbit: PrivateRabbit) -> AsyncIterator[Open]:
+    opened: list[AmqpTransport] = []
+
+    async def make(**kwargs: object) -> AmqpTransport:
+        options: dict[str, object] = {"reconnect_initial": 0.2, "reconnect_max": 1.0, "connect_timeout": 10}
+        options.update(kwargs)
+        transport = AmqpTransport(private_rabbit.url, **options)  # type: ignore[arg-type]
+        await transport.connect()
+        opened.append(transport)
+        return transport
+
+    yield make
+    for transport in opened:
+        await transport.close()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    delays = backoff_delays(0.5, 10.0)
+    assert [next(delays) for _ in range(8)] == [0.5, 1, 2, 4, 8, 10, 10, 10]
+    zero = backoff_delays(0.0, 3.0)
+    assert [next(zero) for _ in range(3)] == [0.0, 3.0, 3.0]
+
+
+def test_passwords_are_not_shown() -> None:
+    assert safe_url("amqp://admin:s3cret@host:5672/") == "amqp://admin:***@host:5672/"
+    assert "s3cret" not in repr(AmqpTransport("amqp://admin:s3cret@host:5672/"))
+
+
+async def test_broker_restart_reconnects_restores_consumers_and_runs_callbacks(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    t = await open_transport()
+    queue, topic = unique("amqp-restart"), unique("amqp-restart-topic")
+    got: list[Message] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)          # transient: the restart deletes it
+    await t.bind(queue, f"{topic}.*")
+    await t.consume(queue, collect, prefetch=4)
+
+    async def echo(delivery: Delivery) -> None:
+        await t.reply(delivery.message, b"pong:" + delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(f"{queue}.rpc", auto_delete=True)
+    await t.consume(f"{queue}.rpc", echo)
+    assert await t.rpc(f"{queue}.rpc", b"1", timeout=5) == b"pong:1"
+
+    callbacks: list[str] = []
+
+    async def on_reconnect() -> None:
+        # Runs after queues, bindings and consumers are back: what it publishes is consumed.
+        callbacks.append("ran")
+        await t.publish(queue, b"from-callback")
+
+    t.on_reconnect(on_reconnect)
+    await t.publish(queue, b"before")
+    await until(lambda: len(got) == 1)
+
+    await asyncio.to_thread(private_rabbit.restart)
+    await until(lambda: t.reconnects == 1 and callbacks == ["ran"], timeout=15)
+    assert t.connected
+    await t.publish(f"{topic}.x", b"after")                  # the re-made binding routes it
+    await until(lambda: len(got) == 3)
+    assert [m.body for m in got] == [b"before", b"from-callback", b"after"]
+    assert await t.rpc(f"{queue}.rpc", b"2", timeout=5) == b"pong:2"   # new reply queue, restored consumer
+    assert t.last_backoff and t.last_backoff[0] == pytest.approx(0.2)
+
+
+async def test_pending_rpc_fails_fast_when_the_connection_is_lost(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    server, client = await open_transport(), await open_transport()
+    queue = unique("amqp-pending")
+    answered: list[str | None] = []
+    answer = asyncio.Event()
+
+    async def slow_server(delivery: Delivery) -> None:
+        await delivery.ack()
+        if answer.is_set():
+            answered.append(delivery.message.correlation_id)
+            await server.reply(delivery.message, b"done")
+
+    await server.declare_queue(queue, durable=True)
+    await server.consume(queue, slow_server)
+    pending = asyncio.create_task(client.rpc(queue, b"work", timeout=60, correlation_id="step-7"))
+    await asyncio.sleep(0.3)
+    assert not pending.done()
+
+    stopped = time.monotonic()
+    await asyncio.to_thread(private_rabbit.stop_app)
+    try:
+        with pytest.raises(TransportError, match="connection lost") as failure:
+            async with asyncio.timeout(5):
+                await pending
+        assert not isinstance(failure.value, RpcTimeout)
+        assert time.monotonic() - stopped < 5
+        # While the broker is down, a new call waits for the reconnection (connect_timeout), then fails.
+        assert not client.connected
+    finally:
+        await asyncio.to_thread(private_rabbit.start_app)
+
+    # The caller retries with the same correlation id once the broker is back.
+    answer.set()
+    await until(lambda: client.connected and server.connected, timeout=15)
+    assert await client.rpc(queue, b"work", timeout=10, correlation_id="step-7") == b"done"
+    assert answered == ["step-7"]
+    await _delete(server, queue)
+
+
+async def test_publish_during_an_outage_waits_for_the_reconnection_and_backoff_is_capped(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    t = await open_transport(reconnect_initial=0.1, reconnect_max=0.4, connect_timeout=20)
+    queue = unique("amqp-outage")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.consume(queue, collect)
+    await asyncio.to_thread(private_rabbit.stop_app)
+    try:
+        await until(lambda: not t.connected, timeout=5)
+        publishing = asyncio.create_task(t.publish(queue, b"queued while down"))
+        await asyncio.sleep(2.0)
+        assert not publishing.done()
+        # 0.1, 0.2, 0.4, then capped at 0.4 while the broker is away.
+        assert t.last_backoff[:3] == pytest.approx([0.1, 0.2, 0.4])
+        assert len(t.last_backoff) >= 5 and max(t.last_backoff) == pytest.approx(0.4)
+    finally:
+        await asyncio.to_thread(private_rabbit.start_app)
+    async with asyncio.timeout(15):
+        await publishing
+    await until(lambda: got == [b"queued while down"])
+
+    # The next outage starts again from the initial delay.
+    await asyncio.to_thread(private_rabbit.restart)
+    await until(lambda: t.reconnects == 2, timeout=15)
+    assert t.last_backoff[0] == pytest.approx(0.1)
+
+
+async def test_ack_after_the_channel_died_does_not_raise_and_the_message_comes_back(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    t = await open_transport()
+    queue = unique("amqp-late-ack")
+    held: list[Delivery] = []
+    got: list[Message] = []
+
+    async def handler(delivery: Delivery) -> None:
+        if not held:
+            held.append(delivery)      # keep it unsettled across the restart
+            return
+        got.append(delivery.message)
+        await delivery.ack()
+
+    await t.declare_queue(queue, durable=True)
+    await t.consume(queue, handler)
+    await t.publish(queue, b"survives")
+    await until(lambda: len(held) == 1)
+    await asyncio.to_thread(private_rabbit.restart)
+    await held[0].ack()                # channel gone: logged at debug, no exception
+    await held[0].reject(requeue=True)
+    await until(lambda: len(got) == 1, timeout=15)
+    assert got[0].body == b"survives"  # durable queue + persistent message, redelivered after reconnect
+    await _delete(t, queue)
+
+
+async def test_killed_broker_is_survived(private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    """A crash (the socket just dies, no connection.close) instead of an orderly shutdown."""
+    t = await open_transport(reconnect_max=0.5)
+    queue = unique("amqp-kill")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.consume(queue, collect)
+    other = await open_transport()
+    await asyncio.to_thread(private_rabbit._kill)
+    await until(lambda: not t.connected and not other.connected, timeout=5)
+    async with asyncio.timeout(5):      # closing while reconnecting neither hangs nor raises
+        await other.close()
+    with pytest.raises(TransportError, match="not connected"):
+        await other.publish(queue, b"closed")
+    await asyncio.to_thread(private_rabbit.start)
+    await until(lambda: t.connected and t.reconnects == 1, timeout=20)
+    await t.publish(queue, b"after crash")
+    await until(lambda: got == [b"after crash"])
+
+
+async def test_bad_credentials_fail_quickly(private_rabbit: PrivateRabbit) -> None:
+    t = AmqpTransport(private_rabbit.url_for("guest", "wrong-password"), connect_timeout=10)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="refused") as failure:
+        await t.connect()
+    assert time.monotonic() - started < 3
+    assert "wrong-password" not in str(failure.value)
+    user, password = unique("u"), unique("p")
+    await asyncio.to_thread(private_rabbit.add_user, user, password)
+    good = AmqpTransport(private_rabbit.url_for(user, password))
+    async with good:
+        assert good.connected
+
+
+async def test_bad_urls_and_unencodable_input_are_transport_errors(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="virtual host"):
+        await AmqpTransport(private_rabbit.url + unique("no-vhost"), connect_timeout=10).connect()
+    assert time.monotonic() - started < 3
+    with pytest.raises(TransportError, match="invalid broker URL"):
+        await AmqpTransport("amqp://guest:guest@127.0.0.1:notaport/").connect()
+
+    t = await open_transport()
+    with pytest.raises(TransportError, match="too long"):
+        await t.publish("k" * 300, b"x")
+    with pytest.raises(TransportError):
+        await t.declare_queue("q" * 300)
+    with pytest.raises(TransportError):
+        await t.publish("k", b"x", headers={"bad": object()})
+    queue = unique("amqp-after-bad")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.consume(queue, collect)
+    await t.publish(queue, b"still fine")
+    await until(lambda: got == [b"still fine"])
+
+
+async def test_unreachable_broker_fails_after_connect_timeout() -> None:
+    import socket
+
+    with socket.socket() as sock:      # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t = AmqpTransport(f"amqp://guest:guest@127.0.0.1:{port}/", connect_timeout=1.0, reconnect_initial=0.1)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="cannot connect"):
+        await t.connect()
+    assert 0.5 <= time.monotonic() - started < 3
+    with pytest.raises(TransportError):
+        await t.publish("x", b"never connected")
+
+
+async def test_oversized_messages_are_refused(open_transport: Open) -> None:
+    t = await open_transport(max_message_bytes=1024)
+    assert AmqpTransport("amqp://x/").max_message_bytes == 64 * 1024 * 1024
+    queue = unique("amqp-size")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.consume(queue, collect)
+    with pytest.raises(TransportError, match="exceeds"):
+        await t.publish(queue, b"x" * 1025)
+    with pytest.raises(TransportError, match="exceeds"):
+        await t.rpc(queue, b"x" * 1025, timeout=1)
+    await t.publish(queue, b"y" * 1024)
+    await until(lambda: got == [b"y" * 1024])
+
+
+async def test_publishing_to_a_missing_exchange_is_an_error_and_the_transport_goes_on(
+        open_transport: Open) -> None:
+    """RabbitMQ closes the channel (404); the transport reports it and opens a new one."""
+    t = await open_transport()
+    queue = unique("amqp-noexchange")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.consume(queue, collect)
+    with pytest.raises(TransportError, match="NOT_FOUND"):
+        await t.publish(queue, b"lost", exchange=unique("no-such-exchange"))
+    await t.publish(queue, b"fine")
+    await until(lambda: got == [b"fine"])
+
+
+async def test_heartbeat_is_negotiated(private_rabbit: PrivateRabbit) -> None:
+    async with AmqpTransport(private_rabbit.url, heartbeat=3) as t:
+        conn = await t._wait_ready()
+        assert conn.transport is not None and conn.transport.connection.heartbeat_timeout == 3
+
+
+async def _delete(t: AmqpTransport, queue: str) -> None:
+    conn = await t._wait_ready()
+    ch = await conn.channel()
+    await ch.queue_delete(queue)
+    await ch.close()
