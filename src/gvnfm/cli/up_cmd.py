@@ -101,8 +101,8 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             if view is not None:
                 view.update(render(nsr, f"gvnfm up {path}"))
             if report is not None:
-                report.parent.mkdir(parents=True, exist_ok=True)
-                report.write_text(json.dumps(await runtime.report(nsr), indent=2))
+                text = json.dumps(await runtime.report(nsr), indent=2)
+                await asyncio.to_thread(_write, report, text)
                 console.print(f"report written to {report}")
         if api is not None:
             await api.stop()
@@ -117,11 +117,17 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         await runtime.close()
 
 
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(
         path: Path = typer.Argument(..., help="NSD JSON, VNF package (.tar or folder), or a folder of them"),
-        once: bool = typer.Option(False, "--once", help="tear down as soon as ACTIVE; exit 0, or non-zero naming the failure"),
+        once: bool = typer.Option(False, "--once",
+                                  help="tear down as soon as ACTIVE; exit 0, or non-zero naming the failure"),
         report: Path | None = typer.Option(None, "--report", help="write a JSON report of the run"),
         vim: str = typer.Option("process", "--vim", help="process (default, unprivileged) or netns (root)"),
         broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ (default: in-process)"),
@@ -141,7 +147,7 @@ def register(app: typer.Typer) -> None:
         from gvnfm.local.runtime import RuntimeOptions
 
         state_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(state_dir / "up.log", "a")  # noqa: SIM115 - lives as long as the command
+        log_file = open(state_dir / "up.log", "a")
         setup_logging(log_level, stream=log_file)
         console = Console(stderr=False)
         options = RuntimeOptions(state_dir=state_dir, broker=broker, vim=vim, capacity=capacity, endpoint=endpoint,
