@@ -24,6 +24,7 @@ from gvnfm.store.sql import open_store
 from gvnfm.transport import Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
+from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings
 
@@ -157,7 +158,7 @@ class LocalRuntime:
             results = await self.store.script_results(vnfr_name=vnfr["name"], limit=100_000)
             by_host: dict[str, list[dict[str, Any]]] = {}
             for r in results:
-                if r.event == "DELIVER":
+                if not is_script_run(r.step_id, r.script_index) and r.status == 0:
                     continue
                 by_host.setdefault(r.hostname, []).append({
                     "event": r.event, "script": r.script,

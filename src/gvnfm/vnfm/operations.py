@@ -78,11 +78,6 @@ class OperationState:
     op_id: str
     done: set[str] = field(default_factory=set)          # step ids already successful
     context: dict[str, Any] = field(default_factory=dict)
-    record_as: str | None = None                          # op id the steps are recorded under (RESUME)
-
-    @property
-    def steps_op(self) -> str:
-        return self.record_as or self.op_id
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
@@ -139,7 +134,7 @@ class Operations:
         async def record(outcome: StepOutcome) -> None:
             step, reply = outcome.step, outcome.reply
             await self.store.record_step(StepResult(
-                operation_id=state.steps_op, step_id=step.step_id, event=step.event,
+                operation_id=state.op_id, step_id=step.step_id, event=step.event,
                 script_index=step.script_index, script=step.script, hostname=step.hostname,
                 vnfr_name=vnfr.name, status=reply.status, output=reply.output, error=reply.err,
                 started_at=outcome.started_at, duration=outcome.duration))
@@ -425,7 +420,7 @@ class Operations:
         err: list[str] = []
         sep = ["", "", "~~~~~~~~~~~~~~~~~~~~~~~~~", "#########################", "~~~~~~~~~~~~~~~~~~~~~~~~~", "", ""]
         for r in results:
-            if r.status == 0 and r.script and r.event not in ("DELIVER",):
+            if r.status == 0 and plans.is_script_run(r.step_id, r.script_index):
                 out += [f"Output of Script : {r.script}", "", *r.output.splitlines(), *sep]
             elif r.status != 0:
                 err += [f"Error log of Script : {r.script}", "", *r.error.splitlines(), *sep]
@@ -433,33 +428,45 @@ class Operations:
 
     # -- RESUME -----------------------------------------------------------------------------------------
     async def _on_resume(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage | None:
+        """Re-plan the failed operation from its original request and run what did not succeed.
+
+        The steps of this RESUME are recorded under its own operation (so the failed run stays in the
+        script logs); what is done is the union over the chain failed op ← earlier RESUMEs."""
         vnfr = self._require_vnfr(msg)
         failed = await self.store.last_failed_operation(vnfr.id or "") if vnfr.id else None
         if failed is None:
             raise OperationError(f"Resume is allowed only for VNFRs with script errors: VNFR {vnfr.name} "
                                  "has no failed operation to resume", vnfr)
-        steps = await self.store.steps(failed.id)
-        original = parse_nfvo_message(failed.request)
+        chain = [failed]
+        while (previous := chain[-1].context.get("resumes")) and len(chain) < 100:
+            op = await self.store.get_operation(previous)
+            if op is None:
+                break
+            chain.append(op)
+        done = set(state.done)
+        for op in chain:
+            done |= {s.step_id for s in await self.store.steps(op.id) if s.status == 0}
+        original = parse_nfvo_message(failed.context.get("original_request") or failed.request)
         # Continue with the records of the RESUME message (the NFVO's current view), the rest
         # (dependency, cause, package) as the original event had it.
         for attr in ("vnfr", "virtualNetworkFunctionRecord"):
-            if getattr(original, attr, None) is not None and attr in type(original).model_fields:
+            if attr in type(original).model_fields and getattr(original, attr, None) is not None:
                 setattr(original, attr, vnfr)
         if msg.vnfrd is not None and isinstance(original, OrVnfmGenericMessage) and original.vnfrd is None:
             original.vnfrd = msg.vnfrd
-        resumed = OperationState(op_id=state.op_id, done={s.step_id for s in steps if s.status == 0},
-                                 context=dict(failed.context), record_as=failed.id)
         for inst in vnfr.vnfc_instances():
             if (inst.state or "").lower() == "error":
                 inst.state = "ACTIVE"
-        if "allocated" in resumed.context and isinstance(original, OrVnfmInstantiateMessage):
-            # keep the records the NFVO knows now, but never allocate twice
-            resumed.context["allocated"] = vnfr.to_wire()
+        context = {k: v for k, v in failed.context.items() if k not in ("resumes",)}
+        context.update({"resumes": failed.id, "original_request": original.to_wire(), **state.context})
+        if "allocated" in context and isinstance(original, OrVnfmInstantiateMessage):
+            context["allocated"] = vnfr.to_wire()      # never allocate twice; keep the NFVO's records
+        await self.store.set_context(state.op_id, context)
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
-                 original.action, len(resumed.done))
-        reply = await self.handle(original, resumed)
-        await self.store.finish_operation(failed.id, state="DONE", reply=failed.reply,
-                                          error=f"resumed by {state.op_id}")
+                 original.action, len(done))
+        reply = await self.handle(original, OperationState(op_id=state.op_id, done=done, context=context))
+        for op in chain:
+            await self.store.finish_operation(op.id, state="DONE", reply=op.reply, error=f"resumed by {state.op_id}")
         return reply
 
     # -- helpers ----------------------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""``gvnfm ems``: run the EMS agent (one host, or ``--hosts N`` in one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import typer
+
+from gvnfm.ems.agent import EmsAgent, EmsFleet
+from gvnfm.ems.config import ConfigError, EmsConfig, load_config
+from gvnfm.logs import KeyValueFormatter, setup_logging
+
+log = logging.getLogger("gvnfm.ems")
+LOG_FILE = "ems-receiver.log"
+
+
+def add_file_log(log_dir: str) -> Path | None:
+    """Also log to ``<log_dir>/ems-receiver.log`` when the folder is writable."""
+    path = Path(log_dir) / LOG_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        log.warning("event=ems_log_file_unavailable path=%s error=%r", path, str(exc))
+        return None
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o640)
+    handler.setFormatter(KeyValueFormatter())
+    logging.getLogger().addHandler(handler)
+    return path
+
+
+async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGTERM/SIGINT arrives (also while still connecting)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    target: EmsAgent | EmsFleet
+    if hosts > 1 or hostname_prefix:
+        target = EmsFleet(config, hosts, hostname_prefix=hostname_prefix)
+    else:
+        target = EmsAgent(config)
+    log.info("event=ems_config %s", " ".join(f"{k}={v!r}" for k, v in sorted(config.redacted().items())))
+    starting = asyncio.ensure_future(target.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # raises a start-up failure
+            await stop.wait()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+    finally:
+        stopping.cancel()
+        await target.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ems")
+    def ems(
+        config: Path | None = typer.Option(None, "--config", "-c",
+                                           help="properties file (default /etc/openbaton/openbaton-ems.properties)"),
+        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://user:pass@host:port/vhost or memory://x"),
+        broker_ip: str | None = typer.Option(None, "--broker-ip"),
+        broker_port: int | None = typer.Option(None, "--broker-port"),
+        username: str | None = typer.Option(None, "--username"),
+        password: str | None = typer.Option(None, "--password", help="prefer GVNFM_EMS_PASSWORD (not shown by ps)"),
+        hostname: str | None = typer.Option(None, "--hostname"),
+        type_: str | None = typer.Option(None, "--type", help="the VNFM endpoint (register queue ems.<type>.register)"),
+        exchange: str | None = typer.Option(None, "--exchange"),
+        scripts_path: str | None = typer.Option(None, "--scripts-path"),
+        log_dir: str | None = typer.Option(None, "--log-dir"),
+        state_dir: str | None = typer.Option(None, "--state-dir"),
+        root: str | None = typer.Option(None, "--root", help="folder holding scripts/, log/ and state/"),
+        script_timeout: float | None = typer.Option(None, "--script-timeout", help="seconds per script"),
+        max_output: int | None = typer.Option(None, "--max-output", help="bytes kept of stdout and of stderr"),
+        run_as: str | None = typer.Option(None, "--run-as", help="run scripts as this user"),
+        prefetch: int | None = typer.Option(None, "--prefetch", help="commands handled at once"),
+        hosts: int = typer.Option(1, "--hosts", min=1, help="run N agents <hostname>-1..N in this process"),
+        hostname_prefix: str | None = typer.Option(None, "--hostname-prefix",
+                                                   help="fleet hostnames <prefix>-1..N (default: the hostname)"),
+        log_level: str = typer.Option("INFO", "--log-level"),
+    ) -> None:
+        """Run the EMS agent: register with the VNFM and execute its commands (Open Baton compatible)."""
+        setup_logging(log_level)
+        overrides = {"broker_url": broker_url, "broker_ip": broker_ip, "broker_port": broker_port,
+                     "username": username, "password": password, "hostname": hostname, "type": type_,
+                     "exchange": exchange, "scripts_path": scripts_path, "log_dir": log_dir, "state_dir": state_dir,
+                     "root": root, "script_timeout": script_timeout, "max_output_bytes": max_output,
+                     "run_as": run_as, "prefetch": prefetch}
+        try:
+            cfg = load_config(config, overrides)
+        except ConfigError as exc:
+            typer.echo(f"gvnfm ems: {exc}", err=True)
+            raise typer.Exit(2) from None
+        add_file_log(cfg.log_dir)
+        try:
+            asyncio.run(run_ems(cfg, hosts=hosts, hostname_prefix=hostname_prefix))
+        except (ConfigError, ValueError) as exc:
+            log.error("event=ems_failed error=%r", str(exc))
+            typer.echo(f"gvnfm ems: {exc}", err=True)
+            raise typer.Exit(1) from None

@@ -1,0 +1,276 @@
+"""The EMS agent: registration, the command queue, replies, dedupe; and a fleet of agents.
+
+Per agent (hostname ``h``, type ``t``):
+- declares ``vnfm.h.actions`` (``auto_delete`` = config.autodelete, not durable) bound to the exchange
+  with routing key = its name, consumes it with manual acknowledgement and ``prefetch`` (16: a long
+  script never keeps other commands waiting);
+- publishes ``{"hostname": "h"}`` (JSON-escaped, ``text/plain``) to the default exchange, routing key
+  ``ems.t.register``, after connecting and after every reconnection of the transport;
+- answers every delivery on ``reply_to`` with its ``correlation_id`` and acknowledges only after the
+  reply was published; a delivery whose reply could not be published stays unacknowledged (the broker
+  or the VNFM sends it again, and the stored result is returned without running anything again).
+
+A transport passed in is shared (the process VIM's in-memory transport, the fleet's connection): the
+agent connects it if needed but never closes it; without one the agent opens (with capped back-off) and
+closes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems.commands import EmsCommandHandler
+from gvnfm.ems.config import EmsConfig
+from gvnfm.ems.dedupe import ResultCache, command_key
+from gvnfm.transport import Delivery, Subscription, Transport, TransportError, open_transport
+
+log = logging.getLogger("gvnfm.ems")
+
+STATE_FILE = "results.jsonl"
+
+
+def reply_body(reply: EmsReply) -> bytes:
+    """``generate_response`` of the reference: ``json.dumps({"output","err","status"})``."""
+    return json.dumps({"output": reply.output, "err": reply.err, "status": reply.status}).encode()
+
+
+def registration_body(hostname: str) -> bytes:
+    return json.dumps({"hostname": hostname}).encode()
+
+
+async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool],
+                               what: str = "broker") -> None:
+    """``transport.connect()`` until it works: waits 1, 2, 4, ... seconds, at most ``cap``."""
+    delay = 1.0
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await transport.connect()
+            if attempt > 1:
+                log.info("event=ems_connected attempts=%d", attempt)
+            return
+        except (TransportError, OSError, ConnectionError) as exc:
+            if stopping():
+                raise
+            log.warning("event=ems_connect_failed target=%s attempt=%d retry_in=%.1f error=%r",
+                        what, attempt, delay, str(exc))
+        except Exception as exc:  # aio-pika raises its own exception types for refused/closed connections
+            if stopping():
+                raise
+            log.warning("event=ems_connect_failed target=%s attempt=%d retry_in=%.1f error=%r",
+                        what, attempt, delay, f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(delay)
+        delay = min(cap, delay * 2)
+
+
+def open_agent_transport(config: EmsConfig) -> Transport:
+    url = config.amqp_url()
+    if url.startswith("memory://"):
+        return open_transport(url, exchange=config.exchange)
+    return open_transport(url, exchange=config.exchange, reconnect_max=config.reconnect_max)
+
+
+def _prepare_dir(path: str, mode: int) -> bool:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True, mode=mode)
+        return os.access(path, os.W_OK)
+    except OSError as exc:
+        log.warning("event=ems_dir_unusable path=%s error=%r", path, str(exc))
+        return False
+
+
+class EmsAgent:
+    def __init__(self, config: EmsConfig, transport: Transport | None = None) -> None:
+        self.config = config
+        self.transport = transport
+        self._own_transport = transport is None
+        self.handler = EmsCommandHandler(config)
+        self.cache = ResultCache(max_entries=config.result_cache_entries, max_bytes=config.result_cache_bytes,
+                                 state_file=Path(config.state_dir) / STATE_FILE)
+        self._subscription: Subscription | None = None
+        self._stopping = False
+        self._started = False
+        self._stopped = asyncio.Event()
+        self.registrations = 0
+        self.executions = 0
+
+    @property
+    def hostname(self) -> str:
+        return self.config.hostname
+
+    @property
+    def queue(self) -> str:
+        return self.config.actions_queue
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        cfg = self.config
+        _prepare_dir(cfg.scripts_path, 0o755)
+        if not _prepare_dir(cfg.state_dir, 0o700):
+            log.warning("event=ems_state_memory_only hostname=%s state_dir=%s", cfg.hostname, cfg.state_dir)
+            self.cache.state_file = None
+        known = self.cache.load()
+        log.info("event=ems_starting hostname=%s type=%s queue=%s scripts_path=%s state_dir=%s known_results=%d "
+                 "prefetch=%d script_timeout=%s run_as=%s", cfg.hostname, cfg.type, self.queue, cfg.scripts_path,
+                 cfg.state_dir, known, cfg.prefetch, cfg.script_timeout, cfg.run_as or "-")
+        if self.transport is None:
+            self.transport = open_agent_transport(cfg)
+        # connect() is idempotent: a shared transport that is already connected is left as it is
+        await connect_with_backoff(self.transport, cap=cfg.reconnect_max, stopping=lambda: self._stopping)
+        self.transport.on_reconnect(self._on_reconnect)
+        await self._declare()
+        self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=cfg.prefetch)
+        self._started = True
+        try:
+            await self.register()
+        except TransportError as exc:  # the transport reconnects and on_reconnect registers again
+            log.warning("event=ems_register_failed hostname=%s error=%r", self.hostname, str(exc))
+
+    async def _declare(self) -> None:
+        assert self.transport is not None
+        await self.transport.declare_queue(self.queue, durable=False, auto_delete=self.config.autodelete,
+                                           exclusive=False, bind=True)
+
+    async def register(self) -> None:
+        """Publish the registration to the default exchange (as the reference does)."""
+        assert self.transport is not None
+        await self.transport.publish(self.config.register_queue, registration_body(self.hostname), exchange="")
+        self.registrations += 1
+        log.info("event=ems_registered hostname=%s queue=%s count=%d", self.hostname, self.config.register_queue,
+                 self.registrations)
+
+    async def _on_reconnect(self) -> None:
+        if self._stopping:
+            return
+        log.info("event=ems_reconnected hostname=%s", self.hostname)
+        try:
+            await self._declare()
+            await self.register()
+        except Exception as exc:
+            log.warning("event=ems_reregister_failed hostname=%s error=%r", self.hostname, str(exc))
+
+    async def stop(self) -> None:
+        """Stop consuming, kill running scripts, close the own transport."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.cancel()
+            self._subscription = None
+        await self.cache.cancel_all()
+        if self._own_transport and self.transport is not None:
+            with contextlib.suppress(Exception):
+                await self.transport.close()
+        self._stopped.set()
+        log.info("event=ems_stopped hostname=%s", self.hostname)
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        """Start, then run until ``stop`` is set (or ``stop()`` is called)."""
+        await self.start()
+        waiters = [asyncio.ensure_future(self._stopped.wait())]
+        if stop is not None:
+            waiters.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await self.stop()
+
+    # -- deliveries ----------------------------------------------------------------------------------
+    async def _execute(self, body: bytes) -> EmsReply:
+        self.executions += 1
+        return await self.handler.handle(body)
+
+    async def _on_delivery(self, delivery: Delivery) -> None:
+        msg = delivery.message
+        key = command_key(msg.correlation_id, msg.body)
+        try:
+            reply, outcome = await self.cache.run(key, lambda: self._execute(msg.body))
+        except asyncio.CancelledError:
+            # the agent (or the transport) is going away: leave the message to be delivered again
+            with contextlib.suppress(Exception):
+                await delivery.reject(requeue=True)
+            raise
+        except Exception as exc:  # the handler never raises; this is a last resort
+            log.exception("event=ems_delivery_failed hostname=%s correlation_id=%s", self.hostname,
+                          msg.correlation_id)
+            reply, outcome = EmsReply(output="", err=f"[gvnfm-ems] internal error: {exc}", status=1), "new"
+        if outcome in ("done", "inflight"):
+            log.info("event=ems_duplicate hostname=%s correlation_id=%s outcome=%s redelivered=%s status=%s",
+                     self.hostname, msg.correlation_id, outcome, msg.redelivered, reply.status)
+        if self._stopping and self.transport is None:
+            return
+        assert self.transport is not None
+        try:
+            if msg.reply_to:
+                await self.transport.reply(msg, reply_body(reply))
+            else:
+                log.warning("event=ems_no_reply_to hostname=%s correlation_id=%s", self.hostname,
+                            msg.correlation_id)
+        except Exception as exc:
+            log.warning("event=ems_reply_failed hostname=%s correlation_id=%s error=%r (left unacknowledged)",
+                        self.hostname, msg.correlation_id, str(exc))
+            return
+        try:
+            await delivery.ack()
+        except Exception as exc:
+            log.warning("event=ems_ack_failed hostname=%s correlation_id=%s error=%r", self.hostname,
+                        msg.correlation_id, str(exc))
+
+
+def fleet_hostnames(base: str, count: int, prefix: str | None = None) -> list[str]:
+    stem = prefix or base
+    return [f"{stem}-{i}" for i in range(1, count + 1)]
+
+
+class EmsFleet:
+    """``--hosts N``: N agents in one process over one shared broker connection."""
+
+    def __init__(self, config: EmsConfig, count: int, *, hostname_prefix: str | None = None,
+                 transport: Transport | None = None) -> None:
+        if count < 1:
+            raise ValueError("a fleet needs at least one host")
+        self.config = config
+        self.transport = transport
+        self._own_transport = transport is None
+        self.agents = [EmsAgent(config.for_host(h), transport=None)
+                       for h in fleet_hostnames(config.hostname, count, hostname_prefix)]
+        self._stopping = False
+
+    async def start(self) -> None:
+        if self.transport is None:
+            self.transport = open_agent_transport(self.config)
+        if self._own_transport:
+            await connect_with_backoff(self.transport, cap=self.config.reconnect_max,
+                                       stopping=lambda: self._stopping)
+        for agent in self.agents:
+            agent.transport = self.transport
+            agent._own_transport = False
+            await agent.start()
+        log.info("event=ems_fleet_started hosts=%d", len(self.agents))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
+        if self._own_transport and self.transport is not None:
+            with contextlib.suppress(Exception):
+                await self.transport.close()
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,368 @@
+"""The EMS commands (§3.3 of the behaviour reference), hardened. ``EmsCommandHandler.handle`` turns a
+message body into a reply and never raises.
+
+Choices that differ from the reference EMS (all wire-compatible):
+- every body gets a ``{"output","err","status"}`` reply: non-JSON, unknown actions, bad fields and
+  internal errors are ``status`` 1 with a readable ``err`` (the reference answers ``None`` or nothing);
+- ``script-path`` is honoured by every command, within the allowed roots (see ``paths``); EXECUTE
+  without ``script-path`` runs from the folder the last SAVE/CLONE/UPDATE wrote to (the scripts
+  folder by default); the working directory of a script is that folder;
+- the environment of a script is: the agent's own < ``extra_env`` < ``SCRIPTS_PATH`` < the VNFM's
+  ``env`` (the VNFM wins; the reference lets the agent win). An absent/empty ``env`` inherits;
+- ``.py`` is decided by the file-name suffix (not a substring of the path); a file starting with
+  ``#!`` is executed directly too (its interpreter, not bash); everything else by ``/bin/bash``;
+- SCRIPTS_UPDATE makes the file executable like SAVE_SCRIPTS;
+- CLONE_SCRIPTS into a non-empty folder clones into a temporary folder and copies the files over
+  (without ``.git``); only ``file://``, ``http(s)://``, ``git://``, ``ssh://`` URLs and absolute
+  local paths are accepted; REPO_SCRIPTS_UPDATE (never sent by the VNFM, broken in the reference)
+  does the same;
+- ``ob_parameters.sh`` is still appended to (sourcing it gives the latest values), but with values
+  quoted (``shlex.quote``), keys sanitised ``[^A-Za-z0-9_]`` → ``_`` and null values as empty strings;
+- ``env`` values are never logged (only their names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems.config import EmsConfig
+from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
+from gvnfm.ems.runner import RunAs, run_script, script_argv
+
+log = logging.getLogger("gvnfm.ems")
+
+OB_PARAMETERS = ("ob_parameters.json", "ob_parameters.yaml", "ob_parameters.sh")
+_ALLOWED_URL = re.compile(r"^(?:file|https?|git|ssh)://", re.IGNORECASE)
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_]")
+GIT_PROTOCOLS = "file:git:http:https:ssh"
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out; becomes a reply with ``status`` and ``err``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def sanitize_key(name: str) -> str:
+    return _UNSAFE_KEY.sub("_", name)
+
+
+def listing(folder: Path) -> str:
+    """The reference's reply to file commands: ``str(os.listdir(path))`` (sorted here)."""
+    return str(sorted(os.listdir(folder)))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def dependency_sh(dependency: dict[str, Any]) -> str:
+    """The ``ob_parameters.sh`` block of a VNFRecordDependency (reference layout, quoted values)."""
+    lines = ["# VNF Parameters"]
+    for type_, block in _items(dependency.get("parameters")):
+        for key, value in _items(block.get("parameters") if isinstance(block, dict) else None):
+            lines.append(f"export {sanitize_key(f'OB_{type_}_VNF_{key}')}={shlex.quote(_text(value))}")
+    lines += ["", "# VNFC Parameters"]
+    for type_, block in _items(dependency.get("vnfcParameters")):
+        per_vnfc = [p.get("parameters") if isinstance(p, dict) else None
+                    for _, p in _items(block.get("parameters") if isinstance(block, dict) else None)]
+        per_vnfc_params = [p if isinstance(p, dict) else {} for p in per_vnfc]
+        keys = list(dict.fromkeys(k for p in per_vnfc_params for k in p))
+        for key in keys:
+            joined = ":".join(_text(p[key]) if key in p else "NA" for p in per_vnfc_params)
+            lines.append(f"export {sanitize_key(f'OB_{type_}_VNFC_{key}')}={shlex.quote(joined)}")
+    return "\n".join(lines) + "\n"
+
+
+def _items(value: Any) -> list[tuple[str, Any]]:
+    return [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else []
+
+
+def check_git_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise CommandError("CLONE_SCRIPTS needs the repository URL as payload")
+    url = url.strip()
+    if any(c in url for c in "\x00\r\n") or url.startswith("-"):
+        raise CommandError(f"repository URL {url!r} is not acceptable")
+    if _ALLOWED_URL.match(url) or (url.startswith("/") and "::" not in url):
+        return url
+    raise CommandError(f"repository URL {url!r} refused: only file://, http(s)://, git://, ssh:// URLs "
+                       "and absolute local paths are accepted")
+
+
+def _write_file(target: Path, content: bytes, mode: int) -> None:
+    """Write atomically (temporary file + rename: an existing symlink at the target is replaced,
+    never followed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _add_exec(path: Path) -> None:
+    if path.is_symlink():
+        return
+    os.chmod(path, path.stat().st_mode | 0o111)
+
+
+class EmsCommandHandler:
+    """Executes commands for one agent (one hostname, one scripts folder)."""
+
+    def __init__(self, config: EmsConfig) -> None:
+        self.config = config
+        self.scripts_dir = Path(config.scripts_path)
+        self.current_folder = self.scripts_dir
+        self.run_as: RunAs | None = None
+        if config.run_as:
+            self.run_as = RunAs.lookup(config.run_as)
+            self.run_as.check_possible()
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[EmsReply]]] = {
+            "SAVE_SCRIPTS": self.save_scripts,
+            "SCRIPTS_UPDATE": self.scripts_update,
+            "CLONE_SCRIPTS": self.clone_scripts,
+            "REPO_SCRIPTS_UPDATE": self.clone_scripts,
+            "EXECUTE": self.execute,
+            "SAVE_VNFR_DEPENDENCY": self.save_vnfr_dependency,
+        }
+
+    # -- entry point ---------------------------------------------------------------------------------
+    async def handle(self, body: bytes | str) -> EmsReply:
+        started = time.monotonic()
+        action = "?"
+        try:
+            command = self.parse(body)
+            action = command["action"]
+            handler = self._handlers.get(action)
+            if handler is None:
+                raise CommandError(f"unknown action {action!r}; this EMS knows {sorted(self._handlers)}")
+            self._log_command(command)
+            reply = await handler(command)
+        except (CommandError, PathRefused) as exc:
+            status = exc.status if isinstance(exc, CommandError) else 1
+            reply = EmsReply(output="", err=f"[gvnfm-ems] {exc}", status=status)
+            log.warning("event=ems_command_refused hostname=%s action=%s error=%r",
+                        self.config.hostname, action, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("event=ems_command_crashed hostname=%s action=%s", self.config.hostname, action)
+            reply = EmsReply(output="", err=f"[gvnfm-ems] internal error in {action}: {type(exc).__name__}: {exc}",
+                             status=1)
+        log.info("event=ems_command_done hostname=%s action=%s status=%s seconds=%.3f output_chars=%d err_chars=%d",
+                 self.config.hostname, action, reply.status, time.monotonic() - started,
+                 len(reply.output), len(reply.err))
+        return reply
+
+    @staticmethod
+    def parse(body: bytes | str) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            # the body is not echoed: it may hold secrets (env values) and the error goes to the log
+            raise CommandError(f"message is not JSON ({exc}; {len(body)} bytes)") from None
+        if not isinstance(data, dict):
+            raise CommandError(f"message is not a JSON object but {type(data).__name__}")
+        action = data.get("action")
+        if not isinstance(action, str) or not action:
+            raise CommandError("message has no 'action'")
+        return data
+
+    def _log_command(self, command: dict[str, Any]) -> None:
+        payload = command.get("payload")
+        if command["action"] in ("SAVE_SCRIPTS", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY"):
+            shown = f"<{len(payload) if isinstance(payload, str) else '?'} chars>"
+        else:
+            shown = repr(str(payload)[:200])
+        env = command.get("env")
+        env_keys = sorted(str(k) for k in env) if isinstance(env, dict) else []
+        log.info("event=ems_command hostname=%s action=%s name=%r script_path=%r payload=%s env_keys=%s",
+                 self.config.hostname, command["action"], command.get("name"), command.get("script-path"),
+                 shown, ",".join(env_keys) or "-")
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def folder(self, command: dict[str, Any], when_absent: Path | None = None) -> Path:
+        return resolve_folder(command.get("script-path"), default=self.scripts_dir, when_absent=when_absent,
+                              allowed_roots=self.config.allowed_script_roots)
+
+    def timeout(self, command: dict[str, Any]) -> float:
+        value = command.get("timeout")
+        if value is None:
+            return self.config.script_timeout
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise CommandError(f"'timeout' must be a positive number of seconds, got {value!r}")
+        return float(value)
+
+    def environment(self, vnfm_env: Any, folder: Path) -> dict[str, str]:
+        """os.environ < run_as HOME/USER/LOGNAME < extra_env < SCRIPTS_PATH < the VNFM's env."""
+        env = dict(os.environ)
+        if self.run_as is not None:
+            env.update(self.run_as.env())
+        env.update(self.config.extra_env)
+        env["SCRIPTS_PATH"] = str(folder)
+        if vnfm_env is None or vnfm_env == {}:
+            return env
+        if not isinstance(vnfm_env, dict):
+            raise CommandError(f"'env' must be a JSON object, got {type(vnfm_env).__name__}")
+        for key, value in vnfm_env.items():
+            if value is None:
+                continue
+            if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
+                raise CommandError(f"env name {key!r} is not a valid environment variable name")
+            text = _text(value)
+            if "\x00" in text:
+                raise CommandError(f"env value of {key!r} contains a NUL byte")
+            env[key] = text
+        return env
+
+    def _decode(self, command: dict[str, Any]) -> bytes:
+        payload = command.get("payload")
+        if not isinstance(payload, str):
+            raise CommandError("payload must be the base64 text of the script")
+        try:
+            return base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise CommandError(f"payload is not valid base64: {exc}") from None
+
+    # -- commands ----------------------------------------------------------------------------------
+    async def save_scripts(self, command: dict[str, Any]) -> EmsReply:
+        content = self._decode(command)
+        name = command.get("name")
+        if not isinstance(name, str):
+            raise CommandError(f"{command['action']} needs a 'name'")
+        folder = self.folder(command)
+        target = resolve_inside(folder, name)
+
+        def write() -> str:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_file(target, content, 0o755)
+            _add_exec(folder)
+            return listing(folder)
+
+        try:
+            output = await asyncio.to_thread(write)
+        except OSError as exc:
+            raise CommandError(f"cannot write {name!r} in {str(folder)!r}: {exc.strerror or exc}") from None
+        self.current_folder = folder
+        return EmsReply(output=output, err="", status=0)
+
+    scripts_update = save_scripts
+
+    async def clone_scripts(self, command: dict[str, Any]) -> EmsReply:
+        url = check_git_url(command.get("payload"))
+        folder = self.folder(command)
+        timeout = self.timeout(command)
+        if folder.exists() and not folder.is_dir():
+            raise CommandError(f"{str(folder)!r} exists and is not a folder")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        merge = folder.exists() and any(folder.iterdir())
+        tmp_root = Path(tempfile.mkdtemp(prefix=".gvnfm-clone-", dir=folder.parent)) if merge else None
+        dest = tmp_root / "repo" if tmp_root else folder
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=GIT_PROTOCOLS)
+        argv = ["git", "-c", "protocol.ext.allow=never", "clone", "--quiet", "--", url, str(dest)]
+        try:
+            result = await run_script(argv, cwd=folder.parent, env=env, timeout=timeout,
+                                      max_output=self.config.max_output_bytes, kill_grace=self.config.kill_grace)
+            if result.status != 0:
+                return EmsReply(output=result.stdout, status=result.status,
+                                err=result.stderr or f"git clone of {url!r} failed with status {result.status}")
+
+            def finish() -> str:
+                if tmp_root is not None:
+                    shutil.copytree(dest, folder, symlinks=True, dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns(".git"))
+                _add_exec(folder)
+                for entry in folder.iterdir():
+                    if entry.is_file() and not entry.is_symlink():
+                        _add_exec(entry)
+                return listing(folder)
+
+            output = await asyncio.to_thread(finish)
+        finally:
+            if tmp_root is not None:
+                await asyncio.to_thread(shutil.rmtree, tmp_root, True)
+        self.current_folder = folder
+        return EmsReply(output=output, err=result.stderr, status=0)
+
+    async def execute(self, command: dict[str, Any]) -> EmsReply:
+        payload = command.get("payload")
+        if not isinstance(payload, str) or not payload.split():
+            raise CommandError("EXECUTE needs the script name (and arguments) as payload")
+        words = payload.split()
+        folder = self.folder(command, when_absent=self.current_folder)
+        script = resolve_inside(folder, words[0])
+        if not script.is_file():
+            raise CommandError(f"script {words[0]!r} not found in {str(folder)!r}", status=127)
+        env = self.environment(command.get("env"), folder)
+        timeout = self.timeout(command)
+        result = await run_script(script_argv(script, words[1:]), cwd=folder, env=env, timeout=timeout,
+                                  max_output=self.config.max_output_bytes, run_as=self.run_as,
+                                  kill_grace=self.config.kill_grace)
+        if result.timed_out:
+            log.warning("event=ems_script_timeout hostname=%s script=%s timeout=%s", self.config.hostname,
+                        words[0], timeout)
+        log.info("event=ems_script_exit hostname=%s script=%s status=%s seconds=%.3f stdout_bytes=%d stderr_bytes=%d",
+                 self.config.hostname, words[0], result.status, result.duration, result.stdout_bytes,
+                 result.stderr_bytes)
+        return EmsReply(output=result.stdout, err=result.stderr, status=result.status)
+
+    async def save_vnfr_dependency(self, command: dict[str, Any]) -> EmsReply:
+        payload = command.get("payload")
+        if isinstance(payload, str):
+            try:
+                dependency = json.loads(payload)
+            except ValueError as exc:
+                raise CommandError(f"SAVE_VNFR_DEPENDENCY payload is not JSON: {exc}") from None
+            text = payload
+        elif isinstance(payload, dict):
+            dependency, text = payload, json.dumps(payload, indent=2)
+        else:
+            raise CommandError("SAVE_VNFR_DEPENDENCY needs the VNFRecordDependency JSON as payload")
+        if not isinstance(dependency, dict):
+            raise CommandError("SAVE_VNFR_DEPENDENCY payload is not a JSON object")
+        folder = self.folder(command)
+        as_yaml = yaml.safe_dump(dependency, default_flow_style=False)
+        as_sh = dependency_sh(dependency)
+
+        def write() -> str:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_file(resolve_inside(folder, "ob_parameters.json"), text.encode(), 0o644)
+            _write_file(resolve_inside(folder, "ob_parameters.yaml"), as_yaml.encode(), 0o644)
+            sh = resolve_inside(folder, "ob_parameters.sh")
+            fd = os.open(sh, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(as_sh)
+            return listing(folder)
+
+        try:
+            output = await asyncio.to_thread(write)
+        except OSError as exc:
+            raise CommandError(f"cannot write ob_parameters in {str(folder)!r}: {exc.strerror or exc}") from None
+        return EmsReply(output=output, err="", status=0)

@@ -1,0 +1,246 @@
+"""EMS agent configuration: the reference's ``openbaton-ems.properties`` keys plus gvnfm extras.
+
+Merge order (later wins): defaults < properties file < environment (``GVNFM_EMS_<KEY>``) < flags.
+
+Reference keys (section ``[ems]``, ``EMS/ems.py:57-78``): ``broker_ip``, ``broker_port`` (5672),
+``username``, ``password``, ``hostname``, ``type`` (generic), ``autodelete`` (only the literal ``false``
+disables it), ``exchange`` (openbaton-exchange), ``heartbeat`` (60), ``virtual_host`` (/).
+
+Differences from the reference, on purpose:
+- the file is read without ``%`` interpolation (a password with ``%`` works);
+- ``broker_ip`` defaults to 127.0.0.1 and ``hostname`` to this machine's host name (the reference
+  crashes without them); ``username``/``password`` default to Open Baton's ``admin``/``openbaton``.
+
+Directories: ``scripts_path``, ``log_dir`` and ``state_dir`` default to ``/opt/openbaton/scripts``,
+``/var/log/openbaton`` and ``/var/lib/gvnfm/ems``. When ``root`` is set (process-VIM hosts, no root
+privileges needed) the defaults become ``<root>/scripts``, ``<root>/log`` and ``<root>/state``, and a
+relative value is taken relative to ``root``; an absolute value is used as given.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROPERTIES = "/etc/openbaton/openbaton-ems.properties"
+ENV_PREFIX = "GVNFM_EMS_"
+DIR_FIELDS = ("scripts_path", "log_dir", "state_dir")
+_DEFAULT_DIRS = {"scripts_path": DEFAULT_SCRIPTS_PATH, "log_dir": "/var/log/openbaton",
+                 "state_dir": "/var/lib/gvnfm/ems"}
+_ROOT_DIRS = {"scripts_path": "scripts", "log_dir": "log", "state_dir": "state"}
+SECRET_FIELDS = frozenset({"password", "broker_url"})
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable (bad value, unreadable file)."""
+
+
+class EmsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    # -- the reference's keys --------------------------------------------------------------------
+    broker_ip: str = "127.0.0.1"
+    broker_port: int = Field(default=5672, ge=1, le=65535)
+    username: str = "admin"
+    password: str = "openbaton"
+    hostname: str = Field(default_factory=socket.gethostname)
+    type: str = "generic"
+    autodelete: bool = True
+    exchange: str = "openbaton-exchange"
+    heartbeat: int = Field(default=60, ge=0)
+    virtual_host: str = "/"
+    # -- gvnfm extras ------------------------------------------------------------------------------
+    broker_url: str | None = None
+    """Overrides broker_ip/port/username/password/virtual_host when set (``amqp://...``, ``memory://x``)."""
+    root: str | None = None
+    scripts_path: str = _DEFAULT_DIRS["scripts_path"]
+    log_dir: str = _DEFAULT_DIRS["log_dir"]
+    state_dir: str = _DEFAULT_DIRS["state_dir"]
+    allowed_script_roots: list[str] = Field(default_factory=list)
+    """Folders besides ``scripts_path`` under which a message's ``script-path`` is honoured."""
+    script_timeout: float = Field(default=1800.0, gt=0)
+    max_output_bytes: int = Field(default=1024 * 1024, ge=1024)
+    run_as: str | None = None
+    prefetch: int = Field(default=16, ge=1)
+    extra_env: dict[str, str] = Field(default_factory=dict)
+    """Added to the agent's own environment for scripts: os.environ < extra_env < the VNFM's env."""
+    reconnect_max: float = Field(default=30.0, gt=0)
+    """Cap of the back-off between connection attempts (seconds)."""
+    result_cache_entries: int = Field(default=1024, ge=1)
+    result_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    kill_grace: float = Field(default=2.0, ge=0)
+    """Seconds between SIGTERM and SIGKILL of a timed-out script's process group."""
+
+    _explicit_dirs: set[str] = PrivateAttr(default_factory=set)
+
+    @field_validator("autodelete", mode="before")
+    @classmethod
+    def _autodelete(cls, value: Any) -> Any:
+        # The reference: ``auto_delete = (autodelete != 'false')`` -- anything but "false" is true.
+        if isinstance(value, str):
+            return value.strip().lower() != "false"
+        return value
+
+    @field_validator("hostname", "type")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or value in {".", ".."} or any(c in value for c in "/\x00 \t\r\n"):
+            raise ValueError(f"{value!r} is not usable as a name (empty, '/', whitespace)")
+        return value
+
+    @field_validator("run_as", "broker_url", "root", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("extra_env", mode="before")
+    @classmethod
+    def _extra_env(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, Mapping):
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("allowed_script_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p for p in value.replace(",", os.pathsep).split(os.pathsep) if p.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _dirs(self) -> EmsConfig:
+        self._explicit_dirs = {f for f in DIR_FIELDS if f in self.model_fields_set}
+        root = Path(self.root).absolute() if self.root else None
+        if root is not None:
+            self.root = str(root)
+        for f in DIR_FIELDS:
+            value = getattr(self, f)
+            if root is not None and f not in self._explicit_dirs:
+                path = root / _ROOT_DIRS[f]
+            elif root is not None:
+                path = root / value
+            else:
+                path = Path(value).absolute()
+            setattr(self, f, os.path.normpath(path))
+        self.allowed_script_roots = [os.path.normpath((root or Path.cwd()) / p) for p in self.allowed_script_roots]
+        return self
+
+    # -- derived -----------------------------------------------------------------------------------
+    @property
+    def actions_queue(self) -> str:
+        return f"vnfm.{self.hostname}.actions"
+
+    @property
+    def register_queue(self) -> str:
+        return f"ems.{self.type}.register"
+
+    def amqp_url(self) -> str:
+        """The broker URL: ``broker_url`` when set, else built from the reference keys."""
+        if self.broker_url:
+            return self.broker_url
+        host = f"[{self.broker_ip}]" if ":" in self.broker_ip and not self.broker_ip.startswith("[") else self.broker_ip
+        vhost = quote(self.virtual_host, safe="")
+        auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
+        return f"amqp://{auth}@{host}:{self.broker_port}/{vhost}?heartbeat={self.heartbeat}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings for a log line: secrets masked, extra_env values hidden."""
+        data = self.model_dump()
+        for key in SECRET_FIELDS:
+            if data.get(key):
+                data[key] = "***"
+        data["extra_env"] = sorted(self.extra_env)
+        return data
+
+    def for_host(self, hostname: str) -> EmsConfig:
+        """The configuration of one agent of a ``--hosts N`` fleet: its own hostname, and its own
+        scripts/state folders (``<root>/<hostname>/...`` with ``root``, else ``<folder>/<hostname>``)."""
+        data = self.model_dump(exclude={"hostname", "root", *DIR_FIELDS, "allowed_script_roots"})
+        data["hostname"] = hostname
+        data["allowed_script_roots"] = [str(Path(p) / hostname) for p in self.allowed_script_roots]
+        if self.root:
+            data["root"] = str(Path(self.root) / hostname)
+            for f in self._explicit_dirs:
+                data[f] = str(Path(getattr(self, f)) / hostname)
+        else:
+            data["scripts_path"] = str(Path(self.scripts_path) / hostname)
+            data["state_dir"] = str(Path(self.state_dir) / hostname)
+            data["log_dir"] = self.log_dir
+        return EmsConfig(**data)
+
+
+def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``[ems]`` section of a reference properties file, without interpolation (keys lower-case)."""
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"cannot read properties file {os.fspath(path)!r}: {exc}") from exc
+    if not parser.has_section("ems"):
+        raise ConfigError(f"properties file {os.fspath(path)!r} has no [ems] section")
+    values = {k.strip().lower(): v.strip() for k, v in parser.items("ems")}
+    known = set(EmsConfig.model_fields)
+    for key in sorted(set(values) - known):
+        log.warning("event=ems_config_unknown_key file=%s key=%s", os.fspath(path), key)
+    return {k: v for k, v in values.items() if k in known}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``GVNFM_EMS_<KEY>`` variables (e.g. GVNFM_EMS_BROKER_URL, GVNFM_EMS_HOSTNAME)."""
+    environ = os.environ if environ is None else environ
+    known = set(EmsConfig.model_fields)
+    out: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX):
+            key = name[len(ENV_PREFIX):].lower()
+            if key in known:
+                out[key] = value
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None, *,
+                environ: Mapping[str, str] | None = None) -> EmsConfig:
+    """Defaults < properties file < environment < ``overrides`` (flags; None values are ignored).
+
+    ``path=None`` reads the default file when it exists; an explicitly given file must exist."""
+    merged: dict[str, Any] = {}
+    if path is None:
+        if os.path.exists(DEFAULT_PROPERTIES):
+            merged.update(load_properties(DEFAULT_PROPERTIES))
+        else:
+            log.info("event=ems_config_default_missing file=%s", DEFAULT_PROPERTIES)
+    else:
+        merged.update(load_properties(path))
+        _warn_world_readable(path)
+    merged.update(from_env(environ))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return EmsConfig(**merged)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"invalid EMS configuration: {exc}") from exc
+
+
+def _warn_world_readable(path: str | os.PathLike[str]) -> None:
+    try:
+        if os.stat(path).st_mode & 0o004:
+            log.warning("event=ems_config_world_readable file=%s hint='holds broker credentials; chmod 600'",
+                        os.fspath(path))
+    except OSError:
+        pass

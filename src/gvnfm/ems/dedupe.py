@@ -1,0 +1,173 @@
+"""Run each command at most once per key: in-flight tasks are shared, finished replies remembered.
+
+The key is the request's ``correlation_id`` plus a digest of its body (a redelivered or re-sent
+command is byte-identical; a different command that reuses a correlation id is not mistaken for it).
+Finished replies live in a bounded LRU (entries and bytes) and are appended to a JSON-lines state
+file (mode 0600) so an agent restart does not run them again; the file is compacted when it has
+grown to twice the LRU. Commands without a key are just executed.
+
+Executions run in tasks owned by the cache, not by the delivery that asked: a delivery whose
+connection went away does not kill the script; the next delivery with the same key awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+from gvnfm.catalogue.ems import EmsReply
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["new", "inflight", "done", "nokey"]
+
+
+def command_key(correlation_id: str | None, body: bytes) -> str | None:
+    if not correlation_id:
+        return None
+    return f"{correlation_id}:{hashlib.sha256(body).hexdigest()[:16]}"
+
+
+def _size(reply: EmsReply) -> int:
+    return len(reply.output) + len(reply.err) + 64
+
+
+class ResultCache:
+    def __init__(self, *, max_entries: int = 1024, max_bytes: int = 64 * 1024 * 1024,
+                 state_file: str | os.PathLike[str] | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.state_file = Path(state_file) if state_file else None
+        self._done: OrderedDict[str, EmsReply] = OrderedDict()
+        self._bytes = 0
+        self._inflight: dict[str, asyncio.Task[EmsReply]] = {}
+        self._tasks: set[asyncio.Task[EmsReply]] = set()
+        self._file_lock = asyncio.Lock()
+        self._lines = 0
+
+    # -- finished results ------------------------------------------------------------------------
+    def get(self, key: str) -> EmsReply | None:
+        reply = self._done.get(key)
+        if reply is not None:
+            self._done.move_to_end(key)
+        return reply
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._done
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def _remember(self, key: str, reply: EmsReply) -> None:
+        old = self._done.pop(key, None)
+        if old is not None:
+            self._bytes -= _size(old)
+        self._done[key] = reply
+        self._bytes += _size(reply)
+        # the newest entry stays even when it alone exceeds the byte budget
+        while len(self._done) > 1 and (len(self._done) > self.max_entries or self._bytes > self.max_bytes):
+            _, evicted = self._done.popitem(last=False)
+            self._bytes -= _size(evicted)
+
+    # -- state file ------------------------------------------------------------------------------
+    def load(self) -> int:
+        """Read the state file (bad lines are skipped); returns the number of results known."""
+        if self.state_file is None or not self.state_file.exists():
+            return len(self._done)
+        try:
+            with open(self.state_file, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    self._lines += 1
+                    try:
+                        item = json.loads(line)
+                        self._remember(str(item["k"]), EmsReply.model_validate(item["r"]))
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        except OSError as exc:
+            log.warning("event=ems_state_unreadable file=%s error=%r", self.state_file, str(exc))
+        return len(self._done)
+
+    def _append(self, key: str, reply: EmsReply) -> None:
+        assert self.state_file is not None
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"k": key, "t": round(time.time(), 3),
+                           "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n"
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(line)
+        self._lines += 1
+        if self._lines > 2 * self.max_entries:
+            self._compact()
+
+    def _compact(self) -> None:
+        assert self.state_file is not None
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for key, reply in self._done.items():
+                fh.write(json.dumps({"k": key, "r": {"output": reply.output, "err": reply.err,
+                                                     "status": reply.status}}) + "\n")
+        os.replace(tmp, self.state_file)
+        self._lines = len(self._done)
+
+    async def _persist(self, key: str, reply: EmsReply) -> None:
+        if self.state_file is None:
+            return
+        async with self._file_lock:
+            try:
+                await asyncio.to_thread(self._append, key, reply)
+            except OSError as exc:
+                log.warning("event=ems_state_write_failed file=%s error=%r", self.state_file, str(exc))
+
+    # -- execution ---------------------------------------------------------------------------------
+    def _spawn(self, coro: Awaitable[EmsReply]) -> asyncio.Task[EmsReply]:
+        task: asyncio.Task[EmsReply] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self, key: str | None, factory: Callable[[], Awaitable[EmsReply]]) -> tuple[EmsReply, Outcome]:
+        """The reply for ``key``: the stored one, the running one (awaited) or a fresh execution."""
+        if key is None:
+            return await asyncio.shield(self._spawn(factory())), "nokey"
+        stored = self.get(key)
+        if stored is not None:
+            return stored, "done"
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running), "inflight"
+
+        async def execute() -> EmsReply:
+            try:
+                reply = await factory()
+                self._remember(key, reply)
+                await self._persist(key, reply)
+                return reply
+            finally:
+                self._inflight.pop(key, None)
+
+        task = self._spawn(execute())
+        self._inflight[key] = task
+        return await asyncio.shield(task), "new"
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def cancel_all(self) -> None:
+        """Cancel every running execution (their scripts' process groups are killed)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,78 @@
+"""Safe resolution of names and folders coming from messages.
+
+Policy (documented choice):
+- a script ``name`` (SAVE_SCRIPTS, SCRIPTS_UPDATE, the first word of an EXECUTE payload) is a
+  relative path inside the scripts folder: absolute names, ``..`` components, NUL bytes and names
+  that resolve (through symlinks) outside the folder are refused;
+- a ``script-path`` is honoured when it resolves to a folder equal to or below one of the allowed
+  roots (by default only the agent's ``scripts_path``). The reference's default
+  ``/opt/openbaton/scripts`` (what every VNFM sends) and folders below it always mean the agent's own
+  scripts folder, so an agent with another ``scripts_path`` (or a ``root``) still works with a
+  stock VNFM. A relative ``script-path`` is relative to the scripts folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+
+
+class PathRefused(ValueError):
+    """A name or folder from a message points outside what the agent allows."""
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def resolve_inside(folder: str | os.PathLike[str], name: str) -> Path:
+    """``folder/name`` with symlinks resolved, refused unless it stays strictly inside ``folder``."""
+    if not isinstance(name, str) or not name.strip():
+        raise PathRefused("empty script name")
+    if "\x00" in name:
+        raise PathRefused(f"script name {name!r} contains a NUL byte")
+    rel = PurePosixPath(name)
+    if rel.is_absolute():
+        raise PathRefused(f"script name {name!r} is absolute; names are relative to the scripts folder")
+    if ".." in rel.parts:
+        raise PathRefused(f"script name {name!r} contains '..'")
+    base = Path(folder).resolve()
+    target = (base / rel).resolve()
+    if target == base or base not in target.parents:
+        raise PathRefused(f"script name {name!r} resolves outside the scripts folder {str(base)!r}")
+    return target
+
+
+def resolve_folder(value: str | None, *, default: str | os.PathLike[str],
+                   allowed_roots: Sequence[str | os.PathLike[str]] = (),
+                   alias: str = DEFAULT_SCRIPTS_PATH, when_absent: str | os.PathLike[str] | None = None) -> Path:
+    """The folder a message's ``script-path`` designates. ``default`` is the agent's scripts folder
+    (what the alias and relative values map to); ``when_absent`` (default: ``default``) is returned
+    when the message has no ``script-path``."""
+    default_path = Path(default).resolve()
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Path(when_absent).resolve() if when_absent is not None else default_path
+    if not isinstance(value, str):
+        raise PathRefused(f"script-path must be a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise PathRefused("script-path contains a NUL byte")
+    pure = PurePosixPath(value.strip())
+    if ".." in pure.parts:
+        raise PathRefused(f"script-path {value!r} contains '..'")
+    if not pure.is_absolute():
+        return _check(default_path / pure, value, default_path, allowed_roots)
+    alias_path = PurePosixPath(alias)
+    if pure == alias_path or alias_path in pure.parents:
+        return _check(default_path / pure.relative_to(alias_path), value, default_path, allowed_roots)
+    return _check(Path(pure), value, default_path, allowed_roots)
+
+
+def _check(candidate: Path, value: str, default: Path, allowed_roots: Sequence[str | os.PathLike[str]]) -> Path:
+    resolved = candidate.resolve()
+    roots = [default, *(Path(r).resolve() for r in allowed_roots)]
+    if any(_within(resolved, r) for r in roots):
+        return resolved
+    raise PathRefused(f"script-path {value!r} is outside the allowed folders {[str(r) for r in roots]}")

@@ -1,0 +1,217 @@
+"""Run one script: no shell, own process group, bounded streamed output, time limit, optional user.
+
+- stdout and stderr are read in chunks as the script writes them; only the last ``max_output`` bytes
+  of each are kept, and a cut is marked ``[... N bytes cut ...]`` at the start of the kept tail.
+- the script runs in a new session (``start_new_session``); on timeout (or cancellation) the whole
+  process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds; the status is 124 and the
+  error text says ``timed out after N s``.
+- a script that leaves a background process holding its stdout/stderr (a daemon it started) is
+  answered as soon as the script itself exits (plus ``drain_grace``); the pipes of such processes
+  keep being drained (and discarded) in the background, so they never get SIGPIPE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_STATUS = 124
+_CHUNK = 64 * 1024
+_background: set[asyncio.Task[None]] = set()
+
+
+@dataclass
+class ScriptResult:
+    status: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    duration: float = 0.0
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+
+
+class TailBuffer:
+    """Keeps the last ``limit`` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.buf = bytearray()
+        self.total = 0
+        self.discard = False
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        if self.discard:
+            return
+        if len(data) >= self.limit:
+            self.buf = bytearray(data[-self.limit:])
+            return
+        self.buf += data
+        excess = len(self.buf) - self.limit
+        if excess > 0:
+            del self.buf[:excess]
+
+    @property
+    def cut(self) -> int:
+        return self.total - len(self.buf)
+
+    def text(self) -> str:
+        body = bytes(self.buf).decode("utf-8", "replace")
+        return f"[... {self.cut} bytes cut ...]\n{body}" if self.cut else body
+
+
+@dataclass(frozen=True)
+class RunAs:
+    user: str
+    uid: int
+    gid: int
+    home: str
+
+    @classmethod
+    def lookup(cls, user: str) -> RunAs:
+        try:
+            entry = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+        except KeyError as exc:
+            raise ValueError(f"run_as user {user!r} does not exist") from exc
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+    def check_possible(self) -> None:
+        if os.geteuid() != 0 and os.geteuid() != self.uid:
+            raise ValueError(f"run_as={self.user!r} needs the agent to run as root (it runs as uid {os.geteuid()})")
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": self.home, "USER": self.user, "LOGNAME": self.user}
+
+
+def bash() -> str:
+    return "/bin/bash" if os.path.exists("/bin/bash") else (shutil.which("bash") or "/bin/bash")
+
+
+def script_argv(script: Path, args: Sequence[str]) -> list[str]:
+    """``.py`` (by suffix) and shebang scripts are executed directly, everything else by bash."""
+    direct = script.suffix == ".py"
+    if not direct:
+        try:
+            with open(script, "rb") as fh:
+                direct = fh.read(2) == b"#!"
+        except OSError:
+            direct = False
+    return [str(script), *args] if direct else [bash(), str(script), *args]
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """``Process.wait()`` only returns once every pipe is closed (a daemon started by the script keeps
+    them open); this protocol tells when the process itself has exited."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
+async def _spawn(argv: Sequence[str], **kwargs: Any) -> tuple[asyncio.subprocess.Process, _ExitAwareProtocol]:
+    loop = asyncio.get_running_loop()
+    protocol = _ExitAwareProtocol(_CHUNK, loop)
+    transport, _ = await loop.subprocess_exec(lambda: protocol, *argv, **kwargs)
+    return asyncio.subprocess.Process(transport, protocol, loop), protocol
+
+
+async def _pump(stream: asyncio.StreamReader | None, sink: TailBuffer) -> None:
+    if stream is None:
+        return
+    while True:
+        chunk = await stream.read(_CHUNK)
+        if not chunk:
+            return
+        sink.feed(chunk)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process, exited: asyncio.Event, grace: float) -> None:
+    """SIGTERM the group, SIGKILL it after ``grace`` seconds (also when the leader already left:
+    its children may still be in the group)."""
+    pgid = proc.pid
+    if grace > 0:
+        _signal_group(pgid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(exited.wait(), grace)
+    _signal_group(pgid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(exited.wait(), 10)
+
+
+def _drain_in_background(readers: Sequence[asyncio.Task[None]], sinks: Sequence[TailBuffer]) -> None:
+    for sink in sinks:
+        sink.discard = True
+    for task in readers:
+        if not task.done():
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+
+async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None, env: Mapping[str, str] | None,
+                     timeout: float | None, max_output: int, run_as: RunAs | None = None,
+                     kill_grace: float = 2.0, drain_grace: float = 1.0) -> ScriptResult:
+    """Run ``argv`` (a list: nothing is interpreted by a shell) and collect its result. Never raises
+    for a script problem (missing file, not executable, time-out): those are statuses."""
+    started = time.monotonic()
+    kwargs: dict[str, Any] = {}
+    if run_as is not None:
+        kwargs.update(user=run_as.uid, group=run_as.gid)
+        if os.geteuid() == 0:
+            kwargs["extra_groups"] = []
+    try:
+        proc, protocol = await _spawn(
+            argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, **kwargs)
+    except FileNotFoundError as exc:
+        return ScriptResult(127, "", f"cannot execute {argv[0]}: {exc.strerror or exc}",
+                            duration=time.monotonic() - started)
+    except PermissionError as exc:
+        return ScriptResult(126, "", f"cannot execute {argv[0]}: {exc.strerror or exc}",
+                            duration=time.monotonic() - started)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return ScriptResult(126, "", f"cannot execute {argv[0]}: {exc}", duration=time.monotonic() - started)
+
+    out, err = TailBuffer(max_output), TailBuffer(max_output)
+    readers = [asyncio.create_task(_pump(proc.stdout, out)), asyncio.create_task(_pump(proc.stderr, err))]
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(protocol.exited.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            await _kill_group(proc, protocol.exited, kill_grace)
+        await asyncio.wait(readers, timeout=drain_grace)
+    except asyncio.CancelledError:
+        await _kill_group(proc, protocol.exited, 0)
+        for task in readers:
+            task.cancel()
+        raise
+    stdout, stderr = out.text(), err.text()
+    _drain_in_background(readers, (out, err))
+    status = proc.returncode if proc.returncode is not None else -9
+    if timed_out:
+        status = TIMEOUT_STATUS
+        note = f"[gvnfm-ems] script timed out after {timeout:g} s; its process group was killed"
+        stderr = f"{stderr}\n{note}" if stderr else note
+    return ScriptResult(status, stdout, stderr, timed_out=timed_out, duration=time.monotonic() - started,
+                        stdout_bytes=out.total, stderr_bytes=err.total)

@@ -1,0 +1,140 @@
+"""Day-2 operations end to end on the local orchestrator over RabbitMQ (each host's EMS a process of
+its own), driven from the command line through the control API: scale out then in (the dependent
+VNF's scripts see the right ``removing_*`` values), heal with a cause, a standby switch, a script
+update followed by RESUME of a failed START, an execute, the logs of a VNFC, and bad requests that
+change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gvnfm.api.server import ApiServer
+from gvnfm.cli.main import app
+from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
+from gvnfm.orchestrator.records import NetworkServiceRecord
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+HEAL = """#!/bin/bash
+echo "heal.sh on $hostname: cause=$cause"
+"""
+
+
+def chain_with_heal(tmp: Path) -> Path:
+    root = tmp / "chain"
+    shutil.copytree(EXAMPLES / "chain", root)
+    vnfd_path = root / "app" / "vnfd.json"
+    vnfd = json.loads(vnfd_path.read_text())
+    vnfd["lifecycle_event"].append({"event": "HEAL", "lifecycle_events": ["heal.sh"]})
+    vnfd_path.write_text(json.dumps(vnfd, indent=2))
+    (root / "app" / "scripts" / "heal.sh").write_text(HEAL)
+    return root
+
+
+async def cli(state: Path, *args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--state-dir", str(state)])
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+async def running(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[LocalRuntime, NetworkServiceRecord, Path]]:
+    state = tmp_path / "state"
+    rt = LocalRuntime(RuntimeOptions(state_dir=state, broker=amqp_vhost, capacity=12, ems_start_timeout=60,
+                                     script_timeout=60))
+    await rt.start()
+    api = ApiServer(rt)
+    await api.start()
+    nsr = await rt.deploy(chain_with_heal(tmp_path))
+    try:
+        yield rt, nsr, state
+    finally:
+        await rt.teardown(nsr)
+        await api.stop()
+        await rt.close()
+
+
+async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime, NetworkServiceRecord, Path]) -> None:
+    rt, nsr, state = running
+    assert nsr.status == "ACTIVE"
+    web_host = nsr.vnfrs["web"].hosts[0]
+    code, out = await cli(state, "status")
+    assert code == 0 and "chain ACTIVE" in out and web_host in out
+
+    # scale out app: the new VNFC is instantiated, configured, started; web is reconfigured with it
+    code, out = await cli(state, "scale-out", "app")
+    assert code == 0, out
+    new_app = out.split()[1]
+    assert new_app in nsr.vnfrs["app"].hosts and len(nsr.vnfrs["app"].hosts) == 3
+    code, out = await cli(state, "logs", "web", web_host)
+    assert code == 0 and f"backend {new_app} at " in out, out
+
+    # scale in: web's SCALE_IN script sees removing_hostname / removing_private of the removed VNFC
+    code, out = await cli(state, "scale-in", "app", new_app)
+    assert code == 0, out
+    assert new_app not in nsr.vnfrs["app"].hosts
+    for _ in range(200):   # SCALE_IN gets no answer: wait for the script's output in the logs
+        code, out = await cli(state, "logs", "web", web_host)
+        if f"backend {new_app} removed" in out:
+            break
+        await asyncio.sleep(0.1)
+    assert f"scale_in.sh on {web_host}: backend {new_app} removed" in out
+
+    # heal with a cause
+    app_host = nsr.vnfrs["app"].hosts[0]
+    code, out = await cli(state, "heal", "app", app_host, "--cause", "disk-full")
+    assert code == 0, out
+    code, out = await cli(state, "logs", "app", app_host)
+    assert f"heal.sh on {app_host}: cause=disk-full" in out
+
+    # standby: a VNFC created in STANDBY, then switched to ACTIVE (START runs on it)
+    code, out = await cli(state, "scale-out", "app", "--standby")
+    assert code == 0 and "(STANDBY)" in out, out
+    standby = out.split()[1]
+    code, out = await cli(state, "heal", "app", standby, "--cause", "switchToStandby")
+    assert code == 0 and "state ACTIVE" in out, out
+    code, out = await cli(state, "logs", "app", standby)
+    assert "start.sh on " + standby in out
+
+    # execute an ad-hoc script everywhere
+    script = state.parent / "adhoc.sh"
+    script.write_text('#!/bin/bash\necho "adhoc on $hostname"\n')
+    code, out = await cli(state, "execute", "app", str(script))
+    assert code == 0 and all(f"adhoc on {h}" in out for h in nsr.vnfrs["app"].hosts), out
+
+    # a failing START, the script fixed with update-script, then RESUME: runs again only where it failed
+    good_start = (EXAMPLES / "chain" / "db" / "scripts" / "start.sh").read_text()
+    bad = state.parent / "bad.sh"
+    bad.write_text("#!/bin/bash\necho 'cannot bind port' >&2\nexit 3\n")
+    assert (await cli(state, "update-script", "db", "start.sh", str(bad)))[0] == 0
+    code, out = await cli(state, "stop", "db")
+    assert code == 0, out
+    code, out = await cli(state, "start", "db")
+    assert code == 1 and "cannot bind port" in out and "start.sh" in out, out
+    assert nsr.vnfrs["db"].status == "ERROR"
+    fixed = state.parent / "fixed.sh"
+    fixed.write_text(good_start)
+    assert (await cli(state, "update-script", "db", "start.sh", str(fixed)))[0] == 0
+    code, out = await cli(state, "resume", "db")
+    assert code == 0 and "ACTIVE" in out, out
+    db_host = nsr.vnfrs["db"].hosts[0]
+    code, out = await cli(state, "logs", "db", db_host)
+    assert out.count("Output of Script : start.sh") == 2   # deploy + resume; the failed run is an error
+    assert "cannot bind port" in out                      # in the error log
+
+    # bad requests: a clear error, nothing changed
+    before = {n: list(v.hosts) for n, v in nsr.vnfrs.items()}
+    code, out = await cli(state, "scale-out", "db")
+    assert code == 1 and "scale" in out.lower(), out
+    code, out = await cli(state, "heal", "app", "app-0000000", "--cause", "x")
+    assert code == 1 and "no VNFC instance 'app-0000000'" in out, out
+    code, out = await cli(state, "update-script", "db", "nope.sh", str(fixed))
+    assert code == 1 and "no script 'nope.sh'" in out, out
+    assert {n: list(v.hosts) for n, v in nsr.vnfrs.items()} == before

@@ -1,0 +1,324 @@
+"""A `gvnfm ems` process driven over a real RabbitMQ the way the reference (Spring) VNFM does it.
+
+The shared broker (`amqp_url`) for the protocol; a private node (`private_rabbit`) for the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
+
+from tests.support.rabbit import PrivateRabbit, private_rabbit  # noqa: F401  (fixture)
+from tests.support.services import unique
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class ReferenceVnfm:
+    """Declares ``openbaton-exchange`` and ``ems.<type>.register``, consumes registrations and sends
+    commands with ``RabbitTemplate.convertSendAndReceive`` semantics: text/plain JSON to routing key
+    ``vnfm.<hostname>.actions`` on the topic exchange, answer expected through direct reply-to."""
+
+    def __init__(self, url: str, type_: str, *, register_auto_delete: bool = True) -> None:
+        self.url = url
+        self.type = type_
+        self.register_auto_delete = register_auto_delete
+        self.registrations: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._pending: dict[str, asyncio.Future[AbstractIncomingMessage]] = {}
+        self.conn: AbstractConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self.exchange: AbstractExchange | None = None
+
+    async def connect(self) -> None:
+        self.conn = await aio_pika.connect(self.url)
+        self.channel = await self.conn.channel()
+        self.exchange = await self.channel.declare_exchange("openbaton-exchange", aio_pika.ExchangeType.TOPIC,
+                                                            durable=True)
+        reg = await self.channel.declare_queue(f"ems.{self.type}.register", durable=True,
+                                               auto_delete=self.register_auto_delete)
+        await reg.consume(self._on_registration, no_ack=True)
+        reply = await self.channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+        await reply.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                await self.conn.close()
+        self.conn = None
+
+    async def _on_registration(self, message: AbstractIncomingMessage) -> None:
+        await self.registrations.put(message)
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        fut = self._pending.pop(message.correlation_id or "", None)
+        if fut is not None and not fut.done():
+            fut.set_result(message)
+
+    async def registration(self, timeout: float = 30) -> dict[str, Any]:
+        message = await asyncio.wait_for(self.registrations.get(), timeout)
+        assert message.content_type == "text/plain"
+        data: dict[str, Any] = json.loads(message.body)
+        return data
+
+    async def call_raw(self, hostname: str, body: bytes, *, cid: str, timeout: float = 30) -> AbstractIncomingMessage:
+        assert self.exchange is not None
+        fut: asyncio.Future[AbstractIncomingMessage] = asyncio.get_running_loop().create_future()
+        self._pending[cid] = fut
+        await self.exchange.publish(
+            aio_pika.Message(body, content_type="text/plain", reply_to=DIRECT_REPLY_TO, correlation_id=cid),
+            routing_key=f"vnfm.{hostname}.actions")
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(cid, None)
+
+    async def call(self, hostname: str, command: dict[str, Any] | bytes, *, cid: str,
+                   timeout: float = 30) -> dict[str, Any]:
+        body = command if isinstance(command, bytes) else json.dumps(command).encode()
+        message = await self.call_raw(hostname, body, cid=cid, timeout=timeout)
+        assert message.correlation_id == cid
+        assert message.content_type == "text/plain"
+        data: dict[str, Any] = json.loads(message.body)
+        assert set(data) == {"output", "err", "status"}
+        return data
+
+
+def write_properties(path: Path, *, url_host: str, port: int, user: str, password: str, hostname: str,
+                     type_: str, extra: dict[str, str] | None = None) -> Path:
+    """The file the reference user-data writes (plus gvnfm keys in ``extra``)."""
+    lines = ["[ems]", f"broker_ip={url_host}", f"broker_port={port}", f"username={user}", f"password={password}",
+             "exchange=openbaton-exchange", "heartbeat=60", "autodelete=true", f"type={type_}",
+             f"hostname={hostname}"]
+    lines += [f"{k}={v}" for k, v in (extra or {}).items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def ems_process(args: list[str], log_file: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m gvnfm.ems args...``; stopped with SIGTERM (then killed) at the end."""
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gvnfm.ems", *args,
+                                                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    finally:
+        os.close(out)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def broker_parts(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    return {"url_host": parts.hostname or "127.0.0.1", "port": parts.port or 5672,
+            "user": unquote(parts.username or "guest"), "password": unquote(parts.password or "guest")}
+
+
+def ems_args(tmp_path: Path, config: Path, *extra: str) -> list[str]:
+    return ["--config", str(config), "--root", str(tmp_path / "host"), "--log-dir", str(tmp_path / "log"), *extra]
+
+
+def make_repo(base: Path) -> Path:
+    import subprocess
+
+    repo = base / "repo"
+    repo.mkdir()
+    (repo / "hello.sh").write_text("echo hello-from-git\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(repo)]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "scripts"]):
+        subprocess.run([*git, *cmd], check=True)
+    return repo
+
+
+@pytest.mark.rabbitmq
+async def test_reference_vnfm_drives_the_ems(amqp_url: str, tmp_path: Path) -> None:
+    type_, hostname = unique("emsit"), unique("iperf-server") + "-4711"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(amqp_url))
+    repo = make_repo(tmp_path)
+    vnfm = ReferenceVnfm(amqp_url, type_)
+    await vnfm.connect()
+    log_file = tmp_path / "ems.out"
+    try:
+        async with ems_process(ems_args(tmp_path, config), log_file) as proc:
+            assert await vnfm.registration() == {"hostname": hostname}
+            scripts = tmp_path / "host" / "scripts"
+            reply = await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64('echo "$1 $port $SECRET"\n'),
+                                               "name": "install.sh", "script-path": "/opt/openbaton/scripts"},
+                                    cid="c1")
+            assert reply == {"output": "['install.sh']", "err": "", "status": 0}
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "install.sh arg1",
+                                               "env": {"port": "5001", "SECRET": "tok-98765"}}, cid="c2")
+            assert reply == {"output": "arg1 5001 tok-98765\n", "err": "", "status": 0}
+            reply = await vnfm.call(hostname, {"action": "SCRIPTS_UPDATE", "payload": b64("echo updated"),
+                                               "name": "install.sh", "script-path": "/opt/openbaton/scripts"},
+                                    cid="c3")
+            assert reply["status"] == 0 and (scripts / "install.sh").read_text() == "echo updated"
+            dep = {"parameters": {"server": {"parameters": {"private": "10.0.0.1"}}}, "vnfcParameters": {}}
+            reply = await vnfm.call(hostname, {"action": "SAVE_VNFR_DEPENDENCY", "payload": json.dumps(dep, indent=2),
+                                               "script-path": "/opt/openbaton/scripts"}, cid="c4")
+            assert reply["status"] == 0 and "ob_parameters.sh" in reply["output"]
+            assert "export OB_server_VNF_private=10.0.0.1" in (scripts / "ob_parameters.sh").read_text()
+            reply = await vnfm.call(hostname, {"action": "CLONE_SCRIPTS", "payload": f"file://{repo}",
+                                               "script-path": "/opt/openbaton/scripts/git"}, cid="c5")
+            assert reply["status"] == 0, reply["err"]
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "ob_runtime hello.sh",
+                                               "script-path": "/opt/openbaton/scripts/git"}, cid="c6")
+            assert reply["status"] == 127  # "ob_runtime" is not a script: the first word is the script
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "hello.sh",
+                                               "script-path": "/opt/openbaton/scripts/git"}, cid="c7")
+            assert reply == {"output": "hello-from-git\n", "err": "", "status": 0}
+            reply = await vnfm.call(hostname, {"action": "REBOOT"}, cid="c8")
+            assert reply["status"] != 0 and "unknown action" in reply["err"]
+            reply = await vnfm.call(hostname, b"this is not json", cid="c9")
+            assert reply["status"] != 0 and "not JSON" in reply["err"]
+            reply = await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64("x"), "name": "../../x.sh",
+                                               "script-path": "/opt/openbaton/scripts"}, cid="c10")
+            assert reply["status"] != 0 and not (tmp_path / "x.sh").exists()
+            # a re-sent command (same correlation id) is answered from the stored result
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "install.sh arg1",
+                                               "env": {"port": "5001", "SECRET": "tok-98765"}}, cid="c2")
+            assert reply["output"] == "arg1 5001 tok-98765\n"
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        await vnfm.close()
+    text = log_file.read_text() + (tmp_path / "log" / "ems-receiver.log").read_text()
+    assert "event=ems_registered" in text and "env_keys=SECRET,port" in text
+    assert "tok-98765" not in text
+    assert "password='***'" in text   # the configuration is logged with the password masked
+
+
+@pytest.mark.rabbitmq
+async def test_long_script_does_not_hold_up_other_commands(amqp_url: str, tmp_path: Path) -> None:
+    type_, hostname = unique("emsit"), unique("vnfc") + "-1"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(amqp_url))
+    vnfm = ReferenceVnfm(amqp_url, type_)
+    await vnfm.connect()
+    try:
+        async with ems_process(ems_args(tmp_path, config), tmp_path / "ems.out"):
+            await vnfm.registration()
+            for name, text in (("long.sh", "sleep 4; echo long"), ("quick.sh", "echo quick")):
+                await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64(text), "name": name,
+                                           "script-path": "/opt/openbaton/scripts"}, cid=unique("save"))
+            long = asyncio.create_task(vnfm.call(hostname, {"action": "EXECUTE", "payload": "long.sh"}, cid="long"))
+            await asyncio.sleep(0.5)
+            started = time.monotonic()
+            assert (await vnfm.call(hostname, {"action": "EXECUTE", "payload": "quick.sh"}, cid="quick"))["output"] \
+                == "quick\n"
+            assert time.monotonic() - started < 2.5
+            assert not long.done()
+            assert (await long)["output"] == "long\n"
+    finally:
+        await vnfm.close()
+
+
+@pytest.mark.rabbitmq
+async def test_fleet_of_hosts_in_one_process(amqp_url: str, tmp_path: Path) -> None:
+    type_, prefix = unique("emsfleet"), unique("bench")
+    config = write_properties(tmp_path / "ems.properties", hostname="unused", type_=type_, **broker_parts(amqp_url))
+    vnfm = ReferenceVnfm(amqp_url, type_)
+    await vnfm.connect()
+    try:
+        async with ems_process(ems_args(tmp_path, config, "--hosts", "3", "--hostname-prefix", prefix),
+                               tmp_path / "ems.out"):
+            names = sorted([(await vnfm.registration())["hostname"] for _ in range(3)])
+            assert names == [f"{prefix}-1", f"{prefix}-2", f"{prefix}-3"]
+            for i, name in enumerate(names, 1):
+                reply = await vnfm.call(name, {"action": "SAVE_SCRIPTS", "payload": b64(f"echo {i}"), "name": "id.sh",
+                                               "script-path": "/opt/openbaton/scripts"}, cid=unique("s"))
+                assert reply["status"] == 0
+                assert (tmp_path / "host" / name / "scripts" / "id.sh").exists()
+            for i, name in enumerate(names, 1):
+                reply = await vnfm.call(name, {"action": "EXECUTE", "payload": "id.sh"}, cid=unique("e"))
+                assert reply["output"] == f"{i}\n"
+    finally:
+        await vnfm.close()
+
+
+async def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+async def test_broker_restart_in_the_middle_of_a_script(private_rabbit: PrivateRabbit,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    user, password = unique("ems"), unique("Pw-Secret")
+    await asyncio.to_thread(private_rabbit.add_user, user, password)
+    url = private_rabbit.url_for(user, password)
+    type_, hostname = unique("emsrestart"), unique("vnfc") + "-2"
+    config = write_properties(tmp_path / "ems.properties", url_host="127.0.0.1", port=private_rabbit.port,
+                              user=user, password=password, hostname=hostname, type_=type_,
+                              extra={"reconnect_max": "2"})
+    counter, release = tmp_path / "runs.txt", tmp_path / "release"
+    script = (f"echo run >> {counter}\n"
+              f"for i in $(seq 600); do [ -e {release} ] && break; sleep 0.1; done\necho finished\n")
+    # a durable, non-auto-delete register queue survives the restart (as gvnfm's VNFM declares it)
+    vnfm = ReferenceVnfm(url, type_, register_auto_delete=False)
+    await vnfm.connect()
+    log_file = tmp_path / "ems.out"
+    try:
+        async with ems_process(ems_args(tmp_path, config), log_file) as proc:
+            assert await vnfm.registration() == {"hostname": hostname}
+            await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64(script), "name": "wait.sh",
+                                       "script-path": "/opt/openbaton/scripts"}, cid="save")
+            command = json.dumps({"action": "EXECUTE", "payload": "wait.sh", "env": {"x": "1"}}).encode()
+            first = asyncio.create_task(vnfm.call_raw(hostname, command, cid="op/step-1", timeout=120))
+            await wait_for(counter.exists, 15, "the script to start")
+
+            await asyncio.to_thread(private_rabbit.restart)
+            first.cancel()   # its reply address died with the connection
+            await vnfm.close()
+            vnfm = ReferenceVnfm(url, type_, register_auto_delete=False)
+            await vnfm.connect()
+            assert await vnfm.registration(timeout=60) == {"hostname": hostname}   # re-registered
+            assert proc.returncode is None
+
+            # the VNFM re-sends the command with the same correlation id; the script is still running
+            again = asyncio.create_task(vnfm.call_raw(hostname, command, cid="op/step-1", timeout=60))
+            await asyncio.sleep(1.0)
+            assert not again.done(), (again.result().body, log_file.read_text()[-3000:])
+            release.touch()
+            reply = json.loads((await again).body)
+            assert reply == {"output": "finished\n", "err": "", "status": 0}
+            assert counter.read_text() == "run\n"     # ran exactly once
+            # and the agent keeps working after the restart
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "wait.sh"}, cid="after")
+            assert reply["status"] == 0 and counter.read_text() == "run\nrun\n"
+    finally:
+        await vnfm.close()
+    text = log_file.read_text()
+    assert "event=ems_reconnected" in text
+    assert password not in text

@@ -1,0 +1,114 @@
+"""The result cache: one execution per key, bounded LRU, state file that survives restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems.dedupe import ResultCache, command_key
+
+
+def test_key_needs_a_correlation_id_and_covers_the_body() -> None:
+    assert command_key(None, b"x") is None and command_key("", b"x") is None
+    assert command_key("c", b"x") == command_key("c", b"x")
+    assert command_key("c", b"x") != command_key("c", b"y")
+
+
+async def test_one_execution_per_key_and_none_without_key() -> None:
+    cache = ResultCache()
+    runs = 0
+    gate = asyncio.Event()
+
+    async def work() -> EmsReply:
+        nonlocal runs
+        runs += 1
+        await gate.wait()
+        return EmsReply(output=f"run {runs}")
+
+    tasks = [asyncio.create_task(cache.run("k", work)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert runs == 1
+    assert [r[0].output for r in results] == ["run 1"] * 3
+    assert sorted(r[1] for r in results) == ["inflight", "inflight", "new"]
+    assert (await cache.run("k", work)) == (EmsReply(output="run 1"), "done")
+    await cache.run(None, work)
+    await cache.run(None, work)
+    assert runs == 3
+
+
+async def test_cancelled_requester_does_not_cancel_the_execution() -> None:
+    cache = ResultCache()
+    gate = asyncio.Event()
+
+    async def work() -> EmsReply:
+        await gate.wait()
+        return EmsReply(output="done")
+
+    first = asyncio.create_task(cache.run("k", work))
+    await asyncio.sleep(0.02)
+    first.cancel()   # e.g. the delivery's connection went away
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(cache.run("k", work))
+    gate.set()
+    assert (await second) == (EmsReply(output="done"), "inflight")
+
+
+async def test_cancel_all_forgets_the_running_key() -> None:
+    cache = ResultCache()
+
+    async def hang() -> EmsReply:
+        await asyncio.sleep(60)
+        return EmsReply()
+
+    task = asyncio.create_task(cache.run("k", hang))
+    await asyncio.sleep(0.02)
+    await cache.cancel_all()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cache.running == 0 and "k" not in cache
+
+    async def quick() -> EmsReply:
+        return EmsReply(output="again")
+
+    assert (await cache.run("k", quick))[1] == "new"
+
+
+async def test_lru_bounds_entries_and_bytes() -> None:
+    cache = ResultCache(max_entries=3, max_bytes=10_000)
+    for i in range(5):
+        await cache.run(f"k{i}", lambda i=i: _reply(f"r{i}"))
+    assert len(cache) == 3 and "k0" not in cache and "k4" in cache
+    await cache.run("big", lambda: _reply("x" * 9_990))
+    assert len(cache) == 1 and "big" in cache
+    await cache.run("huge", lambda: _reply("x" * 20_000))   # the newest stays even when over budget
+    assert len(cache) == 1 and "huge" in cache
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as fh:
+        fh.write(text)
+
+
+async def _reply(text: str) -> EmsReply:
+    return EmsReply(output=text)
+
+
+async def test_state_file_persists_compacts_and_skips_bad_lines(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "results.jsonl"
+    cache = ResultCache(max_entries=2, state_file=state)
+    for i in range(6):
+        await cache.run(f"k{i}", lambda i=i: _reply(f"r{i}"))
+    lines = state.read_text().splitlines()
+    assert len(lines) <= 4  # compacted when it grew beyond twice the LRU
+    assert state.stat().st_mode & 0o777 == 0o600
+    append(state, "not json\n" + json.dumps({"k": "x"}) + "\n")
+    again = ResultCache(max_entries=2, state_file=state)
+    assert again.load() == 2
+    assert again.get("k5") == EmsReply(output="r5") and again.get("k4") == EmsReply(output="r4")
+    assert again.get("k0") is None

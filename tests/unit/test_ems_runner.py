@@ -1,0 +1,137 @@
+"""The script runner: interpreter choice, bounded streamed output, time limit with process-group kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+from gvnfm.ems import runner
+from gvnfm.ems.runner import TailBuffer, run_script, script_argv
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_tail_buffer_keeps_the_tail_and_marks_the_cut() -> None:
+    buf = TailBuffer(10)
+    for chunk in (b"0123456", b"789abc", b"def"):
+        buf.feed(chunk)
+    assert buf.total == 16
+    assert buf.text() == "[... 6 bytes cut ...]\n6789abcdef"
+    small = TailBuffer(10)
+    small.feed(b"hi")
+    assert small.text() == "hi"
+    big = TailBuffer(4)
+    big.feed(b"x" * 100 + b"TAIL")
+    assert big.text() == "[... 100 bytes cut ...]\nTAIL"
+
+
+def test_interpreter_choice(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("print(1)")
+    (tmp_path / "deploy.pyramid.sh").write_text("echo hi")
+    (tmp_path / "x.sh").write_text("#!/bin/sh\necho hi")
+    (tmp_path / "plain").write_text("echo hi")
+    assert script_argv(tmp_path / "a.py", ["1"]) == [str(tmp_path / "a.py"), "1"]
+    assert script_argv(tmp_path / "deploy.pyramid.sh", [])[1:] == [str(tmp_path / "deploy.pyramid.sh")]
+    assert script_argv(tmp_path / "deploy.pyramid.sh", [])[0].endswith("bash")
+    assert script_argv(tmp_path / "x.sh", []) == [str(tmp_path / "x.sh")]
+    assert script_argv(tmp_path / "plain", ["a", "b"])[1:] == [str(tmp_path / "plain"), "a", "b"]
+
+
+async def test_status_stdout_stderr_separately(tmp_path: Path) -> None:
+    res = await run_script(["/bin/bash", "-c", "echo out; echo err >&2; exit 3"], cwd=tmp_path, env=None,
+                           timeout=10, max_output=1024)
+    assert (res.status, res.stdout, res.stderr, res.timed_out) == (3, "out\n", "err\n", False)
+
+
+async def test_missing_program_is_a_status_not_an_exception(tmp_path: Path) -> None:
+    res = await run_script([str(tmp_path / "nope")], cwd=tmp_path, env=None, timeout=5, max_output=1024)
+    assert res.status == 127 and "cannot execute" in res.stderr
+    (tmp_path / "noexec.py").write_text("print(1)\n")
+    res = await run_script([str(tmp_path / "noexec.py")], cwd=tmp_path, env=None, timeout=5, max_output=1024)
+    assert res.status == 126 and "cannot execute" in res.stderr
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    script = tmp_path / "hang.sh"
+    script.write_text(f"sleep 300 &\necho $! > {tmp_path}/child.pid\ntrap '' TERM\nsleep 300\n")
+    started = time.monotonic()
+    res = await run_script(["/bin/bash", str(script)], cwd=tmp_path, env=None, timeout=1, max_output=1024,
+                           kill_grace=0.3)
+    assert time.monotonic() - started < 6
+    assert res.timed_out and res.status == 124
+    assert "timed out after 1 s" in res.stderr
+    child = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):
+        if not alive(child):
+            break
+        await asyncio.sleep(0.1)
+    assert not alive(child), "the script's background child survived the time-out"
+
+
+async def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
+    script = tmp_path / "hang.sh"
+    script.write_text(f"echo $$ > {tmp_path}/pid\nsleep 300\n")
+    task = asyncio.create_task(run_script(["/bin/bash", str(script)], cwd=tmp_path, env=None, timeout=60,
+                                          max_output=1024))
+    for _ in range(50):
+        if (tmp_path / "pid").exists() and (tmp_path / "pid").read_text().strip():
+            break
+        await asyncio.sleep(0.05)
+    pid = int((tmp_path / "pid").read_text())
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await asyncio.sleep(0.2)
+    assert not alive(pid)
+
+
+async def test_huge_output_is_bounded_streamed_and_keeps_the_tail(tmp_path: Path) -> None:
+    script = "head -c 100000000 /dev/zero | tr '\\0' 'x'; echo; echo END-OF-OUTPUT"
+    tracemalloc.start()
+    try:
+        res = await run_script(["/bin/bash", "-c", script], cwd=tmp_path, env=None, timeout=60,
+                               max_output=64 * 1024)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert res.status == 0
+    assert res.stdout_bytes == 100_000_000 + 1 + len("END-OF-OUTPUT\n")
+    assert res.stdout.endswith("xxx\nEND-OF-OUTPUT\n")
+    cut = res.stdout_bytes - 64 * 1024
+    assert res.stdout.startswith(f"[... {cut} bytes cut ...]\n")
+    assert len(res.stdout) < 64 * 1024 + 100
+    assert peak < 16 * 1024 * 1024, f"peak Python memory {peak} bytes while reading 100 MB"
+
+
+async def test_background_daemon_does_not_hold_the_reply(tmp_path: Path) -> None:
+    # A lifecycle script that starts a service keeping stdout open must be answered when it exits,
+    # and the service must keep running (its output is drained, not cut off).
+    script = tmp_path / "start.sh"
+    script.write_text(f"(while true; do echo tick; sleep 0.1; done) &\necho $! > {tmp_path}/d.pid\necho started\n")
+    started = time.monotonic()
+    res = await run_script(["/bin/bash", str(script)], cwd=tmp_path, env=None, timeout=30, max_output=1024,
+                           drain_grace=0.3)
+    assert time.monotonic() - started < 5
+    assert res.status == 0 and "started" in res.stdout
+    pid = int((tmp_path / "d.pid").read_text())
+    try:
+        await asyncio.sleep(0.5)
+        assert alive(pid), "the daemon died (SIGPIPE?) after the script was answered"
+    finally:
+        os.kill(pid, 9)
+    for _ in range(50):  # the pipes close with the daemon: the background drain ends
+        if not runner._background:
+            break
+        await asyncio.sleep(0.05)
+    assert not runner._background
