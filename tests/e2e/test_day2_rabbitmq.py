@@ -62,7 +62,7 @@ async def running(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[LocalR
 
 
 async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime, NetworkServiceRecord, Path]) -> None:
-    rt, nsr, state = running
+    _rt, nsr, state = running
     assert nsr.status == "ACTIVE"
     web_host = nsr.vnfrs["web"].hosts[0]
     code, out = await cli(state, "status")
