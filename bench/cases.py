@@ -1,0 +1,201 @@
+"""The cases. Each measures gvnfm and its floor in the same run, alternating, and adds rows.
+
+1. per-script: one VNFC, ``scripts`` empty scripts in one event; floor: the same round trips
+   (delivery, then one per script spawning /bin/true) from a raw aio-pika client to a raw consumer.
+2. fan-out: N VNFCs × ``fanout_scripts`` scripts, with the VNFM's concurrency and with 1; floor: the
+   same round trips in the same stages under the same bound.
+3. storm: N EMS agents register at once while the VNFM waits; floor: N raw publishes and consumes.
+4. memory: VNFM RSS per managed VNFC at the largest N, EMS agent RSS per agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench import messages
+from bench.config import BenchConfig
+from bench.floors import FloorResult, FloorServer, fanout_round_trips, run_round_trips, storm_floor
+from bench.report import Report, Row
+from bench.rig import OpResult, Rig
+
+log = logging.getLogger("bench")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _op_detail(results: list[OpResult], expected: int) -> dict[str, Any]:
+    last = results[-1]
+    return {"runs": [round(r.seconds, 4) for r in results], "reply": last.action,
+            "ems_commands_expected": expected, "ems_commands_ok": [r.steps_ok for r in results],
+            "ems_commands_failed": [r.steps_failed for r in results], "nfvo_requests": last.nfvo_requests,
+            "cpu_seconds": [r.cpu for r in results]}
+
+
+def _cpu_note(ours: list[OpResult], floor: list[FloorResult]) -> str:
+    """CPU seconds of the first measurement: gvnfm (VNFM + EMS) against the floor (consumer + client)."""
+    g, f = ours[0].cpu, floor[0].cpu
+    return (f"CPU {g.get('vnfm', 0) + g.get('ems', 0):.2f} s (VNFM {g.get('vnfm', 0):.2f} + EMS "
+            f"{g.get('ems', 0):.2f}) vs floor {f.get('server', 0) + f.get('client', 0):.2f} s")
+
+
+# -- case 1 -------------------------------------------------------------------------------------------
+async def per_script(cfg: BenchConfig, workdir: Path, report: Report) -> None:
+    s = cfg.scripts
+    scripts = messages.script_names(s)
+    rig = Rig(cfg.broker, workdir, "per-script", log_level=cfg.vnfm_log_level)
+    try:
+        await rig.start_vnfm(cfg.concurrency)
+        warm, host = (await rig.start_fleet(2)).hostnames
+        await rig.warm_up(warm)
+        traffic = fanout_round_trips(1, s, delivered_files=s)
+        expected = 2 * s
+        ours: list[OpResult] = []
+        floor: list[FloorResult] = []
+        async with FloorServer(cfg.broker, 1, rig.dir) as server:
+            for _ in range(max(1, cfg.repeat)):
+                ours.append(await rig.instantiate([host], scripts, timeout=cfg.op_timeout, expect_steps=expected))
+                floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
+                                                   timeout=cfg.op_timeout))
+            bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
+                                         spawn="bash")
+        g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+        report.add(Row("per-script", 1, g, f, target=1.5, detail={
+            "scripts": s, "floor_bash": bash.as_dict(), "ratio_to_bash_floor": g / bash.seconds,
+            "note": f"{s} scripts; +{(g - f) / s * 1000:.2f} ms/script; {g / bash.seconds:.2f}× the bash floor; "
+                    f"{_cpu_note(ours, floor)}",
+            "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor],
+            "floor_server": server.stats}))
+    finally:
+        await rig.close()
+
+
+# -- cases 2, 3, 4 at one size ------------------------------------------------------------------------
+async def at_size(cfg: BenchConfig, n: int, workdir: Path, report: Report, *, memory: bool) -> None:
+    k = cfg.fanout_scripts
+    scripts = messages.script_names(k)
+    expected = 2 * k * n
+    traffic = fanout_round_trips(n, k, delivered_files=k)
+    rig = Rig(cfg.broker, workdir, f"n{n}", log_level=cfg.vnfm_log_level)
+    do_fanout = "fan-out" in cfg.cases or memory
+    try:
+        vnfm = await rig.start_vnfm(cfg.concurrency)
+        fleet = await rig.start_fleet(n + 1)
+        warm, *hosts = fleet.hostnames
+        await rig.warm_up(warm)
+        if do_fanout:
+            mem0 = vnfm.memory()
+            ours: list[OpResult] = []
+            floor: list[FloorResult] = []
+            async with FloorServer(cfg.broker, n, rig.dir) as server:
+                for i in range(cfg.repeats_for(n)):
+                    ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
+                    if i == 0:
+                        mem1 = vnfm.memory()
+                        fleet_mem = fleet.memory()
+                    floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
+                                                       timeout=cfg.op_timeout))
+                bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
+                                             spawn="bash")
+            g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+            waves = -(-n // cfg.concurrency)
+            if "fan-out" in cfg.cases:
+                report.add(Row("fan-out", n, g, f, target=1.5, detail={
+                    "scripts": k, "concurrency": cfg.concurrency, "floor_bash": bash.as_dict(),
+                    "ratio_to_bash_floor": g / bash.seconds,
+                    "note": f"c={cfg.concurrency}; {g / waves * 1000:.0f} ms per ⌈N/c⌉; {g / bash.seconds:.2f}× the "
+                            f"bash floor; {_cpu_note(ours, floor)}",
+                    "seconds_per_wave": g / waves, "gvnfm": _op_detail(ours, expected),
+                    "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
+            if memory:
+                await _memory_rows(rig, n, mem0, mem1, fleet_mem, report)
+        if "latency" in cfg.cases:
+            await _latency(cfg, rig, n, hosts, report)
+        if "storm" in cfg.cases:
+            await _storm(cfg, rig, n, report)
+        if "fan-out" in cfg.cases and cfg.sequential:
+            await _sequential(cfg, rig, n, hosts, warm, report)
+    finally:
+        await rig.close()
+
+
+async def _memory_rows(rig: Rig, n: int, before: dict[str, int], after: dict[str, int],
+                       fleet_mem: dict[str, int], report: Report) -> None:
+    retained = (after["VmRSS"] - before["VmRSS"]) / n
+    peak = (after["VmHWM"] - before["VmRSS"]) / n
+    report.add(Row("memory VNFM/VNFC", n, peak, None, unit="KiB", target=50, detail={
+        "note": f"peak RSS growth per VNFC; retained {retained:.1f} KiB/VNFC",
+        "rss_before_kib": before["VmRSS"], "rss_after_kib": after["VmRSS"], "hwm_after_kib": after["VmHWM"],
+        "retained_kib_per_vnfc": retained, "peak_kib_per_vnfc": peak}))
+    # EMS: the fleet process with n + 1 agents against one with a single agent
+    single = await rig.start_fleet(1, tag="fleet-single")
+    one = single.memory()
+    await rig.stop_fleet(single)
+    per_agent = (fleet_mem["VmRSS"] - one["VmRSS"]) / n
+    report.add(Row("memory EMS/agent", n, per_agent, None, unit="KiB", detail={
+        "note": f"in a fleet of {n + 1}; one agent alone: {one['VmRSS'] / 1024:.1f} MiB RSS",
+        "fleet_rss_kib": fleet_mem["VmRSS"], "single_agent_process_rss_kib": one["VmRSS"]}))
+
+
+async def _storm(cfg: BenchConfig, rig: Rig, n: int, report: Report) -> None:
+    fleet = await rig.start_fleet(n, hold=True, tag="storm")
+    hosts = fleet.hostnames
+    assert rig.nfvo is not None
+
+    async def go(_hostnames: list[str]) -> None:
+        fleet.go()   # the agents publish their registrations now, while the VNFM waits for them
+
+    rig.nfvo.on_allocated = go
+    try:
+        result = await rig.instantiate(hosts, [], timeout=cfg.op_timeout, expect_steps=0)
+    finally:
+        rig.nfvo.on_allocated = None
+    floor = await storm_floor(cfg.broker, n, timeout=cfg.op_timeout)
+    assert result.since_allocated is not None
+    report.add(Row("storm", n, result.since_allocated, floor.seconds, detail={
+        "note": f"{n} agents register at once; until INSTANTIATE is answered",
+        "registered": fleet.registered(), "floor": floor.as_dict()}))
+    await rig.stop_fleet(fleet)
+
+
+async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm: str, report: Report) -> None:
+    k = cfg.fanout_scripts
+    scripts = messages.script_names(k)
+    expected = 2 * k * n
+    await rig.start_vnfm(1, tag="vnfm-c1")
+    await rig.warm_up(warm)
+    traffic = fanout_round_trips(n, k, delivered_files=k)
+    ours: list[OpResult] = []
+    floor: list[FloorResult] = []
+    async with FloorServer(cfg.broker, n, rig.dir) as server:
+        for _ in range(cfg.repeats_for(n)):
+            ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
+            floor.append(await run_round_trips(server, traffic, concurrency=1, timeout=cfg.op_timeout))
+    g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+    report.add(Row("fan-out c=1", n, g, f, target=1.5, detail={
+        "scripts": k, "concurrency": 1,
+        "note": f"reference order; {g / n * 1000:.1f} ms per VNFC; {_cpu_note(ours, floor)}",
+        "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
+
+
+async def _latency(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], report: Report) -> None:
+    """Fan-out whose scripts sleep: the machine is not the limit, the bound is (⌈N/c⌉ waves per script)."""
+    k, sleep, c = cfg.fanout_scripts, cfg.script_sleep, cfg.concurrency
+    scripts = [f"sleep{i}.sh" for i in range(k)]
+    expected = 2 * k * n
+    traffic = fanout_round_trips(n, k, delivered_files=k)
+    async with FloorServer(cfg.broker, n, rig.dir) as server:
+        ours = await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected,
+                                     payload=f"sleep {sleep}\n".encode())
+        floor = await run_round_trips(server, traffic, concurrency=c, timeout=cfg.op_timeout, spawn=f"sleep:{sleep}")
+    waves = -(-n // c)
+    bound, sequential = k * waves * sleep, k * n * sleep
+    report.add(Row("fan-out sleep", n, ours.seconds, floor.seconds, detail={
+        "scripts": k, "concurrency": c, "script_sleep": sleep, "waves_bound_seconds": bound,
+        "sequential_bound_seconds": sequential, "gvnfm": _op_detail([ours], expected), "floor": floor.as_dict(),
+        "note": f"scripts sleep {sleep:g} s, c={c}: k·⌈N/c⌉·sleep = {bound:.2f} s; one at a time would be ≥ "
+                f"{sequential:.1f} s"}))

@@ -1,0 +1,83 @@
+"""``python -m bench``: run the cases, print the table, optionally write JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.config import CASES, DEFAULT_BROKER, EXTRA_CASES, BenchConfig
+from bench.runner import run_bench
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--sizes wants integers separated by commas, not {text!r}") from exc
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("--sizes wants positive integers")
+    return sizes
+
+
+def _cases(text: str) -> tuple[str, ...]:
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = [c for c in chosen if c not in CASES + EXTRA_CASES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"--cases: choose among {', '.join(CASES + EXTRA_CASES)}")
+    return chosen
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=(
+        "Benchmark gvnfm's VNFM and EMS on RabbitMQ; every figure is a ratio against a floor measured "
+        "in the same run on the same broker (see docs/performance.md)."))
+    p.add_argument("--broker", default=DEFAULT_BROKER, help="AMQP URL (default: %(default)s)")
+    p.add_argument("--sizes", type=_sizes, default=[10, 100, 1000],
+                   help="VNFC counts for fan-out, storm and memory (default: 10,100,1000)")
+    p.add_argument("--scripts", type=int, default=200, help="scripts of the per-script case (default: 200)")
+    p.add_argument("--fanout-scripts", type=int, default=3, help="scripts per VNFC in fan-out (default: 3)")
+    p.add_argument("--concurrency", type=int, default=32, help="the VNFM's per-operation bound (default: 32)")
+    p.add_argument("--no-sequential", action="store_true", help="skip fan-out with concurrency 1")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="measurements per figure, median taken; capped so N × repeat ≤ 1000 (default: 3)")
+    p.add_argument("--cases", type=_cases, default=CASES,
+                   help=f"subset of {','.join(CASES + EXTRA_CASES)} (default: {','.join(CASES)})")
+    p.add_argument("--script-sleep", type=float, default=0.05,
+                   help="latency case: seconds each script sleeps (default: %(default)s)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="afterwards profile fan-out at the largest size (cProfile of VNFM and fleet) into DIR")
+    p.add_argument("--workdir", type=Path, help="keep logs, stores and configs here (default: a temp dir)")
+    p.add_argument("--vnfm-log-level", default="INFO", help="log level of the VNFM under test (default: INFO)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for one operation")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.verbose:
+        logging.getLogger("bench").setLevel(logging.DEBUG)
+    cfg = BenchConfig(broker=args.broker, sizes=args.sizes, scripts=max(1, args.scripts),
+                      fanout_scripts=max(1, args.fanout_scripts), concurrency=max(1, args.concurrency),
+                      sequential=not args.no_sequential, repeat=max(1, args.repeat), cases=args.cases,
+                      workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
+                      op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep))
+    report = asyncio.run(run_bench(cfg))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    report.print(console)
+    if args.json:
+        report.write_json(args.json)
+        console.print(f"results written to {args.json}")
+    if args.markdown:
+        args.markdown.write_text(report.markdown())
+        console.print(f"table written to {args.markdown}")
+    return 1 if report.errors else 0

@@ -1,0 +1,49 @@
+"""What a bench run measures and how (the command line's options)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CASES = ("per-script", "fan-out", "storm", "memory")
+#: Not run by default: fan-out with scripts that sleep (latency-bound work, to show how wall time
+#: follows ⌈N / concurrency⌉ when the machine is not the limit).
+EXTRA_CASES = ("latency",)
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class BenchConfig:
+    broker: str = DEFAULT_BROKER
+    sizes: list[int] = field(default_factory=lambda: [10, 100, 1000])
+    scripts: int = 200                 # case 1: empty scripts in one event on one VNFC
+    fanout_scripts: int = 3            # case 2: empty scripts per VNFC
+    concurrency: int = 32              # the VNFM's per-operation bound (its default)
+    sequential: bool = True            # also run fan-out with concurrency 1 (the reference's order)
+    repeat: int = 3                    # measurements per figure (median), capped so N × repeat ≤ 1000
+    cases: tuple[str, ...] = CASES
+    workdir: Path | None = None        # None: a temporary folder, removed afterwards
+    profile: Path | None = None        # write a cProfile of the hottest case (VNFM and fleet) here
+    vnfm_log_level: str = "INFO"
+    op_timeout: float = 900.0          # one INSTANTIATE, seconds
+    script_sleep: float = 0.05         # "latency" case: seconds every script sleeps
+
+    def repeats_for(self, n: int) -> int:
+        return max(1, min(self.repeat, 1000 // max(1, n)))
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["workdir"] = str(self.workdir) if self.workdir else None
+        out["profile"] = str(self.profile) if self.profile else None
+        out["cases"] = list(self.cases)
+        out["broker"] = _redact(self.broker)
+        return out
+
+
+def _redact(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"

@@ -1,0 +1,205 @@
+"""Deploy and tear down a network service through a ``LocalNfvo``, in the reference NFVO's order
+(protocol §4 step 5):
+
+1. validate the service and check that it fits the VIM as a whole (nothing is sent otherwise);
+2. INSTANTIATE every VNF concurrently;
+3. a VNF that is no dependency target gets START as soon as it is instantiated; a target gets MODIFY
+   (with its VNFRecordDependency) as soon as it and all its sources are instantiated (INITIALIZED —
+   not configured, so mutual dependencies A<->B deploy), then START.
+
+Teardown sends RELEASE_RESOURCES to every VNFR that has hosts (failed ones too), then removes the hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from gvnfm.orchestrator.dependencies import sources_of
+from gvnfm.orchestrator.errors import DeployFailed, NotEnoughResources, OrchestratorError
+from gvnfm.orchestrator.loader import ServiceBundle
+from gvnfm.orchestrator.nfvo import LocalNfvo
+from gvnfm.orchestrator.records import (
+    ACTIVE,
+    ERROR,
+    INACTIVE,
+    INITIALIZED,
+    TERMINATED,
+    ErrorInfo,
+    NetworkServiceRecord,
+)
+from gvnfm.orchestrator.validation import validate
+
+log = logging.getLogger(__name__)
+
+
+class SourceFailed(OrchestratorError):
+    """A target cannot be configured because one of its sources failed."""
+
+
+class Deployment:
+    """Deploy/teardown/resume on top of a started ``LocalNfvo``. ``image_exists`` checks VDU images
+    (default: the VIM's ``image_exists`` method when it has one, else ``gvnfm.vim.images.image_exists``)."""
+
+    def __init__(self, nfvo: LocalNfvo, *, image_exists: Callable[[str], bool] | None = None) -> None:
+        self.nfvo = nfvo
+        self.image_exists: Callable[[str], bool] = image_exists or _default_image_check(nfvo)
+
+    # -- deploy ------------------------------------------------------------------------------------
+    async def deploy(self, bundle: ServiceBundle) -> NetworkServiceRecord:
+        """Raises DescriptorError (nothing deployed), NotEnoughResources (nothing deployed; the NSR is
+        recorded in ERROR) or DeployFailed (``.nsr`` to tear down)."""
+        validate(bundle, self.image_exists)
+        nsr = self.nfvo.onboard(bundle)
+        try:
+            self.nfvo.reserve(nsr)
+        except NotEnoughResources as exc:
+            nsr.status = ERROR
+            nsr.errors.append(ErrorInfo(vnfr="", action="GRANT_OPERATION", message=str(exc)))
+            self.nfvo.emit(nsr, None, action="DEPLOY", state=ERROR, message=str(exc))
+            log.error("event=deploy_refused nsr=%s error=%r", nsr.name, str(exc))
+            raise
+        log.info("event=deploy_start nsr=%s id=%s vnfrs=%s", nsr.name, nsr.id, ",".join(nsr.vnfrs))
+        try:
+            await self.advance(nsr, list(nsr.vnfrs))
+        finally:
+            self.nfvo.resources.release_nsr(nsr.id)
+        return nsr
+
+    async def advance(self, nsr: NetworkServiceRecord, names: list[str]) -> None:
+        """Bring the VNFRs ``names`` to ACTIVE, each step as soon as its conditions hold: INSTANTIATE
+        (unless instantiated), MODIFY for a target once all its sources are instantiated (unless
+        configured), START (unless ACTIVE). Raises DeployFailed listing the failures."""
+        loop = asyncio.get_running_loop()
+        edges = self.nfvo.edges(nsr)
+        ready: dict[str, asyncio.Future[None]] = {}
+        for name, state in nsr.vnfrs.items():
+            fut: asyncio.Future[None] = loop.create_future()
+            ready[name] = fut
+            if name not in names:
+                if state.instantiated and state.status != ERROR:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(SourceFailed(f"VNFR {name} is {state.status}"))
+
+        async def one(name: str) -> None:
+            state = nsr.vnfr(name)
+            try:
+                if not state.instantiated:
+                    await self.nfvo.instantiate(nsr, name)
+            except BaseException:
+                ready[name].set_exception(SourceFailed(f"VNFR {name} failed"))
+                raise
+            ready[name].set_result(None)
+            sources = sources_of(edges, name)
+            if sources and not state.configured:
+                for edge in sources:
+                    try:
+                        await asyncio.shield(ready[edge.source])
+                    except SourceFailed as exc:
+                        raise SourceFailed(f"VNFR {name} not configured: its source {edge.source} did not "
+                                           f"instantiate") from exc
+                await self.nfvo.modify(nsr, name)
+            if state.status != ACTIVE:
+                await self.nfvo.start_vnf(nsr, name)
+
+        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        for fut in ready.values():
+            if fut.done() and not fut.cancelled():
+                fut.exception()             # retrieved: no "never retrieved" warnings
+        failures = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
+        nsr.refresh_status()
+        for n, r in failures:
+            if isinstance(r, asyncio.CancelledError):
+                raise r
+            if not isinstance(r, OrchestratorError):
+                log.error("event=deploy_crashed vnfr=%s error=%r", n, r, exc_info=r)
+                nsr.add_error(ErrorInfo(vnfr=n, action=nsr.vnfr(n).action or "DEPLOY", message=repr(r)))
+                nsr.vnfr(n).status = ERROR
+        if failures:
+            nsr.refresh_status()
+            # root causes first; "not configured because of a source" after them
+            ordered = sorted(failures, key=lambda f: isinstance(f[1], SourceFailed))
+            text = f"deployment of network service {nsr.name} failed: " + "; ".join(str(r) for _, r in ordered)
+            log.error("event=deploy_failed nsr=%s error=%r", nsr.name, text)
+            self.nfvo.emit(nsr, None, action="DEPLOY", state=ERROR, message=text)
+            raise DeployFailed(text, nsr)
+        log.info("event=deploy_done nsr=%s status=%s", nsr.name, nsr.status)
+        self.nfvo.emit(nsr, None, action="DEPLOY", state=nsr.status)
+
+    # -- resume ------------------------------------------------------------------------------------
+    async def resume(self, nsr: NetworkServiceRecord, name: str) -> NetworkServiceRecord:
+        """RESUME a failed VNFR, then continue as the NFVO does from the resumed action's answer:
+        instantiated ⇒ MODIFY/START follow (for it and for targets that waited for it)."""
+        reply = await self.nfvo.resume(nsr, name)
+        state = nsr.vnfr(name)
+        action = reply.action
+        if action == "INSTANTIATE":
+            state.instantiated = True
+            state.status = INITIALIZED
+        elif action == "MODIFY":
+            state.instantiated = state.configured = True
+            state.status = INACTIVE
+        elif action == "START":
+            state.instantiated = True
+            state.status = ACTIVE
+        elif action == "RELEASE_RESOURCES":
+            await self.nfvo.remove_hosts(nsr, name)
+            state.status = TERMINATED
+        else:
+            state.status = INACTIVE if state.configured else INITIALIZED
+        nsr.refresh_status()
+        if action != "RELEASE_RESOURCES":
+            pending = [n for n, s in nsr.vnfrs.items() if s.status not in (ACTIVE, ERROR, TERMINATED)]
+            if pending:
+                await self.advance(nsr, pending)
+        return nsr
+
+    # -- teardown ----------------------------------------------------------------------------------
+    async def teardown(self, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
+        """RELEASE_RESOURCES to every VNFR with hosts (errors are recorded, teardown goes on), then
+        remove every host; the NSR ends TERMINATED."""
+        nsr.terminating = True
+        self.nfvo.emit(nsr, None, action="TEARDOWN", state="started")
+        names = [n for n, s in nsr.vnfrs.items() if s.hosts and s.vnfr is not None]
+        results = await asyncio.gather(*(self.nfvo.release(nsr, n, timeout=timeout) for n in names),
+                                       return_exceptions=True)
+        for n, r in zip(names, results, strict=True):
+            if isinstance(r, asyncio.CancelledError):
+                raise r
+            if isinstance(r, BaseException):
+                log.warning("event=release_failed vnfr=%s error=%r (hosts are removed anyway)", n, str(r))
+        for name in nsr.vnfrs:
+            await self.nfvo.remove_hosts(nsr, name)
+        for state in nsr.vnfrs.values():
+            state.status = TERMINATED
+            state.action = None
+            if state.vnfr is not None:
+                state.vnfr["status"] = TERMINATED
+        self.nfvo.resources.release_nsr(nsr.id)
+        nsr.status = TERMINATED
+        nsr.touch()
+        log.info("event=teardown_done nsr=%s", nsr.name)
+        self.nfvo.emit(nsr, None, action="TEARDOWN", state=TERMINATED)
+        return nsr
+
+
+def _default_image_check(nfvo: LocalNfvo) -> Callable[[str], bool]:
+    checker = getattr(nfvo.vim, "image_exists", None)
+    if callable(checker):
+        return checker  # type: ignore[no-any-return]
+    try:
+        from gvnfm.vim.images import image_exists
+    except ImportError:
+        return lambda _image: True
+    return image_exists
+
+
+async def deploy(nfvo: LocalNfvo, bundle: ServiceBundle, *,
+                 image_exists: Callable[[str], bool] | None = None) -> NetworkServiceRecord:
+    return await Deployment(nfvo, image_exists=image_exists).deploy(bundle)
+
+
+async def teardown(nfvo: LocalNfvo, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
+    return await Deployment(nfvo).teardown(nsr, timeout=timeout)

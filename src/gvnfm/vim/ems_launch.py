@@ -1,0 +1,96 @@
+"""How a local VIM starts a host's EMS: the values the user-data script would write to
+``/etc/openbaton/openbaton-ems.properties`` (§2.5 of the behaviour reference), read from the user-data."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from gvnfm.vim.base import VimError
+from gvnfm.vnfm import userdata as userdata_mod
+
+PROPERTIES_PATH = "/etc/openbaton/openbaton-ems.properties"
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "ip6-localhost"}
+
+
+@dataclass(frozen=True)
+class EmsLaunch:
+    broker_ip: str
+    broker_port: int
+    username: str
+    password: str
+    hostname: str
+    type: str = "generic"
+    exchange: str = "openbaton-exchange"
+    heartbeat: int = 60
+    autodelete: bool = True
+    virtual_host: str = "/"
+
+    @classmethod
+    def from_userdata(cls, userdata: str, hostname: str) -> EmsLaunch:
+        values = userdata_mod.parse(userdata or "")
+        broker_ip = values.get("BROKER_IP", "").strip()
+        if not broker_ip:
+            raise VimError(f"host {hostname}: the user-data has no BROKER_IP, the EMS would not know its broker")
+        try:
+            port = int(values.get("BROKER_PORT") or 5672)
+            heartbeat = int(values.get("EMS_HEARTBEAT") or 60)
+        except ValueError as exc:
+            raise VimError(f"host {hostname}: bad number in the user-data ({exc})") from None
+        if not 0 < port < 65536:
+            raise VimError(f"host {hostname}: BROKER_PORT {port} is not a TCP port")
+        return cls(broker_ip=broker_ip, broker_port=port, username=values.get("USERNAME", ""),
+                   password=values.get("PASSWORD", ""), hostname=hostname,
+                   type=values.get("ENDPOINT") or "generic",
+                   exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
+                   # only the literal "false" disables auto-delete, as in the reference EMS
+                   autodelete=values.get("EMS_AUTODELETE", "true") != "false")
+
+    def replace(self, **changes: Any) -> EmsLaunch:
+        return dataclasses.replace(self, **changes)
+
+    def with_broker_url(self, url: str) -> EmsLaunch:
+        """Broker address, credentials and virtual host from an ``amqp://user:pass@host:port/vhost`` URL
+        (the parts the URL has)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise VimError(f"broker URL {url!r} is not amqp://user:password@host:port/")
+        changes: dict[str, Any] = {"broker_ip": parts.hostname}
+        if parts.port:
+            changes["broker_port"] = parts.port
+        if parts.username is not None:
+            changes["username"] = unquote(parts.username)
+        if parts.password is not None:
+            changes["password"] = unquote(parts.password)
+        vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if vhost:
+            changes["virtual_host"] = unquote(vhost)
+        return self.replace(**changes)
+
+    @property
+    def broker_is_loopback(self) -> bool:
+        return self.broker_ip in LOOPBACK_NAMES or self.broker_ip.startswith("127.")
+
+    def broker_url(self) -> str:
+        vhost = quote(self.virtual_host, safe="") if self.virtual_host != "/" else ""
+        return (f"amqp://{quote(self.username, safe='')}:{quote(self.password, safe='')}@"
+                f"{self.broker_ip}:{self.broker_port}/{vhost}")
+
+    def properties(self, extra: Mapping[str, str] | None = None) -> str:
+        """The ``[ems]`` file, exactly as the user-data script writes it, plus ``extra`` keys (gvnfm
+        extensions, ignored by a reference EMS). Values are written raw, as the script does; a value
+        with a line break could smuggle in other keys and is refused."""
+        fields = {"broker_ip": self.broker_ip, "broker_port": str(self.broker_port), "username": self.username,
+                  "password": self.password, "exchange": self.exchange, "heartbeat": str(self.heartbeat),
+                  "autodelete": "true" if self.autodelete else "false", "type": self.type,
+                  "hostname": self.hostname}
+        if self.virtual_host != "/":
+            fields["virtual_host"] = self.virtual_host
+        fields.update(extra or {})
+        for key, value in fields.items():
+            if "\n" in value or "\r" in value:
+                raise VimError(f"host {self.hostname}: EMS setting {key} contains a line break")
+        return "[ems]\n" + "".join(f"{key}={value}\n" for key, value in fields.items())

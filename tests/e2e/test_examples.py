@@ -1,0 +1,217 @@
+"""Both examples deployed end to end with `gvnfm up --once`, as a user runs it: on the process VIM with
+the in-memory transport and with RabbitMQ, and on the netns VIM with RabbitMQ; plus the ways a
+deployment must fail before anything is deployed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gvnfm.vim.reaper import processes_of
+from tests.support.services import unique
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def up(path: Path, state: Path, *extra: str, timeout: float = 300) -> tuple[int, str, dict[str, Any] | None]:
+    report = state / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "gvnfm.cli.main", "up", str(path), "--once", "--plain",
+                           "--state-dir", str(state), "--report", str(report), "--api-port", "-1", *extra],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    data = json.loads(report.read_text()) if report.exists() else None
+    return proc.returncode, proc.stdout + proc.stderr, data
+
+
+def scripts_of(report: dict[str, Any], vnf: str) -> dict[str, list[tuple[str, str, int, str]]]:
+    vnfr = next(v for v in report["vnfrs"] if v["name"] == vnf)
+    return {c["hostname"]: [(s["event"], s["script"], s["exit_status"], s["stdout"]) for s in c["scripts"]]
+            for c in vnfr["vnfc"]}
+
+
+def check_chain(report: dict[str, Any]) -> None:
+    assert report["nsr"]["status"] == "TERMINATED"
+    app = scripts_of(report, "app")
+    assert len(app) == 2, "two instances of the app VNFC"
+    db_host = next(iter(scripts_of(report, "db")))
+    for host, runs in app.items():
+        events = [(e, s, st) for e, s, st, _ in runs]
+        assert events == [("INSTANTIATE", "install.sh", 0), ("CONFIGURE", "db_configure.sh", 0),
+                          ("START", "start.sh", 0), ("TERMINATE", "terminate.sh", 0)], (host, events)
+        configure_out = runs[1][3]
+        assert db_host in configure_out, configure_out    # the app saw the db's hostname
+    web = scripts_of(report, "web")
+    (web_runs,) = web.values()
+    configures = [r for r in web_runs if r[0] == "CONFIGURE"]
+    assert len(configures) == 2, "app_configure.sh runs once per app instance"
+    assert {h for h in app} == {h for r in configures for h in app if h in r[3]}
+
+
+def no_leftovers(state: Path, report: dict[str, Any]) -> None:
+    """No process started on a host (daemons included) outlives the teardown."""
+    hostnames = [c["hostname"] for v in report["vnfrs"] for c in v["vnfc"]]
+    assert hostnames
+    for hostname in hostnames:
+        root = (state / "vim" / "hosts" / hostname).resolve()
+        assert processes_of(root) == [], f"processes of {hostname} survived the teardown"
+
+
+def test_chain_on_process_vim_in_memory(tmp_path: Path) -> None:
+    code, out, report = up(EXAMPLES / "chain", tmp_path)
+    assert code == 0, out
+    assert report is not None
+    check_chain(report)
+    no_leftovers(tmp_path, report)
+
+
+@pytest.mark.rabbitmq
+def test_chain_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> None:
+    code, out, report = up(EXAMPLES / "chain", tmp_path, "--broker", amqp_vhost)
+    assert code == 0, out
+    assert report is not None
+    check_chain(report)
+    no_leftovers(tmp_path, report)
+
+
+def _iperf_present() -> None:
+    missing = [p for p in ("iperf", "screen") if shutil.which(p) is None]
+    assert not missing, f"{missing} not installed: scripts/test.sh installs them (apt-get install iperf screen)"
+
+
+def check_iperf(report: dict[str, Any]) -> None:
+    server = scripts_of(report, "iperf-server")
+    client = scripts_of(report, "iperf-client")
+    (srv_runs,) = server.values()
+    assert [(e, s, st) for e, s, st, _ in srv_runs][:2] == [("INSTANTIATE", "install.sh", 0),
+                                                             ("INSTANTIATE", "install-srv.sh", 0)]
+    (cli_runs,) = client.values()
+    assert ("CONFIGURE", "server_configure.sh", 0) in [(e, s, st) for e, s, st, _ in cli_runs]
+
+
+def test_iperf_on_process_vim_in_memory(tmp_path: Path) -> None:
+    _iperf_present()
+    code, out, report = up(EXAMPLES / "iperf", tmp_path)
+    assert code == 0, out
+    assert report is not None
+    check_iperf(report)
+    no_leftovers(tmp_path, report)
+
+
+@pytest.mark.rabbitmq
+def test_iperf_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> None:
+    _iperf_present()
+    code, out, report = up(EXAMPLES / "iperf", tmp_path, "--broker", amqp_vhost)
+    assert code == 0, out
+    assert report is not None
+    check_iperf(report)
+    no_leftovers(tmp_path, report)
+
+
+@pytest.fixture
+def ems_user(amqp_vhost: str) -> tuple[str, str, str]:
+    """netns hosts reach the broker over a bridge, not loopback: guest cannot log in from there."""
+    user, password = unique("gvnfm-ems"), unique("pw")
+    vhost = amqp_vhost.rsplit("/", 1)[1]
+    subprocess.run(["rabbitmqctl", "-q", "add_user", user, password], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True,
+                   capture_output=True)
+    try:
+        yield user, password, amqp_vhost
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.netns
+@pytest.mark.parametrize("example", ["chain", "iperf"])
+def test_examples_on_netns_vim_with_rabbitmq(example: str, ems_user: tuple[str, str, str], tmp_path: Path) -> None:
+    from gvnfm.vim.netns import NetnsVim
+
+    ok, reason = NetnsVim.available()
+    if not ok:
+        print(f"netns VIM unavailable here: {reason}")
+        pytest.skip(f"netns VIM unavailable here: {reason}")
+    if example == "iperf":
+        _iperf_present()
+    user, password, url = ems_user
+    code, out, report = up(EXAMPLES / example, tmp_path, "--broker", url, "--vim", "netns", "--ems-user", user,
+                           "--ems-password", password)
+    assert code == 0, out
+    assert report is not None
+    (check_chain if example == "chain" else check_iperf)(report)
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = [h for v in report["vnfrs"] for h in v["hosts"]]
+    assert not any(n in listing for n in names)
+
+
+# -- failures before anything is deployed ---------------------------------------------------------------
+
+def _nsd(tmp: Path, mutate: Any) -> Path:
+    root = tmp / "svc"
+    shutil.copytree(EXAMPLES / "iperf", root)
+    nsd = json.loads((root / "nsd.json").read_text())
+    mutate(nsd)
+    (root / "nsd.json").write_text(json.dumps(nsd))
+    return root
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda n: n["vnfd"][0]["lifecycle_event"][0].update(event="INSTALL"), '"INSTALL" is not a lifecycle event'),
+    (lambda n: n["vnfd"][0]["requires"].update({"nobody": {"parameters": ["x"]}}), "nobody"),
+    (lambda n: n["vnfd"][1]["vdu"][0].update(vm_image=["no-such-image"]), "no-such-image"),
+    (lambda n: n["vnfd"][1]["lifecycle_event"][0]["lifecycle_events"].append("missing.sh"), "missing.sh"),
+])
+def test_bad_descriptors_fail_before_anything_is_deployed(mutate: Any, needle: str, tmp_path: Path) -> None:
+    code, out, _ = up(_nsd(tmp_path, mutate), tmp_path / "state")
+    assert code == 2, out
+    assert needle in out
+    assert not (tmp_path / "state" / "vim" / "hosts").exists() or not any((tmp_path / "state" / "vim" / "hosts").iterdir())
+
+
+def test_a_service_that_does_not_fit_is_refused_with_nothing_allocated(tmp_path: Path) -> None:
+    code, out, _ = up(EXAMPLES / "chain", tmp_path, "--capacity", "3")
+    assert code == 3, out
+    assert "Not enough resources" in out
+
+
+def test_mutual_dependencies_deploy(tmp_path: Path) -> None:
+    script = "#!/bin/bash\necho \"$(basename $0) on $hostname peer=${a_hostname:-}${b_hostname:-}\"\n"
+    root = tmp_path / "mutual"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("install.sh", "a_conf.sh", "b_conf.sh"):
+        (root / "scripts" / name).write_text(script)
+
+    def vnfd(name: str, other: str) -> dict[str, Any]:
+        return {"name": name, "type": name, "vendor": "t", "version": "1", "endpoint": "generic",
+                "vnfPackageLocation": "https://example.invalid/scripts.git",
+                "lifecycle_event": [{"event": "INSTANTIATE", "lifecycle_events": ["install.sh"]},
+                                    {"event": "CONFIGURE", "lifecycle_events": [f"{other}_conf.sh"]}],
+                "virtual_link": [{"name": "private"}], "deployment_flavour": [{"flavour_key": "m1.small"}],
+                "requires": {other: {"parameters": ["hostname"]}},
+                "vdu": [{"vm_image": ["ubuntu"], "scale_in_out": 1,
+                         "vnfc": [{"connection_point": [{"virtual_link_reference": "private"}]}]}]}
+
+    (root / "nsd.json").write_text(json.dumps({"name": "mutual", "vendor": "t", "version": "1",
+                                               "vld": [{"name": "private"}], "vnfd": [vnfd("a", "b"), vnfd("b", "a")]}))
+    code, out, report = up(root, tmp_path / "state")
+    assert code == 0, out
+    assert report is not None
+    for me, other in (("a", "b"), ("b", "a")):
+        (runs,) = scripts_of(report, me).values()
+        conf = [r for r in runs if r[0] == "CONFIGURE"]
+        assert len(conf) == 1 and f"peer={other}-" in conf[0][3], runs
+
+
+def test_main_job_of_the_readme_is_the_chain_example() -> None:
+    text = (ROOT / "scripts" / "demo.sh").read_text()
+    assert "gvnfm up examples/chain --once" in text
+    assert os.access(ROOT / "scripts" / "demo.sh", os.X_OK)

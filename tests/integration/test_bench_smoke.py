@@ -1,0 +1,102 @@
+"""The benchmark at smoke size (N = 10, 20 scripts) on the real broker: every case runs, every
+operation is answered, the round trips counted on both sides are the expected ones. No timing is
+asserted (CI machines differ); the figures only have to be sane numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from bench.cli import parser
+from bench.config import BenchConfig
+from bench.report import Report, Row
+from bench.runner import run_bench
+
+N = 10
+SCRIPTS = 20
+FANOUT_SCRIPTS = 3
+
+
+def _finite_positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.timeout(240)
+async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, tmp_path: Path) -> None:
+    cfg = BenchConfig(broker=amqp_url, sizes=[N], scripts=SCRIPTS, fanout_scripts=FANOUT_SCRIPTS, repeat=1,
+                      workdir=tmp_path, op_timeout=120)
+    report = await run_bench(cfg)
+    assert report.errors == []
+    rows: dict[tuple[str, int], Row] = {(r.case, r.n): r for r in report.rows}
+    assert set(rows) == {("per-script", 1), ("fan-out", N), ("fan-out c=1", N), ("storm", N),
+                         ("memory VNFM/VNFC", N), ("memory EMS/agent", N)}
+
+    # case 1: every script delivered and run through the VNFM and the EMS, and the same count raw
+    per = rows[("per-script", 1)]
+    assert per.detail["gvnfm"]["reply"] == "INSTANTIATE"
+    assert per.detail["gvnfm"]["nfvo_requests"] == ["GRANT_OPERATION", "ALLOCATE_RESOURCES"]
+    assert per.detail["gvnfm"]["ems_commands_ok"] == [2 * SCRIPTS]
+    assert per.detail["gvnfm"]["ems_commands_failed"] == [0]
+    floor = per.detail["floor"][0]
+    assert floor["round_trips"] == 3 + 2 * SCRIPTS and floor["replies_ok"] == floor["round_trips"]
+    assert floor["spawns"] == SCRIPTS and per.detail["floor_server"]["spawned"] >= SCRIPTS
+
+    # case 2: N VNFCs × 3 scripts, with the VNFM's bound and with 1, each against its floor
+    for case, bound in (("fan-out", cfg.concurrency), ("fan-out c=1", 1)):
+        row = rows[(case, N)]
+        assert row.detail["concurrency"] == bound
+        assert row.detail["gvnfm"]["ems_commands_ok"] == [2 * FANOUT_SCRIPTS * N], case
+        assert row.detail["gvnfm"]["ems_commands_failed"] == [0]
+        floor = row.detail["floor"][0]
+        assert floor["round_trips"] == 3 + 2 * FANOUT_SCRIPTS * N == floor["replies_ok"]
+        assert floor["spawns"] == FANOUT_SCRIPTS * N and floor["concurrency"] == bound
+
+    # case 3: every agent registered and was matched (the INSTANTIATE waiting for them was answered)
+    storm = rows[("storm", N)]
+    assert storm.detail["registered"]["agents"] == N
+    assert storm.detail["floor"]["replies_ok"] == N
+
+    # case 4: memory read from the live processes
+    vnfm_mem = rows[("memory VNFM/VNFC", N)]
+    assert vnfm_mem.detail["rss_before_kib"] > 0
+    assert vnfm_mem.detail["hwm_after_kib"] >= vnfm_mem.detail["rss_after_kib"]
+    assert math.isfinite(vnfm_mem.gvnfm)
+    ems_mem = rows[("memory EMS/agent", N)]
+    assert ems_mem.detail["fleet_rss_kib"] > 0 and ems_mem.detail["single_agent_process_rss_kib"] > 0
+
+    for row in report.rows:
+        if row.floor is not None:
+            assert _finite_positive(row.gvnfm) and _finite_positive(row.floor), row
+            assert _finite_positive(row.ratio), row
+
+    # the JSON holds the same rows, and the table renders
+    out = tmp_path / "bench.json"
+    report.write_json(out)
+    data = json.loads(out.read_text())
+    assert len(data["rows"]) == len(report.rows) and data["machine"]["nproc"] >= 1
+    assert "guest:***@" in data["settings"]["broker"] or "@" not in amqp_url
+    assert report.table().row_count == len(report.rows)
+
+
+def test_command_line_options_map_onto_the_config() -> None:
+    args = parser().parse_args(["--sizes", "10,100", "--scripts", "20", "--cases", "fan-out,storm",
+                                "--no-sequential", "--json", "out.json"])
+    assert args.sizes == [10, 100] and args.scripts == 20 and args.cases == ("fan-out", "storm")
+    assert args.no_sequential and args.json == Path("out.json")
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--cases", "nonsense"])
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--sizes", "ten"])
+
+
+def test_rows_compute_ratios_and_targets() -> None:
+    row = Row("fan-out", 10, 1.2, 1.0, target=1.5)
+    assert row.ratio == pytest.approx(1.2) and row.meets_target is True
+    assert Row("fan-out", 10, 2.0, 1.0, target=1.5).meets_target is False
+    mem = Row("memory VNFM/VNFC", 1000, 40.0, None, unit="KiB", target=50)
+    assert mem.ratio is None and mem.meets_target is True
+    report = Report(machine={"nproc": 2}, settings={}, rows=[row, mem])
+    assert [r["ratio"] for r in report.as_dict()["rows"]] == [pytest.approx(1.2), None]
