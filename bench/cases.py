@@ -127,7 +127,8 @@ async def _memory_rows(rig: Rig, n: int, before: dict[str, int], after: dict[str
                        fleet_mem: dict[str, int], report: Report) -> None:
     retained = (after["VmRSS"] - before["VmRSS"]) / n
     peak = (after["VmHWM"] - before["VmRSS"]) / n
-    report.add(Row("memory VNFM/VNFC", n, peak, None, unit="KiB", target=50, detail={
+    # the target is per VNFC at N = 1000: at small N the process's own noise dominates the delta
+    report.add(Row("memory VNFM/VNFC", n, peak, None, unit="KiB", target=50 if n >= 1000 else None, detail={
         "note": f"peak RSS growth per VNFC; retained {retained:.1f} KiB/VNFC",
         "rss_before_kib": before["VmRSS"], "rss_after_kib": after["VmRSS"], "hwm_after_kib": after["VmHWM"],
         "retained_kib_per_vnfc": retained, "peak_kib_per_vnfc": peak}))
@@ -158,7 +159,7 @@ async def _storm(cfg: BenchConfig, rig: Rig, n: int, report: Report) -> None:
     assert result.since_allocated is not None
     report.add(Row("storm", n, result.since_allocated, floor.seconds, detail={
         "note": f"{n} agents register at once; until INSTANTIATE is answered",
-        "registered": fleet.registered(), "floor": floor.as_dict()}))
+        "registered": await fleet.registered(), "floor": floor.as_dict()}))
     await rig.stop_fleet(fleet)
 
 

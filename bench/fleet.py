@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -34,12 +35,12 @@ class FleetProcess:
         """Hold mode: every agent registers now."""
         os.kill(self.child.pid, signal.SIGUSR1)
 
-    def registered(self) -> dict[str, float] | None:
-        for line in self.child.lines:
-            if line.startswith("REGISTERED"):
-                _, n, seconds = line.split()
-                return {"agents": int(n), "publish_seconds": float(seconds)}
-        return None
+    async def registered(self, timeout: float = 30.0) -> dict[str, float]:
+        """Hold mode, after ``go``: how many agents registered and how long publishing took."""
+        async with asyncio.timeout(timeout):
+            line = await self.child.wait_line("REGISTERED")
+        _, n, seconds = line.split()
+        return {"agents": int(n), "publish_seconds": float(seconds)}
 
     def memory(self) -> dict[str, int]:
         return self.child.memory()

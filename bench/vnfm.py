@@ -3,6 +3,7 @@ file of the bench (its own exchange, endpoint, SQLite store), optionally under c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -39,19 +40,26 @@ class VnfmProcess:
         self.log = workdir / f"{tag}.log"
         self.child = Child(tag, argv, log=self.log)
 
-    async def _consuming(self) -> bool:
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until the VNFM consumes its endpoint queue (probed on one connection)."""
         conn = await connect(self.url)
-        try:
-            channel = await conn.channel()
-            with contextlib.suppress(ChannelClosed, aiormq.exceptions.ChannelNotFoundEntity):
+
+        async def consuming() -> bool:
+            await asyncio.sleep(0.1)
+            channel = await conn.channel()   # a failed passive declare closes the channel, not the connection
+            try:
                 queue = await channel.declare_queue(self.endpoint, passive=True)
                 return bool(queue.declaration_result.consumer_count)
-            return False
+            except (ChannelClosed, aiormq.exceptions.ChannelNotFoundEntity):
+                return False
+            finally:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+
+        try:
+            await self.child.start(ready=consuming, timeout=timeout)
         finally:
             await conn.close()
-
-    async def start(self, timeout: float = 60.0) -> None:
-        await self.child.start(ready=self._consuming, timeout=timeout)
 
     async def stop(self) -> int | None:
         return await self.child.stop(grace=30)

@@ -2,7 +2,8 @@
 # Make sure the real services of the test suite are there (idempotent; run as root on Debian 12):
 #   - RabbitMQ on 127.0.0.1:5672 (guest/guest),
 #   - PostgreSQL on 127.0.0.1:5432 (user postgres, trust authentication from 127.0.0.1),
-#   - git.
+#   - git;
+#   - iperf and screen (for the iperf example's end-to-end tests).
 # A service that already listens is left alone. Missing packages are installed with apt-get (one
 # `apt-get update` at most). Prints one line per service; exits non-zero if one cannot be provided.
 set -euo pipefail
@@ -139,7 +140,23 @@ ensure_git() {
     say git "installed ($(git --version))"
 }
 
+# -- programs the iperf example's scripts use (its tests deploy it as Open Baton publishes it) -------
+ensure_tools() {
+    local missing=()
+    for prog in iperf screen; do
+        command -v "$prog" >/dev/null 2>&1 || missing+=("$prog")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say tools "iperf and screen present"
+        return 0
+    fi
+    need_root tools "missing: ${missing[*]}" || return 1
+    apt_install "${missing[@]}"
+    say tools "installed ${missing[*]}"
+}
+
 ensure_rabbitmq || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1
+ensure_tools || FAILED=1
 exit "$FAILED"

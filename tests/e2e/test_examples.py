@@ -143,8 +143,14 @@ def test_examples_on_netns_vim_with_rabbitmq(example: str, ems_user: tuple[str, 
     if example == "iperf":
         _iperf_present()
     user, password, url = ems_user
-    code, out, report = up(EXAMPLES / example, tmp_path, "--broker", url, "--vim", "netns", "--ems-user", user,
-                           "--ems-password", password)
+    # each netns host has a /tmp of its own: the state dir (with the scripts repository the hosts clone)
+    # must be where hosts see it
+    state = Path("/var/tmp") / unique("gvnfm-netns-test")
+    try:
+        code, out, report = up(EXAMPLES / example, state, "--broker", url, "--vim", "netns", "--ems-user", user,
+                               "--ems-password", password)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
     assert code == 0, out
     assert report is not None
     (check_chain if example == "chain" else check_iperf)(report)
@@ -174,7 +180,8 @@ def test_bad_descriptors_fail_before_anything_is_deployed(mutate: Any, needle: s
     code, out, _ = up(_nsd(tmp_path, mutate), tmp_path / "state")
     assert code == 2, out
     assert needle in out
-    assert not (tmp_path / "state" / "vim" / "hosts").exists() or not any((tmp_path / "state" / "vim" / "hosts").iterdir())
+    hosts = tmp_path / "state" / "vim" / "hosts"
+    assert not hosts.exists() or not any(hosts.iterdir())
 
 
 def test_a_service_that_does_not_fit_is_refused_with_nothing_allocated(tmp_path: Path) -> None:

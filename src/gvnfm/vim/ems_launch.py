@@ -47,7 +47,8 @@ class EmsLaunch:
                    type=values.get("ENDPOINT") or "generic",
                    exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
                    # only the literal "false" disables auto-delete, as in the reference EMS
-                   autodelete=values.get("EMS_AUTODELETE", "true") != "false")
+                   autodelete=values.get("EMS_AUTODELETE", "true") != "false",
+                   virtual_host=values.get("VIRTUAL_HOST") or "/")
 
     def replace(self, **changes: Any) -> EmsLaunch:
         return dataclasses.replace(self, **changes)

@@ -30,11 +30,11 @@ from typing import Any
 
 from gvnfm.transport.base import Transport
 from gvnfm.vim.addresses import LoopbackPlan
-from gvnfm.vim.reaper import reap
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
 from gvnfm.vim.ems_launch import PROPERTIES_PATH, EmsLaunch
 from gvnfm.vim.hostdirs import check_hostname, fresh_dir, remove_tree
 from gvnfm.vim.images import Image, get_image, image_exists
+from gvnfm.vim.reaper import reap
 
 log = logging.getLogger(__name__)
 

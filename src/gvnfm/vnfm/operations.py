@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from gvnfm.catalogue.messages import (
     NfvMessage,
@@ -81,6 +82,14 @@ class OperationState:
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
+
+
+def broker_vhost(url: str) -> str:
+    """The virtual host of an ``amqp://`` URL ("" for the default ``/``)."""
+    if not url.startswith(("amqp://", "amqps://")):
+        return ""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
 
 
 def _now() -> str:
@@ -173,7 +182,8 @@ class Operations:
             username=self.settings.ems_username, password=self.settings.ems_password,
             heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
             endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
-            monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""))
+            monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
+            virtual_host=broker_vhost(self.settings.ems_broker_url()))
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         extra = None
         if with_package and msg.vnfPackage is not None:

@@ -12,6 +12,7 @@ export EMS_HEARTBEAT=
 export EMS_AUTODELETE=
 export EMS_VERSION=
 export ENDPOINT=
+export VIRTUAL_HOST=
 export #Hostname=
 
 set -e
@@ -42,6 +43,7 @@ heartbeat=$EMS_HEARTBEAT
 autodelete=$EMS_AUTODELETE
 type=$ENDPOINT
 hostname=$Hostname
+${VIRTUAL_HOST:+virtual_host=$VIRTUAL_HOST}
 PROPERTIES
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   cat > /etc/systemd/system/gvnfm-ems.service <<UNIT

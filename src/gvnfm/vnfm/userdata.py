@@ -25,6 +25,7 @@ class EmsBootstrap:
     ems_version: str = ""
     monitoring_ip: str = ""
     timezone: str = ""
+    virtual_host: str = ""          # gvnfm extension: the broker's virtual host when not "/"
 
 
 def template() -> str:
@@ -44,6 +45,7 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         "EMS_AUTODELETE": "true" if boot.autodelete else "false",
         "EMS_VERSION": boot.ems_version,
         "ENDPOINT": boot.endpoint,
+        "VIRTUAL_HOST": "" if boot.virtual_host in ("", "/") else boot.virtual_host,
     }
     out = []
     for line in (text if text is not None else template()).splitlines():
