@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,28 @@ class World:
         return found
 
 
+def nfvo_user(vhost: str, endpoint: str) -> tuple[str, str]:
+    """The broker user the Open Baton NFVO creates for a registering VNFM, with its permissions
+    (``ComponentManager.enableManager``)."""
+    user, password = endpoint, unique("pw")
+    ep = endpoint
+    configure = rf"^amq\.gen.*|amq\.default$|({ep})|(nfvo.{ep}.actions)"
+    write = (rf"^amq\.gen.*|amq\.default$|({ep})|(vnfm.nfvo.actions)|(vnfm.nfvo.actions.reply)|"
+             rf"(nfvo.{ep}.actions)|(openbaton-exchange)")
+    read = rf"^amq\.gen.*|amq\.default$|(nfvo.{ep}.actions)|({ep})|(openbaton-exchange)"
+    subprocess.run(["rabbitmqctl", "-q", "add_user", user, password], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, configure, write, read],
+                   check=True, capture_output=True)
+    return user, password
+
+
 @pytest.fixture
 async def world(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[World, AmqpTransport, VnfmProcess]]:
     w = World(amqp_vhost, tmp_path)
     nfvo_t = AmqpTransport(amqp_vhost)
     await nfvo_t.connect()
-    nfvo = FakeNfvo(nfvo_t, host_factory=w.add_host)
+    nfvo = FakeNfvo(nfvo_t, host_factory=w.add_host,
+                    credentials=nfvo_user(amqp_vhost.rsplit("/", 1)[1], w.endpoint))
     await nfvo.start()
     spy_q = unique("spy")
     await nfvo_t.declare_queue(spy_q, auto_delete=True, bind=False)
@@ -102,6 +119,7 @@ async def world(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[World, A
         for agent in w.agents:
             await agent.stop()
         await nfvo_t.close()
+        subprocess.run(["rabbitmqctl", "-q", "delete_user", w.endpoint], capture_output=True)
         assert code == 0, vnfm.log()
 
 
@@ -114,6 +132,8 @@ async def test_lifecycle_on_rabbitmq_with_real_ems(world: tuple[World, AmqpTrans
     w, t, vnfm = world
     nfvo: FakeNfvo = w.nfvo  # type: ignore[attr-defined]
     assert nfvo.registered and nfvo.registered[0]["vnfmManagerEndpoint"]["endpoint"] == w.endpoint
+    # from here on the VNFM talks to the NFVO as the restricted user the NFVO created for it
+    assert f"event=nfvo_credentials_in_use user={w.endpoint}" in vnfm.log()
     conf = {"port": "5001", "outdir": str(w.outdir)}
     server = vnfd("iperf-server", "server", 2, {"INSTANTIATE": ["install.sh"], "START": ["start.sh"],
                                                 "STOP": ["stop.sh"], "TERMINATE": ["terminate.sh"]}, conf)

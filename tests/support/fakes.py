@@ -68,6 +68,8 @@ class FakeNfvo:
     requests: list[dict[str, Any]] = field(default_factory=list)
     registered: list[dict[str, Any]] = field(default_factory=list)
     register_ems: bool = True
+    #: what a registration is answered with (the NFVO creates a broker user per VNFM)
+    credentials: tuple[str, str] = ("guest", "guest")
 
     async def start(self) -> None:
         for queue in ("nfvo.manager.handling", "vnfm.nfvo.actions.reply", "vnfm.nfvo.actions"):
@@ -79,8 +81,9 @@ class FakeNfvo:
         data = json.loads(delivery.message.body)
         self.registered.append(data)
         if data.get("action") == "register":
+            user, password = self.credentials
             await self.transport.reply(delivery.message, json.dumps(
-                {"rabbitUsername": data["type"], "rabbitPassword": "secret"}).encode())
+                {"rabbitUsername": user, "rabbitPassword": password}).encode())
         await delivery.ack()
 
     async def _on_request(self, delivery: Delivery) -> None:

@@ -17,7 +17,7 @@ log = logging.getLogger("gvnfm.vnfm")
 
 async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) -> None:
     from gvnfm.store.sql import open_store
-    from gvnfm.transport import open_transport
+    from gvnfm.transport import Transport, open_transport, url_with_credentials
     from gvnfm.vnfm.service import VnfmService
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -33,10 +33,26 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
         await transport.connect()
         if ems_transport is not None:
             await ems_transport.connect()
-        service = VnfmService(settings, transport=transport, store=store, ems_transport=ems_transport)
+        opened: list[Transport] = []
+
+        async def reconnect(user: str, password: str) -> Transport | None:
+            if not settings.broker.startswith(("amqp://", "amqps://")):
+                return None
+            url = url_with_credentials(settings.broker, user, password)
+            if url == settings.broker:
+                return None
+            t = open_transport(url, exchange=settings.exchange)
+            await t.connect()
+            opened.append(t)
+            return t
+
+        service = VnfmService(settings, transport=transport, store=store, ems_transport=ems_transport,
+                              reconnect=reconnect)
         await service.start()
         await stop.wait()
         await service.stop()
+        for t in opened:
+            await t.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -21,7 +21,18 @@ __all__ = [
     "Transport",
     "TransportError",
     "open_transport",
+    "url_with_credentials",
 ]
+
+
+def url_with_credentials(url: str, username: str, password: str) -> str:
+    """The same ``amqp://`` URL with other credentials (what the NFVO hands a registered VNFM)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def open_transport(url: str | None, *, exchange: str = DEFAULT_EXCHANGE, **kwargs: object) -> Transport:

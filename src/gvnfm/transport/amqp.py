@@ -277,6 +277,16 @@ class AmqpTransport(Transport):
                 admin = await self._admin_channel()
                 try:
                     await admin.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+                except aiormq.exceptions.ChannelAccessRefused:
+                    # A user with the NFVO's per-VNFM permissions may not configure the exchange; it
+                    # exists already (the NFVO declared it): check it passively.
+                    self._admin = None
+                    admin = await self._admin_channel()
+                    try:
+                        await admin.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, passive=True)
+                    except aiormq.exceptions.ChannelClosed as exc:
+                        raise _FatalConnectError(f"cannot use the topic exchange {self.exchange!r}: "
+                                                 f"{_describe(exc)}") from exc
                 except aiormq.exceptions.ChannelClosed as exc:
                     raise _FatalConnectError(f"cannot declare the topic exchange {self.exchange!r}: "
                                              f"{_describe(exc)}") from exc

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Largest NFVO message accepted (a VNF package with its scripts travels inside INSTANTIATE).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Opens a transport with the credentials the NFVO gave (None: keep the current one).
+Reconnect = Callable[[str, str], Awaitable[Transport | None]]
 #: Actions the NFVO expects no answer to.
 NO_REPLY = {"ERROR", "SCALE_IN"}
 
@@ -49,7 +52,7 @@ def operation_id(delivery: Delivery) -> str:
 class VnfmService:
     def __init__(self, settings: VnfmSettings, *, transport: Transport, store: Store,
                  ems_transport: Transport | None = None, progress: ProgressHook | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, reconnect: Reconnect | None = None) -> None:
         self.settings = settings
         self.transport = transport
         self.ems_transport = ems_transport or transport
@@ -63,6 +66,8 @@ class VnfmService:
                                      executor=self.executor, registrations=self.registrations, store=store,
                                      limiter=self.limiter, progress=progress)
         self.credentials: dict[str, Any] | None = None
+        self._bootstrap = transport
+        self._reconnect = reconnect
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -82,6 +87,7 @@ class VnfmService:
             self.credentials = await nfvo_client.register(
                 self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
                 tries=s.register_tries, pause=s.register_pause)
+            await self._use_nfvo_credentials()
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
         await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
@@ -96,6 +102,20 @@ class VnfmService:
         self._subs.append(await self.transport.consume(s.endpoint, self._on_nfvo_message, prefetch=s.consumers))
         log.info("event=vnfm_started endpoint=%s type=%s worker=%s", s.endpoint, s.type, self.worker)
 
+    async def _use_nfvo_credentials(self) -> None:
+        """The NFVO answers a registration with broker credentials of this VNFM's own; like the
+        reference, all further NFVO traffic uses them. EMS traffic stays on the EMS credentials."""
+        creds = self.credentials or {}
+        user, password = creds.get("rabbitUsername"), creds.get("rabbitPassword")
+        if self._reconnect is None or not user or password is None:
+            return
+        new = await self._reconnect(str(user), str(password))
+        if new is None:
+            return
+        self.transport = new
+        self.operations.nfvo.transport = new
+        log.info("event=nfvo_credentials_in_use user=%s", user)
+
     async def stop(self, grace: float = 30.0) -> None:
         self._stopping.set()
         for sub in self._subs:
@@ -108,7 +128,7 @@ class VnfmService:
             for task in pending:
                 task.cancel()
         if self.settings.register_with_nfvo:
-            await nfvo_client.unregister(self.transport, endpoint=self.settings.endpoint, type_=self.settings.type,
+            await nfvo_client.unregister(self._bootstrap, endpoint=self.settings.endpoint, type_=self.settings.type,
                                          description=self.settings.description, credentials=self.credentials)
         log.info("event=vnfm_stopped worker=%s", self.worker)
 
