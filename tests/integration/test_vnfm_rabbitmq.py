@@ -100,7 +100,7 @@ async def world(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[World, A
     nfvo_t = AmqpTransport(amqp_vhost)
     await nfvo_t.connect()
     nfvo = FakeNfvo(nfvo_t, host_factory=w.add_host,
-                    credentials=nfvo_user(amqp_vhost.rsplit("/", 1)[1], w.endpoint))
+                    credentials=await asyncio.to_thread(nfvo_user, amqp_vhost.rsplit("/", 1)[1], w.endpoint))
     await nfvo.start()
     spy_q = unique("spy")
     await nfvo_t.declare_queue(spy_q, auto_delete=True, bind=False)
@@ -119,7 +119,7 @@ async def world(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[World, A
         for agent in w.agents:
             await agent.stop()
         await nfvo_t.close()
-        subprocess.run(["rabbitmqctl", "-q", "delete_user", w.endpoint], capture_output=True)
+        await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", w.endpoint], capture_output=True)
         assert code == 0, vnfm.log()
 
 
