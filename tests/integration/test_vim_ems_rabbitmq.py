@@ -110,12 +110,13 @@ AVAILABLE, REASON = NetnsVim.available()
 
 
 @pytest.fixture
-def ems_user() -> Iterator[tuple[str, str]]:
-    """A dedicated RabbitMQ user on the shared broker (guest may only log in from loopback)."""
+def ems_user() -> Iterator[tuple[str, str, str]]:
+    """A dedicated RabbitMQ user (guest may only log in from loopback) and virtual host on the shared
+    broker: ``(user, password, vhost)``; guest may use the vhost too (the VNFM side of the test)."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
         pytest.fail("rabbitmqctl is not installed: cannot create the EMS user")
-    user, password = unique("gvnfm-ems"), secrets.token_hex(12)
+    user, password, vhost = unique("gvnfm-ems"), secrets.token_hex(12), unique("gvnfm-vim")
 
     def rabbitmqctl(*args: str) -> None:
         done = subprocess.run([ctl, *args], capture_output=True, text=True, timeout=60, check=False)
@@ -123,8 +124,13 @@ def ems_user() -> Iterator[tuple[str, str]]:
 
     rabbitmqctl("add_user", user, password)
     try:
-        rabbitmqctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
-        yield user, password
+        rabbitmqctl("add_vhost", vhost)
+        try:
+            rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+            yield user, password, vhost
+        finally:
+            rabbitmqctl("delete_vhost", vhost)
     finally:
         rabbitmqctl("delete_user", user)
 
@@ -132,17 +138,23 @@ def ems_user() -> Iterator[tuple[str, str]]:
 @pytest.mark.rabbitmq
 @pytest.mark.netns
 @pytest.mark.skipif(not AVAILABLE, reason=f"netns VIM unavailable: {REASON}")
-async def test_netns_host_ems_registers_over_the_bridge(tmp_path: Path, vnfm: Vnfm,
-                                                        ems_user: tuple[str, str]) -> None:
-    user, password = ems_user
-    vim = NetnsVim(tmp_path / "state", capacity=2, ems_username=user, ems_password=password)
+async def test_netns_host_ems_registers_over_the_bridge(tmp_path: Path, amqp_url: str,
+                                                        ems_user: tuple[str, str, str]) -> None:
+    user, password, vhost = ems_user
+    transport = open_transport(f"{amqp_url.rstrip('/')}/{vhost}")     # the VNFM side, as guest, in the vhost
+    await transport.connect()
+    vnfm = Vnfm(transport, unique("vimep"))
+    await vnfm.start()
+    # what `gvnfm up --vim netns --broker URL --ems-user U --ems-password P` gives the VIM
+    vim = NetnsVim(tmp_path / "state", capacity=2, broker_url=f"{amqp_url.rstrip('/')}/{vhost}",
+                   ems_username=user, ems_password=password)
     name = unique("iso")
     try:
         # the orchestrator's user-data says 127.0.0.1 and guest: the VIM points the EMS at the bridge
         host = await vim.create_host(HostSpec(name, "iso", "ubuntu", ["private"], userdata(name, vnfm.endpoint)))
         gateway = vim.broker_address("private")
         props = (host.root / "etc/openbaton/openbaton-ems.properties").read_text()   # type: ignore[operator]
-        assert f"broker_ip={gateway}" in props and f"username={user}" in props
+        assert f"broker_ip={gateway}" in props and f"username={user}" in props and f"virtual_host={vhost}" in props
         assert await vnfm.wait_registered(1, timeout=60) == {name}
         reply = await vnfm.run_script(name, "whoami.sh",
                                       "hostname; ip -4 -o addr show dev eth0; command -v sudo; "
@@ -166,3 +178,4 @@ async def test_netns_host_ems_registers_over_the_bridge(tmp_path: Path, vnfm: Vn
         assert f"{gw_hex}:{port_hex}" in conns
     finally:
         await vim.close()
+        await transport.close()

@@ -95,6 +95,11 @@ class Store(abc.ABC):
     async def record_step(self, result: StepResult) -> None:
         """Upsert the result of one step (unique on operation_id + step_id)."""
 
+    async def record_steps(self, results: list[StepResult]) -> None:
+        """Upsert several results at once (implementations make it one transaction)."""
+        for result in results:
+            await self.record_step(result)
+
     @abc.abstractmethod
     async def steps(self, op_id: str) -> list[StepResult]: ...
 
@@ -116,6 +121,10 @@ class Store(abc.ABC):
     # -- EMS registrations ----------------------------------------------------------------------
     @abc.abstractmethod
     async def record_registration(self, hostname: str, endpoint: str) -> None: ...
+
+    async def record_registrations(self, hostnames: list[str], endpoint: str) -> None:
+        for hostname in hostnames:
+            await self.record_registration(hostname, endpoint)
 
     @abc.abstractmethod
     async def registered_hostnames(self, hostnames: list[str]) -> set[str]: ...

@@ -109,6 +109,10 @@ def _opt_key(value: str | None) -> str | None:
     return None if value is None else key(value)
 
 
+#: rows per multi-row INSERT (SQLite allows 32766 bound parameters; a step row has 12)
+_ROWS_PER_STATEMENT = 500
+
+
 def _chunks(items: list[str], size: int = _IN_CHUNK) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -277,8 +281,8 @@ class SqlStore(Store):
             return [_operation(r) for r in (await conn.execute(query)).all()]
 
     # -- progress -------------------------------------------------------------------------------------------
-    async def record_step(self, result: StepResult) -> None:
-        values = {
+    def _step_values(self, result: StepResult) -> dict[str, Any]:
+        return {
             "operation_id": key(result.operation_id), "step_id": key(result.step_id),
             "event": clean_text(result.event), "script_index": int(result.script_index),
             "script": clean_text(result.script), "hostname": key(result.hostname),
@@ -286,17 +290,27 @@ class SqlStore(Store):
             "output": bound_text(result.output, self.max_text), "error": bound_text(result.error, self.max_text),
             "started_at": as_utc(result.started_at), "duration": float(result.duration),
         }
-        stmt = self._insert(steps).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["operation_id", "step_id"],
-            set_={k: v for k, v in values.items() if k not in ("operation_id", "step_id")})
+
+    async def record_step(self, result: StepResult) -> None:
+        await self.record_steps([result])
+
+    async def record_steps(self, results: list[StepResult]) -> None:
+        """Upsert many step results in one transaction (the executor records a whole stage at once)."""
+        if not results:
+            return
+        rows = [self._step_values(r) for r in results]
         try:
             async with self._write() as conn:
-                await conn.execute(stmt)
+                for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+                    stmt = self._insert(steps).values(rows[i:i + _ROWS_PER_STATEMENT])
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["operation_id", "step_id"],
+                        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("operation_id", "step_id")})
+                    await conn.execute(stmt)
         except IntegrityError as exc:
-            if await self.get_operation(result.operation_id) is None:
-                raise OperationNotFound(f"step {result.step_id!r} of operation {result.operation_id!r}: "
-                                        "the operation is not in the store") from exc
+            for op_id in {r.operation_id for r in results}:
+                if await self.get_operation(op_id) is None:
+                    raise OperationNotFound(f"steps of operation {op_id!r}: the operation is not in the store") from exc
             raise
 
     async def steps(self, op_id: str) -> list[StepResult]:
@@ -334,12 +348,22 @@ class SqlStore(Store):
 
     # -- EMS registrations --------------------------------------------------------------------------------
     async def record_registration(self, hostname: str, endpoint: str) -> None:
-        values = {"hostname": key(hostname), "endpoint": clean_text(endpoint), "registered_at": utcnow()}
-        stmt = self._insert(ems_registrations).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["hostname"], set_={k: v for k, v in values.items() if k != "hostname"})
+        await self.record_registrations([hostname], endpoint)
+
+    async def record_registrations(self, hostnames: list[str], endpoint: str) -> None:
+        """Upsert many registrations in one transaction."""
+        if not hostnames:
+            return
+        now = utcnow()
+        rows = [{"hostname": k, "endpoint": clean_text(endpoint), "registered_at": now}
+                for k in dict.fromkeys(key(h) for h in hostnames)]
         async with self._write() as conn:
-            await conn.execute(stmt)
+            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+                stmt = self._insert(ems_registrations).values(rows[i:i + _ROWS_PER_STATEMENT])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["hostname"],
+                    set_={"endpoint": stmt.excluded.endpoint, "registered_at": stmt.excluded.registered_at})
+                await conn.execute(stmt)
 
     async def registered_hostnames(self, hostnames: list[str]) -> set[str]:
         by_key: dict[str, list[str]] = {}

@@ -11,7 +11,9 @@ bridge address .1 of the host's first link: when the user-data's BROKER_IP is lo
 address) the VIM writes .1 into the EMS's properties and, if the broker does not listen there, relays
 ``.1:<port>`` to ``127.0.0.1:<port>`` (``gvnfm.vim.relay``). RabbitMQ's ``guest`` may only log in
 from loopback, so deployments give the VIM dedicated EMS credentials (``ems_username``/``ems_password``;
-the tests create such a user with ``rabbitmqctl add_user`` / ``set_permissions``).
+the tests create such a user with ``rabbitmqctl add_user`` / ``set_permissions``). ``broker_url``, when
+given, overrides the broker address, credentials and virtual host of the user-data (which has no
+virtual host); ``ems_username``/``ems_password`` override the credentials again.
 
 Kernel objects are named ``gv<id>...`` (at most 11 characters, IFNAMSIZ is 15): bridges
 ``gv<vim id>b<n>``, host-side veths ``gv<host id>v<n>``. Every VIM and host is recorded in
@@ -93,14 +95,16 @@ class NetnsVim(Vim):
     _availability: ClassVar[tuple[bool, str] | None] = None
 
     def __init__(self, state_dir: Path | str, capacity: int = 32, *, ems_username: str | None = None,
-                 ems_password: str | None = None, start_ems: bool = True, relay: bool = True,
-                 run_dir: Path | str | None = None, create_timeout: float = CREATE_TIMEOUT) -> None:
+                 ems_password: str | None = None, broker_url: str | None = None, start_ems: bool = True,
+                 relay: bool = True, run_dir: Path | str | None = None,
+                 create_timeout: float = CREATE_TIMEOUT) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.state_dir = Path(state_dir).resolve()
         self.capacity = capacity
         self.ems_username = ems_username
         self.ems_password = ems_password
+        self.broker_url = broker_url
         self.start_ems = start_ems
         self.relay = relay
         self.create_timeout = create_timeout
@@ -333,8 +337,13 @@ class NetnsVim(Vim):
         relay = BrokerRelay((bridge.gateway, port), upstream)
         self._relays[key] = relay if await relay.start() else None
 
-    def _ems_launch(self, spec: HostSpec, hostname: str, first: _Bridge) -> EmsLaunch:
+    def _given_launch(self, spec: HostSpec, hostname: str) -> EmsLaunch:
+        """The EMS settings as the user-data (and ``broker_url``: address, credentials, vhost) say."""
         launch = EmsLaunch.from_userdata(spec.userdata, hostname)
+        return launch.with_broker_url(self.broker_url) if self.broker_url else launch
+
+    def _ems_launch(self, spec: HostSpec, hostname: str, first: _Bridge) -> EmsLaunch:
+        launch = self._given_launch(spec, hostname)
         if self.ems_username is not None:
             launch = launch.replace(username=self.ems_username)
         if self.ems_password is not None:
@@ -351,7 +360,7 @@ class NetnsVim(Vim):
         bridges = [await self._ensure_bridge(net) for net in networks]
         launch: EmsLaunch | None = None
         if self.start_ems:
-            given = EmsLaunch.from_userdata(spec.userdata, hostname)
+            given = self._given_launch(spec, hostname)
             launch = self._ems_launch(spec, hostname, bridges[0])
             if self.relay and launch.broker_ip == bridges[0].gateway:
                 upstream = given.broker_ip if given.broker_ip.startswith("127.") else "127.0.0.1"

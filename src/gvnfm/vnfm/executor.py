@@ -37,7 +37,7 @@ class StepFailed(Exception):
                          f"{reply.status}: {reply.err.strip() or '(no stderr)'}")
 
 
-Recorder = Callable[[StepOutcome], Awaitable[None]]
+Recorder = Callable[[list[StepOutcome]], Awaitable[None]]
 Progress = Callable[[Step, str], None]
 
 
@@ -63,13 +63,10 @@ class PlanExecutor:
 
         for stage in plan.stages:
             results = await asyncio.gather(*(one(s) for s in stage.steps))
-            failed: StepOutcome | None = None
-            for outcome in results:
-                outcomes.append(outcome)
-                if record is not None:
-                    await record(outcome)
-                if outcome.reply.status != 0 and failed is None:
-                    failed = outcome
+            outcomes.extend(results)
+            if record is not None:
+                await record(results)          # the whole stage in one transaction
+            failed = next((o for o in results if o.reply.status != 0), None)
             if failed is not None:
                 raise StepFailed(failed)
         return outcomes

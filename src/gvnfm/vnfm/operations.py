@@ -140,15 +140,13 @@ class Operations:
                    state: OperationState) -> list[StepOutcome]:
         todo = plan.without(state.done)
 
-        async def record(outcome: StepOutcome) -> None:
-            step, reply = outcome.step, outcome.reply
-            await self.store.record_step(StepResult(
-                operation_id=state.op_id, step_id=step.step_id, event=step.event,
-                script_index=step.script_index, script=step.script, hostname=step.hostname,
-                vnfr_name=vnfr.name, status=reply.status, output=reply.output, error=reply.err,
-                started_at=outcome.started_at, duration=outcome.duration))
-            if reply.status == 0:
-                state.done.add(step.step_id)
+        async def record(outcomes: list[StepOutcome]) -> None:
+            await self.store.record_steps([StepResult(
+                operation_id=state.op_id, step_id=o.step.step_id, event=o.step.event,
+                script_index=o.step.script_index, script=o.step.script, hostname=o.step.hostname,
+                vnfr_name=vnfr.name, status=o.reply.status, output=o.reply.output, error=o.reply.err,
+                started_at=o.started_at, duration=o.duration) for o in outcomes])
+            state.done.update(o.step.step_id for o in outcomes if o.reply.status == 0)
 
         def progress(step: plans.Step, status: str) -> None:
             if self.progress:

@@ -68,6 +68,8 @@ class VnfmService:
         self.credentials: dict[str, Any] | None = None
         self._bootstrap = transport
         self._reconnect = reconnect
+        self._reg_pending: list[tuple[str, Delivery]] = []
+        self._reg_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -144,16 +146,36 @@ class VnfmService:
             log.warning("event=bad_registration error=%r body=%r", str(exc), delivery.message.body[:200])
             await delivery.ack()
             return
-        await self.store.record_registration(hostname, self.settings.endpoint)
+        # Waiters in this worker learn it at once; the store (other workers, restarts) and the
+        # broadcast follow in batches, and the message is acknowledged once it is stored.
         self.registrations.register(hostname)
         log.info("event=ems_registered hostname=%s", hostname)
-        with contextlib.suppress(TransportError):
-            await self.ems_transport.publish(self.registered_topic, json.dumps({"hostname": hostname}).encode())
-        await delivery.ack()
+        self._reg_pending.append((hostname, delivery))
+        if self._reg_task is None or self._reg_task.done():
+            self._reg_task = asyncio.create_task(self._flush_registrations())
+
+    async def _flush_registrations(self) -> None:
+        while self._reg_pending:
+            batch, self._reg_pending = self._reg_pending, []
+            hostnames = [h for h, _ in batch]
+            try:
+                await self.store.record_registrations(hostnames, self.settings.endpoint)
+            except Exception:
+                log.exception("event=registration_store_failed count=%d", len(batch))
+                for _, delivery in batch:
+                    await delivery.reject(requeue=True)
+                continue
+            with contextlib.suppress(TransportError):
+                await self.ems_transport.publish(self.registered_topic, json.dumps({"hostnames": hostnames}).encode())
+            for _, delivery in batch:
+                await delivery.ack()
 
     async def _on_registered_broadcast(self, delivery: Delivery) -> None:
-        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError):
-            self.registrations.register(json.loads(delivery.message.body)["hostname"])
+        with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            data = json.loads(delivery.message.body)
+            for hostname in data.get("hostnames") or [data.get("hostname")]:
+                if isinstance(hostname, str):
+                    self.registrations.register(hostname)
         await delivery.ack()
 
     # -- NFVO messages ---------------------------------------------------------------------------
