@@ -84,7 +84,8 @@ class LocalRuntime:
 
             if self._broker is not None:
                 raise ValueError("the netns VIM needs a real broker: pass --broker amqp://...")
-            return NetnsVim(hosts_dir, o.capacity, ems_username=o.ems_username, ems_password=o.ems_password)
+            return NetnsVim(hosts_dir, o.capacity, broker_url=o.broker, ems_username=o.ems_username,
+                            ems_password=o.ems_password)
         raise ValueError(f"unknown VIM {o.vim!r} (process or netns)")
 
     async def start(self) -> None:
