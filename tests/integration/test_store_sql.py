@@ -516,10 +516,11 @@ async def test_ems_registrations(store: SqlStore) -> None:
 # -- script logs ----------------------------------------------------------------------------------------
 async def test_script_results_and_pruning(store: SqlStore) -> None:
     name = unique("vnf")
-    old, new, running = unique("op"), unique("op"), unique("op")
-    for op_id in (old, new, running):
+    old, new, running, failed = unique("op"), unique("op"), unique("op"), unique("op")
+    for op_id in (old, new, running, failed):
         await claim(store, op_id, vnfr_name=name)
     await store.finish_operation(old, state=DONE, reply=None)
+    await store.finish_operation(failed, state=FAILED, reply=None)
     await store.finish_operation(new, state=DONE, reply=None)
     now = datetime.now(UTC)
     long_ago = now - timedelta(days=400)
@@ -527,17 +528,20 @@ async def test_script_results_and_pruning(store: SqlStore) -> None:
     await store.record_step(step(old, "b", host="h2", vnfr_name=name, started=long_ago + timedelta(seconds=1),
                                  status=1, error="bad"))
     await store.record_step(step(running, "r", host="h1", vnfr_name=name, started=long_ago))
+    await store.record_step(step(failed, "f", host="h3", vnfr_name=name,
+                                 started=long_ago + timedelta(seconds=2), status=2))
     await store.record_step(step(new, "c", host="h1", vnfr_name=name, started=now))
     await store.record_step(step(new, "d", host="h1", vnfr_name=unique("other"), started=now))
 
-    assert [r.step_id for r in await store.script_results(vnfr_name=name)] == ["a", "r", "b", "c"]
+    assert [r.step_id for r in await store.script_results(vnfr_name=name)] == ["a", "r", "b", "f", "c"]
     assert [r.step_id for r in await store.script_results(vnfr_name=name, hostname="h1")] == ["a", "r", "c"]
-    assert [r.step_id for r in await store.script_results(vnfr_name=name, limit=2)] == ["b", "c"]   # newest 2
+    assert [r.step_id for r in await store.script_results(vnfr_name=name, limit=2)] == ["f", "c"]   # newest 2
     assert [r.error for r in await store.script_results(vnfr_name=name, hostname="h2")] == ["bad"]
 
     pruned = await store.prune_script_results(now - timedelta(days=1))
     assert pruned >= 2                                          # a and b (other tests' steps are recent)
-    assert [r.step_id for r in await store.script_results(vnfr_name=name)] == ["r", "c"]   # RUNNING op kept
+    # a RUNNING op's steps are kept, and a FAILED op's (RESUME needs them)
+    assert [r.step_id for r in await store.script_results(vnfr_name=name)] == ["r", "f", "c"]
     assert await store.prune_script_results(now - timedelta(days=1)) == 0
     assert await store.prune_script_results(datetime(2000, 1, 1)) == 0                   # naive = UTC
 

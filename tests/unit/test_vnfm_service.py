@@ -294,3 +294,40 @@ async def test_update_execute_and_logs(h: Harness) -> None:
     logs = await h.call({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": host})
     assert logs["action"] == "LOG_REQUEST"
     assert "Output of Script : install.sh" in logs["outputLog"] and logs["errorLog"] == []
+
+
+async def test_time_bounds_end_in_clear_errors(tmp_path: Path) -> None:
+    async with Harness(tmp_path, operation_timeout=0.6, ems_command_timeout=5) as h:
+        h.ems.delay = 0.4       # every EMS command takes 0.4 s: the whole INSTANTIATE can't fit in 0.6 s
+        reply = await h.call(instantiate_msg(1))
+        assert reply["action"] == "ERROR"
+        assert "exceeded the operation deadline of 0.6 s" in reply["exception"]["detailMessage"]
+    async with Harness(tmp_path / "b", ems_command_timeout=0.2) as h:
+        h.ems.delay = 0.5       # an EMS that does not answer a (non-script) command in time
+        reply = await h.call(instantiate_msg(1))
+        assert reply["action"] == "ERROR"
+        assert "did not answer SAVE_SCRIPTS within 0.2 s" in reply["exception"]["detailMessage"]
+
+
+async def test_script_logs_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    async with Harness(tmp_path, script_log_minutes=0.0001) as h:
+        vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+        host = vnfr["vdu"][0]["vnfc_instance"][0]["hostname"]
+        assert (await h.call({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": host}))["outputLog"]
+        await asyncio.sleep(0.05)
+        assert await h.service.prune_script_logs_once() > 0
+        logs = await h.call({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": host})
+        assert logs["outputLog"] == [] and logs["errorLog"] == []
+
+
+def test_settings_from_a_reference_properties_file(tmp_path: Path) -> None:
+    from gvnfm.vnfm.settings import load_settings
+
+    props = tmp_path / "openbaton-vnfm-generic.properties"
+    props.write_text("vnfm.endpoint=generic-x\nvnfm.type = gtype\nvnfm.ems.start.timeout=42\n"
+                     "spring.rabbitmq.host=10.1.2.3\nspring.rabbitmq.username=u\nspring.rabbitmq.password=p@ss\n"
+                     "vnfm.ems.script.old=60\n# comment\nconcurrency: 8\n")
+    s = load_settings(props, {"type": "flag-wins"}, environ={"GVNFM_ENDPOINT": "env-wins"})
+    assert s.endpoint == "env-wins" and s.type == "flag-wins" and s.ems_start_timeout == 42
+    assert s.broker == "amqp://u:p%40ss@10.1.2.3:5672/%2F"
+    assert s.script_log_minutes == 60 and s.concurrency == 8

@@ -401,8 +401,9 @@ class SqlStore(Store):
         return [_step(r) for r in reversed(rows)]
 
     async def prune_script_results(self, older_than: datetime) -> int:
-        """Delete the step results started before ``older_than``, except those of RUNNING operations."""
-        running = select(operations.c.id).where(operations.c.state == RUNNING)
+        """Delete the step results started before ``older_than``, except those of RUNNING operations and of
+        FAILED ones (RESUME needs to know which steps succeeded; they go once the operation is resumed)."""
+        running = select(operations.c.id).where(operations.c.state.in_([RUNNING, FAILED]))
         async with self._write() as conn:
             res = await conn.execute(
                 delete(steps).where(steps.c.started_at < as_utc(older_than), steps.c.operation_id.not_in(running)))

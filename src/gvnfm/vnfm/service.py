@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -70,6 +71,7 @@ class VnfmService:
         self._reconnect = reconnect
         self._reg_pending: list[tuple[str, Delivery]] = []
         self._reg_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -102,6 +104,8 @@ class VnfmService:
         await self.transport.declare_queue(s.endpoint, durable=s.endpoint_queue_durable,
                                            auto_delete=s.endpoint_queue_auto_delete)
         self._subs.append(await self.transport.consume(s.endpoint, self._on_nfvo_message, prefetch=s.consumers))
+        if s.script_log_minutes > 0:
+            self._prune_task = asyncio.create_task(self._prune_script_logs())
         log.info("event=vnfm_started endpoint=%s type=%s worker=%s", s.endpoint, s.type, self.worker)
 
     async def _use_nfvo_credentials(self) -> None:
@@ -118,8 +122,27 @@ class VnfmService:
         self.operations.nfvo.transport = new
         log.info("event=nfvo_credentials_in_use user=%s", user)
 
+    async def prune_script_logs_once(self) -> int:
+        """Delete script results older than the retention (``vnfm.ems.script.old`` minutes)."""
+        cutoff = datetime.now(UTC) - timedelta(minutes=self.settings.script_log_minutes)
+        removed = await self.store.prune_script_results(cutoff)
+        if removed:
+            log.info("event=script_logs_pruned removed=%d older_than=%s", removed, cutoff.isoformat())
+        return removed
+
+    async def _prune_script_logs(self) -> None:
+        # as the reference's LogDispatcher: at start-up, then every 180 s
+        while True:
+            try:
+                await self.prune_script_logs_once()
+            except Exception:
+                log.exception("event=script_log_prune_failed")
+            await asyncio.sleep(self.settings.script_log_prune_interval)
+
     async def stop(self, grace: float = 30.0) -> None:
         self._stopping.set()
+        if self._prune_task is not None:
+            self._prune_task.cancel()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.cancel()

@@ -51,7 +51,8 @@ class VnfmSettings(BaseModel):
     concurrency: int = 32                     # VNFCs of one step in parallel, per operation
     max_inflight_commands: int = 512          # EMS commands in flight, VNFM-wide
     # script logs
-    script_log_minutes: float = 180.0         # retention (vnfm.ems.script.old); 0 disables
+    script_log_minutes: float = 180.0         # retention (vnfm.ems.script.old); 0 keeps them forever
+    script_log_prune_interval: float = 180.0  # seconds between prunings
 
     def ems_broker_url(self) -> str:
         return self.ems_broker or self.broker
