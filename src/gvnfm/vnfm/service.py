@@ -18,8 +18,8 @@ import logging
 import os
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message
