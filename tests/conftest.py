@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.rabbit import private_rabbit  # noqa: F401  (a fixture for every test module)
 from tests.support.services import AMQP_URL, PG_URL, port_open, unique
 
@@ -38,3 +39,13 @@ def amqp_vhost(amqp_url: str) -> Iterator[str]:
         yield f"{base}/{vhost}"
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    url = create_pg_database(pg_url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(pg_url, url)

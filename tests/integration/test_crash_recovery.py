@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import SCRIPTS, Cluster, instantiate, runs
-from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.rabbit import PrivateRabbit
 
 pytestmark = pytest.mark.rabbitmq
@@ -29,12 +28,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
         return
-    pg_url = request.getfixturevalue("pg_url")
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
+    yield request.getfixturevalue("pg_db")
 
 
 @pytest.fixture
@@ -73,15 +67,6 @@ async def test_sigkill_at_a_random_step_runs_every_script_once_and_replies_once(
         hosts = [i["hostname"] for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]]
         seen = Counter(runs(outdir))
         assert seen == Counter({(h, s): 1 for h in hosts for s in SCRIPTS}), (round_no, kill_after, seen)
-
-
-@pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
 
 
 async def test_three_workers_deploy_30_vnfrs_at_once_none_twice(amqp_vhost: str, pg_db: str, tmp_path: Path) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import SCRIPTS, Cluster, instantiate, runs
-from tests.support.pg import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -28,15 +27,6 @@ FIXED = b"""#!/bin/bash
 echo "$hostname $(basename "$0")" >> "$outdir/attempts.log"
 echo "$hostname $(basename "$0")" >> "$outdir/runs.log"
 """
-
-
-@pytest.fixture
-def pg_db(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
 
 
 @pytest.fixture

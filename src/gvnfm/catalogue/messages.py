@@ -235,6 +235,15 @@ def parse_vnfm_message(body: bytes | str | dict[str, Any]) -> NfvMessage:
     return _parse(body, VNFM_TO_NFVO, VnfmOrGenericMessage)
 
 
+def vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
+    """The VNFR a message carries, whichever field name its class uses for it."""
+    for attr in ("virtualNetworkFunctionRecord", "vnfr"):
+        value = getattr(msg, attr, None)
+        if isinstance(value, VirtualNetworkFunctionRecord):
+            return value
+    return None
+
+
 def error_message(vnfr: VirtualNetworkFunctionRecord | None, text: str, cause: str | None = None) -> VnfmOrErrorMessage:
     exc = JavaException(detailMessage=text)
     if cause:

@@ -31,6 +31,7 @@ from gvnfm.catalogue.messages import (
     VnfmOrScaledMessage,
     VnfmOrScalingMessage,
     parse_vnfm_message,
+    vnfr_of,
 )
 from gvnfm.catalogue.records import (
     VirtualNetworkFunctionRecord,
@@ -80,14 +81,6 @@ ASYNC_QUEUE = "vnfm.nfvo.actions"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Requests answered through ``vnfm.nfvo.actions.reply``.
 REQUESTS = ("GRANT_OPERATION", "ALLOCATE_RESOURCES", "SCALING")
-
-
-def _vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
-    for attr in ("virtualNetworkFunctionRecord", "vnfr"):
-        value = getattr(msg, attr, None)
-        if isinstance(value, VirtualNetworkFunctionRecord):
-            return value
-    return None
 
 
 def _exception_text(msg: VnfmOrErrorMessage) -> tuple[str | None, str | None]:
@@ -236,7 +229,7 @@ class LocalNfvo:
         if msg.action == "SCALING" and isinstance(msg, VnfmOrScalingMessage):
             return await self.requests.scaling(msg)
         log.error("event=request_refused action=%s reason=not_a_request", msg.action)
-        return outgoing.error(_vnfr_of(msg), f"{msg.action} is not a request the NFVO answers on "
+        return outgoing.error(vnfr_of(msg), f"{msg.action} is not a request the NFVO answers on "
                                              f"{SYNC_QUEUE} (expected one of {', '.join(REQUESTS)})")
 
     # == notices from VNFMs ========================================================================
@@ -253,7 +246,7 @@ class LocalNfvo:
         except MessageError as exc:
             log.error("event=notice_refused error=%r body=%r", str(exc), body[:300])
             return
-        vnfr = _vnfr_of(msg)
+        vnfr = vnfr_of(msg)
         nsr_id = getattr(msg, "nsrId", None) or (vnfr.parent_ns_id if vnfr else None)
         nsr = self.nsrs.get(nsr_id or "")
         state = nsr.vnfrs.get(vnfr.name) if nsr is not None and vnfr is not None else None
@@ -379,7 +372,7 @@ class LocalNfvo:
             reply = parse_vnfm_message(raw)
         except MessageError as exc:
             raise fail(f"the VNFM's answer is unusable: {exc}") from exc
-        record = _vnfr_of(reply)
+        record = vnfr_of(reply)
         if record is not None and record.name == name:
             state.keep(record)
         if isinstance(reply, VnfmOrErrorMessage):

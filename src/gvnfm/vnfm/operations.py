@@ -38,6 +38,7 @@ from gvnfm.catalogue.messages import (
     VnfmOrStartStopMessage,
     error_message,
     parse_nfvo_message,
+    vnfr_of,
 )
 from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
@@ -102,14 +103,6 @@ def _history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -
     vnfr.lifecycle_event_history = history
 
 
-def _vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
-    for attr in ("virtualNetworkFunctionRecord", "vnfr"):
-        value = getattr(msg, attr, None)
-        if isinstance(value, VirtualNetworkFunctionRecord):
-            return value
-    return None
-
-
 class Operations:
     def __init__(self, settings: VnfmSettings, *, nfvo: NfvoClient, executor: PlanExecutor,
                  registrations: RegistrationBook, store: Store, limiter: asyncio.Semaphore | None = None,
@@ -127,13 +120,13 @@ class Operations:
     async def handle(self, msg: NfvMessage, state: OperationState) -> NfvMessage | None:
         handler = getattr(self, f"_on_{msg.action.lower()}", None)
         if handler is None:
-            raise OperationError(f"action {msg.action} is not handled by a VNFM", _vnfr_of(msg))
+            raise OperationError(f"action {msg.action} is not handled by a VNFM", vnfr_of(msg))
         try:
             async with asyncio.timeout(self.settings.operation_timeout):
                 return await handler(msg, state)
         except TimeoutError as exc:
             raise OperationError(f"{msg.action} exceeded the operation deadline of "
-                                 f"{self.settings.operation_timeout:g} s", _vnfr_of(msg)) from exc
+                                 f"{self.settings.operation_timeout:g} s", vnfr_of(msg)) from exc
 
     # -- plan execution --------------------------------------------------------------------------
     async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan,
@@ -335,7 +328,7 @@ class Operations:
                 raise OperationError(str(exc), vnfr) from exc
             if isinstance(answer, OrVnfmErrorMessage):
                 raise NfvoRefused(answer.message or "the NFVO refused the scale-out", answer.vnfr or vnfr)
-            got = _vnfr_of(answer)
+            got = vnfr_of(answer)
             if got is None:
                 raise OperationError(f"the NFVO answered SCALING with {answer.action} and no VNFR", vnfr)
             scaled = got
@@ -480,12 +473,12 @@ class Operations:
     # -- helpers ----------------------------------------------------------------------------------------
     @staticmethod
     def _require_vnfr(msg: NfvMessage) -> VirtualNetworkFunctionRecord:
-        vnfr = _vnfr_of(msg)
+        vnfr = vnfr_of(msg)
         if vnfr is None:
             raise OperationError(f"{msg.action} carries no VNFR")
         return vnfr
 
 
 def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage:
-    vnfr = getattr(exc, "vnfr", None) or (_vnfr_of(msg) if msg is not None else None)
+    vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
     return error_message(vnfr, str(exc), getattr(exc, "cause", None))

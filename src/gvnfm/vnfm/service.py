@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message
+from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
 from gvnfm.store.api import DONE, FAILED, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
@@ -238,7 +238,7 @@ class VnfmService:
             await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
             await delivery.ack()
             return
-        vnfr = getattr(msg, "vnfr", None) or getattr(msg, "virtualNetworkFunctionRecord", None)
+        vnfr = vnfr_of(msg)
         vnfr_name = getattr(vnfr, "name", None) or (msg.vnfd.name if getattr(msg, "vnfd", None) else None)  # type: ignore[attr-defined]
         # Claim the operation. Held by another worker: it may be alive (a duplicated message: wait
         # for it to finish) or dead (its lease runs out: take the operation over). The message is
