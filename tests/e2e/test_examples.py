@@ -222,3 +222,27 @@ def test_main_job_of_the_readme_is_the_chain_example() -> None:
     text = (ROOT / "scripts" / "demo.sh").read_text()
     assert "gvnfm up examples/chain --once" in text
     assert os.access(ROOT / "scripts" / "demo.sh", os.X_OK)
+
+
+def test_hosts_of_a_killed_gvnfm_up_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    """`gvnfm up` killed with SIGKILL leaves the iperf daemons (screen) of its hosts running; the next
+    run on the same state dir kills them and removes the host folders."""
+    _iperf_present()
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "gvnfm.cli.main", "up", str(EXAMPLES / "iperf"), "--plain",
+                             "--state-dir", str(state), "--api-port", "-1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Ctrl-C tears it down" in line:
+            break
+    hosts = sorted((state / "vim" / "hosts").iterdir())
+    assert len(hosts) == 2 and any(processes_of(h.resolve()) for h in hosts), "iperf -s runs on the server host"
+    proc.kill()
+    proc.wait()
+    left = {h.name: processes_of(h.resolve()) for h in hosts}
+    assert any(left.values()), "the daemons survive the kill of gvnfm up"
+    code, out, _ = up(EXAMPLES / "chain", state)
+    assert code == 0, out
+    for h in hosts:
+        assert processes_of(h.resolve()) == [] and not h.exists(), h.name

@@ -331,3 +331,18 @@ def test_settings_from_a_reference_properties_file(tmp_path: Path) -> None:
     assert s.endpoint == "env-wins" and s.type == "flag-wins" and s.ems_start_timeout == 42
     assert s.broker == "amqp://u:p%40ss@10.1.2.3:5672/%2F"
     assert s.script_log_minutes == 60 and s.concurrency == 8
+
+
+async def test_unregisters_from_the_nfvo_on_clean_shutdown(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    await h.__aenter__()
+    assert [m["action"] for m in h.nfvo.registered] == ["register"]
+    await h.service.stop(grace=1)
+    await asyncio.sleep(0.05)
+    unregister = h.nfvo.registered[-1]
+    assert unregister["action"] == "unregister" and unregister["type"] == "generic"
+    assert unregister["username"] == "guest" and unregister["vnfmManagerEndpoint"]["endpoint"] == "generic"
+    await h.vnfm_t.close()
+    await h.ems.transport.close()
+    await h.nfvo_t.close()
+    await h.store.close()

@@ -7,8 +7,10 @@ RabbitMQ and every host's EMS is a process of its own, as on a real VM.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from gvnfm.store.sql import open_store
 from gvnfm.transport import Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
+from gvnfm.vim.reaper import reap
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings
@@ -45,6 +48,22 @@ class RuntimeOptions:
     ems_start_timeout: float = 120.0
     script_timeout: float = 1800.0
     reply_timeout: float = 900.0
+
+
+def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
+    """Hosts of a previous ``gvnfm up`` on this state dir that did not end cleanly (killed): kill what
+    their scripts left running (daemons included, found by the host marker) and remove their folders."""
+    removed = []
+    if not hosts_dir.is_dir():
+        return removed
+    for root in sorted(hosts_dir.iterdir()):
+        if not root.is_dir():
+            continue
+        pids = reap(root.resolve())
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root.name)
+        log.warning("event=stale_host_removed host=%s killed=%s", root.name, pids)
+    return removed
 
 
 class LocalRuntime:
@@ -99,6 +118,7 @@ class LocalRuntime:
             broker_ip, broker_port = parts.hostname or "127.0.0.1", parts.port or 5672
             user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
         self.store = await open_store(o.db, self.state_dir)
+        await asyncio.to_thread(remove_stale_process_hosts, self.state_dir / "vim" / "hosts")
         self.vim = self._vim()
         cleanup = getattr(self.vim, "cleanup_stale", None)
         if callable(cleanup):
