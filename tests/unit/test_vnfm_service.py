@@ -346,3 +346,19 @@ async def test_unregisters_from_the_nfvo_on_clean_shutdown(tmp_path: Path) -> No
     await h.ems.transport.close()
     await h.nfvo_t.close()
     await h.store.close()
+
+
+async def test_a_store_failure_gives_the_message_back_instead_of_losing_it(h: Harness) -> None:
+    real_claim = h.store.claim_operation
+    calls = 0
+
+    async def flaky_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("database is locked")
+        return await real_claim(*args, **kwargs)
+
+    h.store.claim_operation = flaky_claim  # type: ignore[method-assign]
+    reply = await h.call(instantiate_msg(1), timeout=20)
+    assert reply["action"] == "INSTANTIATE" and calls == 2

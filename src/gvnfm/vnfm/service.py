@@ -208,6 +208,15 @@ class VnfmService:
             self._inflight.add(task)
         try:
             await self._process(delivery)
+        except asyncio.CancelledError:
+            raise                       # shutdown: unacknowledged, the broker hands it to another worker
+        except Exception:
+            # the store or the broker failed under us: the outcome is not committed, so the message
+            # must not be dropped; give it back after a pause (another worker, or this one, retries)
+            log.exception("event=operation_interrupted op=%s", operation_id(delivery))
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await delivery.reject(requeue=True)
         finally:
             if task is not None:
                 self._inflight.discard(task)
