@@ -362,3 +362,13 @@ async def test_a_store_failure_gives_the_message_back_instead_of_losing_it(h: Ha
     h.store.claim_operation = flaky_claim  # type: ignore[method-assign]
     reply = await h.call(instantiate_msg(1), timeout=20)
     assert reply["action"] == "INSTANTIATE" and calls == 2
+
+
+async def test_an_oversized_message_gets_an_error_reply(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gvnfm.vnfm.service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 2000)
+    reply = await h.call(instantiate_msg(1))          # a few KB with its package
+    assert reply["action"] == "ERROR" and "exceeds the limit of 2000 bytes" in reply["exception"]["detailMessage"]
+    monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024)
+    assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
