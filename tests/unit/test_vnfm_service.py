@@ -367,8 +367,8 @@ async def test_a_store_failure_gives_the_message_back_instead_of_losing_it(h: Ha
 async def test_an_oversized_message_gets_an_error_reply(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     import gvnfm.vnfm.service as service_module
 
-    monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 2000)
-    reply = await h.call(instantiate_msg(1))          # a few KB with its package
-    assert reply["action"] == "ERROR" and "exceeds the limit of 2000 bytes" in reply["exception"]["detailMessage"]
+    monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 500)
+    reply = await h.call(instantiate_msg(1))          # over 1 KB with its package
+    assert reply["action"] == "ERROR" and "exceeds the limit of 500 bytes" in reply["exception"]["detailMessage"]
     monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024)
     assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
