@@ -382,6 +382,7 @@ class LocalNfvo:
             raise fail(f"the VNFM answered {reply.action} (expected {' or '.join(expect)})")
         state.action = None
         state.history.append(HistoryEntry(action=action, result="ok", detail=reply.action))
+        self.emit(nsr, name, action=action, state=state.status, message="answered")
         return reply
 
     def _set_status(self, nsr: NetworkServiceRecord, name: str, status: str, action: str) -> None:
