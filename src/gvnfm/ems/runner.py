@@ -19,7 +19,9 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +110,66 @@ def script_argv(script: Path, args: Sequence[str]) -> list[str]:
         except OSError:
             direct = False
     return [str(script), *args] if direct else [bash(), str(script), *args]
+
+
+class _PidfdChildWatcher(asyncio.AbstractChildWatcher):
+    """Python 3.11's default child watcher starts a thread per child process to wait for it; this one
+    (what Python 3.12 uses by default on Linux) waits on a pidfd in the running loop instead: no thread
+    per script, and about 0.25 ms less CPU per spawn (measured in docs/performance.md). It works with
+    whichever loop is running, so it can be installed once for the process."""
+
+    def is_active(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        pass
+
+    def __enter__(self) -> _PidfdChildWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add_child_handler(self, pid: int, callback: Any, *args: Any) -> None:
+        loop: Any = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(pid)
+        loop._add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
+
+    @staticmethod
+    def _reap(loop: Any, pid: int, pidfd: int, callback: Any, args: tuple[Any, ...]) -> None:
+        loop._remove_reader(pidfd)
+        try:
+            _, status = os.waitpid(pid, 0)
+            returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:   # reaped elsewhere
+            returncode = 255
+        finally:
+            os.close(pidfd)
+        callback(pid, returncode, *args)
+
+    def remove_child_handler(self, pid: int) -> bool:
+        return True
+
+
+def use_pidfd_child_watcher() -> bool:
+    """On Python 3.11 under Linux ≥ 5.3, wait for scripts with pidfds instead of a thread each
+    (idempotent; a no-op on 3.12+, where that is the default, and where pidfds are unavailable)."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy = asyncio.get_event_loop_policy()
+        if isinstance(getattr(policy, "_watcher", None), _PidfdChildWatcher):
+            return True
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return False
+        asyncio.set_child_watcher(_PidfdChildWatcher())
+    return True
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):

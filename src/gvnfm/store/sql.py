@@ -110,7 +110,8 @@ def _opt_key(value: str | None) -> str | None:
 
 
 #: rows per multi-row INSERT (SQLite allows 32766 bound parameters; a step row has 12)
-_ROWS_PER_STATEMENT = 500
+_STEP_COLUMNS = ("event", "script_index", "script", "hostname", "vnfr_name", "status", "output", "error",
+                 "started_at", "duration")
 
 
 def _chunks(items: list[str], size: int = _IN_CHUNK) -> Iterable[list[str]]:
@@ -146,6 +147,10 @@ class SqlStore(Store):
         self.dialect = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
         self._memory = self._sqlite and is_memory(engine.url)
+        # built once: a statement object reused with executemany is compiled once (SQLAlchemy caches
+        # it), where a fresh multi-row ``values(...)`` is built and compiled on every call
+        self._upsert_steps = self._upsert(steps, ["operation_id", "step_id"], _STEP_COLUMNS)
+        self._upsert_registrations = self._upsert(ems_registrations, ["hostname"], ("endpoint", "registered_at"))
         # SQLite: one writer transaction per process at a time (others would only spin on the file lock);
         # an in-memory database has one shared connection, so readers take the lock too.
         self._lock = asyncio.Lock() if self._sqlite else None
@@ -191,6 +196,11 @@ class SqlStore(Store):
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _upsert(self, table: Any, keys: list[str], columns: Iterable[str]) -> Any:
+        stmt = self._insert(table)
+        return stmt.on_conflict_do_update(index_elements=keys,
+                                          set_={c: stmt.excluded[c] for c in columns if c not in keys})
 
     # -- operations ------------------------------------------------------------------------------------
     async def claim_operation(self, op_id: str, *, action: str, vnfr_id: str | None,
@@ -301,12 +311,7 @@ class SqlStore(Store):
         rows = [self._step_values(r) for r in results]
         try:
             async with self._write() as conn:
-                for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                    stmt = self._insert(steps).values(rows[i:i + _ROWS_PER_STATEMENT])
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["operation_id", "step_id"],
-                        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("operation_id", "step_id")})
-                    await conn.execute(stmt)
+                await conn.execute(self._upsert_steps, rows)
         except IntegrityError as exc:
             for op_id in {r.operation_id for r in results}:
                 if await self.get_operation(op_id) is None:
@@ -358,12 +363,7 @@ class SqlStore(Store):
         rows = [{"hostname": k, "endpoint": clean_text(endpoint), "registered_at": now}
                 for k in dict.fromkeys(key(h) for h in hostnames)]
         async with self._write() as conn:
-            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                stmt = self._insert(ems_registrations).values(rows[i:i + _ROWS_PER_STATEMENT])
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["hostname"],
-                    set_={"endpoint": stmt.excluded.endpoint, "registered_at": stmt.excluded.registered_at})
-                await conn.execute(stmt)
+            await conn.execute(self._upsert_registrations, rows)
 
     async def registered_hostnames(self, hostnames: list[str]) -> set[str]:
         by_key: dict[str, list[str]] = {}

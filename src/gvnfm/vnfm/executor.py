@@ -1,6 +1,13 @@
-"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded), each result recorded
-before the next stage starts. The first failure stops the plan after the steps already running in
-that stage have finished (they are recorded too, so a RESUME skips them)."""
+"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded), each stage's results
+recorded in one transaction. The first failure stops the plan after the steps already running in
+that stage have finished (they are recorded too, so a RESUME skips them).
+
+Recording is pipelined one stage deep: stage k's transaction is committed while stage k+1 runs, and
+stage k+1 is recorded only after stage k's commit has finished, so what is durable is always a prefix
+of the plan (script-major order survives a crash). A crash before stage k's commit leaves stage k to
+be sent again with the same correlation ids, which the EMS answers from its result cache: the same
+window the VNFM has between an EMS reply and its commit anyway. The plan returns (and the operation
+replies) only after every record is committed."""
 
 from __future__ import annotations
 
@@ -41,6 +48,11 @@ Recorder = Callable[[list[StepOutcome]], Awaitable[None]]
 Progress = Callable[[Step, str], None]
 
 
+def _consume_outcome(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("event=record_failed_after_cancel error=%r", str(task.exception()))
+
+
 class PlanExecutor:
     def __init__(self, ems: EmsClient, *, concurrency: int = 32, script_timeout: float | None = None) -> None:
         self.ems = ems
@@ -61,14 +73,27 @@ class PlanExecutor:
                         return await self._send(step, op_id, progress)
                 return await self._send(step, op_id, progress)
 
-        for stage in plan.stages:
-            results = await asyncio.gather(*(one(s) for s in stage.steps))
-            outcomes.extend(results)
-            if record is not None:
-                await record(results)          # the whole stage in one transaction
-            failed = next((o for o in results if o.reply.status != 0), None)
-            if failed is not None:
-                raise StepFailed(failed)
+        committing: asyncio.Task[None] | None = None
+        try:
+            for stage in plan.stages:
+                results = await asyncio.gather(*(one(s) for s in stage.steps))
+                outcomes.extend(results)
+                if record is not None:
+                    if committing is not None:
+                        await committing       # commits stay in plan order, one stage behind at most
+                    committing = asyncio.ensure_future(record(results))   # the whole stage in one transaction
+                failed = next((o for o in results if o.reply.status != 0), None)
+                if failed is not None:
+                    if committing is not None:
+                        await committing
+                    raise StepFailed(failed)
+            if committing is not None:
+                await committing
+        finally:
+            if committing is not None and not committing.done():
+                # cancelled while a commit runs: let it finish on its own (a half-done transaction
+                # is rolled back by the store), and keep its outcome from being reported as lost
+                committing.add_done_callback(_consume_outcome)
         return outcomes
 
     async def _send(self, step: Step, op_id: str, progress: Progress | None) -> StepOutcome:

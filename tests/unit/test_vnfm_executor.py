@@ -1,0 +1,117 @@
+"""The executor records stage k while stage k+1 runs, in plan order, and returns only after the last
+commit: what is durable is always a prefix of the plan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gvnfm.catalogue.ems import EmsReply
+from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
+from gvnfm.vnfm.plan import Plan, Stage, Step
+
+
+class ScriptedEms:
+    """Answers every command at once; ``fail`` names step ids that get status 1."""
+
+    def __init__(self, log: list[str], fail: set[str] | None = None) -> None:
+        self.log = log
+        self.fail = fail or set()
+
+    async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                   timeout: float | None = None) -> EmsReply:
+        step_id = correlation_id.split(":", 1)[1]
+        self.log.append(f"send {step_id}")
+        await asyncio.sleep(0)
+        return EmsReply(output="", err="boom" if step_id in self.fail else "", status=1 if step_id in self.fail else 0)
+
+
+def plan_of(stages: int, width: int = 2) -> Plan:
+    return Plan([Stage([Step(step_id=f"s{k}/h{i}", hostname=f"h{i}", action="EXECUTE",
+                             command={"action": "EXECUTE", "payload": f"s{k}.sh"}, event="INSTANTIATE",
+                             script_index=k, script=f"s{k}.sh") for i in range(width)]) for k in range(stages)])
+
+
+class SlowRecorder:
+    """A store whose commits take a while; it notes when each starts and ends."""
+
+    def __init__(self, log: list[str], delay: float = 0.02, fail_at: int | None = None) -> None:
+        self.log = log
+        self.delay = delay
+        self.fail_at = fail_at
+        self.active = 0
+        self.max_active = 0
+        self.calls = 0
+
+    async def __call__(self, outcomes: list[StepOutcome]) -> None:
+        index = self.calls
+        self.calls += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        stage = outcomes[0].step.script_index
+        self.log.append(f"commit-start {stage}")
+        try:
+            await asyncio.sleep(self.delay)
+            if index == self.fail_at:
+                raise RuntimeError("database is gone")
+            self.log.append(f"commit-end {stage}")
+        finally:
+            self.active -= 1
+
+
+async def test_commits_overlap_the_next_stage_but_stay_in_order_and_finish_before_return() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log)
+    outcomes = await PlanExecutor(ScriptedEms(log)).run(plan_of(4), op_id="op", record=recorder)
+    assert len(outcomes) == 8
+    assert recorder.max_active == 1                     # one transaction at a time
+    ends = [e for e in log if e.startswith("commit-end")]
+    assert ends == [f"commit-end {k}" for k in range(4)]   # plan order
+    assert log[-1] == "commit-end 3"                    # nothing returns before the last commit
+    # stage 1 was sent while stage 0's commit was still running (the overlap that removes the store
+    # from the critical path) ...
+    assert log.index("send s1/h0") < log.index("commit-end 0")
+    # ... but stage 2 waited for it: at most one stage is not yet durable
+    assert log.index("commit-end 0") < log.index("send s2/h0")
+
+
+async def test_a_failed_stage_is_recorded_before_the_failure_is_raised() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log)
+    with pytest.raises(StepFailed) as info:
+        await PlanExecutor(ScriptedEms(log, fail={"s1/h1"})).run(plan_of(4), op_id="op", record=recorder)
+    assert info.value.outcome.step.step_id == "s1/h1"
+    assert log[-1] == "commit-end 1"
+    assert not any(e.startswith("send s2") for e in log)   # nothing after the failed stage
+
+
+async def test_a_commit_failure_stops_the_plan_within_one_stage() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log, fail_at=0)
+    with pytest.raises(RuntimeError, match="database is gone"):
+        await PlanExecutor(ScriptedEms(log)).run(plan_of(4), op_id="op", record=recorder)
+    sent_stages = {e.split()[1].split("/")[0] for e in log if e.startswith("send")}
+    assert sent_stages == {"s0", "s1"}                  # the stage in flight, no further
+
+
+async def test_cancellation_while_a_commit_runs_lets_the_commit_finish() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log, delay=0.2)
+
+    class Hanging(ScriptedEms):
+        async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                       timeout: float | None = None) -> EmsReply:
+            if correlation_id.endswith("s1/h0"):
+                await asyncio.sleep(3600)
+            return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
+
+    task = asyncio.ensure_future(PlanExecutor(Hanging(log)).run(plan_of(3), op_id="op", record=recorder))
+    while "commit-start 0" not in log:
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)
+    assert "commit-end 0" in log
