@@ -1,5 +1,6 @@
-"""The executor records stage k while stage k+1 runs, in plan order, and returns only after the last
-commit: what is durable is always a prefix of the plan."""
+"""The executor records each step as its reply arrives (group commit), one transaction at a time, in
+arrival order; stage k may still be committing while stage k+1 runs, never while k+2 runs; the plan
+returns only after the last commit: what is durable is always a prefix of the plan."""
 
 from __future__ import annotations
 
@@ -44,37 +45,92 @@ class SlowRecorder:
         self.active = 0
         self.max_active = 0
         self.calls = 0
+        self.durable: list[str] = []      # step ids in commit order
 
     async def __call__(self, outcomes: list[StepOutcome]) -> None:
         index = self.calls
         self.calls += 1
         self.active += 1
         self.max_active = max(self.max_active, self.active)
-        stage = outcomes[0].step.script_index
-        self.log.append(f"commit-start {stage}")
+        stages = sorted({o.step.script_index for o in outcomes})
+        self.log.append(f"commit-start {stages}")
         try:
             await asyncio.sleep(self.delay)
             if index == self.fail_at:
                 raise RuntimeError("database is gone")
-            self.log.append(f"commit-end {stage}")
+            self.durable.extend(o.step.step_id for o in outcomes)
+            for k in stages:
+                self.log.append(f"commit-end {k}")
         finally:
             self.active -= 1
+
+
+def is_prefix_of_plan(durable: list[str], plan: Plan) -> bool:
+    """Whether the committed steps are whole stages followed by part of one stage at most."""
+    remaining = list(durable)
+    for stage in plan.stages:
+        ids = {s.step_id for s in stage.steps}
+        here = [d for d in remaining[:len(ids)] if d in ids]
+        if len(here) < len(ids):
+            return all(d in ids for d in remaining)
+        remaining = remaining[len(ids):]
+    return not remaining
 
 
 async def test_commits_overlap_the_next_stage_but_stay_in_order_and_finish_before_return() -> None:
     log: list[str] = []
     recorder = SlowRecorder(log)
-    outcomes = await PlanExecutor(ScriptedEms(log)).run(plan_of(4), op_id="op", record=recorder)
+    plan = plan_of(4)
+    outcomes = await PlanExecutor(ScriptedEms(log)).run(plan, op_id="op", record=recorder)
     assert len(outcomes) == 8
     assert recorder.max_active == 1                     # one transaction at a time
-    ends = [e for e in log if e.startswith("commit-end")]
-    assert ends == [f"commit-end {k}" for k in range(4)]   # plan order
+    assert sorted(recorder.durable) == sorted(s.step_id for s in plan.steps())   # every step, once
+    assert is_prefix_of_plan(recorder.durable, plan)
     assert log[-1] == "commit-end 3"                    # nothing returns before the last commit
     # stage 1 was sent while stage 0's commit was still running (the overlap that removes the store
     # from the critical path) ...
     assert log.index("send s1/h0") < log.index("commit-end 0")
     # ... but stage 2 waited for it: at most one stage is not yet durable
     assert log.index("commit-end 0") < log.index("send s2/h0")
+
+
+async def test_steps_are_committed_as_they_arrive_without_waiting_for_the_stage() -> None:
+    log: list[str] = []
+
+    class SlowSecondHost(ScriptedEms):
+        async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                       timeout: float | None = None) -> EmsReply:
+            if hostname == "h1":
+                await asyncio.sleep(0.2)
+            return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
+
+    recorder = SlowRecorder(log, delay=0.01)
+    await PlanExecutor(SlowSecondHost(log)).run(plan_of(1), op_id="op", record=recorder)
+    assert recorder.durable == ["s0/h0", "s0/h1"]
+    assert recorder.calls == 2        # h0 was durable long before h1 answered
+
+
+async def test_the_durable_part_is_a_prefix_of_the_plan_at_every_commit() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log, delay=0.003)
+    plan = plan_of(6, width=5)
+
+    class Jittery(ScriptedEms):
+        async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                       timeout: float | None = None) -> EmsReply:
+            await asyncio.sleep(0.001 * (hash(correlation_id) % 7))
+            return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
+
+    snapshots: list[list[str]] = []
+    original = recorder.__call__
+
+    async def watching(outcomes: list[StepOutcome]) -> None:
+        await original(outcomes)
+        snapshots.append(list(recorder.durable))
+
+    await PlanExecutor(Jittery(log)).run(plan, op_id="op", record=watching)
+    assert snapshots and all(is_prefix_of_plan(s, plan) for s in snapshots)
+    assert len(snapshots[-1]) == 30
 
 
 async def test_a_failed_stage_is_recorded_before_the_failure_is_raised() -> None:
@@ -108,8 +164,9 @@ async def test_cancellation_while_a_commit_runs_lets_the_commit_finish() -> None
             return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
 
     task = asyncio.ensure_future(PlanExecutor(Hanging(log)).run(plan_of(3), op_id="op", record=recorder))
-    while "commit-start 0" not in log:
-        await asyncio.sleep(0.005)
+    async with asyncio.timeout(5):
+        while "commit-start [0]" not in log:
+            await asyncio.sleep(0.005)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -1,13 +1,17 @@
-"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded), each stage's results
-recorded in one transaction. The first failure stops the plan after the steps already running in
-that stage have finished (they are recorded too, so a RESUME skips them).
+"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded). The first failure stops
+the plan after the steps already running in that stage have finished (they are recorded too, so a
+RESUME skips them).
 
-Recording is pipelined one stage deep: stage k's transaction is committed while stage k+1 runs, and
-stage k+1 is recorded only after stage k's commit has finished, so what is durable is always a prefix
-of the plan (script-major order survives a crash). A crash before stage k's commit leaves stage k to
-be sent again with the same correlation ids, which the EMS answers from its result cache: the same
-window the VNFM has between an EMS reply and its commit anyway. The plan returns (and the operation
-replies) only after every record is committed."""
+Every step is recorded as soon as its reply arrives, through a ``StepJournal``: a group commit that
+writes whatever has arrived while the previous transaction ran, one transaction at a time, in the
+order the replies came. Two rules keep that crash-safe:
+- what is durable is always a prefix of the plan: a stage's steps are queued before any step of the
+  next stage is sent, and the journal commits in queue order and stops at its first failure;
+- at most one stage is not yet durable: stage k+1 may run while stage k commits (that takes the store
+  off the critical path of a sequential plan), but stage k+2 waits for stage k's commit.
+A crash before a step's commit leaves it to be sent again with the same correlation id, which the
+EMS answers from its result cache. The plan returns (and the operation replies) only after every
+step is committed."""
 
 from __future__ import annotations
 
@@ -48,9 +52,60 @@ Recorder = Callable[[list[StepOutcome]], Awaitable[None]]
 Progress = Callable[[Step, str], None]
 
 
-def _consume_outcome(task: asyncio.Task[None]) -> None:
+class StepJournal:
+    """Commits step outcomes in arrival order, batched: one ``record`` call (one transaction) at a
+    time, holding everything that arrived while the previous one ran. After a failed commit nothing
+    more is committed (the durable part stays a prefix) and ``wait`` raises that failure."""
+
+    def __init__(self, record: Recorder) -> None:
+        self._record = record
+        self._pending: list[StepOutcome] = []
+        self.queued = 0
+        self.committed = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    def add(self, outcome: StepOutcome) -> None:
+        if self._error is not None:
+            return
+        self._pending.append(outcome)
+        self.queued += 1
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
+            self._writer.add_done_callback(_retrieve)
+
+    async def _drain(self) -> None:
+        while self._pending and self._error is None:
+            batch, self._pending = self._pending, []
+            try:
+                await self._record(batch)
+            except BaseException as exc:
+                self._error = exc
+                raise
+            self.committed += len(batch)
+
+    async def wait(self, count: int | None = None) -> None:
+        """Until the first ``count`` queued outcomes (default: all) are committed."""
+        target = self.queued if count is None else count
+        while self.committed < target:
+            if self._error is not None:
+                raise self._error
+            writer = self._writer
+            assert writer is not None, "outcomes queued without a writer"
+            await asyncio.shield(writer)   # a cancelled wait leaves the commit running
+        if self._error is not None and self.committed < target:
+            raise self._error
+
+    @property
+    def busy(self) -> bool:
+        return self._writer is not None and not self._writer.done()
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """A writer's failure is raised by ``wait``; this keeps asyncio from reporting it as lost, and
+    logs one that nobody waited for (the plan was cancelled while it committed)."""
     if not task.cancelled() and task.exception() is not None:
-        log.warning("event=record_failed_after_cancel error=%r", str(task.exception()))
+        log.debug("event=record_failed error=%r", str(task.exception()))
 
 
 class PlanExecutor:
@@ -66,34 +121,35 @@ class PlanExecutor:
         outcomes: list[StepOutcome] = []
         local = asyncio.Semaphore(self.concurrency)
 
-        async def one(step: Step) -> StepOutcome:
+        async def limited(step: Step) -> StepOutcome:
             async with local:
                 if limiter is not None:
                     async with limiter:
                         return await self._send(step, op_id, progress)
                 return await self._send(step, op_id, progress)
 
-        committing: asyncio.Task[None] | None = None
-        try:
-            for stage in plan.stages:
-                results = await asyncio.gather(*(one(s) for s in stage.steps))
-                outcomes.extend(results)
-                if record is not None:
-                    if committing is not None:
-                        await committing       # commits stay in plan order, one stage behind at most
-                    committing = asyncio.ensure_future(record(results))   # the whole stage in one transaction
-                failed = next((o for o in results if o.reply.status != 0), None)
-                if failed is not None:
-                    if committing is not None:
-                        await committing
-                    raise StepFailed(failed)
-            if committing is not None:
-                await committing
-        finally:
-            if committing is not None and not committing.done():
-                # cancelled while a commit runs: let it finish on its own (a half-done transaction
-                # is rolled back by the store), and keep its outcome from being reported as lost
-                committing.add_done_callback(_consume_outcome)
+        journal = StepJournal(record) if record is not None else None
+
+        async def one(step: Step) -> StepOutcome:
+            outcome = await limited(step)
+            if journal is not None:
+                journal.add(outcome)
+            return outcome
+
+        durable_before = 0         # outcomes queued up to the end of the previous stage
+        for stage in plan.stages:
+            results = await asyncio.gather(*(one(s) for s in stage.steps))
+            outcomes.extend(results)
+            if journal is not None:
+                await journal.wait(durable_before)     # stage k-1 durable before stage k+1 starts
+                durable_before = journal.queued
+            failed = next((o for o in results if o.reply.status != 0), None)
+            if failed is not None:
+                if journal is not None:
+                    await journal.wait()
+                raise StepFailed(failed)
+        if journal is not None:
+            await journal.wait()
         return outcomes
 
     async def _send(self, step: Step, op_id: str, progress: Progress | None) -> StepOutcome:
