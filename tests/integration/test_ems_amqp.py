@@ -322,3 +322,135 @@ async def test_broker_restart_in_the_middle_of_a_script(private_rabbit: PrivateR
     text = log_file.read_text()
     assert "event=ems_reconnected" in text
     assert password not in text
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("register_auto_delete", [True, False], ids=["reference-vnfm", "gvnfm-vnfm"])
+async def test_ems_started_before_the_vnfm_registers(amqp_url: str, tmp_path: Path,
+                                                     register_auto_delete: bool) -> None:
+    """The register queue does not exist yet when the EMS starts (the VNFM declares it): the EMS
+    waits for it and registers as soon as it appears, without a reconnection."""
+    type_, hostname = unique("emsearly"), unique("vnfc") + "-7"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(amqp_url))
+    log_file = tmp_path / "ems.out"
+    vnfm = ReferenceVnfm(amqp_url, type_, register_auto_delete=register_auto_delete)
+    try:
+        async with ems_process(ems_args(tmp_path, config), log_file) as proc:
+            await wait_for(lambda: "event=ems_register_waiting" in log_file.read_text(), 15, "the EMS to start")
+            await asyncio.sleep(1.0)
+            await vnfm.connect()
+            started = time.monotonic()
+            assert await vnfm.registration(timeout=10) == {"hostname": hostname}
+            assert time.monotonic() - started < 6   # within the back-off cap, not after a reconnection
+            assert proc.returncode is None
+            reply = await vnfm.call(hostname, {"action": "REBOOT"}, cid="after-registration")
+            assert "unknown action" in reply["err"]
+    finally:
+        await vnfm.close()
+        if not register_auto_delete:
+            with contextlib.suppress(Exception):
+                conn = await aio_pika.connect(amqp_url)
+                async with conn:
+                    ch = await conn.channel()
+                    await ch.queue_delete(f"ems.{type_}.register")
+    text = log_file.read_text()
+    assert "event=ems_reconnected" not in text and text.count("event=ems_registered") == 1
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def read_int(path: Path) -> int:
+    return int(path.read_text())
+
+
+def vm_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+@pytest.mark.rabbitmq
+async def test_hung_script_times_out_its_group_is_killed_and_the_agent_keeps_answering(amqp_url: str,
+                                                                                        tmp_path: Path) -> None:
+    type_, hostname = unique("emshang"), unique("vnfc") + "-3"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(amqp_url),
+                              extra={"kill_grace": "0.5"})
+    pids = tmp_path / "pids"
+    hang = (f"echo $$ > {pids}.main\n"
+            "(trap '' TERM; while :; do sleep 0.1; done) &\n"   # a child that ignores SIGTERM: needs SIGKILL
+            f"echo $! > {pids}.child\n"
+            "while :; do sleep 0.1; done\n")
+    vnfm = ReferenceVnfm(amqp_url, type_)
+    await vnfm.connect()
+    try:
+        async with ems_process(ems_args(tmp_path, config), tmp_path / "ems.out"):
+            await vnfm.registration()
+            for name, text in (("hang.sh", hang), ("quick.sh", "echo quick")):
+                await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64(text), "name": name,
+                                           "script-path": "/opt/openbaton/scripts"}, cid=unique("save"))
+            started = time.monotonic()
+            hung = asyncio.create_task(vnfm.call(hostname, {"action": "EXECUTE", "payload": "hang.sh",
+                                                            "env": {}, "timeout": 1.5}, cid="hang", timeout=20))
+            await wait_for(lambda: Path(f"{pids}.child").exists() and Path(f"{pids}.child").read_text().strip(),
+                           10, "the hung script to start")
+            main_pid, child_pid = (read_int(Path(f"{pids}.{n}")) for n in ("main", "child"))
+            assert group_members(main_pid) and child_pid in group_members(main_pid)
+            # meanwhile the agent answers another command at once
+            assert await vnfm.call(hostname, {"action": "EXECUTE", "payload": "quick.sh"}, cid="quick", timeout=5) \
+                == {"output": "quick\n", "err": "", "status": 0}
+            assert not hung.done()
+            reply = await hung
+            elapsed = time.monotonic() - started
+            assert reply["status"] == 124 and "timed out after 1.5 s" in reply["err"], reply
+            assert 1.4 < elapsed < 6, elapsed
+            await wait_for(lambda: not group_members(main_pid), 5, "the script's process group to be gone")
+    finally:
+        await vnfm.close()
+
+
+@pytest.mark.rabbitmq
+async def test_script_printing_100_mb_gets_a_bounded_reply(amqp_url: str, tmp_path: Path) -> None:
+    type_, hostname = unique("emsbig"), unique("vnfc") + "-5"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(amqp_url))
+    total = 100_000_000
+    big = f"head -c {total} /dev/zero | tr '\\0' x\necho\necho the-end\necho some-error >&2\n"
+    vnfm = ReferenceVnfm(amqp_url, type_)
+    await vnfm.connect()
+    try:
+        async with ems_process(ems_args(tmp_path, config), tmp_path / "ems.out") as proc:
+            await vnfm.registration()
+            await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64(big), "name": "big.sh",
+                                       "script-path": "/opt/openbaton/scripts"}, cid="save")
+            rss_before = vm_kib(proc.pid, "VmRSS")
+            message = await vnfm.call_raw(hostname, json.dumps({"action": "EXECUTE", "payload": "big.sh"}).encode(),
+                                          cid="big", timeout=60)
+            peak = vm_kib(proc.pid, "VmHWM")
+            reply = json.loads(message.body)
+            assert reply["status"] == 0 and reply["err"] == "some-error\n"
+            kept = 1024 * 1024   # max_output_bytes, the default
+            cut = total + len("\nthe-end\n") - kept
+            assert reply["output"].startswith(f"[... {cut} bytes cut ...]\n")
+            assert reply["output"].endswith("x\nthe-end\n")
+            assert len(message.body) < kept + 200   # the reply is bounded
+            # the agent streamed the output: its peak memory grew by far less than the 100 MB printed
+            assert (peak - rss_before) < 40 * 1024, (rss_before, peak)
+            # and it still answers
+            assert (await vnfm.call(hostname, {"action": "NOPE"}, cid="after"))["status"] == 1
+    finally:
+        await vnfm.close()

@@ -15,7 +15,7 @@ import pytest
 from gvnfm.catalogue.ems import EmsReply
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import EmsConfig
-from gvnfm.transport import Delivery, Message
+from gvnfm.transport import Delivery, Message, TransportError
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from tests.support.services import unique
 
@@ -115,6 +115,47 @@ async def test_registration_body_is_json_escaped(tmp_path: Path) -> None:
         assert json.loads(vnfm.registrations[0].body) == {"hostname": 'we"ird\\name-7'}
     finally:
         await agent.stop()
+
+
+async def test_agent_started_before_the_vnfm_registers_once_its_queue_exists(tmp_path: Path) -> None:
+    broker = InMemoryBroker()
+    type_ = unique("early")
+    agent = await started_agent(broker, EmsConfig(hostname="early-1", type=type_, root=str(tmp_path)))
+    vnfm = Vnfm(broker, type_)
+    try:
+        assert agent.registrations == 0   # nothing published into the void
+        await vnfm.transport.connect()
+        assert (await vnfm.call("early-1", {"action": "NOPE"}, timeout=5)).status == 1  # commands are served
+        await asyncio.sleep(0.6)           # a few retries
+        await vnfm.start()
+        await asyncio.wait_for(vnfm.registered.wait(), 5)
+        assert [json.loads(m.body) for m in vnfm.registrations] == [{"hostname": "early-1"}]
+        assert agent.registrations == 1
+    finally:
+        await agent.stop()
+        await vnfm.transport.close()
+    assert agent._registering is None
+
+
+class _BindRefused(InMemoryTransport):
+    async def bind(self, queue: str, routing_key: str) -> None:
+        if queue.startswith("ems."):
+            raise TransportError(f"cannot bind {queue!r}: ACCESS_REFUSED - access to queue refused")
+        await super().bind(queue, routing_key)
+
+
+async def test_a_user_not_allowed_to_bind_registers_unchecked(env: tuple[Vnfm, InMemoryBroker, EmsConfig]) -> None:
+    vnfm, broker, cfg = env
+    transport = _BindRefused(broker)
+    await transport.connect()
+    agent = EmsAgent(cfg, transport=transport)
+    await agent.start()
+    try:
+        await asyncio.wait_for(vnfm.registered.wait(), 5)
+        assert agent.registrations == 1
+    finally:
+        await agent.stop()
+        await transport.close()
 
 
 async def test_long_script_does_not_block_other_commands(env: tuple[Vnfm, InMemoryBroker, EmsConfig]) -> None:

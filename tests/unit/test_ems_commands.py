@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gvnfm.catalogue.ems import EmsReply
-from gvnfm.ems.commands import EmsCommandHandler, dependency_sh
+from gvnfm.ems.commands import EmsCommandHandler, dependency_sh, redact_urls
 from gvnfm.ems.config import EmsConfig
 
 
@@ -301,6 +301,37 @@ async def test_clone_failure_reports_git_status(handler: EmsCommandHandler, tmp_
     reply = await send(handler, {"action": "CLONE_SCRIPTS", "payload": f"file://{tmp_path}/no-such-repo",
                                  "script-path": "/opt/openbaton/scripts"})
     assert reply.status == 128 and "no-such-repo" in reply.err
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("https://alice:s3cr3t@git.example/x.git", "https://alice:***@git.example/x.git"),
+    ("https://alice:p@ss:w@rd@git.example/x.git", "https://alice:***@git.example/x.git"),
+    ("clone 'https://ghp_T0KEN@github.com/o/r' failed", "clone 'https://***@github.com/o/r' failed"),
+    ("ssh://git@host/repo.git and ssh://bob:pw@h/r", "ssh://git@host/repo.git and ssh://bob:***@h/r"),
+    ("file:///srv/repo@v1 https://host/a@b", "file:///srv/repo@v1 https://host/a@b"),
+])
+def test_redact_urls(text: str, shown: str) -> None:
+    assert redact_urls(text) == shown
+
+
+async def test_clone_url_credentials_neither_logged_nor_replied(handler: EmsCommandHandler, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text('#!/bin/sh\nfor a; do last2="$last"; last="$a"; done\n'
+                              'echo "fatal: unable to access \'$last2\': connection refused" >&2\nexit 128\n')
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    url = "https://alice:s3cr3t-pw-77@git.example.invalid/scripts.git"
+    reply = await send(handler, {"action": "CLONE_SCRIPTS", "payload": url, "script-path": "/opt/openbaton/scripts"})
+    assert reply.status == 128
+    assert "unable to access 'https://alice:***@git.example.invalid/scripts.git': connection refused" in reply.err
+    reply2 = await send(handler, {"action": "CLONE_SCRIPTS", "payload": url.replace("https", "ftp")})
+    assert reply2.status == 1 and "ftp://alice:***@git.example.invalid" in reply2.err
+    assert "s3cr3t-pw-77" not in reply.err + reply2.err
+    assert "alice:***@git.example.invalid" in caplog.text and "s3cr3t-pw-77" not in caplog.text
 
 
 async def test_secrets_in_env_are_not_logged(handler: EmsCommandHandler, caplog: pytest.LogCaptureFixture) -> None:

@@ -49,6 +49,7 @@ def test_defaults_of_the_reference(tmp_path: Path) -> None:
     assert cfg.scripts_path == "/opt/openbaton/scripts"
     assert cfg.log_dir == "/var/log/openbaton"
     assert (cfg.script_timeout, cfg.max_output_bytes, cfg.prefetch, cfg.run_as) == (1800.0, 1024 * 1024, 16, None)
+    assert cfg.result_max_age == 24 * 3600
 
 
 @pytest.mark.parametrize(("value", "expected"), [("false", False), ("FALSE", False), ("true", True),
@@ -77,6 +78,9 @@ def test_broker_url_overrides_and_extras_in_file(tmp_path: Path) -> None:
     assert cfg.amqp_url() == "memory://x"
     assert cfg.script_timeout == 5
     assert cfg.extra_env == {"PATH": "/shim:/usr/bin"}
+    assert load_config(write(tmp_path, "[ems]\nresult_max_age=600\n"), environ={}).result_max_age == 600
+    with pytest.raises(ConfigError):
+        load_config(write(tmp_path, "[ems]\nresult_max_age=0\n"), environ={})
 
 
 def test_missing_or_bad_file_is_a_config_error(tmp_path: Path) -> None:

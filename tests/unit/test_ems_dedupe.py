@@ -112,3 +112,62 @@ async def test_state_file_persists_compacts_and_skips_bad_lines(tmp_path: Path) 
     assert again.load() == 2
     assert again.get("k5") == EmsReply(output="r5") and again.get("k4") == EmsReply(output="r4")
     assert again.get("k0") is None
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_results_older_than_max_age_are_not_returned(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = ResultCache(max_age=3600, clock=clock, state_file=tmp_path / "results.jsonl")
+    runs = 0
+
+    async def work() -> EmsReply:
+        nonlocal runs
+        runs += 1
+        return EmsReply(output=f"run {runs}")
+
+    assert await cache.run("k", work) == (EmsReply(output="run 1"), "new")
+    clock.now += 3599
+    assert await cache.run("k", work) == (EmsReply(output="run 1"), "done")
+    clock.now += 2
+    assert "k" not in cache
+    assert await cache.run("k", work) == (EmsReply(output="run 2"), "new")   # executed again, not stale
+    assert [json.loads(line)["t"] for line in (tmp_path / "results.jsonl").read_text().splitlines()] == [
+        1_700_000_000.0, clock.now]
+
+
+async def test_expired_and_undated_lines_are_dropped_on_load_and_from_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "results.jsonl"
+    now = 1_700_000_000.0
+    lines = [{"k": "old", "t": now - 90_000, "r": {"output": "stale"}},
+             {"k": "undated", "r": {"output": "unknown age"}},
+             {"k": "fresh", "t": now - 60, "r": {"output": "recent"}},
+             {"k": "bad-stamp", "t": "yesterday", "r": {"output": "x"}}]
+    append(state, "".join(json.dumps(item) + "\n" for item in lines))
+    cache = ResultCache(state_file=state, clock=Clock(now))   # default max age: 24 h
+    assert cache.max_age == 24 * 3600
+    assert cache.load() == 1
+    assert cache.get("fresh") == EmsReply(output="recent")
+    assert cache.get("old") is None and cache.get("undated") is None
+    kept = [json.loads(line) for line in state.read_text().splitlines()]
+    assert kept == [{"k": "fresh", "t": now - 60, "r": {"output": "recent", "err": "", "status": 0}}]
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
+async def test_compaction_keeps_the_time_stamps(tmp_path: Path) -> None:
+    clock = Clock()
+    state = tmp_path / "results.jsonl"
+    cache = ResultCache(max_entries=2, state_file=state, clock=clock, max_age=100)
+    for i in range(5):
+        clock.now += 10
+        await cache.run(f"k{i}", lambda i=i: _reply(f"r{i}"))
+    assert all("t" in json.loads(line) for line in state.read_text().splitlines())
+    clock.now += 75   # k3 was stored 85 s ago, k4 75 s ago
+    again = ResultCache(max_entries=2, state_file=state, clock=clock, max_age=80)
+    assert again.load() == 1 and again.get("k4") == EmsReply(output="r4")

@@ -90,6 +90,9 @@ def register(app: typer.Typer) -> None:
         max_output: int | None = typer.Option(None, "--max-output", help="bytes kept of stdout and of stderr"),
         run_as: str | None = typer.Option(None, "--run-as", help="run scripts as this user"),
         prefetch: int | None = typer.Option(None, "--prefetch", help="commands handled at once"),
+        result_max_age: float | None = typer.Option(None, "--result-max-age",
+                                                    help="seconds a result is answered again for a re-sent "
+                                                         "command (default 86400)"),
         hosts: int = typer.Option(1, "--hosts", min=1, help="run N agents <hostname>-1..N in this process"),
         hostname_prefix: str | None = typer.Option(None, "--hostname-prefix",
                                                    help="fleet hostnames <prefix>-1..N (default: the hostname)"),
@@ -101,7 +104,7 @@ def register(app: typer.Typer) -> None:
                      "username": username, "password": password, "hostname": hostname, "type": type_,
                      "exchange": exchange, "scripts_path": scripts_path, "log_dir": log_dir, "state_dir": state_dir,
                      "root": root, "script_timeout": script_timeout, "max_output_bytes": max_output,
-                     "run_as": run_as, "prefetch": prefetch}
+                     "run_as": run_as, "prefetch": prefetch, "result_max_age": result_max_age}
         try:
             cfg = load_config(config, overrides)
         except ConfigError as exc:

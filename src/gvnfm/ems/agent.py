@@ -5,7 +5,12 @@ Per agent (hostname ``h``, type ``t``):
   with routing key = its name, consumes it with manual acknowledgement and ``prefetch`` (16: a long
   script never keeps other commands waiting);
 - publishes ``{"hostname": "h"}`` (JSON-escaped, ``text/plain``) to the default exchange, routing key
-  ``ems.t.register``, after connecting and after every reconnection of the transport;
+  ``ems.t.register``, after connecting and after every reconnection of the transport -- once that queue
+  exists: the VNFM declares it, and the default exchange silently drops a message for a missing queue.
+  As the reference EMS does (``queue_bind`` first, retry on 404), the agent binds the register queue to
+  the exchange first; while that fails with NOT_FOUND it retries with capped back-off (0.25 s doubling
+  to 5 s), in the background (commands are consumed meanwhile). A user not allowed to bind
+  (ACCESS_REFUSED) publishes unchecked, as before;
 - answers every delivery on ``reply_to`` with its ``correlation_id`` and acknowledges only after the
   reply was published; a delivery whose reply could not be published stays unacknowledged (the broker
   or the VNFM sends it again, and the stored result is returned without running anything again).
@@ -22,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +41,12 @@ from gvnfm.transport import Delivery, Subscription, Transport, TransportError, o
 log = logging.getLogger("gvnfm.ems")
 
 STATE_FILE = "results.jsonl"
+REGISTER_RETRY_FIRST = 0.25
+REGISTER_RETRY_MAX = 5.0
+
+
+class _RegisterQueueMissing(Exception):
+    pass
 
 
 def reply_body(reply: EmsReply) -> bytes:
@@ -95,11 +107,13 @@ class EmsAgent:
         self._own_transport = transport is None
         self.handler = EmsCommandHandler(config)
         self.cache = ResultCache(max_entries=config.result_cache_entries, max_bytes=config.result_cache_bytes,
-                                 state_file=Path(config.state_dir) / STATE_FILE)
+                                 state_file=Path(config.state_dir) / STATE_FILE, max_age=config.result_max_age)
         self._subscription: Subscription | None = None
         self._stopping = False
         self._started = False
         self._stopped = asyncio.Event()
+        self._registering: asyncio.Task[None] | None = None
+        self._bind_refused_logged = False
         self.registrations = 0
         self.executions = 0
 
@@ -133,10 +147,7 @@ class EmsAgent:
         await self._declare()
         self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=cfg.prefetch)
         self._started = True
-        try:
-            await self.register()
-        except TransportError as exc:  # the transport reconnects and on_reconnect registers again
-            log.warning("event=ems_register_failed hostname=%s error=%r", self.hostname, str(exc))
+        await self._ensure_registration()
 
     async def _declare(self) -> None:
         assert self.transport is not None
@@ -144,12 +155,73 @@ class EmsAgent:
                                            exclusive=False, bind=True)
 
     async def register(self) -> None:
-        """Publish the registration to the default exchange (as the reference does)."""
+        """Publish the registration to the default exchange (as the reference does), unchecked."""
         assert self.transport is not None
         await self.transport.publish(self.config.register_queue, registration_body(self.hostname), exchange="")
         self.registrations += 1
         log.info("event=ems_registered hostname=%s queue=%s count=%d", self.hostname, self.config.register_queue,
                  self.registrations)
+
+    async def _check_register_queue(self) -> None:
+        """The reference's ``queue_bind(ems.<type>.register)``: raises _RegisterQueueMissing while the
+        VNFM has not declared it (a registration published now would be dropped)."""
+        assert self.transport is not None
+        queue = self.config.register_queue
+        try:
+            await self.transport.bind(queue, queue)
+        except TransportError as exc:
+            text = str(exc)
+            if "NOT_FOUND" in text:
+                raise _RegisterQueueMissing(text) from None
+            if "ACCESS_REFUSED" not in text:
+                raise
+            if not self._bind_refused_logged:  # cannot check: publish unchecked (the pre-check behaviour)
+                self._bind_refused_logged = True
+                log.warning("event=ems_register_unchecked hostname=%s queue=%s error=%r", self.hostname, queue, text)
+
+    async def _try_register(self) -> bool:
+        """Register now if the register queue exists; False if it does not (yet)."""
+        try:
+            await self._check_register_queue()
+        except _RegisterQueueMissing:
+            return False
+        await self.register()
+        return True
+
+    async def _ensure_registration(self) -> None:
+        """Register now when possible, else keep trying in the background (one retry task at a time)."""
+        if self._registering is not None and not self._registering.done():
+            return   # the running retry loop registers
+        try:
+            if await self._try_register():
+                return
+            log.info("event=ems_register_waiting hostname=%s queue=%s reason=%r retry_in=%.2f", self.hostname,
+                     self.config.register_queue, "register queue does not exist yet (VNFM not started?)",
+                     REGISTER_RETRY_FIRST)
+        except TransportError as exc:
+            log.warning("event=ems_register_failed hostname=%s error=%r", self.hostname, str(exc))
+        self._registering = asyncio.ensure_future(self._register_loop())
+
+    async def _register_loop(self) -> None:
+        delay = REGISTER_RETRY_FIRST
+        started = time.monotonic()
+        attempt = 1
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            attempt += 1
+            try:
+                if await self._try_register():
+                    log.info("event=ems_register_queue_found hostname=%s queue=%s attempts=%d waited=%.1f",
+                             self.hostname, self.config.register_queue, attempt, time.monotonic() - started)
+                    return
+                why = "register queue does not exist yet"
+            except TransportError as exc:
+                why = str(exc)
+            delay = min(REGISTER_RETRY_MAX, delay * 2)
+            log.debug("event=ems_register_retry hostname=%s attempt=%d retry_in=%.2f reason=%r", self.hostname,
+                      attempt, delay, why)
 
     async def _on_reconnect(self) -> None:
         if self._stopping:
@@ -157,7 +229,7 @@ class EmsAgent:
         log.info("event=ems_reconnected hostname=%s", self.hostname)
         try:
             await self._declare()
-            await self.register()
+            await self._ensure_registration()
         except Exception as exc:
             log.warning("event=ems_reregister_failed hostname=%s error=%r", self.hostname, str(exc))
 
@@ -166,6 +238,11 @@ class EmsAgent:
         if self._stopping:
             return
         self._stopping = True
+        if self._registering is not None:
+            self._registering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._registering
+            self._registering = None
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.cancel()

@@ -51,6 +51,8 @@ log = logging.getLogger("gvnfm.ems")
 OB_PARAMETERS = ("ob_parameters.json", "ob_parameters.yaml", "ob_parameters.sh")
 _ALLOWED_URL = re.compile(r"^(?:file|https?|git|ssh)://", re.IGNORECASE)
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_]")
+# scheme://userinfo@ -- greedy up to the last '@' before the path, so a password with '@' is covered
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"]*)@")
 GIT_PROTOCOLS = "file:git:http:https:ssh"
 
 
@@ -60,6 +62,18 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked: ``https://user:***@host``; a user
+    alone in an http(s) URL is a token (``https://***@github.com``); ``ssh://git@host`` is kept."""
+    def mask(m: re.Match[str]) -> str:
+        scheme, userinfo = m["scheme"], m["userinfo"]
+        user, colon, _ = userinfo.partition(":")
+        if colon:
+            return f"{scheme}{user}:***@"
+        return f"{scheme}***@" if scheme.lower().startswith("http") else m[0]
+    return _URL_USERINFO.sub(mask, text) if "://" in text else text
 
 
 def sanitize_key(name: str) -> str:
@@ -104,10 +118,10 @@ def check_git_url(url: Any) -> str:
         raise CommandError("CLONE_SCRIPTS needs the repository URL as payload")
     url = url.strip()
     if any(c in url for c in "\x00\r\n") or url.startswith("-"):
-        raise CommandError(f"repository URL {url!r} is not acceptable")
+        raise CommandError(f"repository URL {redact_urls(url)!r} is not acceptable")
     if _ALLOWED_URL.match(url) or (url.startswith("/") and "::" not in url):
         return url
-    raise CommandError(f"repository URL {url!r} refused: only file://, http(s)://, git://, ssh:// URLs "
+    raise CommandError(f"repository URL {redact_urls(url)!r} refused: only file://, http(s)://, git://, ssh:// URLs "
                        "and absolute local paths are accepted")
 
 
@@ -200,7 +214,7 @@ class EmsCommandHandler:
         if command["action"] in ("SAVE_SCRIPTS", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY"):
             shown = f"<{len(payload) if isinstance(payload, str) else '?'} chars>"
         else:
-            shown = repr(str(payload)[:200])
+            shown = repr(redact_urls(str(payload))[:200])   # redacted before the cut: no half password
         env = command.get("env")
         env_keys = sorted(str(k) for k in env) if isinstance(env, dict) else []
         log.info("event=ems_command hostname=%s action=%s name=%r script_path=%r payload=%s env_keys=%s",
@@ -290,9 +304,10 @@ class EmsCommandHandler:
         try:
             result = await run_script(argv, cwd=folder.parent, env=env, timeout=timeout,
                                       max_output=self.config.max_output_bytes, kill_grace=self.config.kill_grace)
-            if result.status != 0:
-                return EmsReply(output=result.stdout, status=result.status,
-                                err=result.stderr or f"git clone of {url!r} failed with status {result.status}")
+            if result.status != 0:   # git's own messages may quote the URL: redacted too
+                return EmsReply(output=redact_urls(result.stdout), status=result.status,
+                                err=redact_urls(result.stderr)
+                                or f"git clone of {redact_urls(url)!r} failed with status {result.status}")
 
             def finish() -> str:
                 if tmp_root is not None:
@@ -309,7 +324,7 @@ class EmsCommandHandler:
             if tmp_root is not None:
                 await asyncio.to_thread(shutil.rmtree, tmp_root, True)
         self.current_folder = folder
-        return EmsReply(output=output, err=result.stderr, status=0)
+        return EmsReply(output=output, err=redact_urls(result.stderr), status=0)
 
     async def execute(self, command: dict[str, Any]) -> EmsReply:
         payload = command.get("payload")

@@ -81,6 +81,9 @@ class EmsConfig(BaseModel):
     """Cap of the back-off between connection attempts (seconds)."""
     result_cache_entries: int = Field(default=1024, ge=1)
     result_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    result_max_age: float = Field(default=24 * 3600.0, gt=0)
+    """Seconds a finished command's result is returned again for the same correlation id and body
+    (memory and ``results.jsonl``); older results are dropped, also on load."""
     kill_grace: float = Field(default=2.0, ge=0)
     """Seconds between SIGTERM and SIGKILL of a timed-out script's process group."""
 

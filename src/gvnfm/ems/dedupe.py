@@ -6,6 +6,11 @@ Finished replies live in a bounded LRU (entries and bytes) and are appended to a
 file (mode 0600) so an agent restart does not run them again; the file is compacted when it has
 grown to twice the LRU. Commands without a key are just executed.
 
+Results also have an age limit (``max_age``, the agent's ``result_max_age``, default 24 h): an older
+result is neither returned nor loaded from the state file, so a VNFM whose correlation ids start again
+(the reference's after a restart) never gets a stale answer for a byte-identical command. A state-file
+line without a time stamp (``t``) is of unknown age and dropped on load.
+
 Executions run in tasks owned by the cache, not by the delivery that asked: a delivery whose
 connection went away does not kill the script; the next delivery with the same key awaits it.
 """
@@ -29,6 +34,7 @@ from gvnfm.catalogue.ems import EmsReply
 log = logging.getLogger(__name__)
 
 Outcome = Literal["new", "inflight", "done", "nokey"]
+DEFAULT_MAX_AGE = 24 * 3600.0
 
 
 def command_key(correlation_id: str | None, body: bytes) -> str | None:
@@ -43,11 +49,15 @@ def _size(reply: EmsReply) -> int:
 
 class ResultCache:
     def __init__(self, *, max_entries: int = 1024, max_bytes: int = 64 * 1024 * 1024,
-                 state_file: str | os.PathLike[str] | None = None) -> None:
+                 state_file: str | os.PathLike[str] | None = None, max_age: float = DEFAULT_MAX_AGE,
+                 clock: Callable[[], float] = time.time) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.clock = clock   # wall clock: ages must survive a restart
         self.state_file = Path(state_file) if state_file else None
         self._done: OrderedDict[str, EmsReply] = OrderedDict()
+        self._stamps: dict[str, float] = {}
         self._bytes = 0
         self._inflight: dict[str, asyncio.Task[EmsReply]] = {}
         self._tasks: set[asyncio.Task[EmsReply]] = set()
@@ -55,51 +65,81 @@ class ResultCache:
         self._lines = 0
 
     # -- finished results ------------------------------------------------------------------------
+    def _expired(self, stamp: float, now: float | None = None) -> bool:
+        return (self.clock() if now is None else now) - stamp > self.max_age
+
     def get(self, key: str) -> EmsReply | None:
         reply = self._done.get(key)
-        if reply is not None:
-            self._done.move_to_end(key)
+        if reply is None:
+            return None
+        if self._expired(self._stamps[key]):
+            self._forget(key)
+            return None
+        self._done.move_to_end(key)
         return reply
 
     def __contains__(self, key: str) -> bool:
-        return key in self._done
+        return key in self._done and not self._expired(self._stamps[key])
 
     def __len__(self) -> int:
         return len(self._done)
 
-    def _remember(self, key: str, reply: EmsReply) -> None:
+    def _forget(self, key: str) -> None:
         old = self._done.pop(key, None)
+        self._stamps.pop(key, None)
         if old is not None:
             self._bytes -= _size(old)
+
+    def _remember(self, key: str, reply: EmsReply, stamp: float | None = None) -> float:
+        self._forget(key)
         self._done[key] = reply
+        self._stamps[key] = stamp = self.clock() if stamp is None else stamp
         self._bytes += _size(reply)
         # the newest entry stays even when it alone exceeds the byte budget
         while len(self._done) > 1 and (len(self._done) > self.max_entries or self._bytes > self.max_bytes):
-            _, evicted = self._done.popitem(last=False)
+            evicted_key, evicted = self._done.popitem(last=False)
+            self._stamps.pop(evicted_key, None)
             self._bytes -= _size(evicted)
+        return stamp
 
     # -- state file ------------------------------------------------------------------------------
     def load(self) -> int:
-        """Read the state file (bad lines are skipped); returns the number of results known."""
+        """Read the state file (bad lines are skipped, results older than ``max_age`` or without a
+        time stamp dropped, and then the file rewritten without them); returns the number of results known."""
         if self.state_file is None or not self.state_file.exists():
             return len(self._done)
+        now, stale = self.clock(), 0
         try:
             with open(self.state_file, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     self._lines += 1
                     try:
                         item = json.loads(line)
-                        self._remember(str(item["k"]), EmsReply.model_validate(item["r"]))
-                    except (ValueError, KeyError, TypeError):
+                        key, reply = str(item["k"]), EmsReply.model_validate(item["r"])
+                        stamp = item.get("t")
+                        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) \
+                                or self._expired(float(stamp), now):
+                            stale += 1
+                            self._forget(key)   # a later stale line for a key supersedes an earlier one
+                            continue
+                        self._remember(key, reply, float(stamp))
+                    except (ValueError, KeyError, TypeError, AttributeError):
                         continue
         except OSError as exc:
             log.warning("event=ems_state_unreadable file=%s error=%r", self.state_file, str(exc))
+            return len(self._done)
+        if stale:
+            log.info("event=ems_state_expired file=%s dropped=%d max_age=%g", self.state_file, stale, self.max_age)
+            try:
+                self._compact()
+            except OSError as exc:
+                log.warning("event=ems_state_write_failed file=%s error=%r", self.state_file, str(exc))
         return len(self._done)
 
-    def _append(self, key: str, reply: EmsReply) -> None:
+    def _append(self, key: str, reply: EmsReply, stamp: float) -> None:
         assert self.state_file is not None
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"k": key, "t": round(time.time(), 3),
+        line = json.dumps({"k": key, "t": round(stamp, 3),
                            "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n"
         fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as fh:
@@ -112,19 +152,24 @@ class ResultCache:
         assert self.state_file is not None
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        now, lines = self.clock(), 0
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for key, reply in self._done.items():
-                fh.write(json.dumps({"k": key, "r": {"output": reply.output, "err": reply.err,
-                                                     "status": reply.status}}) + "\n")
+            for key, reply in list(self._done.items()):
+                stamp = self._stamps.get(key)
+                if stamp is None or self._expired(stamp, now):
+                    continue
+                fh.write(json.dumps({"k": key, "t": round(stamp, 3),
+                                     "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n")
+                lines += 1
         os.replace(tmp, self.state_file)
-        self._lines = len(self._done)
+        self._lines = lines
 
-    async def _persist(self, key: str, reply: EmsReply) -> None:
+    async def _persist(self, key: str, reply: EmsReply, stamp: float) -> None:
         if self.state_file is None:
             return
         async with self._file_lock:
             try:
-                await asyncio.to_thread(self._append, key, reply)
+                await asyncio.to_thread(self._append, key, reply, stamp)
             except OSError as exc:
                 log.warning("event=ems_state_write_failed file=%s error=%r", self.state_file, str(exc))
 
@@ -149,8 +194,8 @@ class ResultCache:
         async def execute() -> EmsReply:
             try:
                 reply = await factory()
-                self._remember(key, reply)
-                await self._persist(key, reply)
+                stamp = self._remember(key, reply)
+                await self._persist(key, reply, stamp)
                 return reply
             finally:
                 self._inflight.pop(key, None)
