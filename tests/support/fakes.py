@@ -131,3 +131,23 @@ class FakeNfvo:
             answer = {"action": "ERROR", "message": f"unexpected {msg['action']}"}
         await self.transport.reply(delivery.message, json.dumps(answer).encode())
         await delivery.ack()
+
+
+@dataclass
+class RefusingNfvo(FakeNfvo):
+    """A FakeNfvo that answers the actions in ``refuse`` (action → message) with ERROR, the VNFR marked
+    ERROR (what the NFVO does when, e.g., the VIM cannot create the VMs of an ALLOCATE_RESOURCES)."""
+
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def _on_request(self, delivery: Delivery) -> None:
+        msg = json.loads(delivery.message.body)
+        if msg.get("action") not in self.refuse:
+            await super()._on_request(delivery)
+            return
+        self.requests.append(msg)
+        vnfr = msg["virtualNetworkFunctionRecord"]
+        vnfr["status"] = "ERROR"
+        answer = {"action": "ERROR", "vnfr": vnfr, "message": self.refuse[msg["action"]]}
+        await self.transport.reply(delivery.message, json.dumps(answer).encode())
+        await delivery.ack()

@@ -329,10 +329,13 @@ class SqlStore(Store):
         failed_step = exists().where(steps.c.operation_id == operations.c.id, steps.c.status != 0)
         query = (select(operations)
                  .where(operations.c.vnfr_id == key(vnfr_id), operations.c.state == FAILED, failed_step)
-                 .order_by(operations.c.created_at.desc(), operations.c.id.desc()).limit(1))
+                 .order_by(operations.c.created_at.desc(), operations.c.id.desc()))
         async with self._read() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else _operation(row)
+            # operations marked {"resumable": false} (ad-hoc EXECUTE, SCRIPTS_UPDATE) are skipped
+            for row in await conn.execute(query):
+                if (row.context or {}).get("resumable", True) is not False:
+                    return _operation(row)
+        return None
 
     # -- VNFRs ----------------------------------------------------------------------------------------------
     async def save_vnfr(self, vnfr_id: str, name: str, data: dict[str, Any]) -> None:

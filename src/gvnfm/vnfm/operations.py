@@ -9,6 +9,7 @@ crash, or as RESUME) skips what is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,10 +55,12 @@ from gvnfm.vnfm.settings import VnfmSettings
 
 log = logging.getLogger(__name__)
 
-#: RESUME: the failed event decides the action that is resumed (``getResumedAction``).
-RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "CONFIGURE": "MODIFY", "STOP": "STOP", "START": "START",
-                  "TERMINATE": "RELEASE_RESOURCES", "ERROR": "ERROR", "HEAL": "HEAL", "UPDATE": "UPDATE",
-                  "SCALE_IN": "SCALE_IN", "DELIVER": "INSTANTIATE"}
+#: Context key of an operation that RESUME must not continue (``False``): ad-hoc EXECUTE and
+#: SCRIPTS_UPDATE, which the reference does not make resumable either (§5.3: no error row).
+RESUMABLE = "resumable"
+#: Resumed actions whose own message gets no answer (§5.1). RESUME answers them with ERROR, as the
+#: reference's ``getResumedAction`` does for events it does not map (§5.3): the NFVO always gets a reply.
+NO_ANSWER = {"ERROR", "SCALE_IN"}
 
 
 class OperationError(Exception):
@@ -71,6 +74,16 @@ class OperationError(Exception):
 
 class NfvoRefused(OperationError):
     """The NFVO answered ERROR (e.g. not enough resources)."""
+
+
+class ScriptsFailed(OperationError):
+    """An ad-hoc EXECUTE failed on some VNFCs; ``results`` (one per VNFC) go into the ERROR reply's
+    ``scriptResults`` (an extra field: Gson on the NFVO side ignores it)."""
+
+    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None, cause: str | None,
+                 results: list[dict[str, Any]]):
+        super().__init__(text, vnfr, cause)
+        self.results = results
 
 
 @dataclass
@@ -129,8 +142,10 @@ class Operations:
                                  f"{self.settings.operation_timeout:g} s", vnfr_of(msg)) from exc
 
     # -- plan execution --------------------------------------------------------------------------
-    async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan,
-                   state: OperationState) -> list[StepOutcome]:
+    async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan, state: OperationState, *,
+                   collect: list[StepOutcome] | None = None, mark_failed: bool = True) -> list[StepOutcome]:
+        """Run what of ``plan`` is not done yet. ``collect`` receives every outcome as it is recorded,
+        failed ones included; ``mark_failed`` puts the failing VNFC in state ``error``."""
         todo = plan.without(state.done)
 
         async def record(outcomes: list[StepOutcome]) -> None:
@@ -140,6 +155,8 @@ class Operations:
                 vnfr_name=vnfr.name, status=o.reply.status, output=o.reply.output, error=o.reply.err,
                 started_at=o.started_at, duration=o.duration) for o in outcomes])
             state.done.update(o.step.step_id for o in outcomes if o.reply.status == 0)
+            if collect is not None:
+                collect.extend(outcomes)
 
         def progress(step: plans.Step, status: str) -> None:
             if self.progress:
@@ -151,7 +168,7 @@ class Operations:
                                            limiter=self.limiter)
         except StepFailed as failed:
             inst = vnfr.find_vnfc_instance(hostname=failed.outcome.step.hostname)
-            if inst is not None:
+            if inst is not None and mark_failed:
                 inst.state = "error"
             raise OperationError(str(failed), vnfr, failed.outcome.reply.err) from failed
 
@@ -173,6 +190,7 @@ class Operations:
             username=self.settings.ems_username, password=self.settings.ems_password,
             heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
             endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
+            package_version=self.settings.ems_package_version,
             monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
             virtual_host=broker_vhost(self.settings.ems_broker_url()))
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
@@ -315,10 +333,14 @@ class Operations:
         vnfr = msg.virtualNetworkFunctionRecord
         if vnfr is None or msg.component is None:
             raise OperationError("SCALE_OUT needs virtualNetworkFunctionRecord and component", vnfr)
-        before = {i.id for i in vnfr.vnfc_instances()}
+        # A re-run (redelivery, RESUME) uses what the first run stored: the NFVO's SCALING answer, the
+        # VNFC instances from before it and the new one's id. A RESUME's VNFR already holds the new VNFC,
+        # so ``before`` can't be taken from it.
         if "scaled" in state.context:
             scaled = VirtualNetworkFunctionRecord.model_validate(state.context["scaled"])
+            before = set(state.context.get("scaled_before") or [i.id for i in vnfr.vnfc_instances()])
         else:
+            before = {i.id for i in vnfr.vnfc_instances()}
             request = VnfmOrScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr,
                                            userData=self._userdata(msg, with_package=False),
                                            vimInstance=msg.vimInstance)
@@ -332,12 +354,18 @@ class Operations:
             if got is None:
                 raise OperationError(f"the NFVO answered SCALING with {answer.action} and no VNFR", vnfr)
             scaled = got
-            state.context["scaled"] = scaled.to_wire()
-            await self.store.set_context(state.op_id, state.context)
-        new = [i for i in scaled.vnfc_instances()
-               if i.id not in before and i.vnfComponent is not None and i.vnfComponent.id == msg.component.id]
+        new: list[VNFCInstance] = []
+        if state.context.get("scaled_vnfc"):
+            new = [i for i in scaled.vnfc_instances() if i.id == state.context["scaled_vnfc"]]
+        if not new:
+            new = [i for i in scaled.vnfc_instances()
+                   if i.id not in before and i.vnfComponent is not None and i.vnfComponent.id == msg.component.id]
         if not new:
             new = [i for i in scaled.vnfc_instances() if i.id not in before]
+        if "scaled" not in state.context or (new and not state.context.get("scaled_vnfc")):
+            state.context.update({"scaled": scaled.to_wire(), "scaled_before": sorted(before, key=str),
+                                  "scaled_vnfc": new[0].id if new else None})
+            await self.store.set_context(state.op_id, state.context)
         if not new:
             raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
         inst = new[0]
@@ -391,27 +419,74 @@ class Operations:
                                    cause=msg.cause)
 
     # -- UPDATE / EXECUTE ---------------------------------------------------------------------------
+    async def _not_resumable(self, state: OperationState) -> None:
+        """Mark the operation as one RESUME skips (it continues the last resumable failure instead)."""
+        if state.context.get(RESUMABLE) is not False:
+            state.context[RESUMABLE] = False
+            await self.store.set_context(state.op_id, state.context)
+
     async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
         targets = plans.targets_of(vnfr)
         if msg.script is None:
             await self._run(vnfr, plans.plan_event(vnfr, "UPDATE", targets), state)
         else:
+            await self._not_resumable(state)
             await self._run(vnfr, plans.plan_script_update(targets, msg.script, self.settings.scripts_path), state)
         return VnfmOrGenericMessage(action="UPDATE", virtualNetworkFunctionRecord=vnfr)
 
     async def _on_execute(self, msg: OrVnfmExecuteScriptMessage, state: OperationState) -> NfvMessage:
+        """The NFVO's ad-hoc script, on every VNFC: saved on each, then run on each where it was saved;
+        one VNFC's failure does not stop the others. Every VNFC succeeded: an EXECUTE answer; else an
+        ERROR answer (what the NFVO expects of a failed EXECUTE). Both carry ``scriptResults``, one entry
+        per VNFC in VNFR order. Not resumable (as the reference)."""
         vnfr = self._require_vnfr(msg)
         if msg.script is None:
             raise OperationError("EXECUTE carries no script", vnfr)
-        targets = plans.targets_of(vnfr)
+        await self._not_resumable(state)
+        try:
+            targets = plans.targets_of(vnfr)
+        except plans.PlanError as exc:
+            raise OperationError(str(exc), vnfr) from exc
         script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
-        outcomes = await self._run(vnfr, plans.plan_adhoc_execute(targets, script, self.settings.scripts_path), state)
+        plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path)
+        saves = {s.hostname: s for s in plan.steps() if not s.is_script}
+        runs = [s for s in plan.steps() if s.is_script]
+        outcomes: list[StepOutcome] = []
+        with contextlib.suppress(OperationError):
+            await self._run(vnfr, plans.Plan([st for st in plan.stages if not st.steps[0].is_script]), state,
+                            collect=outcomes, mark_failed=False)
+        unsaved = {o.step.step_id for o in outcomes if o.reply.status != 0}
+        run_plan = plans.Plan([st for st in plan.stages if st.steps[0].is_script])
+        with contextlib.suppress(OperationError):
+            await self._run(vnfr, run_plan.without(s.step_id for s in runs if saves[s.hostname].step_id in unsaved),
+                            state, collect=outcomes, mark_failed=False)
+        latest = {o.step.step_id: o for o in outcomes}
+        stored = ({r.step_id: r for r in await self.store.steps(state.op_id)}
+                  if any(s.step_id not in latest for s in runs) else {})
+        results: list[dict[str, Any]] = []
+        for step in runs:
+            save, action = latest.get(saves[step.hostname].step_id), step.action
+            if step.step_id in latest:
+                o = latest[step.step_id]
+                entry = {"status": o.reply.status, "output": o.reply.output, "err": o.reply.err}
+            elif save is not None and save.reply.status != 0:   # not saved there: not run there
+                action = save.step.action
+                entry = {"status": save.reply.status, "output": save.reply.output, "err": save.reply.err}
+            elif step.step_id in stored:          # done by an earlier run of this operation (redelivery)
+                r = stored[step.step_id]
+                entry = {"status": r.status, "output": r.output, "err": r.error}
+            else:
+                entry = {"status": -1, "output": "", "err": "not run"}
+            results.append({"hostname": step.hostname, "action": action, **entry})
+        failed = [r for r in results if r["status"] != 0]
+        if failed:
+            details = "; ".join(f"EMS ({r['hostname']}) {r['action']} exited with status {r['status']}: "
+                                f"{r['err'].strip()[-500:] or '(no stderr)'}" for r in failed)
+            raise ScriptsFailed(f"EXECUTE {script.name!r} failed on {len(failed)} of {len(results)} VNFC(s) of "
+                                f"{vnfr.name}: {details}", vnfr, failed[0]["err"].strip() or None, results)
         reply = VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr)
-        # per-VNFC results (an extra field; Gson on the NFVO side ignores it)
-        reply.scriptResults = [  # type: ignore[attr-defined]
-            {"hostname": o.step.hostname, "status": o.reply.status, "output": o.reply.output, "err": o.reply.err}
-            for o in outcomes if o.step.is_script]
+        reply.scriptResults = results  # type: ignore[attr-defined]
         return reply
 
     # -- LOG_REQUEST -----------------------------------------------------------------------------------
@@ -462,12 +537,21 @@ class Operations:
         context.update({"resumes": failed.id, "original_request": original.to_wire(), **state.context})
         if "allocated" in context and isinstance(original, OrVnfmInstantiateMessage):
             context["allocated"] = vnfr.to_wire()      # never allocate twice; keep the NFVO's records
+        if ("scaled" in context and original.action == "SCALE_OUT" and context.get("scaled_vnfc")
+                and vnfr.find_vnfc_instance(id=context["scaled_vnfc"]) is not None):
+            context["scaled"] = vnfr.to_wire()         # never scale twice; the NFVO's records hold the new VNFC
         await self.store.set_context(state.op_id, context)
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
                  original.action, len(done))
         reply = await self.handle(original, OperationState(op_id=state.op_id, done=done, context=context))
         for op in chain:
             await self.store.finish_operation(op.id, state="DONE", reply=op.reply, error=f"resumed by {state.op_id}")
+        if reply is None or original.action in NO_ANSWER:
+            # the resumed action has no answer message of its own; a RESUME always gets one (§5.3)
+            resumed = vnfr_of(original) or vnfr
+            reply = error_message(resumed, f"RESUME of {original.action} on VNFR {resumed.name}: its scripts "
+                                           f"completed, but {original.action} has no answer message, so RESUME "
+                                           "answers ERROR (as the reference does for events it does not map)")
         return reply
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -481,4 +565,7 @@ class Operations:
 
 def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage:
     vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
-    return error_message(vnfr, str(exc), getattr(exc, "cause", None))
+    reply = error_message(vnfr, str(exc), getattr(exc, "cause", None))
+    if isinstance(exc, ScriptsFailed):
+        reply.scriptResults = exc.results  # type: ignore[attr-defined]
+    return reply

@@ -39,7 +39,8 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
         raise RecordError(f"VNFD {vnfd.name!r} has no VDU")
     extension = msg.extension or {}
     vim_instances = msg.vimInstances or {}
-    vlr_ids = {v.get("name"): v.get("id") or v.get("extId") for v in msg.vlrs or [] if isinstance(v, dict)}
+    # exId = the VIM's network id, i.e. the record's extId (its id is the NFVO's own record id)
+    vlr_ids = {v.get("name"): v.get("extId") for v in msg.vlrs or [] if isinstance(v, dict)}
 
     vdus = []
     for vdu in vnfd.vdu:
@@ -63,8 +64,15 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
                       else Configuration(name=f"{vnfd.name}-configuration", configurationParameters=[]))
     if configurations.configurationParameters is None:
         configurations.configurationParameters = []
+    # Keys without values, as the Java SDK's VNFRUtils (the python SDK leaves the list empty). Either
+    # way no variable comes of them (null values are dropped, §6.1), and an NFVO reads a listed key as
+    # "provided, null" (the key is dropped from a target's dependency). Values the NFVO puts in reach the
+    # scripts: they run with the VNFR the NFVO returns from ALLOCATE_RESOURCES.
     provides = Configuration(name="provides", configurationParameters=[
         ConfigurationParameter(confKey=key) for key in vnfd.provides or []])
+    # VNFD fields the reference copies as they are (descriptors §1.12)
+    extra = {k: _strip_ids(v) for k, v in (vnfd.model_extra or {}).items()
+             if k in ("auto_scale_policy", "connection_point", "cyclicDependency") and v is not None}
     requires = {k: v.to_wire() for k, v in (vnfd.requires or {}).items()}
 
     return VirtualNetworkFunctionRecord(
@@ -87,4 +95,5 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
         virtual_link=links,
         vdu=vdus,
         vnf_address=[],
+        **extra,
     )

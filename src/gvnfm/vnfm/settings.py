@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from gvnfm import __version__
+
 
 class VnfmSettings(BaseModel):
     broker: str = "memory://default"          # amqp://user:pass@host:port/vhost or memory://name
@@ -35,7 +37,8 @@ class VnfmSettings(BaseModel):
     # EMS / user-data
     ems_username: str = "admin"
     ems_password: str = "openbaton"
-    ems_version: str = ""
+    ems_version: str = ""                     # EMS_VERSION of the user-data; gates SAVE_VNFR_DEPENDENCY
+    ems_package_version: str = __version__    # gvnfm version the user-data installs on a VM ("" = latest)
     ems_heartbeat: int = 120
     ems_autodelete: bool = True
     scripts_path: str = "/opt/openbaton/scripts"
@@ -69,6 +72,7 @@ _KEYS = {
     "vnfm.consumers.num": "consumers", "vnfm.rabbitmq.sar.timeout": "nfvo_timeout",
     "vnfm.ems.start.timeout": "ems_start_timeout", "vnfm.ems.username": "ems_username",
     "vnfm.ems.password": "ems_password", "vnfm.ems.version": "ems_version",
+    "vnfm.ems.package.version": "ems_package_version",
     "vnfm.ems.queue.heartbeat": "ems_heartbeat", "vnfm.ems.queue.autodelete": "ems_autodelete",
     "vnfm.ems.script.old": "script_log_minutes", "vnfm.ems.userdata.filepath": "userdata_file",
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",

@@ -11,6 +11,7 @@ export EXCHANGE_NAME=
 export EMS_HEARTBEAT=
 export EMS_AUTODELETE=
 export EMS_VERSION=
+export GVNFM_VERSION=
 export ENDPOINT=
 export VIRTUAL_HOST=
 export #Hostname=
@@ -24,7 +25,7 @@ if ! command -v gvnfm >/dev/null 2>&1; then
   else
     echo "unsupported operating system" >&2; exit 1
   fi
-  python3 -m venv /opt/gvnfm && /opt/gvnfm/bin/pip install -q "gvnfm${EMS_VERSION:+==$EMS_VERSION}"
+  python3 -m venv /opt/gvnfm && /opt/gvnfm/bin/pip install -q "gvnfm${GVNFM_VERSION:+==$GVNFM_VERSION}"
   ln -sf /opt/gvnfm/bin/gvnfm /usr/local/bin/gvnfm
 fi
 if [ -n "$TIMEZONE" ] && [ -f "/usr/share/zoneinfo/$TIMEZONE" ]; then

@@ -22,7 +22,8 @@ class EmsBootstrap:
     heartbeat: int = 60
     autodelete: bool = True
     endpoint: str = "generic"
-    ems_version: str = ""
+    ems_version: str = ""           # EMS_VERSION, as the reference writes it (vnfm.ems.version)
+    package_version: str = ""       # GVNFM_VERSION: the gvnfm release pip installs on the VM ("" = latest)
     monitoring_ip: str = ""
     timezone: str = ""
     virtual_host: str = ""          # gvnfm extension: the broker's virtual host when not "/"
@@ -44,6 +45,7 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         "EMS_HEARTBEAT": str(boot.heartbeat),
         "EMS_AUTODELETE": "true" if boot.autodelete else "false",
         "EMS_VERSION": boot.ems_version,
+        "GVNFM_VERSION": boot.package_version,
         "ENDPOINT": boot.endpoint,
         "VIRTUAL_HOST": "" if boot.virtual_host in ("", "/") else boot.virtual_host,
     }
