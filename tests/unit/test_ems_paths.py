@@ -61,3 +61,45 @@ def test_script_path_policy(scripts: Path, tmp_path: Path) -> None:
     # an extra allowed root
     assert resolve_folder(str(tmp_path / "outside" / "x"), default=scripts,
                           allowed_roots=[tmp_path / "outside"]) == (tmp_path / "outside" / "x").resolve()
+
+
+# -- the per-command fast path: the agent's own folder resolved once, only the name's components checked --
+@pytest.mark.parametrize("name", ["../../etc/x", "/etc/passwd", "a/../../x", "..", "", "   ", "a\x00b", ".", "./"])
+def test_traversal_names_refused_with_a_real_folder(scripts: Path, name: str) -> None:
+    with pytest.raises(PathRefused):
+        resolve_inside(scripts.resolve(), name, folder_is_real=True)
+
+
+def test_symlink_escape_refused_with_a_real_folder(scripts: Path) -> None:
+    real = scripts.resolve()
+    os.symlink(scripts.parent / "outside", scripts / "link")
+    os.symlink("/etc/passwd", scripts / "pw")
+    (scripts / "sub").mkdir()
+    os.symlink("../../outside/x.sh", scripts / "sub" / "deep.sh")
+    for name in ("link/x.sh", "pw", "sub/deep.sh"):
+        with pytest.raises(PathRefused, match="outside"):
+            resolve_inside(real, name, folder_is_real=True)
+
+
+def test_names_inside_accepted_with_a_real_folder(scripts: Path) -> None:
+    real = scripts.resolve()
+    (scripts / "install.sh").write_text("echo")
+    assert resolve_inside(real, "install.sh", folder_is_real=True) == real / "install.sh"
+    assert resolve_inside(real, "./install.sh", folder_is_real=True) == real / "install.sh"
+    assert resolve_inside(real, "sub/dir/x.py", folder_is_real=True) == real / "sub" / "dir" / "x.py"  # absent
+    os.symlink("install.sh", scripts / "alias.sh")
+    assert resolve_inside(real, "alias.sh", folder_is_real=True) == real / "install.sh"
+    (scripts / "file").write_text("")
+    assert resolve_inside(real, "file/x.sh", folder_is_real=True) == real / "file" / "x.sh"  # ENOTDIR: full path
+
+
+def test_script_path_with_a_real_default(scripts: Path, tmp_path: Path) -> None:
+    real = scripts.resolve()
+    for value in (None, "", "/opt/openbaton/scripts", str(real)):
+        assert resolve_folder(value, default=real, default_is_real=True) == real
+    assert resolve_folder(None, default=real, when_absent=real / "git", default_is_real=True) == real / "git"
+    assert resolve_folder("/opt/openbaton/scripts/v2", default=real, default_is_real=True) == real / "v2"
+    os.symlink(tmp_path / "outside", scripts / "out")
+    for bad in ("/etc", str(tmp_path / "outside"), "/opt/openbaton/scripts/out", "out"):
+        with pytest.raises(PathRefused):
+            resolve_folder(bad, default=real, default_is_real=True)

@@ -153,7 +153,9 @@ class EmsCommandHandler:
     def __init__(self, config: EmsConfig) -> None:
         self.config = config
         self.scripts_dir = Path(config.scripts_path)
-        self.current_folder = self.scripts_dir
+        self._scripts_real: Path | None = None
+        #: where EXECUTE without script-path runs: the (resolved) folder of the last SAVE/CLONE/UPDATE
+        self.current_folder: Path | None = None
         self.run_as: RunAs | None = None
         if config.run_as:
             self.run_as = RunAs.lookup(config.run_as)
@@ -222,9 +224,18 @@ class EmsCommandHandler:
                  shown, ",".join(env_keys) or "-")
 
     # -- helpers -----------------------------------------------------------------------------------
+    @property
+    def scripts_real(self) -> Path:
+        """The agent's own scripts folder, resolved once: it belongs to the agent, not to messages (and
+        names inside it are still checked for symlinks on every command)."""
+        if self._scripts_real is None:
+            self._scripts_real = self.scripts_dir.resolve()
+        return self._scripts_real
+
     def folder(self, command: dict[str, Any], when_absent: Path | None = None) -> Path:
-        return resolve_folder(command.get("script-path"), default=self.scripts_dir, when_absent=when_absent,
-                              allowed_roots=self.config.allowed_script_roots)
+        """The resolved folder of a command (``when_absent``, already resolved, without script-path)."""
+        return resolve_folder(command.get("script-path"), default=self.scripts_real, when_absent=when_absent,
+                              allowed_roots=self.config.allowed_script_roots, default_is_real=True)
 
     def timeout(self, command: dict[str, Any]) -> float:
         value = command.get("timeout")
@@ -272,7 +283,7 @@ class EmsCommandHandler:
         if not isinstance(name, str):
             raise CommandError(f"{command['action']} needs a 'name'")
         folder = self.folder(command)
-        target = resolve_inside(folder, name)
+        target = resolve_inside(folder, name, folder_is_real=True)
 
         def write() -> str:
             folder.mkdir(parents=True, exist_ok=True)
@@ -332,7 +343,7 @@ class EmsCommandHandler:
             raise CommandError("EXECUTE needs the script name (and arguments) as payload")
         words = payload.split()
         folder = self.folder(command, when_absent=self.current_folder)
-        script = resolve_inside(folder, words[0])
+        script = resolve_inside(folder, words[0], folder_is_real=True)
         if not script.is_file():
             raise CommandError(f"script {words[0]!r} not found in {str(folder)!r}", status=127)
         env = self.environment(command.get("env"), folder)

@@ -14,6 +14,7 @@ Policy (documented choice):
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -28,8 +29,29 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def resolve_inside(folder: str | os.PathLike[str], name: str) -> Path:
-    """``folder/name`` with symlinks resolved, refused unless it stays strictly inside ``folder``."""
+def _plain_below(base: Path, parts: tuple[str, ...]) -> Path | None:
+    """``base/parts`` when none of its components below ``base`` is a symlink (one ``lstat`` per
+    component instead of a ``realpath`` of the whole path); None when one is (or cannot be checked)."""
+    path = base
+    for part in parts:
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return base.joinpath(*parts)   # nothing below exists: there is no symlink to follow
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path
+
+
+def resolve_inside(folder: str | os.PathLike[str], name: str, *, folder_is_real: bool = False) -> Path:
+    """``folder/name`` with symlinks resolved, refused unless it stays strictly inside ``folder``.
+
+    ``folder_is_real``: the caller passes a folder it resolved itself (the agent's own scripts folder,
+    or one this module returned): then only the components of ``name`` are checked, and the full
+    resolution runs only when one of them is a symlink."""
     if not isinstance(name, str) or not name.strip():
         raise PathRefused("empty script name")
     if "\x00" in name:
@@ -39,6 +61,10 @@ def resolve_inside(folder: str | os.PathLike[str], name: str) -> Path:
         raise PathRefused(f"script name {name!r} is absolute; names are relative to the scripts folder")
     if ".." in rel.parts:
         raise PathRefused(f"script name {name!r} contains '..'")
+    if folder_is_real and rel.parts:
+        plain = _plain_below(Path(folder), rel.parts)
+        if plain is not None:
+            return plain
     base = Path(folder).resolve()
     target = (base / rel).resolve()
     if target == base or base not in target.parents:
@@ -48,13 +74,20 @@ def resolve_inside(folder: str | os.PathLike[str], name: str) -> Path:
 
 def resolve_folder(value: str | None, *, default: str | os.PathLike[str],
                    allowed_roots: Sequence[str | os.PathLike[str]] = (),
-                   alias: str = DEFAULT_SCRIPTS_PATH, when_absent: str | os.PathLike[str] | None = None) -> Path:
+                   alias: str = DEFAULT_SCRIPTS_PATH, when_absent: str | os.PathLike[str] | None = None,
+                   default_is_real: bool = False) -> Path:
     """The folder a message's ``script-path`` designates. ``default`` is the agent's scripts folder
     (what the alias and relative values map to); ``when_absent`` (default: ``default``) is returned
-    when the message has no ``script-path``."""
-    default_path = Path(default).resolve()
+    when the message has no ``script-path``. ``default_is_real``: ``default`` and ``when_absent``
+    are already resolved (by the agent, once), and the alias or ``default`` itself maps to ``default``
+    without resolving anything again."""
+    default_path = Path(default) if default_is_real else Path(default).resolve()
     if value is None or (isinstance(value, str) and not value.strip()):
-        return Path(when_absent).resolve() if when_absent is not None else default_path
+        if when_absent is None:
+            return default_path
+        return Path(when_absent) if default_is_real else Path(when_absent).resolve()
+    if default_is_real and isinstance(value, str) and value.strip() in (alias, str(default_path)):
+        return default_path
     if not isinstance(value, str):
         raise PathRefused(f"script-path must be a string, got {type(value).__name__}")
     if "\x00" in value:
