@@ -71,7 +71,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
       "package (pkg/iperf-server)"]),
     ("unknown image",
      lambda n: n["vnfd"][0]["vdu"][0].__setitem__("vm_image", ["centos-9"]),
-     ['vnfd[0] "iperf-server": vdu[0].vm_image "centos-9" is not an image of this VIM']),
+     ['vnfd[0] "iperf-server": vdu[0].vm_image "centos-9" is not an image of this VIM; known: '
+      "default (default, ubuntu*, debian*, centos*), bare"]),
     ("empty image list",
      lambda n: n["vnfd"][0]["vdu"][0].__setitem__("vm_image", []),
      ['vnfd[0] "iperf-server": vdu[0].vm_image is empty (at least one image is required)']),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,22 @@ async def test_run_gives_the_host_environment(tmp_path: Path) -> None:
     await vim.close()
 
 
+async def test_hostname_is_the_hosts_own(tmp_path: Path) -> None:
+    vim = ProcessVim(tmp_path, capacity=1, start_ems=False)
+    await vim.create_host(spec("web-7"))
+    try:
+        rc, out, err = await vim.run("web-7", ["sh", "-c", 'hostname; hostname -s; hostname --fqdn; echo "$HOSTNAME"'])
+        assert rc == 0, err
+        assert out.splitlines() == ["web-7"] * 4
+        rc, out, err = await vim.run("web-7", ["hostname", "other"])  # would rename the machine: refused
+        assert rc == 1 and "cannot change its name" in err
+        assert socket.gethostname() != "other"
+        rc, _, err = await vim.run("web-7", ["hostname", "-I"])         # other options: the real program
+        assert rc == 0, err
+    finally:
+        await vim.close()
+
+
 async def _rpc(transport: InMemoryTransport, hostname: str, command: dict[str, object]) -> dict[str, object]:
     body = await transport.rpc(f"vnfm.{hostname}.actions", json.dumps(command).encode(), timeout=15)
     return json.loads(body)
@@ -153,7 +170,8 @@ async def test_in_process_agents_register_and_run_scripts_in_their_host(tmp_path
     assert "hostname=server-1" in props and f"type={endpoint}" in props
     assert (a.root / "etc/openbaton/openbaton-ems.properties").stat().st_mode & 0o077 == 0
 
-    script = 'echo "$HOME|$GVNFM_HOST_ROOT|$(command -v sudo)"; echo mine > "$HOME/marker"; sudo -E true'
+    script = ('echo "$HOME|$GVNFM_HOST_ROOT|$(command -v sudo)|$(hostname)|$HOSTNAME"; echo mine > "$HOME/marker"; '
+              'sudo -E true')
     reply = await _rpc(vnfm, "server-1", {"action": "SAVE_SCRIPTS", "name": "probe.sh",
                                           "payload": base64.b64encode(script.encode()).decode(),
                                           "script-path": "/opt/openbaton/scripts"})
@@ -161,8 +179,9 @@ async def test_in_process_agents_register_and_run_scripts_in_their_host(tmp_path
     assert (a.root / "opt/openbaton/scripts/probe.sh").is_file()
     reply = await _rpc(vnfm, "server-1", {"action": "EXECUTE", "payload": "probe.sh", "env": {"k": "v"}})
     assert reply["status"] == 0, reply
-    home, root, sudo = str(reply["output"]).strip().split("|")
+    home, root, sudo, name, env_name = str(reply["output"]).strip().split("|")
     assert home == str(a.root / "root") and root == str(a.root)
+    assert name == env_name == "server-1"                       # the host's name, not the machine's
     assert sudo == str(tmp_path / "images/default/bin/sudo")
     assert (a.root / "root/marker").read_text() == "mine\n"
     assert not (b.root / "root/marker").exists()

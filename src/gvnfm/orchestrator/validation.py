@@ -25,6 +25,15 @@ def script_file(entry: str) -> str:
     return parts[0] if parts else ""
 
 
+def _known_images() -> str:
+    """``; known: <the local images>`` for the unknown-image message."""
+    try:
+        from gvnfm.vim.images import known_images_text
+    except ImportError:
+        return ""
+    return f"; known: {known_images_text()}"
+
+
 def _check_vnfd(vnfd: VirtualNetworkFunctionDescriptor, place: str, package: VnfPackageContent | None,
                 links: set[str], image_exists: Callable[[str], bool], problems: list[str]) -> None:
     def bad(text: str) -> None:
@@ -43,7 +52,7 @@ def _check_vnfd(vnfd: VirtualNetworkFunctionDescriptor, place: str, package: Vnf
             bad(f"{where}.vm_image is empty (at least one image is required)")
         for image in vdu.vm_image or []:
             if not image_exists(image):
-                bad(f'{where}.vm_image "{image}" is not an image of this VIM')
+                bad(f'{where}.vm_image "{image}" is not an image of this VIM{_known_images()}')
         if vdu.scale_in_out is not None and vdu.scale_in_out < 1:
             bad(f"{where}.scale_in_out is {vdu.scale_in_out} (must be at least 1)")
         if not vdu.vnfc:

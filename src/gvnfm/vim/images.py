@@ -4,8 +4,9 @@ A VNFD's ``vm_image`` names an image. Local hosts run on the machine's own progr
 mostly a folder of *shims* put first on the scripts' ``PATH``: the ``default`` image (any name
 matching ``default``, ``ubuntu*``, ``debian*``, ``centos*``) has ``sudo`` that runs the command as is,
 ``apt-get``/``apt``/``yum``/``dnf`` that succeed when the requested programs are already on the
-machine (and fail naming the missing ones), and ``service``/``systemctl`` that print what they would
-do. ``bare`` has no shims. Definitions live in ``gvnfm/vim/images/<name>.json``; shell shims in
+machine (and fail naming the missing ones), ``service``/``systemctl`` that print what they would
+do, and ``hostname`` that prints the host's own name (``$HOSTNAME``) on a process host. ``bare`` has no
+shims. Definitions live in ``gvnfm/vim/images/<name>.json``; shell shims in
 ``gvnfm/vim/images/<name>/``; package-manager shims are Python (``gvnfm.vim.pkgshim``).
 """
 
@@ -33,9 +34,7 @@ class UnknownImage(VimError):
 
     def __init__(self, name: str) -> None:
         self.image = name
-        known = ", ".join(f"{img.name} ({', '.join(img.patterns)})" if img.patterns != (img.name,) else img.name
-                          for img in known_images())
-        super().__init__(f'unknown image "{name}": this VIM has the images {known}')
+        super().__init__(f'unknown image "{name}": this VIM has the images {known_images_text()}')
 
 
 @dataclass(frozen=True)
@@ -132,6 +131,12 @@ def _catalogue() -> tuple[Image, ...]:
 
 def known_images() -> list[Image]:
     return list(_catalogue())
+
+
+def known_images_text() -> str:
+    """``default (default, ubuntu*, debian*, centos*), bare``: each image with the names it answers to."""
+    return ", ".join(f"{img.name} ({', '.join(img.patterns)})" if img.patterns != (img.name,) else img.name
+                     for img in known_images())
 
 
 def get_image(name: str) -> Image:

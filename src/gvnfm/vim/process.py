@@ -65,9 +65,11 @@ def ems_api() -> tuple[Any, Any]:
     return EmsConfig, EmsAgent
 
 
-def host_env(root: Path, path: str) -> dict[str, str]:
-    """What a host's scripts see on top of the EMS's environment."""
-    return {"HOME": str(root / "root"), "GVNFM_HOST_ROOT": str(root), "PATH": path}
+def host_env(root: Path, path: str, hostname: str | None = None) -> dict[str, str]:
+    """What a host's scripts see on top of the EMS's environment: ``HOSTNAME`` is the host's own name
+    (the default image's ``hostname`` shim prints it), not the machine's."""
+    return {"HOME": str(root / "root"), "GVNFM_HOST_ROOT": str(root), "PATH": path,
+            "HOSTNAME": hostname or root.name}
 
 
 @dataclass
@@ -145,7 +147,7 @@ class ProcessVim(Vim):
         root = self.host_root(hostname)
         await asyncio.to_thread(self._make_tree, root)
         shim_dir = await asyncio.to_thread(image.install_shims, self.state_dir / "images")
-        env = host_env(root, image.path(shim_dir))
+        env = host_env(root, image.path(shim_dir), hostname)
         host = Host(hostname=hostname, ips=ips, floating_ips=floating, root=root,
                     scripts_path=str(root / SCRIPTS), image=image.name)
         running = _Running(host=host, root=root, env=env)
