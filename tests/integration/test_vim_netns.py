@@ -23,6 +23,7 @@ from gvnfm.vim.base import HostSpec, VimError
 from gvnfm.vim.images import UnknownImage
 from gvnfm.vim.netns import NetnsVim
 from gvnfm.vim.netns_state import ProcessId, Registry
+from tests.support.netns import links, mounts
 
 AVAILABLE, REASON = NetnsVim.available()
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not AVAILABLE, reason=f"netns VIM unavailable: {REASON}")]
@@ -33,15 +34,6 @@ PY = sys.executable  # visible inside every host (bound read-only when the root 
 def spec(hostname: str, networks: list[str], image: str = "ubuntu") -> HostSpec:
     return HostSpec(hostname=hostname, vnfr_name=hostname.rsplit("-", 1)[0], image=image, networks=networks,
                     userdata="")
-
-
-def links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
-
-
-def mounts() -> str:
-    return read("/proc/mounts")
 
 
 def read(path: str | Path) -> str:
