@@ -3,6 +3,7 @@ the event and script running now."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from gvnfm.orchestrator.records import NetworkServiceRecord
@@ -38,6 +39,8 @@ def render(nsr: NetworkServiceRecord | None, title: str) -> Table:
                           progress.event if progress else "", progress.script if progress else "",
                           _styled(progress.status) if progress else "")
         if state.error is not None:
+            # stripped: a final newline of stderr would add a blank line to the row
+            text = ((state.error.stderr or "").strip() or state.error.message.strip())[:80]
             table.add_row(f"  [red]error[/] {state.error.hostname or ''}", "", state.error.event or state.error.action,
-                          state.error.script or "", f"[red]{(state.error.stderr or state.error.message)[:80]}[/]")
+                          state.error.script or "", f"[red]{escape(text)}[/]")
     return table
