@@ -83,10 +83,17 @@ async def test_three_workers_deploy_30_vnfrs_at_once_none_twice(amqp_vhost: str,
         assert all(c.replies[cid] == 1 for cid in cids)
         seen = Counter(runs(outdir))
         assert len(seen) == 30 * 3 and set(seen.values()) == {1}
-        workers = {(await c.store.get_operation(cid)).worker for cid in cids}  # type: ignore[union-attr]
+        workers = {(await c.store.get_operation(c.op_ids[cid])).worker for cid in cids}  # type: ignore[union-attr]
         assert len(workers) >= 2, workers   # the work was shared
     finally:
         await c.close()
+
+
+#: scripts slow enough that the operation is still running when the broker comes back
+SLOW = b"""#!/bin/bash
+echo "$hostname $(basename "$0")" >> "$outdir/runs.log"
+sleep 2
+"""
 
 
 async def test_broker_restart_in_the_middle_of_an_operation(private_rabbit: PrivateRabbit, tmp_path: Path) -> None:
@@ -95,14 +102,29 @@ async def test_broker_restart_in_the_middle_of_an_operation(private_rabbit: Priv
         await c.start()
         outdir = tmp_path / "out"
         outdir.mkdir()
-        cid = await c.send(instantiate("restart", outdir))
-        while len(runs(outdir)) < 4:
+        cid = await c.send(instantiate("restart", outdir, scripts={s: SLOW for s in SCRIPTS}))
+        op_id = c.op_ids[cid]
+        while len(runs(outdir)) < 4:           # the second script is running (4 s of scripts to go)
             await asyncio.sleep(0.01)
         await asyncio.to_thread(private_rabbit.restart)
         reply = await c.wait_reply(cid, timeout=120)
         assert reply["action"] == "INSTANTIATE", reply
-        await asyncio.sleep(0.5)
+        worker = c.workers[0]
+        # the broker redelivered the message to the same worker, which waited for its own run and
+        # answered the redelivery as a duplicate without a second reply
+        await worker.wait_for_log(f"event=duplicate_finished op={op_id}", timeout=30)
+        await asyncio.sleep(0.3)
         assert c.replies[cid] == 1
+        lines = worker.log().splitlines()
+
+        def first(needle: str) -> int:
+            return next(i for i, line in enumerate(lines) if needle in line)
+
+        # the connection was lost while the operation was RUNNING, and came back before it ended
+        start, end = first(f"event=operation_start op={op_id}"), first(f"event=operation_end op={op_id}")
+        assert start < first("event=amqp_connection_lost") < first("event=amqp_reconnected") < end
+        assert start < first(f"event=operation_running_here op={op_id}") < end
+        assert sum(f"event=operation_start op={op_id}" in line for line in lines) == 1
         hosts = [i["hostname"] for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]]
         assert Counter(runs(outdir)) == Counter({(h, s): 1 for h in hosts for s in SCRIPTS})
     finally:

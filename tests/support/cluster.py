@@ -15,6 +15,7 @@ from gvnfm.ems.config import EmsConfig
 from gvnfm.store.sql import SqlStore
 from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
+from gvnfm.vnfm.service import operation_key
 from tests.support.fakes import FakeNfvo
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
@@ -50,6 +51,7 @@ class Cluster:
         self.replies: Counter[str] = Counter()
         self.reply_bodies: dict[str, dict[str, Any]] = {}
         self.reply_queue = unique("nfvo-replies")
+        self.op_ids: dict[str, str] = {}      # correlation id -> operation id of what send() sent
 
     async def add_host(self, hostname: str, userdata: str) -> None:
         agent = EmsAgent(EmsConfig(hostname=hostname, type=self.endpoint, broker_url=self.url,
@@ -84,7 +86,9 @@ class Cluster:
 
     async def send(self, msg: dict[str, Any]) -> str:
         cid = uuid.uuid4().hex
-        await self.t.publish(self.endpoint, json.dumps(msg).encode(), reply_to=self.reply_queue, correlation_id=cid)
+        body = json.dumps(msg).encode()
+        self.op_ids[cid] = operation_key(cid, body)
+        await self.t.publish(self.endpoint, body, reply_to=self.reply_queue, correlation_id=cid)
         return cid
 
     async def wait_reply(self, cid: str, timeout: float = 90) -> dict[str, Any]:
@@ -96,7 +100,7 @@ class Cluster:
 
     async def holder_pid(self, cid: str, timeout: float = 30) -> int:
         for _ in range(int(timeout * 20)):
-            op = await self.store.get_operation(cid)
+            op = await self.store.get_operation(self.op_ids[cid])
             if op is not None and op.worker:
                 return int(op.worker.split(":")[1])
             await asyncio.sleep(0.05)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from gvnfm.store.api import LeaseLost
 from gvnfm.store.sql import SqlStore
+from gvnfm.store.tables import operations
+from gvnfm.transport import Delivery, Message
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
-from gvnfm.vnfm.service import VnfmService
+from gvnfm.vnfm.service import VnfmService, operation_key
 from gvnfm.vnfm.settings import VnfmSettings
 from tests.support.fakes import FakeEms, FakeNfvo
 
@@ -372,3 +378,174 @@ async def test_an_oversized_message_gets_an_error_reply(h: Harness, monkeypatch:
     assert reply["action"] == "ERROR" and "exceeds the limit of 500 bytes" in reply["exception"]["detailMessage"]
     monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024)
     assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
+
+
+# -- durability: one run per operation, leases, operation keys, deadline ---------------------------------
+class Delivered(Delivery):
+    """A delivery handed to the service's handler directly (a redelivered copy, as the broker gives
+    after a lost connection), recording how it was settled."""
+
+    def __init__(self, body: bytes, *, cid: str | None, reply_to: str | None, redelivered: bool = False) -> None:
+        self.message = Message(body=body, routing_key="generic", reply_to=reply_to, correlation_id=cid,
+                               redelivered=redelivered)
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.settled.append(f"reject(requeue={requeue})")
+
+
+async def reply_queue(h: Harness) -> tuple[str, list[tuple[str | None, dict[str, Any]]]]:
+    """A queue of the NFVO's own for replies: (correlation id, body) of every reply that reaches it."""
+    name = f"replies-{uuid.uuid4().hex[:8]}"
+    got: list[tuple[str | None, dict[str, Any]]] = []
+
+    async def on_reply(delivery: Delivery) -> None:
+        got.append((delivery.message.correlation_id, json.loads(delivery.message.body)))
+        await delivery.ack()
+
+    await h.nfvo_t.declare_queue(name, auto_delete=True, bind=False)
+    await h.nfvo_t.consume(name, on_reply)
+    return name, got
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_redelivery_of_an_operation_running_here_waits_for_it_and_is_not_answered_twice(h: Harness) -> None:
+    """The broker restarted: the first delivery's handler still runs; the broker hands the message to
+    the same process again, marked redelivered."""
+    queue, replies = await reply_queue(h)
+    h.ems.delay = 0.1
+    body = json.dumps(instantiate_msg(2)).encode()
+    first = Delivered(body, cid="op-restart", reply_to=queue)
+    again = Delivered(body, cid="op-restart", reply_to=queue, redelivered=True)
+    run = asyncio.create_task(h.service._on_nfvo_message(first))
+    await eventually(lambda: len(h.ems.commands) >= 2)
+    await asyncio.wait_for(asyncio.gather(run, h.service._on_nfvo_message(again)), 20)
+    await asyncio.sleep(0.1)
+    assert [(cid, r["action"]) for cid, r in replies] == [("op-restart", "INSTANTIATE")]
+    assert first.settled == ["ack"] and again.settled == ["ack"]
+    assert [r["action"] for r in h.nfvo.requests] == ["GRANT_OPERATION", "ALLOCATE_RESOURCES"]
+    assert set(h.ems.runs.values()) == {1}        # every EMS command sent once: no second run
+    (op,) = await h.store.list_operations()
+    assert op.id == operation_key("op-restart", body) and op.state == "DONE" and op.replied
+
+
+async def test_a_new_message_reusing_a_correlation_id_is_an_operation_of_its_own(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+    inst = vnfr["vdu"][0]["vnfc_instance"][0]
+    start = await h.call({"action": "START", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": inst}, cid="c-1")
+    assert start["action"] == "START" and h.ems.executed() == ["install.sh", "install-srv.sh", "start.sh"]
+    # the NFVO restarted and numbers its requests from 1 again: another request, another answer
+    stop = await h.call({"action": "STOP", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": inst}, cid="c-1")
+    assert stop["action"] == "STOP"
+    logs = await h.call({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": inst["hostname"]},
+                        cid="c-1")
+    assert logs["action"] == "LOG_REQUEST" and "Output of Script : start.sh" in logs["outputLog"]
+
+
+async def test_a_duplicate_of_a_finished_operation_asking_for_an_answer_gets_the_stored_reply(h: Harness) -> None:
+    msg = instantiate_msg(1)
+    first = await h.call(msg, cid="dup-2")
+    n = len(h.ems.commands)
+    again = await h.call(msg, cid="dup-2")          # same request again, with a reply_to: answered again
+    assert again == first and len(h.ems.commands) == n
+    assert [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION") == 1
+    # a redelivered copy (the broker's, after the reply was sent) is not answered again
+    queue, replies = await reply_queue(h)
+    copy = Delivered(json.dumps(msg).encode(), cid="dup-2", reply_to=queue, redelivered=True)
+    await h.service._on_nfvo_message(copy)
+    await asyncio.sleep(0.05)
+    assert copy.settled == ["ack"] and replies == []
+
+
+async def test_identical_messages_without_correlation_id_each_get_an_answer(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+    host = vnfr["vdu"][0]["vnfc_instance"][0]["hostname"]
+    queue, replies = await reply_queue(h)
+    body = json.dumps({"action": "LOG_REQUEST", "vnfrName": "iperf-server", "hostname": host}).encode()
+    for _ in range(2):
+        await h.nfvo_t.publish("generic", body, reply_to=queue)
+    await eventually(lambda: len(replies) == 2)
+    assert [r["action"] for _, r in replies] == ["LOG_REQUEST", "LOG_REQUEST"]
+    prefix = operation_key(None, body)
+    logs = [o for o in await h.store.list_operations() if o.id.startswith(prefix)]
+    assert len(logs) == 2 and all(o.replied for o in logs)
+    # a redelivered id-less copy belongs to the latest identical operation: answered, not run again
+    copy = Delivered(body, cid=None, reply_to=queue, redelivered=True)
+    await h.service._on_nfvo_message(copy)
+    await asyncio.sleep(0.05)
+    assert copy.settled == ["ack"] and len(replies) == 2
+    assert len([o for o in await h.store.list_operations() if o.id.startswith(prefix)]) == 2
+
+
+async def test_a_worker_that_loses_its_lease_stops_and_does_not_reply(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with Harness(tmp_path, lease_seconds=1.5) as h:
+        queue, replies = await reply_queue(h)
+        h.ems.delay = 0.15
+        body = json.dumps(instantiate_msg(3)).encode()
+        op_id = operation_key("op-lease", body)
+        delivery = Delivered(body, cid="op-lease", reply_to=queue)
+        task = asyncio.create_task(h.service._on_nfvo_message(delivery))
+        await eventually(lambda: any(c["action"] == "EXECUTE" for _, c in h.ems.commands))
+        # another worker took the operation over (this one looked dead: its lease had expired)
+        async with h.store.engine.begin() as conn:
+            await conn.execute(update(operations).where(operations.c.id == op_id).values(
+                worker="other-worker", lease_until=datetime.now(UTC) + timedelta(seconds=60)))
+        await eventually(lambda: "event=lease_lost" in caplog.text, timeout=5)
+        sent = len(h.ems.commands)
+        await asyncio.sleep(0.6)
+        assert len(h.ems.commands) <= sent + 3      # at most the commands already in flight
+        assert not task.done() and delivery.settled == []   # waits for the holder, message kept
+        # the holder finishes and answers; this worker's delivery is settled without a reply of its own
+        await h.store.finish_operation(op_id, state="DONE", reply={"action": "INSTANTIATE"}, worker="other-worker")
+        await h.store.mark_replied(op_id)
+        await asyncio.wait_for(task, 5)
+        assert delivery.settled == ["ack"] and replies == []
+        op = await h.store.get_operation(op_id)
+        assert op is not None and op.worker == "other-worker" and op.reply == {"action": "INSTANTIATE"}
+
+
+async def test_context_writes_of_a_worker_without_the_lease_are_refused(h: Harness) -> None:
+    body = json.dumps(instantiate_msg(1)).encode()
+    await h.store.claim_operation("op-ctx", action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
+                                  request=json.loads(body), worker="someone-else", lease_seconds=60)
+    with pytest.raises(LeaseLost):
+        await h.service.operations.store.set_context("op-ctx", {"allocated": {}})
+    assert (await h.store.get_operation("op-ctx")).context == {}  # type: ignore[union-attr]
+
+
+async def test_the_deadline_counts_from_the_operation_start_across_takeovers(tmp_path: Path) -> None:
+    async with Harness(tmp_path, operation_timeout=5, lease_seconds=1) as h:
+        h.ems.delay = 0.3
+        for cid, age in (("op-old", 4.4), ("op-expired", 6.0)):
+            msg = instantiate_msg(1)
+            body = json.dumps(msg).encode()
+            op_id = operation_key(cid, body)
+            # a worker started the operation `age` seconds ago and died (its lease has run out)
+            await h.store.claim_operation(op_id, action="INSTANTIATE", vnfr_id=None, vnfr_name=None, request=msg,
+                                          worker="dead-worker", lease_seconds=0.01)
+            async with h.store.engine.begin() as conn:
+                await conn.execute(update(operations).where(operations.c.id == op_id).values(
+                    created_at=datetime.now(UTC) - timedelta(seconds=age)))
+            grants = [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION")
+            started = asyncio.get_running_loop().time()
+            reply = await h.call(msg, cid=cid)
+            took = asyncio.get_running_loop().time() - started
+            assert reply["action"] == "ERROR", reply
+            assert "exceeded the operation deadline of 5 s" in reply["exception"]["detailMessage"]
+            assert took < 2.0, took          # what was left of the 5 s, not a fresh 5 s
+            if age > 5:                      # nothing left: no new work at all
+                assert [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION") == grants
+            op = await h.store.get_operation(op_id)
+            assert op is not None and op.state == "FAILED" and op.worker == h.service.worker

@@ -6,33 +6,81 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gvnfm.logs import setup_logging
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
 
+if TYPE_CHECKING:
+    from gvnfm.transport import Transport
+
 log = logging.getLogger("gvnfm.vnfm")
+
+
+def ems_connection_url(settings: VnfmSettings) -> str | None:
+    """The broker URL of the VNFM's EMS-side connection (registrations, EMS commands), or None to use
+    the bootstrap/NFVO connection. ``--ems-broker`` when given; else, as the reference's registration
+    listener (§2.1), the broker with the EMS credentials (``vnfm.ems.username``/``password``, the
+    ones written into every VM's user-data)."""
+    from gvnfm.transport import url_with_credentials
+
+    if settings.ems_broker:
+        return None if settings.ems_broker == settings.broker else settings.ems_broker
+    if not settings.broker.startswith(("amqp://", "amqps://")):
+        return None
+    url = url_with_credentials(settings.broker, settings.ems_username, settings.ems_password)
+    return None if url == url_with_credentials(settings.broker, *_credentials(settings.broker)) else url
+
+
+def _credentials(url: str) -> tuple[str, str]:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    return unquote(parts.username or "guest"), unquote(parts.password or "guest")
+
+
+async def open_ems_transport(settings: VnfmSettings) -> Transport | None:
+    """Connect the EMS side (see :func:`ems_connection_url`). EMS credentials left at their defaults
+    that the broker refuses fall back to the bootstrap connection (a warning says so: the VMs' EMSs,
+    which get the same credentials, will be refused too); configured ones that fail are an error."""
+    from gvnfm.transport import TransportError, open_transport
+    from gvnfm.transport.amqp import safe_url
+
+    url = ems_connection_url(settings)
+    if url is None:
+        return None
+    transport = open_transport(url, exchange=settings.exchange)
+    try:
+        await transport.connect()
+    except TransportError as exc:
+        configured = {"ems_broker", "ems_username", "ems_password"} & settings.model_fields_set
+        if configured:
+            raise
+        log.warning("event=ems_credentials_refused url=%s error=%r; EMS traffic uses the broker connection "
+                    "(set vnfm.ems.username/password to credentials the broker accepts)", safe_url(url), str(exc))
+        return None
+    log.info("event=ems_connection url=%s", safe_url(url))
+    return transport
 
 
 async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) -> None:
     from gvnfm.store.sql import open_store
-    from gvnfm.transport import Transport, open_transport, url_with_credentials
+    from gvnfm.transport import open_transport, url_with_credentials
     from gvnfm.vnfm.service import VnfmService
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = await open_store(settings.db, settings.state_dir)
     transport = open_transport(settings.broker, exchange=settings.exchange)
-    ems_transport = (open_transport(settings.ems_broker, exchange=settings.exchange)
-                     if settings.ems_broker and settings.ems_broker != settings.broker else None)
+    ems_transport: Transport | None = None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await transport.connect()
-        if ems_transport is not None:
-            await ems_transport.connect()
+        ems_transport = await open_ems_transport(settings)
         opened: list[Transport] = []
 
         async def reconnect(user: str, password: str) -> Transport | None:

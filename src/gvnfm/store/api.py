@@ -14,9 +14,14 @@ DONE = "DONE"          # finished, reply committed (it may be an ERROR message t
 FAILED = "FAILED"      # finished with an error reply; resumable when ``failed_step`` is set
 
 
+class LeaseLost(Exception):
+    """A write conditional on holding an operation's lease found it no longer RUNNING under that worker
+    (another worker took it over, or it was finished): the writer must stop working on it."""
+
+
 @dataclass
 class Operation:
-    id: str                         # = the NFVO message's correlation_id (or a hash of the body)
+    id: str                         # the NFVO message's correlation_id + a digest of its body (service.operation_key)
     action: str
     vnfr_id: str | None
     vnfr_name: str | None
@@ -63,19 +68,22 @@ class Store(abc.ABC):
         """Create the operation (state RUNNING, leased to ``worker``) or find it.
 
         Returns (operation, owned). ``owned`` is True when this worker may work on it now: it was
-        created, or it is RUNNING and its lease expired or belongs to ``worker``. A finished
-        operation is returned with owned=False (its stored ``reply`` is the answer to resend).
+        created, or it is RUNNING and its lease expired or belongs to ``worker`` (the caller makes
+        sure that it does not run one operation twice at once itself). A finished operation is
+        returned with owned=False (its stored ``reply`` is the answer to resend).
         Atomic across processes (row lock / conditional update)."""
 
     @abc.abstractmethod
-    async def renew_lease(self, op_id: str, worker: str, lease_seconds: float) -> bool: ...
+    async def renew_lease(self, op_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the operation is no longer RUNNING under ``worker``."""
 
     @abc.abstractmethod
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
                                error: str | None = None, vnfr_id: str | None = None,
-                               vnfr_name: str | None = None) -> None:
+                               vnfr_name: str | None = None, worker: str | None = None) -> None:
         """Record the outcome; ``vnfr_id``/``vnfr_name`` fill in what the request did not know
-        (an INSTANTIATE learns its VNFR id from the NFVO's grant)."""
+        (an INSTANTIATE learns its VNFR id from the NFVO's grant). With ``worker``, only while the
+        operation is RUNNING under that worker, else :class:`LeaseLost` (nothing written)."""
 
     @abc.abstractmethod
     async def mark_replied(self, op_id: str) -> None: ...
@@ -88,7 +96,13 @@ class Store(abc.ABC):
                               limit: int = 100) -> list[Operation]: ...
 
     @abc.abstractmethod
-    async def set_context(self, op_id: str, context: dict[str, Any]) -> None: ...
+    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
+        """Replace the operation's context; with ``worker`` as :meth:`finish_operation`."""
+
+    async def latest_operation(self, prefix: str) -> Operation | None:
+        """The operation whose id starts with ``prefix`` that a redelivered message most likely
+        started: RUNNING ones first, then those not replied to, then the newest."""
+        return None
 
     # -- progress ---------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, exists, func, select, update
+from sqlalchemy import Row, case, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gvnfm.store.api import DONE, FAILED, RUNNING, Operation, StepResult, Store
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, StepResult, Store
 from gvnfm.store.engine import DEFAULT_BUSY_TIMEOUT, is_memory, make_engine, normalise_url, writer
 from gvnfm.store.migrate import default_url, upgrade_engine
 from gvnfm.store.tables import ems_registrations, operations, steps, vnfrs
@@ -243,35 +243,55 @@ class SqlStore(Store):
             now = utcnow()
             res = await conn.execute(
                 update(operations)
-                .where(operations.c.id == key(op_id), operations.c.worker == worker, operations.c.state == RUNNING)
+                .where(operations.c.id == key(op_id), operations.c.worker == clean_text(worker),
+                       operations.c.state == RUNNING)
                 .values(lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
                 .returning(operations.c.id))
             return res.first() is not None
 
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
                                error: str | None = None, vnfr_id: str | None = None,
-                               vnfr_name: str | None = None) -> None:
+                               vnfr_name: str | None = None, worker: str | None = None) -> None:
         if state not in _FINISHED:
             raise ValueError(f"an operation finishes as {' or '.join(_FINISHED)}, not {state!r}")
         # fill in (never replace) the VNFR an INSTANTIATE only learns while it runs
         names = {col: func.coalesce(operations.c[col], key(v))
                  for col, v in (("vnfr_id", vnfr_id), ("vnfr_name", vnfr_name)) if v}
         await self._update_operation(op_id, state=state, reply=clean_json(reply), lease_until=None,
-                                     error=None if error is None else bound_text(error, self.max_text), **names)
+                                     error=None if error is None else bound_text(error, self.max_text),
+                                     holder=worker, **names)
 
     async def mark_replied(self, op_id: str) -> None:
         await self._update_operation(op_id, replied=True)
 
-    async def set_context(self, op_id: str, context: dict[str, Any]) -> None:
-        await self._update_operation(op_id, context=clean_json(dict(context)))
+    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
+        await self._update_operation(op_id, context=clean_json(dict(context)), holder=worker)
 
-    async def _update_operation(self, op_id: str, **values: Any) -> None:
+    async def _update_operation(self, op_id: str, *, holder: str | None = None, **values: Any) -> None:
+        """Update one operation; with ``holder`` only while it is RUNNING under that worker (the lease
+        holder), checked in the same statement, else :class:`LeaseLost`."""
+        oid = key(op_id)
+        cond = [operations.c.id == oid]
+        if holder is not None:
+            cond += [operations.c.worker == clean_text(holder), operations.c.state == RUNNING]
         async with self._write() as conn:
             res = await conn.execute(
-                update(operations).where(operations.c.id == key(op_id))
-                .values(updated_at=utcnow(), **values).returning(operations.c.id))
-            if res.first() is None:
-                raise OperationNotFound(f"operation {op_id!r} is not in the store")
+                update(operations).where(*cond).values(updated_at=utcnow(), **values).returning(operations.c.id))
+            if res.first() is not None:
+                return
+            row = (await conn.execute(select(operations.c.worker, operations.c.state)
+                                      .where(operations.c.id == oid))).first()
+        if row is None:
+            raise OperationNotFound(f"operation {op_id!r} is not in the store")
+        raise LeaseLost(f"operation {op_id!r} is {row.state} under {row.worker!r}, not RUNNING under {holder!r}")
+
+    async def latest_operation(self, prefix: str) -> Operation | None:
+        query = (select(operations).where(operations.c.id.startswith(clean_text(prefix), autoescape=True))
+                 .order_by(case((operations.c.state == RUNNING, 0), else_=1), operations.c.replied,
+                           operations.c.created_at.desc(), operations.c.id.desc()).limit(1))
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _operation(row)
 
     async def get_operation(self, op_id: str) -> Operation | None:
         async with self._read() as conn:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
@@ -28,27 +29,74 @@ class EmsClient:
         self.transport = transport
         self.timeout = timeout
         self.retry_pause = retry_pause
+        #: hostname -> events of commands to it that met a lost connection (see host_registered)
+        self._recovering: dict[str, set[asyncio.Event]] = {}
+
+    def host_registered(self, hostname: str) -> None:
+        """The EMS of ``hostname`` registered (again): it (re)connected. A command re-sent after a lost
+        connection may have been published before the EMS had declared its (non-durable) queue again,
+        and so dropped by the broker: such commands are sent once more. Commands that never met a lost
+        connection are not re-sent."""
+        for event in self._recovering.get(hostname, ()):
+            event.set()
 
     async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
                    timeout: float | None = None) -> EmsReply:
         """Send one command and wait for its reply. A lost connection is retried with the same
-        correlation id until the deadline; no reply by then is a failed reply (status -1)."""
+        correlation id until the deadline (and sent again when the EMS registers again); no reply by
+        then is a failed reply (status -1)."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         body = json.dumps(command).encode()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                raw = await self.transport.rpc(ems_queue(hostname), body, timeout=remaining,
-                                               correlation_id=correlation_id)
-                return EmsReply.parse(raw)
-            except RpcTimeout:
-                break
-            except TransportError as exc:
-                log.warning("event=ems_rpc_retry hostname=%s correlation_id=%s error=%r",
-                            hostname, correlation_id, str(exc))
+        back: asyncio.Event | None = None
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    rpc = self.transport.rpc(ems_queue(hostname), body, timeout=remaining,
+                                             correlation_id=correlation_id)
+                    raw = await rpc if back is None else await _unless(rpc, back)
+                    if raw is not None:
+                        return EmsReply.parse(raw)
+                    log.info("event=ems_resend hostname=%s correlation_id=%s reason=ems_registered_again",
+                             hostname, correlation_id)
+                except RpcTimeout:
+                    break
+                except TransportError as exc:
+                    log.warning("event=ems_rpc_retry hostname=%s correlation_id=%s error=%r",
+                                hostname, correlation_id, str(exc))
+                    if back is None:
+                        back = asyncio.Event()
+                        self._recovering.setdefault(hostname, set()).add(back)
+                # a pause before sending again (registrations arriving meanwhile, e.g. the broadcast
+                # copy of the one that woke us, do not cause one more)
                 await asyncio.sleep(min(self.retry_pause, max(0.0, deadline - time.monotonic())))
+                if back is not None:
+                    back.clear()
+        finally:
+            if back is not None:
+                waiting = self._recovering.get(hostname)
+                if waiting is not None:
+                    waiting.discard(back)
+                    if not waiting:
+                        del self._recovering[hostname]
         return EmsReply(output="", status=-1,
                         err=f"EMS {hostname} did not answer {command.get('action')} within {limit:g} s")
+
+
+async def _unless(rpc: Awaitable[bytes], event: asyncio.Event) -> bytes | None:
+    """The result of ``rpc``, or None (``rpc`` cancelled) if ``event`` is set first."""
+    call = asyncio.ensure_future(rpc)
+    woken = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({call, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        if not call.done():
+            call.cancel()
+    if call.done() and not call.cancelled():
+        return call.result()
+    await asyncio.wait({call})     # let the cancelled call clean up (its reply waiter)
+    return None

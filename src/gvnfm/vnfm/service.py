@@ -2,10 +2,23 @@
 durably, answers the NFVO.
 
 Durability: an NFVO message is acknowledged only after its operation's outcome is committed to the
-store and the reply is sent. The operation id is the message's correlation id, so a redelivered
-message (another worker after a crash, a broker restart) finds the operation: finished ⇒ the stored
-reply is sent again if it was not; unfinished and its lease expired ⇒ this worker continues it,
-skipping the steps already done; leased by a live worker ⇒ a duplicate, dropped.
+store and the reply is sent. The operation id is the message's correlation id plus a digest of its
+body (:func:`operation_key`), so a redelivered message (another worker after a crash, a broker
+restart) finds the operation:
+
+- running in this process (the broker redelivered it after a connection loss) ⇒ the delivery waits
+  for the local run to end; one process never runs an operation twice at once;
+- finished ⇒ the stored reply is sent if it was not marked sent; a new copy (not redelivered) that
+  has a ``reply_to`` always gets the stored reply again;
+- unfinished, its lease expired ⇒ this worker continues it, skipping the steps already done;
+- leased by a live worker ⇒ the delivery waits (unacknowledged) for that worker's outcome.
+
+A worker that loses the lease (renewal refused: another worker took the operation over) stops its
+run; its outcome and context writes are conditional on holding the lease, so it never replies.
+The operation deadline counts from the operation's creation, across takeovers.
+
+Messages without a correlation id are each an operation of their own, except a redelivered one,
+which belongs to the latest operation started by an identical id-less message.
 """
 
 from __future__ import annotations
@@ -20,10 +33,10 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
-from gvnfm.store.api import DONE, FAILED, Store
+from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.ems_client import EmsClient
@@ -43,11 +56,27 @@ Reconnect = Callable[[str, str], Awaitable[Transport | None]]
 NO_REPLY = {"ERROR", "SCALE_IN"}
 
 
-def operation_id(delivery: Delivery) -> str:
-    msg = delivery.message
-    if msg.correlation_id:
-        return msg.correlation_id
-    return "sha256:" + hashlib.sha256(msg.body).hexdigest()
+def operation_key(correlation_id: str | None, body: bytes) -> str:
+    """The operation id of an NFVO message: ``<correlation id>:<body digest>`` (a redelivery is
+    byte-identical; another message that reuses the correlation id is another operation). Without a
+    correlation id, the prefix ``nocid:<body digest>:`` that the service completes."""
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    return f"{correlation_id}:{digest}" if correlation_id else f"nocid:{digest}:"
+
+
+class _HolderStore:
+    """The store as the operations of one worker use it: context writes only while the worker holds
+    the operation's lease (:class:`LeaseLost` otherwise, which stops the run)."""
+
+    def __init__(self, store: Store, worker: str) -> None:
+        self._store = store
+        self._worker = worker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
+        await self._store.set_context(op_id, context, worker=worker or self._worker)
 
 
 class VnfmService:
@@ -61,10 +90,12 @@ class VnfmService:
         self.worker = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.registrations = RegistrationBook(poll=store.registered_hostnames)
         self.limiter = asyncio.Semaphore(settings.max_inflight_commands)
-        self.executor = PlanExecutor(EmsClient(self.ems_transport, timeout=settings.ems_command_timeout),
-                                     concurrency=settings.concurrency, script_timeout=settings.script_timeout)
+        self.ems_client = EmsClient(self.ems_transport, timeout=settings.ems_command_timeout)
+        self.executor = PlanExecutor(self.ems_client, concurrency=settings.concurrency,
+                                     script_timeout=settings.script_timeout)
         self.operations = Operations(settings, nfvo=NfvoClient(transport, timeout=settings.nfvo_timeout),
-                                     executor=self.executor, registrations=self.registrations, store=store,
+                                     executor=self.executor, registrations=self.registrations,
+                                     store=cast(Store, _HolderStore(store, self.worker)),
                                      limiter=self.limiter, progress=progress)
         self.credentials: dict[str, Any] | None = None
         self._bootstrap = transport
@@ -74,6 +105,8 @@ class VnfmService:
         self._prune_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        #: operation id -> the handler of this process working on it (at most one per operation)
+        self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
 
     # -- queues ----------------------------------------------------------------------------------
@@ -143,6 +176,8 @@ class VnfmService:
         self._stopping.set()
         if self._prune_task is not None:
             self._prune_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prune_task      # it writes to the store, which is closed after this
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.cancel()
@@ -172,6 +207,7 @@ class VnfmService:
         # Waiters in this worker learn it at once; the store (other workers, restarts) and the
         # broadcast follow in batches, and the message is acknowledged once it is stored.
         self.registrations.register(hostname)
+        self.ems_client.host_registered(hostname)
         log.info("event=ems_registered hostname=%s", hostname)
         self._reg_pending.append((hostname, delivery))
         if self._reg_task is None or self._reg_task.done():
@@ -199,6 +235,7 @@ class VnfmService:
             for hostname in data.get("hostnames") or [data.get("hostname")]:
                 if isinstance(hostname, str):
                     self.registrations.register(hostname)
+                    self.ems_client.host_registered(hostname)
         await delivery.ack()
 
     # -- NFVO messages ---------------------------------------------------------------------------
@@ -213,7 +250,7 @@ class VnfmService:
         except Exception:
             # the store or the broker failed under us: the outcome is not committed, so the message
             # must not be dropped; give it back after a pause (another worker, or this one, retries)
-            log.exception("event=operation_interrupted op=%s", operation_id(delivery))
+            log.exception("event=operation_interrupted correlation_id=%s", delivery.message.correlation_id)
             await asyncio.sleep(1.0)
             with contextlib.suppress(Exception):
                 await delivery.reject(requeue=True)
@@ -233,7 +270,7 @@ class VnfmService:
 
     async def _process(self, delivery: Delivery) -> None:
         raw = delivery.message.body
-        op_id = operation_id(delivery)
+        op_id = delivery.message.correlation_id   # for the log lines until the operation id is known
         if len(raw) > MAX_MESSAGE_BYTES:
             log.error("event=message_refused op=%s reason=too_large bytes=%d", op_id, len(raw))
             await self._reply(delivery, error_message(None, f"message of {len(raw)} bytes exceeds the limit of "
@@ -247,38 +284,117 @@ class VnfmService:
             await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
             await delivery.ack()
             return
+        op_id = await self._operation_id(delivery)
+        # One run per operation in this process. A delivery of an operation that a handler of this
+        # process is working on (the broker redelivered it after the connection dropped, or the NFVO
+        # sent it twice) waits for that handler to end, then is answered as a duplicate.
+        me = asyncio.current_task()
+        while (running := self._running.get(op_id)) is not None and running is not me:
+            log.info("event=operation_running_here op=%s action=%s redelivered=%s", op_id, msg.action,
+                     delivery.message.redelivered)
+            await asyncio.wait([running])
+        if me is not None:
+            self._running[op_id] = me
+        try:
+            await self._claim_and_run(delivery, msg, raw, op_id)
+        finally:
+            if me is not None and self._running.get(op_id) is me:
+                del self._running[op_id]
+
+    async def _operation_id(self, delivery: Delivery) -> str:
+        m = delivery.message
+        key = operation_key(m.correlation_id, m.body)
+        if m.correlation_id:
+            return key
+        # No correlation id: each message is a request of its own (two identical LOG_REQUESTs both get
+        # an answer), except a redelivered one: it continues, or is answered by, the latest operation
+        # an identical id-less message started (its first delivery, in all likelihood).
+        if m.redelivered:
+            op = await self.store.latest_operation(key)
+            if op is not None:
+                return op.id
+        return key + uuid.uuid4().hex
+
+    async def _claim_and_run(self, delivery: Delivery, msg: NfvMessage, raw: bytes, op_id: str) -> None:
         vnfr = vnfr_of(msg)
         vnfr_name = getattr(vnfr, "name", None) or (msg.vnfd.name if getattr(msg, "vnfd", None) else None)  # type: ignore[attr-defined]
+        request = json.loads(raw)
         # Claim the operation. Held by another worker: it may be alive (a duplicated message: wait
         # for it to finish) or dead (its lease runs out: take the operation over). The message is
         # not acknowledged meanwhile, so it is never lost.
+        lost = False
         while True:
             op, owned = await self.store.claim_operation(
                 op_id, action=msg.action, vnfr_id=getattr(vnfr, "id", None), vnfr_name=vnfr_name,
-                request=json.loads(raw), worker=self.worker, lease_seconds=self.settings.lease_seconds)
+                request=request, worker=self.worker, lease_seconds=self.settings.lease_seconds)
             if op.state in (DONE, FAILED):
-                if not op.replied and op.reply is not None:
-                    await self._reply(delivery, parse_reply(op.reply), msg.action)
-                    await self.store.mark_replied(op_id)
-                log.info("event=duplicate_finished op=%s action=%s", op_id, msg.action)
-                await delivery.ack()
-                return
-            if owned:
-                break
+                if await self._answer_finished(delivery, msg, op, asked_before=lost):
+                    return
+            elif owned:
+                if await self._run_owned(delivery, msg, op, vnfr):
+                    return
+                # The lease was lost: the worker that took the operation over answers the message (the
+                # broker gave it this one again); this delivery only answers what it leaves unanswered.
+                lost = True
+                continue
+            else:
+                log.info("event=operation_held_elsewhere op=%s action=%s holder=%s", op_id, msg.action, op.worker)
             if self._stopping.is_set():
                 await delivery.reject(requeue=True)
                 return
-            log.info("event=operation_held_elsewhere op=%s action=%s holder=%s", op_id, msg.action, op.worker)
             await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
+
+    async def _answer_finished(self, delivery: Delivery, msg: NfvMessage, op: Operation, *,
+                               asked_before: bool = False) -> bool:
+        """A message of a finished operation: send the stored reply when it was not marked sent, or when
+        this is a new copy (not redelivered) that asks for an answer. False: wait and look again."""
+        m = delivery.message
+        asks_again = bool(m.reply_to) and not m.redelivered and not asked_before
+        if op.reply is None or (op.replied and not asks_again):
+            log.info("event=duplicate_finished op=%s action=%s redelivered=%s", op.id, msg.action, m.redelivered)
+            await delivery.ack()
+            return True
+        if not op.replied and not asks_again and op.worker not in (None, self.worker):
+            age = (datetime.now(UTC) - op.updated_at).total_seconds()
+            if age < self.settings.lease_seconds:
+                # the worker that finished it is sending the reply now (dead: it is sent from here
+                # once a lease time has passed)
+                log.info("event=reply_pending_elsewhere op=%s holder=%s", op.id, op.worker)
+                return False
+        await self._reply(delivery, parse_reply(op.reply), msg.action)
+        if not op.replied:
+            await self.store.mark_replied(op.id)
+        log.info("event=duplicate_answered op=%s action=%s redelivered=%s replied_before=%s", op.id, msg.action,
+                 m.redelivered, op.replied)
+        await delivery.ack()
+        return True
+
+    async def _run_owned(self, delivery: Delivery, msg: NfvMessage, op: Operation, vnfr: Any) -> bool:
+        """Run an operation this worker holds. False: the lease was lost (nothing replied, the message
+        is not settled); True: the outcome is stored, sent and the message acknowledged."""
+        op_id = op.id
         steps = await self.store.steps(op_id)
         state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0}, context=dict(op.context))
-        log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s",
-                 op_id, msg.action, vnfr_name, len(state.done), delivery.message.redelivered)
-        lease = asyncio.create_task(self._keep_lease(op_id))
+        remaining = self.settings.operation_timeout - (datetime.now(UTC) - op.created_at).total_seconds()
+        log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s remaining=%.1fs",
+                 op_id, msg.action, getattr(vnfr, "name", None) or op.vnfr_name, len(state.done),
+                 delivery.message.redelivered, remaining)
+        lost = asyncio.Event()
+        run = asyncio.create_task(self._handle(msg, state, op, remaining))
+        lease = asyncio.create_task(self._keep_lease(op_id, run, lost))
         try:
             try:
-                reply = await self.operations.handle(msg, state)
+                reply = await run
                 final, error = DONE, None
+            except LeaseLost as exc:
+                log.warning("event=lease_lost op=%s action=%s worker=%s error=%r; local run stopped, no reply",
+                            op_id, msg.action, self.worker, str(exc))
+                return False
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if not lost.is_set() or (me is not None and me.cancelling()):
+                    raise
+                return False   # stopped by _keep_lease (logged there)
             except OperationError as exc:
                 log.error("event=operation_failed op=%s action=%s error=%r", op_id, msg.action, str(exc))
                 reply = failure_reply(exc, msg)
@@ -291,25 +407,62 @@ class VnfmService:
                 reply = None
         finally:
             lease.cancel()
+            if not run.done():
+                run.cancel()
         result_vnfr = getattr(reply, "virtualNetworkFunctionRecord", None) if reply is not None else None
         vnfr = result_vnfr or vnfr
-        await self.store.finish_operation(op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
-                                          vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None))
+        try:
+            await self.store.finish_operation(
+                op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
+                vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None), worker=self.worker)
+        except LeaseLost as exc:
+            log.warning("event=lease_lost op=%s action=%s worker=%s error=%r; outcome %s dropped, no reply",
+                        op_id, msg.action, self.worker, str(exc), final)
+            return False
         if vnfr is not None and getattr(vnfr, "id", None) and final == DONE and msg.action != "RELEASE_RESOURCES":
             await self.store.save_vnfr(vnfr.id, vnfr.name, vnfr.to_wire())
         await self._reply(delivery, reply, msg.action)
         await self.store.mark_replied(op_id)
         await delivery.ack()
         log.info("event=operation_end op=%s action=%s state=%s", op_id, msg.action, final)
+        return True
 
-    async def _keep_lease(self, op_id: str) -> None:
+    async def _handle(self, msg: NfvMessage, state: OperationState, op: Operation,
+                      remaining: float) -> NfvMessage | None:
+        """The handler under the operation deadline, counted from the operation's creation: a run
+        that takes an operation over gets what is left of it, not a fresh deadline."""
+        def exceeded() -> OperationError:
+            return OperationError(f"{msg.action} exceeded the operation deadline of "
+                                  f"{self.settings.operation_timeout:g} s (started {op.created_at:%Y-%m-%dT%H:%M:%SZ})",
+                                  vnfr_of(msg))
+
+        if remaining <= 0:
+            raise exceeded()
+        timer = asyncio.timeout(remaining)
+        try:
+            async with timer:
+                return await self.operations.handle(msg, state)
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise
+            raise exceeded() from exc
+
+    async def _keep_lease(self, op_id: str, run: asyncio.Task[Any], lost: asyncio.Event) -> None:
+        """Renew the lease while ``run`` works; when the store says another worker holds it now (or
+        the operation is no longer RUNNING), stop ``run``: that worker answers the NFVO."""
         interval = max(1.0, self.settings.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.store.renew_lease(op_id, self.worker, self.settings.lease_seconds)
+                held = await self.store.renew_lease(op_id, self.worker, self.settings.lease_seconds)
             except Exception:
                 log.exception("event=lease_renew_failed op=%s", op_id)
+                continue
+            if not held:
+                log.warning("event=lease_lost op=%s worker=%s; local run stopped, no reply", op_id, self.worker)
+                lost.set()
+                run.cancel()
+                return
 
 
 def parse_reply(data: dict[str, Any]) -> NfvMessage:
