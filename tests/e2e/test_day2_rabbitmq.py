@@ -1,8 +1,9 @@
 """Day-2 operations end to end on the local orchestrator over RabbitMQ (each host's EMS a process of
-its own), driven from the command line through the control API: scale out then in (the dependent
-VNF's scripts see the right ``removing_*`` values), heal with a cause, a standby switch, a script
-update followed by RESUME of a failed START, an execute, the logs of a VNFC, and bad requests that
-change nothing."""
+its own), driven from the command line through the control API: scale out (a second one at the same
+time is refused with 409) then in (the dependent VNF's scripts see the right ``removing_*`` values),
+heal with a cause, a standby switch, the UPDATE event, a script update followed by RESUME of a failed
+START, an execute (a failing one names its VNFCs and changes no state), the logs of a VNFC (also
+followed), and bad requests that change nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -34,8 +36,10 @@ def chain_with_heal(tmp: Path) -> Path:
     vnfd_path = root / "app" / "vnfd.json"
     vnfd = json.loads(vnfd_path.read_text())
     vnfd["lifecycle_event"].append({"event": "HEAL", "lifecycle_events": ["heal.sh"]})
+    vnfd["lifecycle_event"].append({"event": "UPDATE", "lifecycle_events": ["update.sh"]})
     vnfd_path.write_text(json.dumps(vnfd, indent=2))
     (root / "app" / "scripts" / "heal.sh").write_text(HEAL)
+    (root / "app" / "scripts" / "update.sh").write_text('#!/bin/bash\necho "update.sh on $hostname"\n')
     return root
 
 
@@ -62,15 +66,24 @@ async def running(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[LocalR
 
 
 async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime, NetworkServiceRecord, Path]) -> None:
-    _rt, nsr, state = running
+    rt, nsr, state = running
+    assert rt.nfvo is not None
     assert nsr.status == "ACTIVE"
     web_host = nsr.vnfrs["web"].hosts[0]
     code, out = await cli(state, "status")
     assert code == 0 and "chain ACTIVE" in out and web_host in out
 
-    # scale out app: the new VNFC is instantiated, configured, started; web is reconfigured with it
-    code, out = await cli(state, "scale-out", "app")
+    # scale out app: the new VNFC is instantiated, configured, started; web is reconfigured with it.
+    # A second scale-out at the same time is refused (409), not run on top of the first.
+    first = asyncio.create_task(cli(state, "scale-out", "app"))
+    while rt.nfvo.locks.holder(nsr.id, "app") is None and not first.done():
+        await asyncio.sleep(0.005)
+    url = json.loads((state / "api.json").read_text())["url"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        second = await client.post(f"{url}/api/v1/ns-records/current/vnfrecords/app/scale-out", json={})
+    code, out = await first
     assert code == 0, out
+    assert second.status_code == 409 and "busy with SCALE_OUT" in second.json()["detail"], second.text
     new_app = out.split()[1]
     assert new_app in nsr.vnfrs["app"].hosts and len(nsr.vnfrs["app"].hosts) == 3
     code, out = await cli(state, "logs", "web", web_host)
@@ -91,8 +104,14 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     app_host = nsr.vnfrs["app"].hosts[0]
     code, out = await cli(state, "heal", "app", app_host, "--cause", "disk-full")
     assert code == 0, out
+    code, out = await cli(state, "logs", "app", app_host, "--follow", "--interval", "0.1", "--timeout", "0.3")
+    assert code == 0 and f"heal.sh on {app_host}: cause=disk-full" in out, out
+
+    # the UPDATE event
+    code, out = await cli(state, "update", "app")
+    assert code == 0, out
     code, out = await cli(state, "logs", "app", app_host)
-    assert f"heal.sh on {app_host}: cause=disk-full" in out
+    assert f"update.sh on {app_host}" in out, out
 
     # standby: a VNFC created in STANDBY, then switched to ACTIVE (START runs on it)
     code, out = await cli(state, "scale-out", "app", "--standby")
@@ -108,6 +127,11 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     script.write_text('#!/bin/bash\necho "adhoc on $hostname"\n')
     code, out = await cli(state, "execute", "app", str(script))
     assert code == 0 and all(f"adhoc on {h}" in out for h in nsr.vnfrs["app"].hosts), out
+    # one that fails on one VNFC: exit 1 naming it; an ad-hoc script is no lifecycle event, app stays ACTIVE
+    script.write_text(f'#!/bin/bash\nif [ "$hostname" = {app_host} ]; then echo broken >&2; exit 4; fi\n')
+    code, out = await cli(state, "execute", "app", str(script))
+    assert code == 1 and f"failed on 1 VNFC(s): {app_host}" in out and "broken" in out, out
+    assert nsr.vnfrs["app"].status == "ACTIVE" and nsr.status == "ACTIVE"
 
     # a failing START, the script fixed with update-script, then RESUME: runs again only where it failed
     good_start = (EXAMPLES / "chain" / "db" / "scripts" / "start.sh").read_text()

@@ -11,25 +11,32 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
+from gvnfm.api.server import ApiServer
 from gvnfm.catalogue.descriptors import NetworkServiceDescriptor
 from gvnfm.catalogue.messages import OrVnfmInstantiateMessage
 from gvnfm.catalogue.scripts import Script
+from gvnfm.cli.main import app as cli_app
 from gvnfm.orchestrator import (
     DeployFailed,
     Deployment,
     DescriptorError,
     LocalNfvo,
     NotEnoughResources,
+    OrchestratorError,
     ServiceBundle,
     VnfmError,
     VnfPackageContent,
     load_service,
 )
-from gvnfm.orchestrator.records import ACTIVE, ERROR, INITIALIZED, TERMINATED
+from gvnfm.orchestrator.errors import Conflict, VnfmRefused
+from gvnfm.orchestrator.records import ACTIVE, ERROR, INITIALIZED, TERMINATED, NetworkServiceRecord
 from gvnfm.transport import Delivery, RpcTimeout, Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
@@ -98,6 +105,12 @@ class FakeVnfm:
     delay: dict[tuple[str, str], float] = field(default_factory=dict)
     #: (action, vnfr) -> awaited when that command arrives, before it is handled
     hooks: dict[tuple[str, str], Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    #: (action, vnfr) -> detail: answer ERROR at once, nothing done (as a VNFM refusing a request)
+    refuse: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: EXECUTE: answer with per-VNFC ``scriptResults`` (gvnfm's VNFM), also in an ERROR answer
+    script_results: bool = False
+    #: LOG_REQUEST: hostname -> the lines of its output log (default: one line)
+    log_lines: dict[str, list[str]] = field(default_factory=dict)
     #: ("recv"|"reply", action, vnfr) in the order they happened
     log: list[tuple[str, str, str]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -149,6 +162,18 @@ class FakeVnfm:
 
     async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> dict[str, Any] | None:
         fail = self.fail.get((action, name))
+        if (action, name) in self.refuse:
+            return {"action": "ERROR", "virtualNetworkFunctionRecord": msg.get("vnfr") or msg.get(
+                "virtualNetworkFunctionRecord"), "exception": {"detailMessage": self.refuse[(action, name)]}}
+        if action == "EXECUTE" and self.script_results:
+            vnfr = msg["vnfr"]
+            results = [{"hostname": i["hostname"], "action": "EXECUTE", "status": 2 if fail else 0,
+                        "output": f"ran on {i['hostname']}", "err": fail or ""}
+                       for vdu in vnfr["vdu"] for i in vdu["vnfc_instance"]]
+            if fail:
+                return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results,
+                        "exception": {"detailMessage": f"EXECUTE failed on {len(results)} VNFC(s)"}}
+            return {"action": "EXECUTE", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results}
         if action == "INSTANTIATE":
             vnfr = build_vnfr(OrVnfmInstantiateMessage.model_validate(msg)).to_wire()
             grant = await self._nfvo({"action": "GRANT_OPERATION", "virtualNetworkFunctionRecord": vnfr})
@@ -175,15 +200,17 @@ class FakeVnfm:
             return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"],
                     "cause": msg["cause"]}
         if action == "LOG_REQUEST":
-            return {"action": "LOG_REQUEST", "outputLog": [f"log of {msg['hostname']}"], "errorLog": []}
+            lines = self.log_lines.get(msg["hostname"], [f"log of {msg['hostname']}"])
+            return {"action": "LOG_REQUEST", "outputLog": list(lines), "errorLog": []}
         if action == "RESUME":
             return {"action": self.resume_as, "virtualNetworkFunctionRecord": vnfr}
         if action == "SCALE_OUT":
             before = {i["id"] for vdu in vnfr["vdu"] for i in vdu.get("vnfc_instance") or []}
             answer = await self._nfvo({"action": "SCALING", "virtualNetworkFunctionRecord": vnfr,
                                        "userData": "#Hostname=\n", "vimInstance": msg.get("vimInstance")})
-            if answer["action"] == "ERROR":
-                return self._error(vnfr, action, answer["message"])
+            if answer["action"] == "ERROR":   # as gvnfm's VNFM: the NFVO refused, nothing happened
+                return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr,
+                        "exception": {"detailMessage": answer["message"]}}
             scaled = answer["virtualNetworkFunctionRecord"]
             new = [i for vdu in scaled["vdu"] for i in vdu["vnfc_instance"]
                    if i["id"] not in before and i["vnfComponent"]["id"] == msg["component"]["id"]]
@@ -234,7 +261,7 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
 
 
 def vnfd(name: str, type_: str, endpoint: str, *, vnfc: int = 1, requires: dict[str, list[str]] | None = None,
-         conf: dict[str, str] | None = None, floating: bool = False) -> dict[str, Any]:
+         conf: dict[str, str] | None = None, floating: bool = False, events: tuple[str, ...] = ()) -> dict[str, Any]:
     cp: dict[str, Any] = {"virtual_link_reference": "private", "interfaceId": 0}
     if floating:
         cp["floatingIp"] = "random"
@@ -247,7 +274,8 @@ def vnfd(name: str, type_: str, endpoint: str, *, vnfc: int = 1, requires: dict[
                                                                      for _ in range(vnfc)]}],
         "virtual_link": [{"name": "private"}],
         "lifecycle_event": [{"event": "INSTANTIATE", "lifecycle_events": ["install.sh"]},
-                            {"event": "START", "lifecycle_events": ["install.sh"]}],
+                            {"event": "START", "lifecycle_events": ["install.sh"]},
+                            *({"event": e, "lifecycle_events": ["install.sh"]} for e in events)],
         "deployment_flavour": [{"flavour_key": "m1.small"}],
     }
 
@@ -657,8 +685,9 @@ async def test_day2_messages(env: Env) -> None:
     assert [s.payload for s in nsr._bundle.packages["web"].scripts if s.name == "install.sh"] == [b"echo v2\n"]
     result = await env.nfvo.execute(nsr, "web", "uptime")
     execute = env.vnfm.received("EXECUTE", "web")[0]
-    assert execute["script"]["name"] == "ob_runtime_script" and result["action"] == "EXECUTE"
-    assert await env.nfvo.logs(nsr, "web", host) == {"outputLog": [f"log of {host}"], "errorLog": []}
+    assert execute["script"]["name"] == "ob_runtime_script" and result["action"] == "EXECUTE" and result["ok"]
+    logs = await env.nfvo.logs(nsr, "web", host)
+    assert (logs["outputLog"], logs["errorLog"]) == ([f"log of {host}"], [])
     assert env.vnfm.received("LOG_REQUEST")[0] == {"action": "LOG_REQUEST", "vnfrName": "web", "hostname": host}
     with pytest.raises(Exception, match="has no VNFC instance"):
         await env.nfvo.logs(nsr, "web", "nobody-1234567")
@@ -684,3 +713,182 @@ async def test_progress_events_and_hook(env: Env) -> None:
     latest = events.get_nowait()
     assert (latest.hostname, latest.script, latest.state) == (host, "install.sh", "running")
     assert nsr.report()["vnfrs"][0]["vnfc"][0]["progress"]["event"] == "START"
+
+
+# -- one operation at a time per VNFR ---------------------------------------------------------------------
+
+def instances(nsr: NetworkServiceRecord, name: str) -> list[str]:
+    record = nsr.vnfrs[name].record()
+    assert record is not None
+    return sorted(i.hostname or "" for i in record.vnfc_instances())
+
+
+def no_overlap(log: list[tuple[str, str, str]], action: str, vnfr: str, answer: str | None = None) -> bool:
+    """Every ``action`` to ``vnfr`` was answered (with ``answer``) before the next one arrived."""
+    open_ = 0
+    for kind, a, name in log:
+        if name == vnfr and (kind, a) in (("recv", action), ("reply", answer or action)):
+            open_ += 1 if kind == "recv" else -1
+            if open_ > 1:
+                return False
+    return True
+
+
+async def test_concurrent_scale_outs_wait_their_turn(env: Env) -> None:
+    nsr = await env.deployment.deploy(bundle(
+        vnfd("app", "app", env.endpoint), vnfd("web", "web", env.endpoint, requires={"app": ["private"]})))
+    env.vnfm.delay[("SCALE_OUT", "app")] = 0.2
+    env.vnfm.delay[("MODIFY", "web")] = 0.1
+    created = len(env.vim.created)
+    # room for two (1 of scale_in_out 3): both run, one after the other
+    first, second = await asyncio.gather(env.nfvo.scale_out(nsr, "app"), env.nfvo.scale_out(nsr, "app"))
+    assert len(env.vim.created) == created + 2
+    assert instances(nsr, "app") == sorted(nsr.vnfrs["app"].hosts) == sorted(
+        h for h in env.vim.hosts if h.startswith("app-"))
+    assert {first.hostname, second.hostname} <= set(nsr.vnfrs["app"].hosts)
+    assert no_overlap(env.vnfm.log, "SCALE_OUT", "app", "SCALED") and no_overlap(env.vnfm.log, "MODIFY", "web")
+    # full now: of two more at once, neither passes the scale_in_out check, nothing is sent
+    results = await asyncio.gather(env.nfvo.scale_out(nsr, "app"), env.nfvo.scale_out(nsr, "app"),
+                                   return_exceptions=True)
+    assert all(isinstance(r, OrchestratorError) and "reached its scale_in_out" in str(r) for r in results), results
+    assert len(env.vim.created) == created + 2 and len(env.vnfm.received("SCALE_OUT")) == 2
+    assert [nsr.vnfrs[n].status for n in ("app", "web")] == [ACTIVE, ACTIVE] and nsr.status == ACTIVE
+
+
+@dataclass
+class Api:
+    url: str
+    state: Path
+
+    async def cli(self, *args: str) -> tuple[int, str]:
+        result = await asyncio.to_thread(CliRunner().invoke, cli_app, [*args, "--state-dir", str(self.state)])
+        return result.exit_code, result.output
+
+
+@pytest.fixture
+async def api(env: Env, tmp_path: Path) -> AsyncIterator[Api]:
+    runtime = SimpleNamespace(nfvo=env.nfvo, deployment=env.deployment, state_dir=tmp_path,
+                              report=lambda nsr: asyncio.sleep(0, nsr.report()))
+    server = ApiServer(runtime)
+    await server.start()
+    try:
+        yield Api(server.url, tmp_path)
+    finally:
+        await server.stop()
+
+
+async def test_api_refuses_a_request_on_a_busy_vnfr_with_409(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    env.vnfm.delay[("SCALE_OUT", "app")] = 0.3
+    path = f"{api.url}/api/v1/ns-records/current/vnfrecords"
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        first = asyncio.create_task(client.post(f"{path}/app/scale-out", json={}))
+        while not env.vnfm.received("SCALE_OUT"):
+            await asyncio.sleep(0.01)
+        second = await client.post(f"{path}/app/scale-out", json={})
+        web = await client.post(f"{path}/web/stop", json={})     # web is reconfigured by the scale-out
+        assert (await first).status_code == 200
+    assert second.status_code == 409 and "VNFR app is busy with SCALE_OUT" in second.json()["detail"]
+    assert web.status_code == 409 and "VNFR web is busy with SCALE_OUT of VNFR app" in web.json()["detail"]
+    assert len(env.vnfm.received("SCALE_OUT")) == 1 and not env.vnfm.received("STOP")
+    assert len(nsr.vnfrs["app"].hosts) == 3 and instances(nsr, "app") == sorted(nsr.vnfrs["app"].hosts)
+    assert nsr.status == ACTIVE
+
+
+# -- refused requests change nothing -----------------------------------------------------------------------
+
+async def test_requests_that_cannot_succeed_are_refused_before_sending(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    host = nsr.vnfrs["web"].hosts[0]
+    sent = len(env.vnfm.messages)
+    with pytest.raises(Conflict, match="is ACTIVE, not STANDBY"):
+        await env.nfvo.heal(nsr, "web", host, "switchToStandby")
+    with pytest.raises(Conflict, match="is ACTIVE, not ERROR"):
+        await env.nfvo.resume(nsr, "web")
+    code, out = await api.cli("heal", "web", host, "--cause", "switchToStandby")
+    assert code == 1 and "409" in out and "not STANDBY" in out, out
+    code, out = await api.cli("update", "web")
+    assert code == 1 and "400" in out and "no UPDATE lifecycle event" in out, out
+    assert len(env.vnfm.messages) == sent
+    assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
+
+
+async def test_a_request_the_vnfm_refuses_keeps_the_state(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    host = nsr.vnfrs["web"].hosts[0]
+    env.vnfm.refuse[("HEAL", "web")] = "VNFC web-1 is not in STANDBY (state ACTIVE)"
+    with pytest.raises(VnfmRefused, match="the VNFM refused HEAL: VNFC web-1 is not in STANDBY"):
+        await env.nfvo.heal(nsr, "web", host, "restart")
+    assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
+    assert nsr.vnfrs["web"].history[-1].result == "refused" and nsr.vnfrs["web"].action is None
+    code, out = await api.cli("heal", "web", host, "--cause", "restart")
+    assert code == 1 and "409" in out and "nothing was changed" in out, out
+    # a SCALING the orchestrator refuses (the VIM filled up meanwhile): the VNFM gives up, app stays ACTIVE
+    async def fill_the_vim() -> None:
+        env.vim.capacity = len(env.vim.hosts)
+    env.vnfm.hooks[("SCALE_OUT", "app")] = fill_the_vim
+    with pytest.raises(VnfmRefused, match="refused SCALE_OUT: Not enough resources"):
+        await env.nfvo.scale_out(nsr, "app")
+    assert nsr.vnfrs["app"].status == ACTIVE and len(nsr.vnfrs["app"].hosts) == 2 and nsr.status == ACTIVE
+    # a script that fails is a failure: ERROR, resumable
+    env.vnfm.refuse.clear()
+    env.vnfm.fail[("HEAL", "web")] = "heal.sh failed"
+    with pytest.raises(VnfmError, match="VNFR web: HEAL failed"):
+        await env.nfvo.heal(nsr, "web", host, "restart")
+    assert nsr.vnfrs["web"].status == ERROR
+
+
+@pytest.mark.parametrize("script_results", [False, True], ids=["error-only", "script-results"])
+async def test_failing_execute_reports_per_vnfc_and_keeps_the_state(env: Env, api: Api, tmp_path: Path,
+                                                                    script_results: bool) -> None:
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    env.vnfm.script_results = script_results
+    hosts = nsr.vnfrs["app"].hosts
+    script = tmp_path / "adhoc.sh"
+    script.write_text("echo hi\n")
+    code, out = await api.cli("execute", "app", str(script))
+    assert code == 0, out
+    env.vnfm.fail[("EXECUTE", "app")] = "cannot do it"
+    result = await env.nfvo.execute(nsr, "app", "exit 2")
+    assert not result["ok"] and "cannot do it" in (result["results"][0]["err"] or "")
+    # gvnfm's VNFM names every VNFC; an ERROR answer without results names the first failed one
+    assert result["failed"] == (hosts if script_results else hosts[:1])
+    code, out = await api.cli("execute", "app", str(script))
+    assert code == 1 and f"failed on {len(result['failed'])} VNFC(s): {', '.join(result['failed'])}" in out, out
+    assert nsr.vnfrs["app"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
+    record = nsr.vnfrs["app"].record()
+    assert record is not None and all(i.state == "ACTIVE" for i in record.vnfc_instances())
+
+
+# -- update, logs --follow -----------------------------------------------------------------------------------
+
+async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(bundle(vnfd("u", "u", env.endpoint, events=("UPDATE",))))
+    code, out = await api.cli("update", "u")
+    assert code == 0 and "u: UPDATE scripts executed" in out, out
+    update = env.vnfm.received("UPDATE", "u")[-1]
+    assert update.get("script") is None and update["vnfr"]["name"] == "u"
+    assert nsr.vnfrs["u"].status == ACTIVE
+
+
+async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(bundle(vnfd("f", "f", env.endpoint)))
+    env.nfvo.log_settle = 0.05
+    host = nsr.vnfrs["f"].hosts[0]
+    env.vnfm.log_lines[host] = ["one"]
+    follow = asyncio.create_task(api.cli("logs", "f", host, "--follow", "--interval", "0.02", "--timeout", "1"))
+    await asyncio.sleep(0.3)
+    env.vnfm.log_lines[host] = ["one", "two"]      # the VNFM has more, but nothing told the orchestrator
+    await asyncio.sleep(0.15)
+    asked = len(env.vnfm.received("LOG_REQUEST"))
+    await env.nfvo.heal(nsr, "f", host, "restart")  # an answered action: the log may have changed
+    code, out = await follow
+    assert code == 0, out
+    assert out.splitlines() == ["one", "two"]
+    # ~50 polls: a few LOG_REQUESTs until the log settled, one after the HEAL (and its settling)
+    assert asked <= 3 and len(env.vnfm.received("LOG_REQUEST")) <= asked + 2, len(env.vnfm.received("LOG_REQUEST"))
+    assert not any(h.action == "LOG_REQUEST" for h in nsr.vnfrs["f"].history)   # a query, no operation
+    env.nfvo.on_vnfm_progress({"hostname": host, "event": "HEAL", "script": "x", "status": "done"})
+    version = env.nfvo.log_version(host)
+    logs = await env.nfvo.logs(nsr, "f", host, since=version - 1)
+    assert not logs["cached"] and logs["version"] == version

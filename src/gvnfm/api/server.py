@@ -14,13 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from gvnfm.orchestrator.errors import NotEnoughResources, OrchestratorError, VnfmError
+from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError
 from gvnfm.orchestrator.records import NetworkServiceRecord
 
 log = logging.getLogger(__name__)
+
+
+DESCRIPTION = """Network service records and day-2 operations of a running `gvnfm up`.
+
+**One operation at a time per VNFR.** A day-2 request on a VNFR that is busy with another operation
+(or on one whose dependants that operation reconfigures: scale-out, scale-in and `switchToStandby`
+hold the VNFR's dependency targets too) is refused at once with **409 Conflict**, naming the
+operation in progress; nothing is sent and nothing changes. It is not queued: operations can run
+for as long as their scripts (`--script-timeout`), and a queued request would act on records its
+sender has not seen. Retry when the operation has finished (`gvnfm status`).
+
+Errors: 400 a request that can never succeed as given; 404 an unknown NSR / VNFR / VNFC / script;
+409 a request that does not fit the current state (busy, a VNFC not in STANDBY, RESUME of a VNFR
+not in ERROR, not enough resources, or the VNFM refused it without changing anything: the VNFR keeps
+its state); 502 the VNFM failed the operation (the VNFR is in ERROR, `resume` continues it).
+"""
 
 
 class ScaleOutBody(BaseModel):
@@ -50,8 +66,7 @@ class StartStopBody(BaseModel):
 
 
 def build_app(runtime: Any) -> FastAPI:
-    app = FastAPI(title="gvnfm local control API", version="1",
-                  description="Network service records and day-2 operations of a running `gvnfm up`.")
+    app = FastAPI(title="gvnfm local control API", version="1", description=DESCRIPTION)
 
     def nsr_of(key: str) -> NetworkServiceRecord:
         nsrs = runtime.nfvo.nsrs
@@ -80,7 +95,7 @@ def build_app(runtime: Any) -> FastAPI:
             return await coro
         except HTTPException:
             raise
-        except NotEnoughResources as exc:
+        except (NotEnoughResources, Conflict) as exc:
             raise HTTPException(409, str(exc)) from exc
         except VnfmError as exc:
             raise HTTPException(502, str(exc)) from exc
@@ -101,7 +116,7 @@ def build_app(runtime: Any) -> FastAPI:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
         inst = await guarded(runtime.nfvo.scale_out(record, vnfr, body.component_id,
-                                                    "standby" if body.standby else None))
+                                                    "standby" if body.standby else None, wait=False))
         return {"vnfcInstance": inst.to_wire()}
 
     @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/scale-in", summary="remove a VNFC instance")
@@ -109,7 +124,7 @@ def build_app(runtime: Any) -> FastAPI:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
         host_of(record, vnfr, body.hostname)
-        await guarded(runtime.nfvo.scale_in(record, vnfr, body.hostname))
+        await guarded(runtime.nfvo.scale_in(record, vnfr, body.hostname, wait=False))
         return {"removed": body.hostname}
 
     @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/heal", summary="HEAL one VNFC with a cause")
@@ -117,7 +132,7 @@ def build_app(runtime: Any) -> FastAPI:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
         host_of(record, vnfr, body.hostname)
-        healed = await guarded(runtime.nfvo.heal(record, vnfr, body.hostname, body.cause))
+        healed = await guarded(runtime.nfvo.heal(record, vnfr, body.hostname, body.cause, wait=False))
         inst = healed.find_vnfc_instance(hostname=body.hostname)
         return {"vnfcInstance": inst.to_wire() if inst else None}
 
@@ -134,28 +149,32 @@ def build_app(runtime: Any) -> FastAPI:
                                      "update the repository instead")
         if name not in known:
             raise HTTPException(404, f"VNFR {vnfr!r} has no script {name!r} (it has {', '.join(sorted(known))})")
-        await guarded(runtime.nfvo.update_script(record, vnfr, name, body.content))
+        await guarded(runtime.nfvo.update_script(record, vnfr, name, body.content, wait=False))
         return {"updated": name}
 
-    @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/update", summary="run the UPDATE lifecycle event")
+    @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/update",
+              summary="run the UPDATE lifecycle event's scripts on every VNFC (400 if the VNFR has none)")
     async def update_event(nsr: str, vnfr: str) -> dict[str, Any]:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
-        await guarded(runtime.nfvo.update_script(record, vnfr, None, None))
+        await guarded(runtime.nfvo.update_script(record, vnfr, None, None, wait=False))
         return {"updated": vnfr}
 
-    @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/execute", summary="run an ad-hoc script on every VNFC")
+    @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/execute",
+              summary="run an ad-hoc script on every VNFC; per-VNFC results (200 even when a script fails)")
     async def execute(nsr: str, vnfr: str, body: ExecuteBody) -> dict[str, Any]:
+        """``{"ok", "results": [{"hostname", "status", "output", "err"}], "failed": [hostnames], "error"}``.
+        A failing ad-hoc script does not change the VNFR's state (it is no lifecycle failure)."""
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
-        reply = await guarded(runtime.nfvo.execute(record, vnfr, body.script))
-        return {"results": reply.get("scriptResults", [])}
+        result: dict[str, Any] = await guarded(runtime.nfvo.execute(record, vnfr, body.script, wait=False))
+        return result
 
     @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/resume", summary="RESUME a VNFR in ERROR")
     async def resume(nsr: str, vnfr: str) -> dict[str, Any]:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
-        await guarded(runtime.deployment.resume(record, vnfr))
+        await guarded(runtime.deployment.resume(record, vnfr, wait=False))
         return {"status": record.vnfrs[vnfr].status}
 
     @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/{action}", summary="START or STOP a VNFR or one VNFC")
@@ -167,16 +186,20 @@ def build_app(runtime: Any) -> FastAPI:
         if body.hostname:
             host_of(record, vnfr, body.hostname)
         method = runtime.nfvo.start_vnf if action == "start" else runtime.nfvo.stop_vnf
-        await guarded(method(record, vnfr, body.hostname))
+        await guarded(method(record, vnfr, body.hostname, wait=False))
         return {"status": record.vnfrs[vnfr].status}
 
     @app.get("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/logs/{hostname}",
              summary="script output and error logs of one VNFC (LOG_REQUEST)")
-    async def logs(nsr: str, vnfr: str, hostname: str) -> dict[str, list[str]]:
+    async def logs(nsr: str, vnfr: str, hostname: str,
+                   since: int | None = Query(None, description="the `version` of an earlier answer: the VNFM is "
+                                                               "asked again only if the log may have changed")
+                   ) -> dict[str, Any]:
+        """``{"outputLog", "errorLog", "version", "cached"}``."""
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
         host_of(record, vnfr, hostname)
-        result: dict[str, list[str]] = await guarded(runtime.nfvo.logs(record, vnfr, hostname))
+        result: dict[str, Any] = await guarded(runtime.nfvo.logs(record, vnfr, hostname, since=since))
         return result
 
     return app

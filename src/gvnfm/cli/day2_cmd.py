@@ -89,19 +89,30 @@ def register(app: typer.Typer) -> None:
         _call(state_dir, "PUT", _vnfr_path(nsr, vnfr) + f"/scripts/{name}", {"content": file.read_text()})
         console.print(f"updated {name} on {vnfr}")
 
+    @app.command("update")
+    def update(vnfr: str, state_dir: Path = _STATE, nsr: str = _NSR) -> None:
+        """Run the UPDATE lifecycle event's scripts on every VNFC of a VNF (to replace a script first,
+        use `update-script`)."""
+        _call(state_dir, "POST", _vnfr_path(nsr, vnfr) + "/update")
+        console.print(f"{vnfr}: UPDATE scripts executed")
+
     @app.command("execute")
     def execute(vnfr: str, file: Path, state_dir: Path = _STATE, nsr: str = _NSR) -> None:
-        """Run an ad-hoc script on every VNFC of a VNF; prints each VNFC's result."""
+        """Run an ad-hoc script on every VNFC of a VNF; prints each VNFC's result. Exit 1 naming the
+        VNFCs where it failed (the VNF keeps its state: an ad-hoc script is no lifecycle event)."""
         out = _call(state_dir, "POST", _vnfr_path(nsr, vnfr) + "/execute", {"script": file.read_text()})
-        code = 0
-        for r in out["results"]:
-            console.print(f"[bold]{r['hostname']}[/] status {r['status']}")
-            if r["output"]:
+        for r in out.get("results") or []:
+            console.print(f"[bold]{r.get('hostname')}[/] status {r.get('status')}")
+            if r.get("output"):
                 console.print(r["output"].rstrip(), highlight=False, markup=False)
-            if r["err"]:
+            if r.get("err"):
                 console.print(r["err"].rstrip(), style="red", highlight=False, markup=False)
-            code = code or (1 if r["status"] else 0)
-        raise typer.Exit(code)
+        failed = out.get("failed") or [r.get("hostname") for r in out.get("results") or [] if r.get("status")]
+        if failed:
+            console.print(f"[red]failed on {len(failed)} VNFC(s): {', '.join(map(str, failed))}[/]", highlight=False)
+        elif out.get("error"):
+            console.print(f"[red]{out['error']}[/]", highlight=False)
+        raise typer.Exit(1 if failed or out.get("error") or out.get("ok") is False else 0)
 
     @app.command("start")
     def start(vnfr: str, hostname: str | None = typer.Argument(None), state_dir: Path = _STATE,
@@ -124,16 +135,28 @@ def register(app: typer.Typer) -> None:
         console.print(f"{vnfr}: {out['status']}")
 
     @app.command("logs")
-    def logs(vnfr: str, hostname: str, follow: bool = typer.Option(False, "--follow", "-f"),
-             interval: float = typer.Option(2.0, "--interval"), state_dir: Path = _STATE, nsr: str = _NSR) -> None:
-        """Script output and error logs of one VNFC (LOG_REQUEST); --follow keeps printing new lines."""
+    def logs(vnfr: str, hostname: str,
+             follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines (Ctrl-C ends)"),
+             interval: float = typer.Option(2.0, "--interval", help="seconds between polls of --follow"),
+             timeout: float | None = typer.Option(None, "--timeout", help="stop following after this many seconds"),
+             state_dir: Path = _STATE, nsr: str = _NSR) -> None:
+        """Script output and error logs of one VNFC (LOG_REQUEST). With --follow, `gvnfm up` asks the
+        VNFM again only when the VNFC's log may have changed (a script ran, an operation was answered)."""
         printed = {"outputLog": 0, "errorLog": 0}
-        while True:
-            out = _call(state_dir, "GET", _vnfr_path(nsr, vnfr) + f"/logs/{hostname}")
-            for key, style in (("outputLog", None), ("errorLog", "red")):
-                for line in out[key][printed[key]:]:
-                    console.print(line, style=style, highlight=False, markup=False)
-                printed[key] = len(out[key])
-            if not follow:
-                return
-            time.sleep(interval)
+        path = _vnfr_path(nsr, vnfr) + f"/logs/{hostname}"
+        end = time.monotonic() + timeout if timeout is not None else None
+        version = None
+        try:
+            while True:
+                out = _call(state_dir, "GET", path + (f"?since={version}" if version is not None else ""))
+                version = out.get("version")
+                for key, style in (("outputLog", None), ("errorLog", "red")):
+                    lines = out.get(key) or []
+                    for line in lines[printed[key]:]:
+                        console.print(line, style=style, highlight=False, markup=False)
+                    printed[key] = len(lines)
+                if not follow or (end is not None and time.monotonic() >= end):
+                    return
+                time.sleep(interval if end is None else max(0.0, min(interval, end - time.monotonic())))
+        except KeyboardInterrupt:
+            return

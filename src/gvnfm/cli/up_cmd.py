@@ -133,17 +133,35 @@ def register(app: typer.Typer) -> None:
         broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ (default: in-process)"),
         capacity: int = typer.Option(64, "--capacity", help="hosts the local VIM can create"),
         state_dir: Path = typer.Option(Path(".gvnfm"), "--state-dir"),
-        db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the VNFM store (default SQLite)"),
+        db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the VNFM store "
+                                                         "(default: GVNFM_DB, else SQLite in the state dir)"),
         endpoint: str = typer.Option("generic", "--endpoint"),
-        ems_user: str | None = typer.Option(None, "--ems-user", help="broker user for the hosts' EMS (netns)"),
-        ems_password: str | None = typer.Option(None, "--ems-password"),
-        concurrency: int = typer.Option(32, "--concurrency"),
-        script_timeout: float = typer.Option(1800.0, "--script-timeout"),
+        ems_user: str | None = typer.Option(
+            None, "--ems-user", help="broker user for the hosts' EMS (netns) (default: GVNFM_EMS_USERNAME, else the "
+                                     "broker's)"),
+        ems_password: str | None = typer.Option(None, "--ems-password",
+                                                help="(default: GVNFM_EMS_PASSWORD, else the broker's)"),
+        concurrency: int | None = typer.Option(None, "--concurrency", help="VNFCs of one step in parallel "
+                                                                           "(default: GVNFM_CONCURRENCY, else 32)"),
+        ems_start_timeout: float | None = typer.Option(
+            None, "--ems-start-timeout", help="seconds a new host's EMS has to register "
+                                              "(default: GVNFM_EMS_START_TIMEOUT, else 120)"),
+        operation_timeout: float | None = typer.Option(
+            None, "--operation-timeout", help="seconds one VNFM operation (a whole INSTANTIATE, HEAL, ...) may take "
+                                              "(default: GVNFM_OPERATION_TIMEOUT, else 7200)"),
+        script_timeout: float | None = typer.Option(
+            None, "--script-timeout", help="seconds one script may run (default: GVNFM_SCRIPT_TIMEOUT, else 1800)"),
+        script_log_minutes: float | None = typer.Option(
+            None, "--script-log-minutes", help="keep script logs this many minutes, 0 = forever "
+                                               "(default: GVNFM_SCRIPT_LOG_MINUTES, else 180)"),
         api_port: int = typer.Option(0, "--api-port", help="control API port (0 = any free port, -1 = none)"),
         log_level: str = typer.Option("INFO", "--log-level"),
         plain: bool = typer.Option(False, "--plain", help="progress as lines instead of a live table"),
     ) -> None:
-        """Deploy a network service locally and keep it running until interrupted."""
+        """Deploy a network service locally and keep it running until interrupted.
+
+        The in-process VNFM reads GVNFM_* environment variables as `gvnfm vnfm` does (an option given
+        here wins); broker, state dir and endpoint are set by the options above only."""
         from gvnfm.local.runtime import RuntimeOptions
 
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +170,8 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=False)
         options = RuntimeOptions(state_dir=state_dir, broker=broker, vim=vim, capacity=capacity, endpoint=endpoint,
                                  db=db, ems_username=ems_user, ems_password=ems_password, concurrency=concurrency,
-                                 script_timeout=script_timeout)
+                                 ems_start_timeout=ems_start_timeout, operation_timeout=operation_timeout,
+                                 script_timeout=script_timeout, script_log_minutes=script_log_minutes)
         live = not plain and sys.stdout.isatty()
         code = asyncio.run(run_up(path, options=options, once=once, report=report, live=live,
                                   api_port=None if api_port < 0 else api_port, console=console))

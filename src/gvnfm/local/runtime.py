@@ -29,13 +29,25 @@ from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
-from gvnfm.vnfm.settings import VnfmSettings
+from gvnfm.vnfm.settings import VnfmSettings, load_settings
 
 log = logging.getLogger(__name__)
 
 
+#: VNFM settings ``gvnfm up`` uses unless an option or a GVNFM_* variable sets them
+LOCAL_DEFAULTS: dict[str, Any] = {"ems_start_timeout": 120.0, "register_pause": 0.2}
+#: the orchestrator waits this much longer for an answer than the VNFM's operation deadline
+REPLY_MARGIN = 30.0
+
+
 @dataclass
 class RuntimeOptions:
+    """``None`` = not given: the VNFM setting comes from ``GVNFM_<NAME>`` (as for ``gvnfm vnfm``), else
+    from ``LOCAL_DEFAULTS``, else ``VnfmSettings``'s default. Broker, state dir and
+    endpoint are the local deployment's own (the orchestrator, the VNFM and the hosts share them); the
+    store is ``db``, else ``GVNFM_DB``, else SQLite in the state dir; the hosts' EMS log in as ``ems_*``,
+    else ``GVNFM_EMS_USERNAME``/``GVNFM_EMS_PASSWORD``, else with the broker's user."""
+
     state_dir: Path
     broker: str | None = None          # None = in-process broker
     vim: str = "process"               # process | netns
@@ -44,10 +56,31 @@ class RuntimeOptions:
     db: str | None = None
     ems_username: str | None = None    # netns hosts cannot use RabbitMQ's guest (loopback only)
     ems_password: str | None = None
-    concurrency: int = 32
-    ems_start_timeout: float = 120.0
-    script_timeout: float = 1800.0
-    reply_timeout: float = 900.0
+    concurrency: int | None = None
+    ems_start_timeout: float | None = None     # EMS registration deadline
+    script_timeout: float | None = None
+    operation_timeout: float | None = None     # one whole VNFM operation
+    script_log_minutes: float | None = None    # script-log retention (0 keeps them)
+    reply_timeout: float | None = None         # default: operation_timeout + REPLY_MARGIN
+    environ: dict[str, str] | None = None      # None = os.environ
+
+
+def vnfm_settings(o: RuntimeOptions, state_dir: Path, broker_user: str, broker_password: str) -> VnfmSettings:
+    """The in-process VNFM's settings: defaults < LOCAL_DEFAULTS < GVNFM_* environment < options."""
+    settings = load_settings(overrides={
+        "broker": o.broker or "memory://", "endpoint": o.endpoint, "type": o.endpoint, "state_dir": state_dir,
+        "db": o.db, "ems_username": o.ems_username, "ems_password": o.ems_password, "concurrency": o.concurrency,
+        "ems_start_timeout": o.ems_start_timeout, "script_timeout": o.script_timeout,
+        "operation_timeout": o.operation_timeout, "script_log_minutes": o.script_log_minutes,
+    }, environ=o.environ)
+    given = settings.model_fields_set
+    local = {k: v for k, v in LOCAL_DEFAULTS.items() if k not in given}
+    # the hosts' EMS log in to the broker as the orchestrator does, unless told otherwise
+    if "ems_username" not in given:
+        local["ems_username"] = broker_user
+    if "ems_password" not in given:
+        local["ems_password"] = broker_password
+    return settings.model_copy(update=local)
 
 
 def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
@@ -76,6 +109,7 @@ class LocalRuntime:
         self.vnfm: VnfmService | None = None
         self.nfvo: LocalNfvo | None = None
         self.deployment: Deployment | None = None
+        self.settings: VnfmSettings | None = None
         self._broker: InMemoryBroker | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -103,8 +137,10 @@ class LocalRuntime:
 
             if self._broker is not None:
                 raise ValueError("the netns VIM needs a real broker: pass --broker amqp://...")
-            return NetnsVim(hosts_dir, o.capacity, broker_url=o.broker, ems_username=o.ems_username,
-                            ems_password=o.ems_password)
+            s = self.settings
+            return NetnsVim(hosts_dir, o.capacity, broker_url=o.broker,
+                            ems_username=s.ems_username if s is not None else o.ems_username,
+                            ems_password=s.ems_password if s is not None else o.ems_password)
         raise ValueError(f"unknown VIM {o.vim!r} (process or netns)")
 
     async def start(self) -> None:
@@ -117,19 +153,16 @@ class LocalRuntime:
             parts = urlsplit(o.broker)
             broker_ip, broker_port = parts.hostname or "127.0.0.1", parts.port or 5672
             user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
-        self.store = await open_store(o.db, self.state_dir)
+        settings = self.settings = vnfm_settings(o, self.state_dir, user, password)
+        self.store = await open_store(settings.db, self.state_dir)
         await asyncio.to_thread(remove_stale_process_hosts, self.state_dir / "vim" / "hosts")
         self.vim = self._vim()
         cleanup = getattr(self.vim, "cleanup_stale", None)
         if callable(cleanup):
             await cleanup()
-        settings = VnfmSettings(
-            broker=o.broker or "memory://", endpoint=o.endpoint, type=o.endpoint, state_dir=self.state_dir,
-            db=o.db, ems_username=o.ems_username or user, ems_password=o.ems_password or password,
-            concurrency=o.concurrency, ems_start_timeout=o.ems_start_timeout, script_timeout=o.script_timeout,
-            register_pause=0.2)
+        reply_timeout = o.reply_timeout if o.reply_timeout is not None else settings.operation_timeout + REPLY_MARGIN
         self.nfvo = LocalNfvo(await self._transport(), self.vim, broker_ip=broker_ip, broker_port=broker_port,
-                              endpoint_credentials=(user, password), reply_timeout=o.reply_timeout)
+                              endpoint_credentials=(user, password), reply_timeout=reply_timeout)
         await self.nfvo.start()
         self.vnfm = VnfmService(settings, transport=await self._transport(), store=self.store,
                                 progress=self.nfvo.on_vnfm_progress, worker_id=f"up-{uuid.uuid4().hex[:8]}")

@@ -129,10 +129,11 @@ class Deployment:
         self.nfvo.emit(nsr, None, action="DEPLOY", state=nsr.status)
 
     # -- resume ------------------------------------------------------------------------------------
-    async def resume(self, nsr: NetworkServiceRecord, name: str) -> NetworkServiceRecord:
+    async def resume(self, nsr: NetworkServiceRecord, name: str, *, wait: bool = True) -> NetworkServiceRecord:
         """RESUME a failed VNFR, then continue as the NFVO does from the resumed action's answer:
-        instantiated ⇒ MODIFY/START follow (for it and for targets that waited for it)."""
-        reply = await self.nfvo.resume(nsr, name)
+        instantiated ⇒ MODIFY/START follow (for it and for targets that waited for it). ``wait=False``:
+        Busy (409) if the VNFR is held by another operation; the follow-ups always wait their turn."""
+        reply = await self.nfvo.resume(nsr, name, wait=wait)
         state = nsr.vnfr(name)
         action = reply.action
         if action == "INSTANTIATE":

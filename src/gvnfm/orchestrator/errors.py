@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gvnfm.orchestrator.records import NetworkServiceRecord
@@ -33,10 +33,22 @@ class NotEnoughResources(OrchestratorError):
 class VnfmError(OrchestratorError):
     """A VNFM answered ERROR, did not answer in time, or answered something unusable."""
 
-    def __init__(self, text: str, *, vnfr: str | None = None, action: str | None = None) -> None:
+    def __init__(self, text: str, *, vnfr: str | None = None, action: str | None = None,
+                 reply: Any = None) -> None:
         super().__init__(text)
         self.vnfr = vnfr
         self.action = action
+        self.reply = reply          # the VNFM's ERROR answer (an ``NfvMessage``), when there was one
+
+
+class Conflict(OrchestratorError):
+    """The request does not fit the VNFR's current state (busy with another operation, a VNFC not in
+    the state the request needs, ...): refused, nothing changed. The control API answers 409."""
+
+
+class VnfmRefused(VnfmError, Conflict):
+    """The VNFM answered ERROR to a day-2 request without having changed anything (no VNFC failed,
+    no host created, no script reported running): the VNFR keeps its state."""
 
 
 class DeployFailed(OrchestratorError):

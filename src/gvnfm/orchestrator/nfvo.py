@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -50,16 +52,19 @@ from gvnfm.orchestrator.dependencies import (
     sources_of,
     targets_of,
 )
-from gvnfm.orchestrator.errors import NotEnoughResources, OrchestratorError, VnfmError
+from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError, VnfmRefused
 from gvnfm.orchestrator.events import EventHub, ProgressEvent
 from gvnfm.orchestrator.grants import ResourceRequests, pick_component
 from gvnfm.orchestrator.loader import ServiceBundle
+from gvnfm.orchestrator.locks import VnfrLocks
 from gvnfm.orchestrator.records import (
     ACTIVE,
     ERROR,
     INACTIVE,
     INITIALIZED,
+    RESUMING,
     SCALING,
+    TERMINATED,
     DependencyView,
     ErrorInfo,
     HistoryEntry,
@@ -81,6 +86,11 @@ ASYNC_QUEUE = "vnfm.nfvo.actions"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Requests answered through ``vnfm.nfvo.actions.reply``.
 REQUESTS = ("GRANT_OPERATION", "ALLOCATE_RESOURCES", "SCALING")
+#: how ``_call`` treats an ERROR answer: ``fail`` = a lifecycle failure (the VNFR goes ERROR);
+#: ``day2`` = ERROR too, unless the answer shows the VNFM changed nothing (refused: state kept);
+#: ``report`` = never a lifecycle failure (ad-hoc EXECUTE, LOG_REQUEST: §5.3, no error row).
+FAIL, DAY2, REPORT = "fail", "day2", "report"
+_EXIT_STATUS = re.compile(r"exited with status (-?\d+)")
 
 
 def _exception_text(msg: VnfmOrErrorMessage) -> tuple[str | None, str | None]:
@@ -115,6 +125,19 @@ class LocalNfvo:
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_cache = answer_cache
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        #: one operation at a time per VNFR (``locks``)
+        self.locks = VnfrLocks()
+        #: progress updates seen per (NSR id, VNFR name): a VNFM that reported a step did something
+        self._progress_seen: dict[tuple[str, str], int] = {}
+        #: per hostname: (log version, monotonic time it changed); the version changes whenever the
+        #: VNFC's script log may have (a progress update, an answered action of its VNFR)
+        self._log_marks: dict[str, tuple[int, float]] = {}
+        #: per hostname: (log version, monotonic time fetched, logs) of the last LOG_REQUEST
+        self._log_cache: dict[str, tuple[int, float, dict[str, list[str]]]] = {}
+        #: a cached log is trusted only when fetched this long after the last change (the VNFM may
+        #: still be storing the step) and not older than ``log_max_age``
+        self.log_settle = 1.0
+        self.log_max_age = 60.0
 
     # == service ===================================================================================
     async def start(self) -> None:
@@ -255,6 +278,7 @@ class LocalNfvo:
                         vnfr.name if vnfr else None)
             return
         state.keep(vnfr)
+        self._logs_changed(state.hosts)
         if isinstance(msg, VnfmOrErrorMessage):
             detail, cause = _exception_text(msg)
             info = ErrorInfo.from_vnfm(vnfr.name, state.action or "ERROR", detail, cause, vnfr)
@@ -275,6 +299,9 @@ class LocalNfvo:
         for nsr in self.nsrs.values():
             for state in nsr.vnfrs.values():
                 if hostname and hostname in state.hosts:
+                    key = (nsr.id, state.name)
+                    self._progress_seen[key] = self._progress_seen.get(key, 0) + 1
+                    self._logs_changed([hostname])
                     state.progress[hostname] = VnfcProgress(
                         hostname=hostname, event=update.get("event"), script=update.get("script"),
                         action=update.get("action"), status=update.get("status"))
@@ -339,28 +366,46 @@ class LocalNfvo:
         return record
 
     async def _call(self, nsr: NetworkServiceRecord, name: str, message: NfvMessage, expect: tuple[str, ...],
-                    *, timeout: float | None = None) -> NfvMessage:
-        """RPC to the VNFM of ``name``; ERROR answers, timeouts and unusable answers mark the VNFR ERROR
-        and raise VnfmError."""
+                    *, timeout: float | None = None, mode: str = FAIL) -> NfvMessage:
+        """RPC to the VNFM of ``name``. ERROR answers, timeouts and unusable answers raise VnfmError and
+        (``mode`` ``fail``/``day2``) mark the VNFR ERROR. In ``day2`` mode an ERROR answer that shows the
+        VNFM changed nothing (no VNFC failed, no host created, no step reported) is a refusal: the VNFR
+        keeps its state and VnfmRefused is raised. In ``report`` mode the state never changes; the
+        VnfmError carries the ERROR answer (``.reply``)."""
         state = nsr.vnfr(name)
+        key = (nsr.id, name)
         routing_key = self.endpoint_for(state.endpoint)
         action = message.action
-        state.action = action
-        state.history.append(HistoryEntry(action=action, result="sent"))
-        self.emit(nsr, name, action=action, state=state.status, message="sent")
+        # a query (LOG_REQUEST) is no operation: it leaves the action in progress and the history alone
+        query = action == "LOG_REQUEST"
+        if not query:
+            state.action = action
+            state.history.append(HistoryEntry(action=action, result="sent"))
+            self.emit(nsr, name, action=action, state=state.status, message="sent")
         limit = self.reply_timeout if timeout is None else timeout
+        hosts_before, progress_before = list(state.hosts), self._progress_seen.get(key, 0)
         log.info("event=send action=%s vnfr=%s endpoint=%s", action, name, routing_key)
 
-        def fail(text: str, info: ErrorInfo | None = None) -> VnfmError:
-            state.status = ERROR
-            state.action = None
+        def fail(text: str, info: ErrorInfo | None = None, reply: NfvMessage | None = None) -> VnfmError:
+            if not query:
+                state.action = None
             error = info or ErrorInfo(vnfr=name, action=action, message=text)
+            if mode == REPORT:
+                state.history.append(HistoryEntry(action=action, result="failed", detail=error.message))
+                self.emit(nsr, name, action=action, state=state.status, hostname=error.hostname,
+                          message=error.message)
+                log.warning("event=action_failed action=%s vnfr=%s state_kept=%s error=%r", action, name,
+                            state.status, error.message)
+                return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
+                                 reply=reply)
+            state.status = ERROR
             nsr.add_error(error)
             nsr.refresh_status()
             state.history.append(HistoryEntry(action=action, result="ERROR", detail=error.message))
             self.emit(nsr, name, action=action, state=ERROR, hostname=error.hostname, message=error.message)
             log.error("event=action_failed action=%s vnfr=%s error=%r", action, name, error.message)
-            return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action)
+            return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
+                             reply=reply)
 
         try:
             raw = await self.transport.rpc(routing_key, message.to_json().encode(), timeout=limit)
@@ -368,22 +413,67 @@ class LocalNfvo:
             raise fail(f"the VNFM (endpoint {routing_key!r}) did not answer within {limit:g} s") from exc
         except TransportError as exc:
             raise fail(f"sending to the VNFM (endpoint {routing_key!r}) failed: {exc}") from exc
+        finally:
+            if not query:
+                self._logs_changed(state.hosts)
         try:
             reply = parse_vnfm_message(raw)
         except MessageError as exc:
             raise fail(f"the VNFM's answer is unusable: {exc}") from exc
         record = vnfr_of(reply)
-        if record is not None and record.name == name:
-            state.keep(record)
+        if record is not None and record.name != name:
+            record = None
         if isinstance(reply, VnfmOrErrorMessage):
             detail, cause = _exception_text(reply)
-            raise fail("", ErrorInfo.from_vnfm(name, action, detail, cause, record))
+            info = ErrorInfo.from_vnfm(name, action, detail, cause, record)
+            if mode == DAY2 and self._changed_nothing(key, state, hosts_before, progress_before, record, info):
+                state.action = None
+                state.history.append(HistoryEntry(action=action, result="refused", detail=info.message))
+                self.emit(nsr, name, action=action, state=state.status, message=f"refused: {info.message}")
+                log.warning("event=action_refused action=%s vnfr=%s state=%s reason=%r", action, name,
+                            state.status, info.message)
+                raise VnfmRefused(f"VNFR {name}: the VNFM refused {action}: {info.message} (nothing was changed)",
+                                  vnfr=name, action=action, reply=reply)
+            if record is not None and mode != REPORT:
+                state.keep(record)
+            raise fail("", info, reply)
+        if record is not None:
+            state.keep(record)
         if reply.action not in expect:
             raise fail(f"the VNFM answered {reply.action} (expected {' or '.join(expect)})")
-        state.action = None
-        state.history.append(HistoryEntry(action=action, result="ok", detail=reply.action))
-        self.emit(nsr, name, action=action, state=state.status, message="answered")
+        if not query:
+            state.action = None
+            state.history.append(HistoryEntry(action=action, result="ok", detail=reply.action))
+            self.emit(nsr, name, action=action, state=state.status, message="answered")
         return reply
+
+    def _changed_nothing(self, key: tuple[str, str], state: VnfrState, hosts_before: list[str],
+                         progress_before: int, record: VirtualNetworkFunctionRecord | None, info: ErrorInfo) -> bool:
+        """An ERROR answer that shows no trace of work: no VNFC named as failed or in state error, no
+        host created for the VNFR, no step reported through the progress hook."""
+        if info.hostname or info.script:
+            return False
+        if record is not None and any((i.state or "").lower() == "error" for i in record.vnfc_instances()):
+            return False
+        return state.hosts == hosts_before and self._progress_seen.get(key, 0) == progress_before
+
+    def _logs_changed(self, hostnames: list[str]) -> None:
+        at = time.monotonic()
+        for h in hostnames:
+            self._log_marks[h] = (self._log_marks.get(h, (0, 0.0))[0] + 1, at)
+
+    def log_version(self, hostname: str) -> int:
+        """Changes whenever the script log of ``hostname`` may have changed."""
+        return self._log_marks.get(hostname, (0, 0.0))[0]
+
+    def _check_day2(self, nsr: NetworkServiceRecord, name: str) -> VnfrState:
+        state = nsr.vnfr(name)
+        if nsr.terminating or nsr.status == TERMINATED:
+            raise Conflict(f"network service {nsr.name} is being torn down: no day-2 operation on VNFR {name}")
+        return state
+
+    def _targets(self, nsr: NetworkServiceRecord, source: str) -> list[str]:
+        return [e.target for e in targets_of(self.edges(nsr), source) if nsr.vnfr(e.target).instantiated]
 
     def _set_status(self, nsr: NetworkServiceRecord, name: str, status: str, action: str) -> None:
         state = nsr.vnfr(name)
@@ -401,46 +491,53 @@ class LocalNfvo:
         message = outgoing.instantiate(
             vnfd, content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
             vlrs=nsr._vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone)
-        await self._call(nsr, name, message, ("INSTANTIATE",))
-        state = nsr.vnfr(name)
-        state.instantiated = True
-        self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
-        self.resources.release((nsr.id, name))
-        return self._current(nsr, name)
+        async with self.locks.hold(nsr.id, name, "INSTANTIATE"):
+            await self._call(nsr, name, message, ("INSTANTIATE",))
+            state = nsr.vnfr(name)
+            state.instantiated = True
+            self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
+            self.resources.release((nsr.id, name))
+            return self._current(nsr, name)
 
     async def modify(self, nsr: NetworkServiceRecord, name: str,
                      dependency: VNFRecordDependency | None = None) -> VirtualNetworkFunctionRecord:
-        dep = dependency or self.dependency_for(nsr, name)
-        if dep is None:
-            raise OrchestratorError(f"VNFR {name} is not a dependency target: nothing to MODIFY")
-        await self._call(nsr, name, outgoing.modify(self._current(nsr, name), dep), ("MODIFY",))
-        nsr.vnfr(name).configured = True
-        if nsr.vnfr(name).status != ACTIVE:
-            self._set_status(nsr, name, INACTIVE, "MODIFY")
-        return self._current(nsr, name)
+        async with self.locks.hold(nsr.id, name, "MODIFY"):
+            dep = dependency or self.dependency_for(nsr, name)
+            if dep is None:
+                raise OrchestratorError(f"VNFR {name} is not a dependency target: nothing to MODIFY")
+            await self._call(nsr, name, outgoing.modify(self._current(nsr, name), dep), ("MODIFY",))
+            nsr.vnfr(name).configured = True
+            if nsr.vnfr(name).status != ACTIVE:
+                self._set_status(nsr, name, INACTIVE, "MODIFY")
+            return self._current(nsr, name)
 
-    async def start_vnf(self, nsr: NetworkServiceRecord, name: str,
-                        hostname: str | None = None) -> VirtualNetworkFunctionRecord:
-        return await self._start_stop("START", nsr, name, hostname)
+    async def start_vnf(self, nsr: NetworkServiceRecord, name: str, hostname: str | None = None, *,
+                        wait: bool = True) -> VirtualNetworkFunctionRecord:
+        return await self._start_stop("START", nsr, name, hostname, wait)
 
-    async def stop_vnf(self, nsr: NetworkServiceRecord, name: str,
-                       hostname: str | None = None) -> VirtualNetworkFunctionRecord:
-        return await self._start_stop("STOP", nsr, name, hostname)
+    async def stop_vnf(self, nsr: NetworkServiceRecord, name: str, hostname: str | None = None, *,
+                       wait: bool = True) -> VirtualNetworkFunctionRecord:
+        return await self._start_stop("STOP", nsr, name, hostname, wait)
 
     async def _start_stop(self, action: str, nsr: NetworkServiceRecord, name: str,
-                          hostname: str | None) -> VirtualNetworkFunctionRecord:
-        record = self._current(nsr, name)
-        instance = None
-        if hostname is not None:
-            instance = record.find_vnfc_instance(hostname=hostname)
+                          hostname: str | None, wait: bool) -> VirtualNetworkFunctionRecord:
+        async with self.locks.hold(nsr.id, name, action, wait=wait):
+            state = nsr.vnfr(name)
+            record = self._current(nsr, name)
+            instance = None
+            if hostname is not None:
+                instance = record.find_vnfc_instance(hostname=hostname)
+                if instance is None:
+                    raise OrchestratorError(f"VNFR {name} has no VNFC instance {hostname!r}")
+            # a VNF started before: this START/STOP is a day-2 request (a refusal keeps the state)
+            day2 = any(h.action == "START" and h.result == "ok" for h in state.history)
+            await self._call(nsr, name, outgoing.start_stop(action, record, instance), (action,),
+                             mode=DAY2 if day2 else FAIL)
             if instance is None:
-                raise OrchestratorError(f"VNFR {name} has no VNFC instance {hostname!r}")
-        await self._call(nsr, name, outgoing.start_stop(action, record, instance), (action,))
-        if instance is None:
-            self._set_status(nsr, name, ACTIVE if action == "START" else INACTIVE, action)
-        else:
-            self.emit(nsr, name, action=action, hostname=hostname, state="done")
-        return self._current(nsr, name)
+                self._set_status(nsr, name, ACTIVE if action == "START" else INACTIVE, action)
+            else:
+                self.emit(nsr, name, action=action, hostname=hostname, state="done")
+            return self._current(nsr, name)
 
     async def release(self, nsr: NetworkServiceRecord, name: str, *, timeout: float | None = None) -> None:
         await self._call(nsr, name, outgoing.release(self._current(nsr, name)), ("RELEASE_RESOURCES",),
@@ -459,7 +556,17 @@ class LocalNfvo:
 
     # -- day 2 ---------------------------------------------------------------------------------------
     async def scale_out(self, nsr: NetworkServiceRecord, vnfr_name: str, vnfc_component_id: str | None = None,
-                        mode: str | None = None) -> VNFCInstance:
+                        mode: str | None = None, *, wait: bool = True) -> VNFCInstance:
+        """SCALE_OUT one VNFC instance, then MODIFY the dependency targets with it (unless standby).
+        Holds the VNFR and its targets throughout, so the scale_in_out check, the SCALING answer and the
+        record update of one scale-out never interleave with another's."""
+        self._check_day2(nsr, vnfr_name)
+        async with self.locks.hold(nsr.id, vnfr_name, "SCALE_OUT", others=self._targets(nsr, vnfr_name),
+                                   wait=wait):
+            return await self._scale_out(nsr, vnfr_name, vnfc_component_id, mode)
+
+    async def _scale_out(self, nsr: NetworkServiceRecord, vnfr_name: str, vnfc_component_id: str | None,
+                         mode: str | None) -> VNFCInstance:
         record = self._current(nsr, vnfr_name)
         pick = pick_component(record, vnfc_component_id)
         if isinstance(pick, str):
@@ -471,6 +578,7 @@ class LocalNfvo:
         content = bundle.packages.get(vnfr_name) if bundle is not None else None
         before = {i.id for i in record.vnfc_instances()}
         key = (nsr.id, vnfr_name)
+        # one slot per VNFR is enough: the VNFR is held, so one SCALE_OUT (and its SCALING) at a time
         self.requests.pending_scale[key] = (component.id, mode)
         previous = nsr.vnfr(vnfr_name).status
         self._set_status(nsr, vnfr_name, SCALING, "SCALE_OUT")
@@ -479,7 +587,11 @@ class LocalNfvo:
             self.dependency_for(nsr, vnfr_name), mode, nsr_id=nsr.id, vim_name=self.vim.name,
             broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone)
         try:
-            reply = await self._call(nsr, vnfr_name, message, ("SCALED",))
+            reply = await self._call(nsr, vnfr_name, message, ("SCALED",), mode=DAY2)
+        except BaseException:
+            if nsr.vnfr(vnfr_name).status == SCALING:    # refused, or cancelled: back to where it was
+                self._set_status(nsr, vnfr_name, previous, "SCALE_OUT")
+            raise
         finally:
             self.requests.pending_scale.pop(key, None)
         assert isinstance(reply, VnfmOrScaledMessage)
@@ -506,7 +618,14 @@ class LocalNfvo:
                                           dependency_id=outgoing.new_id())
             await self._call(nsr, edge.target, outgoing.modify(self._current(nsr, edge.target), dep), ("MODIFY",))
 
-    async def scale_in(self, nsr: NetworkServiceRecord, vnfr_name: str, vnfc_hostname: str) -> None:
+    async def scale_in(self, nsr: NetworkServiceRecord, vnfr_name: str, vnfc_hostname: str, *,
+                       wait: bool = True) -> None:
+        self._check_day2(nsr, vnfr_name)
+        async with self.locks.hold(nsr.id, vnfr_name, "SCALE_IN", others=self._targets(nsr, vnfr_name),
+                                   wait=wait):
+            await self._scale_in(nsr, vnfr_name, vnfc_hostname)
+
+    async def _scale_in(self, nsr: NetworkServiceRecord, vnfr_name: str, vnfc_hostname: str) -> None:
         record = self._current(nsr, vnfr_name)
         removed = record.find_vnfc_instance(hostname=vnfc_hostname)
         if removed is None:
@@ -523,6 +642,7 @@ class LocalNfvo:
             try:   # no answer expected (vnfm-ems §7.2)
                 await self.transport.publish(self.endpoint_for(target.endpoint), body)
                 target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
+                self._logs_changed(target.hosts)
             except TransportError as exc:
                 log.error("event=scale_in_send_failed target=%s error=%r", edge.target, str(exc))
         remove_instance(record, vnfc_hostname)
@@ -535,61 +655,146 @@ class LocalNfvo:
         if errors:
             raise OrchestratorError(f"VNFR {vnfr_name}: removing {vnfc_hostname} failed: {'; '.join(errors)}")
 
-    async def heal(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str,
-                   cause: str) -> VirtualNetworkFunctionRecord:
-        record = self._current(nsr, vnfr_name)
-        instance = record.find_vnfc_instance(hostname=hostname)
-        if instance is None:
-            raise OrchestratorError(f"VNFR {vnfr_name} has no VNFC instance {hostname!r}")
-        await self._call(nsr, vnfr_name, outgoing.heal(record, instance, cause), ("HEAL",))
-        healed = self._current(nsr, vnfr_name)
-        if cause == "switchToStandby":
-            now_active = healed.find_vnfc_instance(hostname=hostname)
-            if now_active is not None and (now_active.state or "").upper() == "ACTIVE":
-                await self._reconfigure_targets(nsr, vnfr_name, healed, now_active)
-        return healed
+    async def heal(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str, cause: str, *,
+                   wait: bool = True) -> VirtualNetworkFunctionRecord:
+        self._check_day2(nsr, vnfr_name)
+        standby = cause == "switchToStandby"
+        async with self.locks.hold(nsr.id, vnfr_name, "HEAL", others=self._targets(nsr, vnfr_name) if standby else (),
+                                   wait=wait):
+            record = self._current(nsr, vnfr_name)
+            instance = record.find_vnfc_instance(hostname=hostname)
+            if instance is None:
+                raise OrchestratorError(f"VNFR {vnfr_name} has no VNFC instance {hostname!r}")
+            if standby and (instance.state or "").upper() != "STANDBY":
+                raise Conflict(f"VNFC {hostname} of VNFR {vnfr_name} is {instance.state or 'in no state'}, not "
+                               "STANDBY: switchToStandby only activates a standby VNFC")
+            if standby and record.scripts_of("START") is None:
+                raise OrchestratorError(f"VNFR {vnfr_name} has no START lifecycle event: switchToStandby could not "
+                                        f"start {hostname}")
+            await self._call(nsr, vnfr_name, outgoing.heal(record, instance, cause), ("HEAL",), mode=DAY2)
+            healed = self._current(nsr, vnfr_name)
+            if standby:
+                now_active = healed.find_vnfc_instance(hostname=hostname)
+                if now_active is not None and (now_active.state or "").upper() == "ACTIVE":
+                    await self._reconfigure_targets(nsr, vnfr_name, healed, now_active)
+            return healed
 
     async def update_script(self, nsr: NetworkServiceRecord, vnfr_name: str, script_name: str | None,
-                            content: str | bytes | None) -> VirtualNetworkFunctionRecord:
+                            content: str | bytes | None, *, wait: bool = True) -> VirtualNetworkFunctionRecord:
         """UPDATE with a script (SCRIPTS_UPDATE on every VNFC; the package keeps the new version), or
-        with ``script_name=None`` the UPDATE lifecycle event."""
-        script = None
-        if script_name is not None:
-            payload = content.encode() if isinstance(content, str) else (content or b"")
-            script = Script(id=outgoing.new_id(), name=script_name, payload=payload)
-            bundle: ServiceBundle = nsr._bundle
-            package = bundle.packages.get(vnfr_name) if bundle is not None else None
-            if package is not None and not package.scripts_link:
-                package.scripts = [s for s in package.scripts if s.name != script_name] + [script]
-        await self._call(nsr, vnfr_name, outgoing.update(self._current(nsr, vnfr_name), script), ("UPDATE",))
-        return self._current(nsr, vnfr_name)
+        with ``script_name=None`` the UPDATE lifecycle event (refused when the VNFR has none)."""
+        self._check_day2(nsr, vnfr_name)
+        async with self.locks.hold(nsr.id, vnfr_name, "UPDATE", wait=wait):
+            record = self._current(nsr, vnfr_name)
+            script = None
+            if script_name is None and not record.scripts_of("UPDATE"):
+                raise OrchestratorError(f"VNFR {vnfr_name} has no UPDATE lifecycle event (or it lists no script): "
+                                        "nothing to run")
+            if script_name is not None:
+                payload = content.encode() if isinstance(content, str) else (content or b"")
+                script = Script(id=outgoing.new_id(), name=script_name, payload=payload)
+                bundle: ServiceBundle = nsr._bundle
+                package = bundle.packages.get(vnfr_name) if bundle is not None else None
+                if package is not None and not package.scripts_link:
+                    package.scripts = [s for s in package.scripts if s.name != script_name] + [script]
+            await self._call(nsr, vnfr_name, outgoing.update(record, script), ("UPDATE",), mode=DAY2)
+            return self._current(nsr, vnfr_name)
 
-    async def execute(self, nsr: NetworkServiceRecord, vnfr_name: str, script_text: str | bytes) -> dict[str, Any]:
-        reply = await self._call(nsr, vnfr_name, outgoing.execute(self._current(nsr, vnfr_name), script_text),
-                                 ("EXECUTE",))
-        return reply.to_wire()
+    async def execute(self, nsr: NetworkServiceRecord, vnfr_name: str, script_text: str | bytes, *,
+                      wait: bool = True) -> dict[str, Any]:
+        """Run an ad-hoc script on every VNFC. A failing script is no lifecycle failure (§5.3: no error
+        row, not resumable): the VNFR keeps its state and the caller gets, per VNFC, what happened:
+        ``{"action", "ok", "results": [{"hostname", "status", "output", "err"}], "failed": [hostnames],
+        "error"}``. The results are the VNFM's ``scriptResults`` (sent with EXECUTE and, by gvnfm's VNFM,
+        with ERROR); from an ERROR answer without them, the failed VNFC named in its message."""
+        if not script_text.strip():
+            raise OrchestratorError("the script is empty")
+        self._check_day2(nsr, vnfr_name)
+        async with self.locks.hold(nsr.id, vnfr_name, "EXECUTE", wait=wait):
+            record = self._current(nsr, vnfr_name)
+            error = None
+            try:
+                reply = await self._call(nsr, vnfr_name, outgoing.execute(record, script_text), ("EXECUTE",),
+                                         mode=REPORT)
+            except VnfmError as exc:
+                if exc.reply is None:           # no answer (timeout, unusable): nothing to report per VNFC
+                    raise
+                reply, error = exc.reply, str(exc)
+        results = _script_results(reply)
+        if error is not None and not results:
+            assert isinstance(reply, VnfmOrErrorMessage)
+            detail, cause = _exception_text(reply)
+            info = ErrorInfo.from_vnfm(vnfr_name, "EXECUTE", detail, cause, None)
+            if info.hostname is None:           # no VNFC named: the VNFM refused the request
+                raise VnfmRefused(error, vnfr=vnfr_name, action="EXECUTE", reply=reply)
+            status = _EXIT_STATUS.search(info.message)
+            results = [{"hostname": info.hostname, "status": int(status[1]) if status else 1, "output": "",
+                        "err": info.stderr or info.message}]
+        failed = [str(r.get("hostname")) for r in results if r.get("status") != 0]
+        if error is not None and not failed:
+            failed = [str(r.get("hostname")) for r in results]
+        return {"action": reply.action, "ok": error is None and not failed, "results": results,
+                "failed": failed, "error": error}
 
-    async def resume(self, nsr: NetworkServiceRecord, vnfr_name: str) -> NfvMessage:
+    async def resume(self, nsr: NetworkServiceRecord, vnfr_name: str, *, wait: bool = True) -> NfvMessage:
         """RESUME a VNFR in ERROR; the answer is the message of the resumed action (the caller
         continues the state machine from it, see ``deploy.Deployment.resume``)."""
-        state = nsr.vnfr(vnfr_name)
-        try:
-            dep = self.dependency_for(nsr, vnfr_name)
-        except OrchestratorError:       # a source without a record yet: resume without dependency
-            dep = None
-        previous_error = state.error
-        state.status = "RESUMING"
-        reply = await self._call(nsr, vnfr_name, outgoing.resume(self._current(nsr, vnfr_name), dep),
-                                 ("INSTANTIATE", "MODIFY", "START", "STOP", "RELEASE_RESOURCES", "HEAL", "UPDATE",
-                                  "SCALED", "EXECUTE"))
-        if previous_error is not None and state.error is previous_error:
-            state.error = None
-        return reply
+        self._check_day2(nsr, vnfr_name)
+        async with self.locks.hold(nsr.id, vnfr_name, "RESUME", wait=wait):
+            state = nsr.vnfr(vnfr_name)
+            if state.status != ERROR:
+                raise Conflict(f"VNFR {vnfr_name} is {state.status}, not ERROR: RESUME continues a VNFR whose "
+                               "scripts failed")
+            try:
+                dep = self.dependency_for(nsr, vnfr_name)
+            except OrchestratorError:       # a source without a record yet: resume without dependency
+                dep = None
+            previous_error = state.error
+            state.status = RESUMING
+            try:
+                reply = await self._call(nsr, vnfr_name, outgoing.resume(self._current(nsr, vnfr_name), dep),
+                                         ("INSTANTIATE", "MODIFY", "START", "STOP", "RELEASE_RESOURCES", "HEAL",
+                                          "UPDATE", "SCALED", "EXECUTE"), mode=DAY2)
+            except BaseException:
+                if state.status == RESUMING:    # refused (nothing to resume), or cancelled: still ERROR
+                    state.status = ERROR
+                raise
+            if previous_error is not None and state.error is previous_error:
+                state.error = None
+            return reply
 
-    async def logs(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str) -> dict[str, list[str]]:
+    async def logs(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str, *,
+                   since: int | None = None) -> dict[str, Any]:
+        """The script logs of one VNFC (LOG_REQUEST): ``{"outputLog", "errorLog", "version"}``.
+
+        With ``since`` (the ``version`` of an earlier answer, as ``logs --follow`` polls), the VNFM is
+        asked only when the log may have changed since: a progress update or an answered action of the
+        VNFR changes the version. Otherwise the last answer is given again (``"cached": true``), if it
+        was fetched ``log_settle`` s after the last change and is younger than ``log_max_age`` s. Each
+        LOG_REQUEST is an operation the VNFM stores, so an idle follow stores next to nothing."""
         state = nsr.vnfr(vnfr_name)
         if hostname not in state.hosts:
             raise OrchestratorError(f"VNFR {vnfr_name} has no VNFC instance {hostname!r}")
-        reply = await self._call(nsr, vnfr_name, outgoing.log_request(vnfr_name, hostname), ("LOG_REQUEST",))
+        version, changed_at = self._log_marks.get(hostname, (0, 0.0))
+        cached = self._log_cache.get(hostname)
+        if since is not None and cached is not None and since == version == cached[0]:
+            fetched_at = cached[1]
+            if fetched_at - changed_at >= self.log_settle and time.monotonic() - fetched_at < self.log_max_age:
+                return {**cached[2], "version": version, "cached": True}
+        fetched_at = time.monotonic()
+        reply = await self._call(nsr, vnfr_name, outgoing.log_request(vnfr_name, hostname), ("LOG_REQUEST",),
+                                 mode=REPORT)
         assert isinstance(reply, VnfmOrLogMessage)
-        return {"outputLog": list(reply.outputLog), "errorLog": list(reply.errorLog)}
+        result = {"outputLog": list(reply.outputLog), "errorLog": list(reply.errorLog)}
+        if self._log_marks.get(hostname, (0, 0.0))[0] == version:     # nothing changed while asking
+            self._log_cache[hostname] = (version, fetched_at, result)
+        return {**result, "version": version, "cached": False}
+
+
+def _script_results(reply: NfvMessage) -> list[dict[str, Any]]:
+    """The per-VNFC results of an ad-hoc EXECUTE answer (the extra ``scriptResults`` field)."""
+    raw = (reply.model_extra or {}).get("scriptResults")
+    if not isinstance(raw, list):
+        return []
+    return [{"hostname": r.get("hostname"), "status": r.get("status"), "output": r.get("output") or "",
+             "err": r.get("err") or ""} for r in raw if isinstance(r, dict)]
