@@ -9,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gvnfm.vim.reaper import processes_of
+from tests.support.netns import leftovers_of_run
 from tests.support.services import unique
 
 pytestmark = pytest.mark.slow
@@ -23,10 +25,14 @@ ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
 
 
+def up_argv(path: Path, state: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gvnfm.cli.main", "up", str(path), "--once", "--plain", "--state-dir", str(state),
+            "--api-port", "-1", *extra]
+
+
 def up(path: Path, state: Path, *extra: str, timeout: float = 300) -> tuple[int, str, dict[str, Any] | None]:
     report = state / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "gvnfm.cli.main", "up", str(path), "--once", "--plain",
-                           "--state-dir", str(state), "--report", str(report), "--api-port", "-1", *extra],
+    proc = subprocess.run(up_argv(path, state, "--report", str(report), *extra),
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     data = json.loads(report.read_text()) if report.exists() else None
     return proc.returncode, proc.stdout + proc.stderr, data
@@ -38,8 +44,15 @@ def scripts_of(report: dict[str, Any], vnf: str) -> dict[str, list[tuple[str, st
             for c in vnfr["vnfc"]}
 
 
-def check_chain(report: dict[str, Any]) -> None:
+def all_terminated(report: dict[str, Any]) -> None:
     assert report["nsr"]["status"] == "TERMINATED"
+    assert {v["status"] for v in report["vnfrs"]} == {"TERMINATED"}
+    states = {c["hostname"]: c["state"] for v in report["vnfrs"] for c in v["vnfc"]}
+    assert states and set(states.values()) == {"TERMINATED"}, states
+
+
+def check_chain(report: dict[str, Any]) -> None:
+    all_terminated(report)
     app = scripts_of(report, "app")
     assert len(app) == 2, "two instances of the app VNFC"
     db_host = next(iter(scripts_of(report, "db")))
@@ -118,7 +131,8 @@ def test_iperf_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> 
 
 @pytest.fixture
 def ems_user(amqp_vhost: str) -> tuple[str, str, str]:
-    """netns hosts reach the broker over a bridge, not loopback: guest cannot log in from there."""
+    """A broker user for the hosts' EMSs (needed when RabbitMQ listens on every interface: it refuses
+    guest from the hosts' addresses)."""
     user, password = unique("gvnfm-ems"), unique("pw")
     vhost = amqp_vhost.rsplit("/", 1)[1]
     subprocess.run(["rabbitmqctl", "-q", "add_user", user, password], check=True, capture_output=True)
@@ -130,10 +144,20 @@ def ems_user(amqp_vhost: str) -> tuple[str, str, str]:
         subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
 
 
+def _broker_on_loopback_only() -> bool:
+    out = subprocess.run(["ss", "-Hltn", "sport = :5672"], capture_output=True, text=True).stdout
+    addresses = [line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if len(line.split()) > 3]
+    return bool(addresses) and all(a.startswith("127.") or a == "[::1]" for a in addresses)
+
+
 @pytest.mark.rabbitmq
 @pytest.mark.netns
-@pytest.mark.parametrize("example", ["chain", "iperf"])
-def test_examples_on_netns_vim_with_rabbitmq(example: str, ems_user: tuple[str, str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("example,own_user", [("chain", False), ("iperf", True)])
+def test_examples_on_netns_vim_with_rabbitmq(example: str, own_user: bool, ems_user: tuple[str, str, str],
+                                             tmp_path: Path) -> None:
+    """chain: the EMSs log in as guest (the VIM relays the bridge to the loopback-only broker);
+    iperf: as a user of their own (--ems-user). A broker listening on every interface refuses guest
+    from the hosts: then both use their own user."""
     from gvnfm.vim.netns import NetnsVim
 
     ok, reason = NetnsVim.available()
@@ -147,16 +171,17 @@ def test_examples_on_netns_vim_with_rabbitmq(example: str, ems_user: tuple[str, 
     # must be where hosts see it
     state = Path("/var/tmp") / unique("gvnfm-netns-test")
     try:
-        code, out, report = up(EXAMPLES / example, state, "--broker", url, "--vim", "netns", "--ems-user", user,
-                               "--ems-password", password)
+        own_user = own_user or not _broker_on_loopback_only()
+        credentials = ["--ems-user", user, "--ems-password", password] if own_user else []
+        code, out, report = up(EXAMPLES / example, state, "--broker", url, "--vim", "netns", *credentials)
+        assert code == 0, out
+        assert report is not None
+        (check_chain if example == "chain" else check_iperf)(report)
+        hostnames = [c["hostname"] for v in report["vnfrs"] for c in v["vnfc"]]
+        assert hostnames
+        assert leftovers_of_run(state, hostnames) == []     # links, mounts, processes, records
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    assert code == 0, out
-    assert report is not None
-    (check_chain if example == "chain" else check_iperf)(report)
-    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [h for v in report["vnfrs"] for h in v["hosts"]]
-    assert not any(n in listing for n in names)
 
 
 # -- failures before anything is deployed ---------------------------------------------------------------
@@ -177,17 +202,112 @@ def _nsd(tmp: Path, mutate: Any) -> Path:
     (lambda n: n["vnfd"][1]["lifecycle_event"][0]["lifecycle_events"].append("missing.sh"), "missing.sh"),
 ])
 def test_bad_descriptors_fail_before_anything_is_deployed(mutate: Any, needle: str, tmp_path: Path) -> None:
-    code, out, _ = up(_nsd(tmp_path, mutate), tmp_path / "state")
+    code, out, report = up(_nsd(tmp_path, mutate), tmp_path / "state")
     assert code == 2, out
     assert needle in out
     hosts = tmp_path / "state" / "vim" / "hosts"
     assert not hosts.exists() or not any(hosts.iterdir())
+    assert report is not None, "the refusal has a report"
+    assert report["nsr"]["status"] == "ERROR" and report["vnfrs"] == []
+    (error,) = report["errors"]
+    assert needle in error["message"] and error["action"] == "ONBOARD"
 
 
 def test_a_service_that_does_not_fit_is_refused_with_nothing_allocated(tmp_path: Path) -> None:
-    code, out, _ = up(EXAMPLES / "chain", tmp_path, "--capacity", "3")
+    code, out, report = up(EXAMPLES / "chain", tmp_path, "--capacity", "3")
     assert code == 3, out
     assert "Not enough resources" in out
+    assert report is not None, "the refusal has a report"
+    assert report["nsr"]["status"] == "ERROR" and report["nsr"]["name"]
+    assert {v["name"] for v in report["vnfrs"]} == {"db", "app", "web"}
+    assert all(v["vnfc"] == [] for v in report["vnfrs"])
+    (error,) = report["errors"]
+    assert "Not enough resources" in error["message"]
+
+
+def _lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("target,needle", [
+    ("does-not-exist", "no such file or folder"),
+    ("bad.json", "not valid JSON"),
+])
+def test_a_service_that_does_not_load_is_one_line_and_exits(target: str, needle: str, tmp_path: Path) -> None:
+    """Several runs at once: the exit used to hang now and then (the store closed under a task)."""
+    (tmp_path / "bad.json").write_text('{"name": "svc", "vnfd": [')
+    procs = [subprocess.Popen(up_argv(tmp_path / target, tmp_path / f"state{i}"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=ROOT) for i in range(4)]
+    try:
+        results = [(p.wait(timeout=60), p.communicate()[0]) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for code, out in results:
+        assert code == 2, out
+        (line,) = _lines(out)
+        assert line.startswith("invalid network service: ") and needle in line, out
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--vim", "foo"], "unknown VIM 'foo' (process or netns)"),
+    (["--vim", "netns"], "the netns VIM needs a real broker"),
+])
+def test_a_wrong_option_is_one_line_without_traceback(extra: list[str], needle: str, tmp_path: Path) -> None:
+    proc = subprocess.run(up_argv(EXAMPLES / "chain", tmp_path, *extra), capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    (line,) = _lines(out)
+    assert line.startswith("cannot start: ") and needle in line, out
+
+
+@pytest.mark.rabbitmq
+def test_a_refused_broker_login_is_one_line_without_traceback(amqp_url: str, tmp_path: Path) -> None:
+    url = "amqp://nobody-gvnfm:wrong@" + amqp_url.split("@", 1)[-1].split("://", 1)[-1]
+    proc = subprocess.run(up_argv(EXAMPLES / "chain", tmp_path, "--broker", url), capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    (line,) = _lines(out)
+    assert line.startswith("cannot start: ") and "refused" in line and "wrong" not in line, out
+
+
+def _failing_service(root: Path) -> Path:
+    """One VNF whose INSTANTIATE script writes to stderr and fails."""
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "install.sh").write_text("#!/bin/bash\necho installing on $hostname\n"
+                                                  "echo \"no package [foo] on $hostname\" >&2\nexit 3\n")
+    vnfd = {"name": "broken", "type": "broken", "vendor": "t", "version": "1", "endpoint": "generic",
+            "vnfPackageLocation": "https://example.invalid/scripts.git",
+            "lifecycle_event": [{"event": "INSTANTIATE", "lifecycle_events": ["install.sh"]}],
+            "virtual_link": [{"name": "private"}], "deployment_flavour": [{"flavour_key": "m1.small"}],
+            "vdu": [{"vm_image": ["ubuntu"], "scale_in_out": 1,
+                     "vnfc": [{"connection_point": [{"virtual_link_reference": "private"}]}]}]}
+    (root / "nsd.json").write_text(json.dumps({"name": "broken", "vendor": "t", "version": "1",
+                                               "vld": [{"name": "private"}], "vnfd": [vnfd]}))
+    return root
+
+
+def test_once_names_the_failed_vnfc_event_script_and_stderr(tmp_path: Path) -> None:
+    code, out, report = up(_failing_service(tmp_path / "svc"), tmp_path / "state")
+    assert code == 1, out
+    assert report is not None
+    (vnfc,) = report["vnfrs"][0]["vnfc"]
+    host = vnfc["hostname"]
+    failure = out[out.index("deployment failed"):]
+    for needle in ("VNF broken", f"VNFC {host}", "event INSTANTIATE", "script install.sh",
+                   f"no package [foo] on {host}"):
+        assert needle in failure, (needle, out)
+    # the report: every run with its stderr and timing, all TERMINATED, the failure in the errors
+    all_terminated(report)
+    (run,) = vnfc["scripts"]
+    assert (run["event"], run["script"], run["exit_status"]) == ("INSTANTIATE", "install.sh", 3)
+    assert run["stdout"] == f"installing on {host}\n" and run["stderr"] == f"no package [foo] on {host}\n"
+    started = datetime.fromisoformat(run["started_at"])
+    assert started.tzinfo is not None and abs((datetime.now(started.tzinfo) - started).total_seconds()) < 300
+    assert isinstance(run["duration"], float) and 0 <= run["duration"] < 60
+    assert any(e["hostname"] == host and e["script"] == "install.sh" for e in report["errors"]), report["errors"]
 
 
 def test_mutual_dependencies_deploy(tmp_path: Path) -> None:

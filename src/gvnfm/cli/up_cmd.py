@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from gvnfm.logs import setup_logging
 
@@ -30,11 +31,29 @@ def _failure_text(nsr: object) -> str:
     return f"{head}: {e.message}" + (f"\nstderr:\n{stderr}" if stderr and stderr not in e.message else "")
 
 
+def _error(console: Console, text: str, suffix: str = "") -> None:
+    """One red line (not wrapped at the terminal's width, markup in ``text`` printed as is)."""
+    console.print(f"[red]{escape(text)}[/]{suffix}", highlight=False, soft_wrap=True)
+
+
+def _refusal_report(path: Path, message: str) -> dict[str, object]:
+    """The report of a service refused before an NSR exists (it could not be loaded or validated)."""
+    from gvnfm.orchestrator.records import ErrorInfo, now
+
+    at = now()
+    return {"nsr": {"id": None, "name": None, "vendor": None, "version": None, "status": "ERROR",
+                    "created_at": at, "updated_at": at, "source": str(path)},
+            "vnfrs": [], "dependencies": [], "cyclic": [],
+            "errors": [ErrorInfo(vnfr="", action="ONBOARD", message=message).model_dump()]}
+
+
 async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
                  api_port: int | None, console: Console) -> int:
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
     from gvnfm.local.view import render
     from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
+    from gvnfm.transport import TransportError
+    from gvnfm.vim.base import VimError
 
     assert isinstance(options, RuntimeOptions)
     stop = asyncio.Event()
@@ -45,9 +64,13 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     nsr = None
     code = 0
     view: Live | None = None
+    api = None
     try:
-        await runtime.start()
-        api = None
+        try:
+            await runtime.start()
+        except (ValueError, TransportError, VimError) as exc:    # a wrong option, broker or VIM: no traceback
+            _error(console, f"cannot start: {exc}")
+            return 2
         if api_port is not None and api_port >= 0:
             from gvnfm.api.server import ApiServer
 
@@ -63,7 +86,8 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         else:
             runtime.nfvo.events.add(lambda e: console.print(
                 f"{e.vnfr or '-'} {e.hostname or ''} {e.action or ''} {e.event or ''} {e.script or ''} "
-                f"{e.state or ''} {e.message or ''}".replace("  ", " ").strip(), highlight=False))
+                f"{e.state or ''} {e.message or ''}".replace("  ", " ").strip(), highlight=False, markup=False,
+                soft_wrap=True))
         deploy_task = asyncio.create_task(runtime.deploy(path))
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({deploy_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -76,10 +100,17 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             try:
                 nsr = deploy_task.result()
             except DescriptorError as exc:
-                console.print(f"[red]{exc}[/]", highlight=False)
+                stop_task.cancel()
+                _error(console, str(exc))
+                if report is not None:
+                    await _report(report, _refusal_report(path, str(exc)), console)
                 return 2
             except NotEnoughResources as exc:
-                console.print(f"[red]{exc}[/] (nothing was deployed)", highlight=False)
+                stop_task.cancel()
+                _error(console, str(exc), " (nothing was deployed)")
+                refused = next(reversed(runtime.nfvo.nsrs.values()), None)    # recorded in ERROR
+                if report is not None and refused is not None:
+                    await _report(report, await runtime.report(refused), console)
                 return 3
             except DeployFailed as exc:
                 nsr = exc.nsr
@@ -95,17 +126,13 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         if view is not None and nsr is not None:
             view.update(render(nsr, f"gvnfm up {path}"))
         if code == 1 and nsr is not None:
-            console.print(f"[red]deployment failed[/]: {_failure_text(nsr)}", highlight=False)
+            console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False, soft_wrap=True)
         if nsr is not None:
             await runtime.teardown(nsr)
             if view is not None:
                 view.update(render(nsr, f"gvnfm up {path}"))
             if report is not None:
-                text = json.dumps(await runtime.report(nsr), indent=2)
-                await asyncio.to_thread(_write, report, text)
-                console.print(f"report written to {report}")
-        if api is not None:
-            await api.stop()
+                await _report(report, await runtime.report(nsr), console)
         if code == 0:
             console.print("[green]deployed, ACTIVE, torn down[/]" if once else "torn down")
         return code
@@ -114,7 +141,14 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             view.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if api is not None:
+            await api.stop()
         await runtime.close()
+
+
+async def _report(path: Path, data: dict[str, object], console: Console) -> None:
+    await asyncio.to_thread(_write, path, json.dumps(data, indent=2))
+    console.print(f"report written to {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _write(path: Path, text: str) -> None:

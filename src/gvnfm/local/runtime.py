@@ -209,9 +209,15 @@ class LocalRuntime:
         assert self.store is not None
         data = nsr.report()
         for vnfr in data["vnfrs"]:
-            results = await self.store.script_results(vnfr_name=vnfr["name"], limit=100_000)
+            # this NSR's runs only: an earlier run in the same state dir had a VNFR of that name too
+            vnfr_id = (vnfr.get("record") or {}).get("id")
+            ops = ({op.id for op in await self.store.list_operations(vnfr_id=vnfr_id, limit=100_000)}
+                   if vnfr_id else set())
+            results = await self.store.script_results(vnfr_name=vnfr["name"], limit=100_000) if ops else []
             by_host: dict[str, list[dict[str, Any]]] = {}
             for r in results:
+                if r.operation_id not in ops:
+                    continue
                 if not is_script_run(r.step_id, r.script_index) and r.status == 0:
                     continue
                 by_host.setdefault(r.hostname, []).append({

@@ -178,6 +178,9 @@ class Deployment:
             state.action = None
             if state.vnfr is not None:
                 state.vnfr["status"] = TERMINATED
+                for vdu in state.vnfr.get("vdu") or []:     # its hosts are gone (a failure stays in nsr.errors)
+                    for inst in vdu.get("vnfc_instance") or []:
+                        inst["state"] = TERMINATED
         self.nfvo.resources.release_nsr(nsr.id)
         nsr.status = TERMINATED
         nsr.touch()
