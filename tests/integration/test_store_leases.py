@@ -4,8 +4,6 @@ SQLite file and on the real PostgreSQL (a database of its own per module)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,35 +12,7 @@ from sqlalchemy import update
 from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation
 from gvnfm.store.sql import OperationNotFound, SqlStore
 from gvnfm.store.tables import operations
-from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.services import unique
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="module")
-def pg_database(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_database"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = await SqlStore.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def claim(s: SqlStore, op_id: str, worker: str, lease: float = 30.0) -> tuple[Operation, bool]:

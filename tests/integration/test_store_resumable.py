@@ -4,41 +4,11 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from gvnfm.store.api import DONE, FAILED, StepResult
 from gvnfm.store.sql import SqlStore
-from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.services import unique
-
-
-@pytest.fixture(scope="module")
-def pg_database(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_database"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = await SqlStore.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_not_resumable_failures_are_skipped(store: SqlStore) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import multiprocessing
 import queue
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,26 +25,7 @@ from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.services import unique
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
 # -- databases ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def pg_database(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
-        yield url
-    finally:
-        drop_pg_database(pg_url, url)
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        return str(request.getfixturevalue("pg_database"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-
-
 @pytest.fixture
 def fresh_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same backend (never migrated)."""
@@ -57,15 +38,6 @@ def fresh_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) ->
         yield url
     finally:
         drop_pg_database(pg_url, url)
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = await SqlStore.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 # -- helpers --------------------------------------------------------------------------------------------
