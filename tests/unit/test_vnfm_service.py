@@ -521,7 +521,7 @@ async def test_context_writes_of_a_worker_without_the_lease_are_refused(h: Harne
     await h.store.claim_operation("op-ctx", action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
                                   request=json.loads(body), worker="someone-else", lease_seconds=60)
     with pytest.raises(LeaseLost):
-        await h.service.operations.store.set_context("op-ctx", {"allocated": {}})
+        await h.service.operations._save_context("op-ctx", {"allocated": {}})
     assert (await h.store.get_operation("op-ctx")).context == {}  # type: ignore[union-attr]
 
 

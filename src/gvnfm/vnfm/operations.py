@@ -119,8 +119,10 @@ def _history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -
 class Operations:
     def __init__(self, settings: VnfmSettings, *, nfvo: NfvoClient, executor: PlanExecutor,
                  registrations: RegistrationBook, store: Store, limiter: asyncio.Semaphore | None = None,
-                 progress: ProgressHook | None = None, boot: userdata.EmsBootstrap | None = None) -> None:
+                 progress: ProgressHook | None = None, boot: userdata.EmsBootstrap | None = None,
+                 worker: str | None = None) -> None:
         self.settings = settings
+        self.worker = worker            # context writes only while this worker holds the lease
         self.nfvo = nfvo
         self.executor = executor
         self.registrations = registrations
@@ -128,6 +130,11 @@ class Operations:
         self.limiter = limiter
         self.progress = progress
         self.boot = boot
+
+    async def _save_context(self, op_id: str, context: dict[str, Any]) -> None:
+        """Store what a re-run needs; :class:`LeaseLost` (which stops the run) when another worker
+        has taken the operation over."""
+        await self.store.set_context(op_id, context, worker=self.worker)
 
     # -- entry point ------------------------------------------------------------------------------
     async def handle(self, msg: NfvMessage, state: OperationState) -> NfvMessage | None:
@@ -253,7 +260,7 @@ class Operations:
         if not isinstance(result, VirtualNetworkFunctionRecord):
             raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
         state.context["allocated"] = result.to_wire()
-        await self.store.set_context(state.op_id, state.context)
+        await self._save_context(state.op_id, state.context)
         return result
 
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
@@ -365,7 +372,7 @@ class Operations:
         if "scaled" not in state.context or (new and not state.context.get("scaled_vnfc")):
             state.context.update({"scaled": scaled.to_wire(), "scaled_before": sorted(before, key=str),
                                   "scaled_vnfc": new[0].id if new else None})
-            await self.store.set_context(state.op_id, state.context)
+            await self._save_context(state.op_id, state.context)
         if not new:
             raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
         inst = new[0]
@@ -423,7 +430,7 @@ class Operations:
         """Mark the operation as one RESUME skips (it continues the last resumable failure instead)."""
         if state.context.get(RESUMABLE) is not False:
             state.context[RESUMABLE] = False
-            await self.store.set_context(state.op_id, state.context)
+            await self._save_context(state.op_id, state.context)
 
     async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
@@ -540,7 +547,7 @@ class Operations:
         if ("scaled" in context and original.action == "SCALE_OUT" and context.get("scaled_vnfc")
                 and vnfr.find_vnfc_instance(id=context["scaled_vnfc"]) is not None):
             context["scaled"] = vnfr.to_wire()         # never scale twice; the NFVO's records hold the new VNFC
-        await self.store.set_context(state.op_id, context)
+        await self._save_context(state.op_id, context)
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
                  original.action, len(done))
         reply = await self.handle(original, OperationState(op_id=state.op_id, done=done, context=context))

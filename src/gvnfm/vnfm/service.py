@@ -33,7 +33,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
@@ -64,21 +64,6 @@ def operation_key(correlation_id: str | None, body: bytes) -> str:
     return f"{correlation_id}:{digest}" if correlation_id else f"nocid:{digest}:"
 
 
-class _HolderStore:
-    """The store as the operations of one worker use it: context writes only while the worker holds
-    the operation's lease (:class:`LeaseLost` otherwise, which stops the run)."""
-
-    def __init__(self, store: Store, worker: str) -> None:
-        self._store = store
-        self._worker = worker
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
-        await self._store.set_context(op_id, context, worker=worker or self._worker)
-
-
 class VnfmService:
     def __init__(self, settings: VnfmSettings, *, transport: Transport, store: Store,
                  ems_transport: Transport | None = None, progress: ProgressHook | None = None,
@@ -95,8 +80,7 @@ class VnfmService:
                                      script_timeout=settings.script_timeout)
         self.operations = Operations(settings, nfvo=NfvoClient(transport, timeout=settings.nfvo_timeout),
                                      executor=self.executor, registrations=self.registrations,
-                                     store=cast(Store, _HolderStore(store, self.worker)),
-                                     limiter=self.limiter, progress=progress)
+                                     store=store, limiter=self.limiter, progress=progress, worker=self.worker)
         self.credentials: dict[str, Any] | None = None
         self._bootstrap = transport
         self._reconnect = reconnect
