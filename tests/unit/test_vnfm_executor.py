@@ -5,12 +5,13 @@ returns only after the last commit: what is durable is always a prefix of the pl
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from gvnfm.catalogue.ems import EmsReply
-from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
+from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepJournal, StepOutcome
 from gvnfm.vnfm.plan import Plan, Stage, Step
 
 
@@ -165,10 +166,47 @@ async def test_cancellation_while_a_commit_runs_lets_the_commit_finish() -> None
 
     task = asyncio.ensure_future(PlanExecutor(Hanging(log)).run(plan_of(3), op_id="op", record=recorder))
     async with asyncio.timeout(5):
-        while "commit-start [0]" not in log:
+        while not any(e.startswith("commit-start [0") for e in log):
             await asyncio.sleep(0.005)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(0.3)
     assert "commit-end 0" in log
+
+
+def outcome_of(step: Step) -> StepOutcome:
+    return StepOutcome(step, EmsReply(output="", err="", status=0), started_at=datetime.now(UTC), duration=0.0)
+
+
+async def test_results_of_a_running_stage_gather_into_one_transaction_until_the_stage_ends() -> None:
+    steps = plan_of(1, width=10).steps()
+    for linger, transactions in ((60.0, 1), (0.0, 2)):
+        recorder = SlowRecorder([], delay=0.0)
+        journal = StepJournal(recorder, linger=linger)
+        for step in steps[:5]:
+            journal.add(outcome_of(step))
+        await asyncio.sleep(0)           # the writer starts: with a linger it waits for more
+        await asyncio.sleep(0)
+        for step in steps[5:]:
+            journal.add(outcome_of(step))
+        journal.flush()                  # the stage is over
+        await journal.wait()
+        assert journal.transactions == transactions and recorder.calls == transactions
+        assert recorder.durable == [s.step_id for s in steps]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    steps = plan_of(1, width=8).steps()
+    recorder = SlowRecorder([], delay=0.0)
+    journal = StepJournal(recorder, linger=3600.0, max_batch=4)
+    for step in steps[:4]:
+        journal.add(outcome_of(step))
+    async with asyncio.timeout(5):
+        while recorder.calls == 0:       # committed without flush, long before the linger ends
+            await asyncio.sleep(0.001)
+    assert recorder.durable == [s.step_id for s in steps[:4]]
+    for step in steps[4:]:
+        journal.add(outcome_of(step))
+    await journal.wait()                 # a waiter does not wait for the linger either
+    assert recorder.durable == [s.step_id for s in steps]

@@ -16,6 +16,7 @@ step is committed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,30 +53,53 @@ Recorder = Callable[[list[StepOutcome]], Awaitable[None]]
 Progress = Callable[[Step, str], None]
 
 
+#: Seconds the journal lets step results gather before a transaction, while their stage still runs.
+JOURNAL_LINGER = 0.02
+#: Results that start a transaction at once, however young.
+JOURNAL_MAX_BATCH = 256
+
+
 class StepJournal:
     """Commits step outcomes in arrival order, batched: one ``record`` call (one transaction) at a
-    time, holding everything that arrived while the previous one ran. After a failed commit nothing
-    more is committed (the durable part stays a prefix) and ``wait`` raises that failure."""
+    time. While a stage is still running, results gather for at most ``linger`` seconds (or
+    ``max_batch`` of them) before a transaction, so a wide stage costs a few transactions, not one
+    per VNFC; the end of a stage (``flush``) and anyone waiting start it at once. After a failed
+    commit nothing more is committed (the durable part stays a prefix) and ``wait`` raises it."""
 
-    def __init__(self, record: Recorder) -> None:
+    def __init__(self, record: Recorder, *, linger: float = JOURNAL_LINGER,
+                 max_batch: int = JOURNAL_MAX_BATCH) -> None:
         self._record = record
+        self.linger = linger
+        self.max_batch = max(1, max_batch)
         self._pending: list[StepOutcome] = []
         self.queued = 0
         self.committed = 0
+        self.transactions = 0
         self._writer: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._now = asyncio.Event()          # set: commit what is pending without lingering
 
     def add(self, outcome: StepOutcome) -> None:
         if self._error is not None:
             return
         self._pending.append(outcome)
         self.queued += 1
+        if len(self._pending) >= self.max_batch:
+            self._now.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain())
             self._writer.add_done_callback(_retrieve)
 
+    def flush(self) -> None:
+        """The stage is over: commit what is pending without lingering."""
+        self._now.set()
+
     async def _drain(self) -> None:
         while self._pending and self._error is None:
+            if self.linger > 0 and not self._now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._now.wait(), self.linger)
+            self._now.clear()
             batch, self._pending = self._pending, []
             try:
                 await self._record(batch)
@@ -83,6 +107,7 @@ class StepJournal:
                 self._error = exc
                 raise
             self.committed += len(batch)
+            self.transactions += 1
 
     async def wait(self, count: int | None = None) -> None:
         """Until the first ``count`` queued outcomes (default: all) are committed."""
@@ -92,13 +117,10 @@ class StepJournal:
                 raise self._error
             writer = self._writer
             assert writer is not None, "outcomes queued without a writer"
+            self._now.set()
             await asyncio.shield(writer)   # a cancelled wait leaves the commit running
         if self._error is not None and self.committed < target:
             raise self._error
-
-    @property
-    def busy(self) -> bool:
-        return self._writer is not None and not self._writer.done()
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -141,6 +163,7 @@ class PlanExecutor:
             results = await asyncio.gather(*(one(s) for s in stage.steps))
             outcomes.extend(results)
             if journal is not None:
+                journal.flush()
                 await journal.wait(durable_before)     # stage k-1 durable before stage k+1 starts
                 durable_before = journal.queued
             failed = next((o for o in results if o.reply.status != 0), None)
