@@ -20,7 +20,7 @@ from tests.support.rabbit import PrivateRabbit
 
 pytestmark = pytest.mark.rabbitmq
 
-ROUNDS = int(os.environ.get("GVNFM_CRASH_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("GVNFM_CRASH_ROUNDS", "12"))
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
