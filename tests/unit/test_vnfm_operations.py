@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 import gvnfm
 from gvnfm.catalogue.messages import parse_nfvo_message
 from gvnfm.catalogue.scripts import Script
-from gvnfm.store.api import DONE, FAILED
+from gvnfm.store.api import DONE, FAILED, RUNNING
+from gvnfm.store.tables import operations
 from gvnfm.transport import Delivery
 from gvnfm.vnfm import userdata
 from gvnfm.vnfm.operations import OperationState
@@ -160,6 +162,29 @@ async def test_resume_skips_adhoc_execute_and_script_update_failures(h: Harness)
     assert [(hn, c["action"], c.get("payload")) for hn, c in h.ems.commands] == [(b, "EXECUTE", "start.sh")]
     again = await h.call({"action": "RESUME", "vnfr": resumed["virtualNetworkFunctionRecord"]})
     assert "Resume is allowed only" in again["exception"]["detailMessage"]
+
+
+async def test_a_rerun_resume_continues_the_chain_it_had_already_closed(h: Harness) -> None:
+    """A worker dies after RESUME marked the failed operation DONE but before the RESUME itself was
+    finished: the worker taking it over must still answer the resumed action, running nothing again."""
+    vnfr = (await h.call(instantiate_msg(2)))["virtualNetworkFunctionRecord"]
+    _, b = hostnames(vnfr)
+    h.ems.fail[f"start.sh@{b}"] = (1, "no config")
+    vnfr = (await h.call({"action": "START", "virtualNetworkFunctionRecord": vnfr}))["virtualNetworkFunctionRecord"]
+    h.ems.fail.clear()
+    resume = {"action": "RESUME", "vnfr": vnfr}
+    assert (await h.call(resume))["action"] == "START"
+    resume_op = next(op for op in await h.store.list_operations(limit=100) if op.action == "RESUME")
+    failed_op = await h.store.get_operation(resume_op.context["resumes"])
+    assert failed_op is not None and failed_op.state == DONE          # the chain is closed
+    async with h.store.engine.begin() as conn:   # as it was when the worker died: still RUNNING
+        await conn.execute(update(operations).where(operations.c.id == resume_op.id).values(state=RUNNING))
+    h.ems.commands.clear()
+    done = {s.step_id for s in await h.store.steps(resume_op.id) if s.status == 0}
+    again = await h.service.operations.handle(
+        parse_nfvo_message(resume), OperationState(op_id=resume_op.id, done=done, context=dict(resume_op.context)))
+    assert again is not None and again.action == "START", again
+    assert h.ems.commands == []                                     # nothing ran twice
 
 
 # -- ad-hoc EXECUTE -------------------------------------------------------------------------------------

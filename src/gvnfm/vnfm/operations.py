@@ -516,7 +516,12 @@ class Operations:
         The steps of this RESUME are recorded under its own operation (so the failed run stays in the
         script logs); what is done is the union over the chain failed op ← earlier RESUMEs."""
         vnfr = self._require_vnfr(msg)
-        failed = await self.store.last_failed_operation(vnfr.id or "") if vnfr.id else None
+        if state.context.get("resumes"):
+            # a re-run of this RESUME (a takeover after a crash): continue the chain it started on,
+            # which it may already have closed (marked DONE) before the crash
+            failed = await self.store.get_operation(str(state.context["resumes"]))
+        else:
+            failed = await self.store.last_failed_operation(vnfr.id or "") if vnfr.id else None
         if failed is None:
             raise OperationError(f"Resume is allowed only for VNFRs with script errors: VNFR {vnfr.name} "
                                  "has no failed operation to resume", vnfr)
