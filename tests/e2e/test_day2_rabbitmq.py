@@ -88,6 +88,10 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     assert new_app in nsr.vnfrs["app"].hosts and len(nsr.vnfrs["app"].hosts) == 3
     code, out = await cli(state, "logs", "web", web_host)
     assert code == 0 and f"backend {new_app} at " in out, out
+    # the new VNFC got its CONFIGURE with db's parameters (the dependency), between INSTANTIATE and START
+    code, out = await cli(state, "logs", "app", new_app)
+    assert code == 0 and "database is db-" in out and "schema orders" in out, out
+    assert out.index("install.sh") < out.index("db_configure.sh") < out.index("start.sh"), out
 
     # scale in: web's SCALE_IN script sees removing_hostname / removing_private of the removed VNFC
     code, out = await cli(state, "scale-in", "app", new_app)

@@ -104,9 +104,9 @@ def register(app: typer.Typer) -> None:
         for r in out.get("results") or []:
             console.print(f"[bold]{r.get('hostname')}[/] status {r.get('status')}")
             if r.get("output"):
-                console.print(r["output"].rstrip(), highlight=False, markup=False)
+                console.print(r["output"].rstrip(), highlight=False, markup=False, soft_wrap=True)
             if r.get("err"):
-                console.print(r["err"].rstrip(), style="red", highlight=False, markup=False)
+                console.print(r["err"].rstrip(), style="red", highlight=False, markup=False, soft_wrap=True)
         failed = out.get("failed") or [r.get("hostname") for r in out.get("results") or [] if r.get("status")]
         if failed:
             console.print(f"[red]failed on {len(failed)} VNFC(s): {', '.join(map(str, failed))}[/]", highlight=False)
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                 for key, style in (("outputLog", None), ("errorLog", "red")):
                     lines = out.get(key) or []
                     for line in lines[printed[key]:]:
-                        console.print(line, style=style, highlight=False, markup=False)
+                        console.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
                     printed[key] = len(lines)
                 if not follow or (end is not None and time.monotonic() >= end):
                     return
