@@ -32,6 +32,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -54,6 +55,8 @@ _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_]")
 # scheme://userinfo@ -- greedy up to the last '@' before the path, so a password with '@' is covered
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"]*)@")
 GIT_PROTOCOLS = "file:git:http:https:ssh"
+#: Scripts up to this size are written without a worker thread.
+INLINE_WRITE_BYTES = 1024 * 1024
 
 
 class CommandError(Exception):
@@ -127,14 +130,22 @@ def check_git_url(url: Any) -> str:
 
 def _write_file(target: Path, content: bytes, mode: int) -> None:
     """Write atomically (temporary file + rename: an existing symlink at the target is replaced,
-    never followed)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    never followed); the folder is made when it is missing."""
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            os.fchmod(fh.fileno(), mode)
+        fd = os.open(tmp, flags, mode)
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -142,9 +153,11 @@ def _write_file(target: Path, content: bytes, mode: int) -> None:
 
 
 def _add_exec(path: Path) -> None:
-    if path.is_symlink():
+    """``chmod +x`` unless it is a symlink or already executable for all."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or st.st_mode & 0o111 == 0o111:
         return
-    os.chmod(path, path.stat().st_mode | 0o111)
+    os.chmod(path, st.st_mode | 0o111)
 
 
 class EmsCommandHandler:
@@ -181,6 +194,8 @@ class EmsCommandHandler:
                 raise CommandError(f"unknown action {action!r}; this EMS knows {sorted(self._handlers)}")
             self._log_command(command)
             reply = await handler(command)
+            if action == "EXECUTE":
+                return reply   # execute() logged its end (ems_command_done with the script's figures)
         except (CommandError, PathRefused) as exc:
             status = exc.status if isinstance(exc, CommandError) else 1
             reply = EmsReply(output="", err=f"[gvnfm-ems] {exc}", status=status)
@@ -286,13 +301,14 @@ class EmsCommandHandler:
         target = resolve_inside(folder, name, folder_is_real=True)
 
         def write() -> str:
-            folder.mkdir(parents=True, exist_ok=True)
             _write_file(target, content, 0o755)
             _add_exec(folder)
             return listing(folder)
 
         try:
-            output = await asyncio.to_thread(write)
+            # a script of ordinary size is written in the loop (a few system calls on a local disk,
+            # cheaper than a hop to a worker thread); a big one in a thread, not to stall other agents
+            output = write() if len(content) <= INLINE_WRITE_BYTES else await asyncio.to_thread(write)
         except OSError as exc:
             raise CommandError(f"cannot write {name!r} in {str(folder)!r}: {exc.strerror or exc}") from None
         self.current_folder = folder
@@ -354,9 +370,9 @@ class EmsCommandHandler:
         if result.timed_out:
             log.warning("event=ems_script_timeout hostname=%s script=%s timeout=%s", self.config.hostname,
                         words[0], timeout)
-        log.info("event=ems_script_exit hostname=%s script=%s status=%s seconds=%.3f stdout_bytes=%d stderr_bytes=%d",
-                 self.config.hostname, words[0], result.status, result.duration, result.stdout_bytes,
-                 result.stderr_bytes)
+        log.info("event=ems_command_done hostname=%s action=EXECUTE script=%s status=%s seconds=%.3f "
+                 "stdout_bytes=%d stderr_bytes=%d", self.config.hostname, words[0], result.status, result.duration,
+                 result.stdout_bytes, result.stderr_bytes)
         return EmsReply(output=result.stdout, err=result.stderr, status=result.status)
 
     async def save_vnfr_dependency(self, command: dict[str, Any]) -> EmsReply:

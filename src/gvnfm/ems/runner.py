@@ -29,7 +29,7 @@ from typing import Any
 
 TIMEOUT_STATUS = 124
 _CHUNK = 64 * 1024
-_background: set[asyncio.Task[None]] = set()
+_background: set[_ScriptProtocol] = set()   # scripts answered whose pipes a daemon still holds
 
 
 @dataclass
@@ -172,34 +172,48 @@ def use_pidfd_child_watcher() -> bool:
     return True
 
 
-class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """``Process.wait()`` only returns once every pipe is closed (a daemon started by the script keeps
-    them open); this protocol tells when the process itself has exited."""
+class _ScriptProtocol(asyncio.SubprocessProtocol):
+    """Feeds the script's stdout and stderr straight into their tail buffers as the pipes deliver
+    them (no stream readers, no reader tasks), and tells when the process has exited (``exited``) and
+    when both pipes are closed (``pipes_closed``): a daemon started by the script may keep them open
+    after the script itself has exited; its output is then counted and discarded."""
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.exited = asyncio.Event()
+    def __init__(self, out: TailBuffer, err: TailBuffer, loop: asyncio.AbstractEventLoop) -> None:
+        self._sinks = {1: out, 2: err}
+        self._open = 2
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.pipes_closed: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.answered = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._sinks[fd].feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open -= 1
+        if self._open <= 0 and not self.pipes_closed.done():
+            self.pipes_closed.set_result(None)
+            if self.answered:   # the daemon that held them is gone: the background drain ends
+                _background.discard(self)
+                self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def process_exited(self) -> None:
-        super().process_exited()
-        self.exited.set()
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
-async def _spawn(argv: Sequence[str], **kwargs: Any) -> tuple[asyncio.subprocess.Process, _ExitAwareProtocol]:
-    loop = asyncio.get_running_loop()
-    protocol = _ExitAwareProtocol(_CHUNK, loop)
-    transport, _ = await loop.subprocess_exec(lambda: protocol, *argv, **kwargs)
-    return asyncio.subprocess.Process(transport, protocol, loop), protocol
-
-
-async def _pump(stream: asyncio.StreamReader | None, sink: TailBuffer) -> None:
-    if stream is None:
-        return
-    while True:
-        chunk = await stream.read(_CHUNK)
-        if not chunk:
-            return
-        sink.feed(chunk)
+async def _wait(future: asyncio.Future[None], timeout: float | None) -> bool:
+    """Wait (at most ``timeout`` seconds) for ``future`` without cancelling it; True if it is done."""
+    if not future.done():
+        await asyncio.wait((future,), timeout=timeout)
+    return future.done()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -207,26 +221,14 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def _kill_group(proc: asyncio.subprocess.Process, exited: asyncio.Event, grace: float) -> None:
+async def _kill_group(pgid: int, exited: asyncio.Future[None], grace: float) -> None:
     """SIGTERM the group, SIGKILL it after ``grace`` seconds (also when the leader already left:
     its children may still be in the group)."""
-    pgid = proc.pid
     if grace > 0:
         _signal_group(pgid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(exited.wait(), grace)
+        await _wait(exited, grace)
     _signal_group(pgid, signal.SIGKILL)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(exited.wait(), 10)
-
-
-def _drain_in_background(readers: Sequence[asyncio.Task[None]], sinks: Sequence[TailBuffer]) -> None:
-    for sink in sinks:
-        sink.discard = True
-    for task in readers:
-        if not task.done():
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+    await _wait(exited, 10)
 
 
 async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None, env: Mapping[str, str] | None,
@@ -240,10 +242,14 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
         kwargs.update(user=run_as.uid, group=run_as.gid)
         if os.geteuid() == 0:
             kwargs["extra_groups"] = []
+    out, err = TailBuffer(max_output), TailBuffer(max_output)
+    loop = asyncio.get_running_loop()
+    protocol = _ScriptProtocol(out, err, loop)
     try:
-        proc, protocol = await _spawn(
-            argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True, **kwargs)
+        transport, _ = await loop.subprocess_exec(
+            lambda: protocol, *argv, cwd=cwd, env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            **kwargs)
     except FileNotFoundError as exc:
         return ScriptResult(127, "", f"cannot execute {argv[0]}: {exc.strerror or exc}",
                             duration=time.monotonic() - started)
@@ -253,24 +259,27 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return ScriptResult(126, "", f"cannot execute {argv[0]}: {exc}", duration=time.monotonic() - started)
 
-    out, err = TailBuffer(max_output), TailBuffer(max_output)
-    readers = [asyncio.create_task(_pump(proc.stdout, out)), asyncio.create_task(_pump(proc.stderr, err))]
+    pgid = transport.get_pid()
     timed_out = False
     try:
-        try:
-            await asyncio.wait_for(protocol.exited.wait(), timeout)
-        except TimeoutError:
+        if not await _wait(protocol.exited, timeout):
             timed_out = True
-            await _kill_group(proc, protocol.exited, kill_grace)
-        await asyncio.wait(readers, timeout=drain_grace)
+            await _kill_group(pgid, protocol.exited, kill_grace)
+        await _wait(protocol.pipes_closed, drain_grace)
     except asyncio.CancelledError:
-        await _kill_group(proc, protocol.exited, 0)
-        for task in readers:
-            task.cancel()
+        await _kill_group(pgid, protocol.exited, 0)
+        out.discard = err.discard = True
+        protocol.close()
         raise
     stdout, stderr = out.text(), err.text()
-    _drain_in_background(readers, (out, err))
-    status = proc.returncode if proc.returncode is not None else -9
+    returncode = transport.get_returncode()
+    protocol.answered = True
+    if protocol.pipes_closed.done():
+        protocol.close()
+    else:   # a daemon holds the pipes: keep draining them (discarded) until it closes them
+        out.discard = err.discard = True
+        _background.add(protocol)
+    status = returncode if returncode is not None else -9
     if timed_out:
         status = TIMEOUT_STATUS
         note = f"[gvnfm-ems] script timed out after {timeout:g} s; its process group was killed"
