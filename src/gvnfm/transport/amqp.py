@@ -32,10 +32,8 @@ import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
 )
+from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from gvnfm.transport.base import (
@@ -52,6 +50,7 @@ from gvnfm.transport.base import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_PERSISTENT = 2   # delivery_mode
 
 # Errors of the broker or of the socket that become TransportError.
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (
@@ -132,7 +131,7 @@ class _Consumer:
 
 
 class _AmqpDelivery(Delivery):
-    def __init__(self, message: Message, incoming: AbstractIncomingMessage) -> None:
+    def __init__(self, message: Message, incoming: DeliveredMessage) -> None:
         self.message = message
         self._incoming = incoming
         self._settled = False
@@ -145,8 +144,8 @@ class _AmqpDelivery(Delivery):
         if self._settled:
             return
         self._settled = True
-        try:
-            await self._incoming.ack()
+        try:   # queued for the socket; if the connection dies first, the broker redelivers
+            await self._incoming.channel.basic_ack(self._incoming.delivery.delivery_tag, wait=False)
         except Exception as exc:   # the channel is gone: the broker redelivers the message
             log.debug("ack of %r not sent: %s", self.message.routing_key, _describe(exc))
 
@@ -155,7 +154,7 @@ class _AmqpDelivery(Delivery):
             return
         self._settled = True
         try:
-            await self._incoming.reject(requeue=requeue)
+            await self._incoming.channel.basic_reject(self._incoming.delivery.delivery_tag, requeue=requeue)
         except Exception as exc:
             log.debug("reject of %r not sent: %s", self.message.routing_key, _describe(exc))
 
@@ -169,11 +168,17 @@ class _AmqpSubscription(Subscription):
         await self._transport._cancel_consumer(self._consumer)
 
 
-def _to_message(incoming: AbstractIncomingMessage) -> Message:
-    headers = dict(incoming.headers or {})
-    return Message(body=incoming.body, routing_key=incoming.routing_key or "", reply_to=incoming.reply_to,
-                   correlation_id=incoming.correlation_id, content_type=incoming.content_type or "text/plain",
-                   redelivered=bool(incoming.redelivered), headers=headers)
+def _to_message(incoming: DeliveredMessage) -> Message:
+    props, delivery = incoming.header.properties, incoming.delivery
+    return Message(body=incoming.body, routing_key=delivery.routing_key or "", reply_to=props.reply_to,
+                   correlation_id=props.correlation_id, content_type=props.content_type or "text/plain",
+                   redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}))
+
+
+async def _underlay(channel: AbstractChannel) -> aiormq.abc.AbstractChannel:
+    """The aiormq channel under an aio-pika channel: the hot paths (publish, consume, ack) use it
+    directly, without aio-pika's per-message objects (measured in docs/performance.md)."""
+    return await channel.get_underlay_channel()
 
 
 class AmqpTransport(Transport):
@@ -505,11 +510,13 @@ class AmqpTransport(Transport):
             ch = await self._pub_channel()
             if generation is not None and generation != self._generation:
                 raise TransportError("connection lost")
-            target: AbstractExchange = ch.default_exchange if name == "" else await ch.get_exchange(name, ensure=False)
-            message = aio_pika.Message(body, content_type="text/plain", reply_to=reply_to,
-                                       correlation_id=correlation_id, headers=headers or None,
-                                       delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-            await target.publish(message, routing_key, mandatory=False, timeout=self.publish_timeout)
+            properties = aiormq.spec.Basic.Properties(content_type="text/plain", delivery_mode=_PERSISTENT,
+                                                      reply_to=reply_to, correlation_id=correlation_id,
+                                                      headers=headers or None)
+            underlay = await _underlay(ch)
+            # with publisher confirms: returns once the broker took it; a Nack raises DeliveryError
+            await underlay.basic_publish(body, exchange=name, routing_key=routing_key, properties=properties,
+                                         mandatory=False, timeout=self.publish_timeout)
 
     # -- consuming -----------------------------------------------------------------------------------------
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
@@ -530,12 +537,13 @@ class AmqpTransport(Transport):
                 ch = await conn.channel(publisher_confirms=False)
                 try:
                     await ch.set_qos(prefetch_count=consumer.prefetch)
-                    q: AbstractQueue = await ch.get_queue(consumer.queue, ensure=False)
 
-                    async def on_message(incoming: AbstractIncomingMessage) -> None:
+                    def on_message(incoming: DeliveredMessage) -> None:
                         self._dispatch(consumer, generation, incoming)
 
-                    tag = await q.consume(on_message, no_ack=False)
+                    underlay = await _underlay(ch)
+                    ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)
+                    tag = ok.consumer_tag
                 except BaseException:
                     with contextlib.suppress(Exception):
                         if not ch.is_closed:
@@ -567,7 +575,7 @@ class AmqpTransport(Transport):
 
         return closed
 
-    def _dispatch(self, consumer: _Consumer, generation: int, incoming: AbstractIncomingMessage) -> None:
+    def _dispatch(self, consumer: _Consumer, generation: int, incoming: DeliveredMessage) -> None:
         delivery = _AmqpDelivery(_to_message(incoming), incoming)
         if generation != self._generation or not self._started:
             return   # the connection is (being) closed: the broker redelivers
@@ -609,8 +617,7 @@ class AmqpTransport(Transport):
         try:
             async with asyncio.timeout(5):
                 if tag is not None:
-                    q = await ch.get_queue(consumer.queue, ensure=False)
-                    await q.cancel(tag)
+                    await (await _underlay(ch)).basic_cancel(tag)
         except Exception as exc:
             log.debug("cancelling the consumer of %s: %s", consumer.queue, _describe(exc))
         # Messages being handled can still be acknowledged; the channel closes when they are done.
@@ -644,7 +651,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.publish_timeout):
                 ch = await conn.channel(publisher_confirms=False)
                 q = await ch.declare_queue("", exclusive=True, auto_delete=True)
-                await q.consume(self._on_reply, no_ack=True)
+                await (await _underlay(ch)).basic_consume(q.name, self._on_reply, no_ack=True)
         self._reply_channel = ch
         self._reply_queue = q.name
 
@@ -657,10 +664,11 @@ class AmqpTransport(Transport):
 
         ch.close_callbacks.add(reply_channel_closed)
 
-    async def _on_reply(self, incoming: AbstractIncomingMessage) -> None:
-        waiters = self._pending.pop(incoming.correlation_id or "", None)
+    def _on_reply(self, incoming: DeliveredMessage) -> None:
+        correlation_id = incoming.header.properties.correlation_id
+        waiters = self._pending.pop(correlation_id or "", None)
         if not waiters:
-            log.debug("event=late_reply correlation_id=%s", incoming.correlation_id)
+            log.debug("event=late_reply correlation_id=%s", correlation_id)
             return
         for fut in waiters:
             if not fut.done():
