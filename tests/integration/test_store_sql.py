@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from gvnfm.store.api import DONE, FAILED, RUNNING, StepResult
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, StepResult
 from gvnfm.store.migrate import VERSION_TABLE, head_revision, upgrade
 from gvnfm.store.sql import KEY_BYTES, OperationNotFound, SqlStore, open_store
 from gvnfm.store.tables import Base
@@ -451,6 +451,36 @@ async def test_finish_fills_in_the_vnfr_an_instantiate_learned(store: SqlStore) 
     await store.finish_operation(op_id, state=DONE, reply=None, vnfr_id="another", vnfr_name="other")
     op = await store.get_operation(op_id)
     assert op is not None and (op.vnfr_id, op.vnfr_name) == (vnfr, "iperf-7")
+
+
+async def test_finish_saves_the_vnfr_in_the_same_transaction(store: SqlStore) -> None:
+    op_id, vnfr_id = unique("op"), unique("vnfr")
+    await claim(store, op_id, vnfr_id=None, vnfr_name=None)
+    data = {"id": vnfr_id, "name": "iperf-8", "status": "ACTIVE"}
+    with pytest.raises(LeaseLost):     # not the holder: neither the outcome nor the VNFR is written
+        await store.finish_operation(op_id, state=DONE, reply={"action": "INSTANTIATE"}, vnfr_id=vnfr_id,
+                                     vnfr_name="iperf-8", worker="somebody-else", save_vnfr=data)
+    assert await store.get_vnfr(vnfr_id) is None
+    op = await store.get_operation(op_id)
+    assert op is not None and op.state == RUNNING and op.reply is None
+    with pytest.raises(ValueError):
+        await store.finish_operation(op_id, state=DONE, reply=None, save_vnfr=data)   # whose VNFR?
+    await store.finish_operation(op_id, state=DONE, reply={"action": "INSTANTIATE"}, vnfr_id=vnfr_id,
+                                 vnfr_name="iperf-8", save_vnfr=data)
+    assert await store.get_vnfr(vnfr_id) == data
+    op = await store.get_operation(op_id)
+    assert op is not None and op.state == DONE and op.vnfr_id == vnfr_id
+
+
+async def test_claim_tells_whether_it_created_the_operation(store: SqlStore) -> None:
+    op_id = unique("op")
+    op, owned = await store.claim_operation(op_id, action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
+                                            request={}, worker="w1", lease_seconds=30)
+    assert owned and op.created_by_claim
+    again, owned = await store.claim_operation(op_id, action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
+                                               request={}, worker="w1", lease_seconds=30)
+    assert owned and not again.created_by_claim
+    assert not (await store.get_operation(op_id)).created_by_claim   # type: ignore[union-attr]
 
 
 # -- VNFRs ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The executor records each step as its reply arrives (group commit), one transaction at a time, in
-arrival order; stage k may still be committing while stage k+1 runs, never while k+2 runs; the plan
-returns only after the last commit: what is durable is always a prefix of the plan."""
+arrival order; later stages run while earlier results commit, up to a backlog of uncommitted results;
+a failed commit stops the plan at the next stage; the plan returns only after the last commit: what is
+durable is always a prefix of the plan."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class SlowRecorder:
         try:
             await asyncio.sleep(self.delay)
             if index == self.fail_at:
+                self.log.append("commit-failed")
                 raise RuntimeError("database is gone")
             self.durable.extend(o.step.step_id for o in outcomes)
             for k in stages:
@@ -78,7 +80,7 @@ def is_prefix_of_plan(durable: list[str], plan: Plan) -> bool:
     return not remaining
 
 
-async def test_commits_overlap_the_next_stage_but_stay_in_order_and_finish_before_return() -> None:
+async def test_commits_overlap_the_next_stages_but_stay_in_order_and_finish_before_return() -> None:
     log: list[str] = []
     recorder = SlowRecorder(log)
     plan = plan_of(4)
@@ -88,11 +90,20 @@ async def test_commits_overlap_the_next_stage_but_stay_in_order_and_finish_befor
     assert sorted(recorder.durable) == sorted(s.step_id for s in plan.steps())   # every step, once
     assert is_prefix_of_plan(recorder.durable, plan)
     assert log[-1] == "commit-end 3"                    # nothing returns before the last commit
-    # stage 1 was sent while stage 0's commit was still running (the overlap that removes the store
-    # from the critical path) ...
+    # stage 1 was sent before stage 0 was durable: the store is off the critical path
     assert log.index("send s1/h0") < log.index("commit-end 0")
-    # ... but stage 2 waited for it: at most one stage is not yet durable
+
+
+async def test_a_stage_waits_when_the_uncommitted_results_exceed_the_backlog() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log, delay=0.05)
+    plan = plan_of(6)                                   # 2 steps per stage
+    await PlanExecutor(ScriptedEms(log), backlog=3).run(plan, op_id="op", record=recorder)
+    assert is_prefix_of_plan(recorder.durable, plan) and len(recorder.durable) == 12
+    # with at most 3 uncommitted, stage 2 (results 5, 6) waits for the first commit
     assert log.index("commit-end 0") < log.index("send s2/h0")
+    for k in range(2, 6):                               # and every later stage for an earlier one
+        assert log.index(f"commit-end {k - 2}") < log.index(f"send s{k}/h0")
 
 
 async def test_steps_are_committed_as_they_arrive_without_waiting_for_the_stage() -> None:
@@ -144,13 +155,23 @@ async def test_a_failed_stage_is_recorded_before_the_failure_is_raised() -> None
     assert not any(e.startswith("send s2") for e in log)   # nothing after the failed stage
 
 
-async def test_a_commit_failure_stops_the_plan_within_one_stage() -> None:
+async def test_a_commit_failure_stops_the_plan_at_the_next_stage() -> None:
     log: list[str] = []
-    recorder = SlowRecorder(log, fail_at=0)
+
+    class Slow(ScriptedEms):
+        async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                       timeout: float | None = None) -> EmsReply:
+            await asyncio.sleep(0.01)
+            return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
+
+    recorder = SlowRecorder(log, delay=0.005, fail_at=0)
     with pytest.raises(RuntimeError, match="database is gone"):
-        await PlanExecutor(ScriptedEms(log)).run(plan_of(4), op_id="op", record=recorder)
-    sent_stages = {e.split()[1].split("/")[0] for e in log if e.startswith("send")}
-    assert sent_stages == {"s0", "s1"}                  # the stage in flight, no further
+        await PlanExecutor(Slow(log)).run(plan_of(20), op_id="op", record=recorder)
+    assert recorder.durable == []
+    failed_at = log.index("commit-failed")
+    later = {e.split()[1].split("/")[0] for e in log[failed_at:] if e.startswith("send")}
+    assert len(later) <= 1                              # at most the stage in flight
+    assert not any(e.startswith("send s19/") for e in log)   # the plan stopped
 
 
 async def test_cancellation_while_a_commit_runs_lets_the_commit_finish() -> None:

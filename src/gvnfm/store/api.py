@@ -35,6 +35,7 @@ class Operation:
     updated_at: datetime
     replied: bool = False
     context: dict[str, Any] = field(default_factory=dict)   # plan inputs saved for RESUME
+    created_by_claim: bool = False  # this claim_operation call created it: it has no steps yet
 
 
 @dataclass
@@ -80,10 +81,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
                                error: str | None = None, vnfr_id: str | None = None,
-                               vnfr_name: str | None = None, worker: str | None = None) -> None:
+                               vnfr_name: str | None = None, worker: str | None = None,
+                               save_vnfr: dict[str, Any] | None = None) -> None:
         """Record the outcome; ``vnfr_id``/``vnfr_name`` fill in what the request did not know
         (an INSTANTIATE learns its VNFR id from the NFVO's grant). With ``worker``, only while the
-        operation is RUNNING under that worker, else :class:`LeaseLost` (nothing written)."""
+        operation is RUNNING under that worker, else :class:`LeaseLost` (nothing written).
+        ``save_vnfr``: the VNFR's data, saved as ``save_vnfr(vnfr_id, vnfr_name, data)`` would, in the
+        same transaction (one commit less before the reply)."""
 
     @abc.abstractmethod
     async def mark_replied(self, op_id: str) -> None: ...

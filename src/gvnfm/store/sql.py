@@ -14,16 +14,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, case, delete, exists, func, select, update
+from sqlalchemy import Executable, Row, case, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -223,7 +224,7 @@ class SqlStore(Store):
                 select(operations).where(operations.c.id == oid).with_for_update())).one()
             if created:
                 log.debug("event=operation_created op=%s worker=%s", oid, worker)
-                return _operation(row), True
+                return dataclasses.replace(_operation(row), created_by_claim=True), True
             lease_free = row.lease_until is None or row.lease_until <= now
             if row.state != RUNNING or not (row.worker == worker or lease_free):
                 return _operation(row), False
@@ -251,15 +252,19 @@ class SqlStore(Store):
 
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
                                error: str | None = None, vnfr_id: str | None = None,
-                               vnfr_name: str | None = None, worker: str | None = None) -> None:
+                               vnfr_name: str | None = None, worker: str | None = None,
+                               save_vnfr: dict[str, Any] | None = None) -> None:
         if state not in _FINISHED:
             raise ValueError(f"an operation finishes as {' or '.join(_FINISHED)}, not {state!r}")
+        if save_vnfr is not None and not (vnfr_id and vnfr_name):
+            raise ValueError("save_vnfr needs vnfr_id and vnfr_name")
         # fill in (never replace) the VNFR an INSTANTIATE only learns while it runs
         names = {col: func.coalesce(operations.c[col], key(v))
                  for col, v in (("vnfr_id", vnfr_id), ("vnfr_name", vnfr_name)) if v}
+        also = [] if save_vnfr is None else [self._vnfr_upsert(vnfr_id or "", vnfr_name or "", save_vnfr)]
         await self._update_operation(op_id, state=state, reply=clean_json(reply), lease_until=None,
                                      error=None if error is None else bound_text(error, self.max_text),
-                                     holder=worker, **names)
+                                     holder=worker, also=also, **names)
 
     async def mark_replied(self, op_id: str) -> None:
         await self._update_operation(op_id, replied=True)
@@ -267,9 +272,11 @@ class SqlStore(Store):
     async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
         await self._update_operation(op_id, context=clean_json(dict(context)), holder=worker)
 
-    async def _update_operation(self, op_id: str, *, holder: str | None = None, **values: Any) -> None:
+    async def _update_operation(self, op_id: str, *, holder: str | None = None, also: Sequence[Executable] = (),
+                                **values: Any) -> None:
         """Update one operation; with ``holder`` only while it is RUNNING under that worker (the lease
-        holder), checked in the same statement, else :class:`LeaseLost`."""
+        holder), checked in the same statement, else :class:`LeaseLost`. ``also``: statements run in
+        the same transaction once the update matched."""
         oid = key(op_id)
         cond = [operations.c.id == oid]
         if holder is not None:
@@ -278,6 +285,8 @@ class SqlStore(Store):
             res = await conn.execute(
                 update(operations).where(*cond).values(updated_at=utcnow(), **values).returning(operations.c.id))
             if res.first() is not None:
+                for statement in also:
+                    await conn.execute(statement)
                 return
             row = (await conn.execute(select(operations.c.worker, operations.c.state)
                                       .where(operations.c.id == oid))).first()
@@ -358,12 +367,14 @@ class SqlStore(Store):
         return None
 
     # -- VNFRs ----------------------------------------------------------------------------------------------
-    async def save_vnfr(self, vnfr_id: str, name: str, data: dict[str, Any]) -> None:
+    def _vnfr_upsert(self, vnfr_id: str, name: str, data: dict[str, Any]) -> Executable:
         values = {"id": key(vnfr_id), "name": clean_text(name), "data": clean_json(data), "updated_at": utcnow()}
         stmt = self._insert(vnfrs).values(**values)
-        stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"})
+        return stmt.on_conflict_do_update(index_elements=["id"], set_={k: v for k, v in values.items() if k != "id"})
+
+    async def save_vnfr(self, vnfr_id: str, name: str, data: dict[str, Any]) -> None:
         async with self._write() as conn:
-            await conn.execute(stmt)
+            await conn.execute(self._vnfr_upsert(vnfr_id, name, data))
 
     async def get_vnfr(self, vnfr_id: str) -> dict[str, Any] | None:
         async with self._read() as conn:

@@ -4,14 +4,17 @@ RESUME skips them).
 
 Every step is recorded as soon as its reply arrives, through a ``StepJournal``: a group commit that
 writes whatever has arrived while the previous transaction ran, one transaction at a time, in the
-order the replies came. Two rules keep that crash-safe:
+order the replies came, at most ``JOURNAL_LINGER`` after a reply (or at once, for a full batch).
+The rules that keep that crash-safe:
 - what is durable is always a prefix of the plan: a stage's steps are queued before any step of the
   next stage is sent, and the journal commits in queue order and stops at its first failure;
-- at most one stage is not yet durable: stage k+1 may run while stage k commits (that takes the store
-  off the critical path of a sequential plan), but stage k+2 waits for stage k's commit.
+- the store is off the critical path: the next stages run while earlier results commit; what is not
+  yet durable is bounded in time (the linger plus one transaction) and in count (``backlog``: a stage
+  waits when more results than that are uncommitted);
+- a failed commit stops the plan at the next stage; the plan returns (and the operation replies)
+  only after every step is committed.
 A crash before a step's commit leaves it to be sent again with the same correlation id, which the
-EMS answers from its result cache. The plan returns (and the operation replies) only after every
-step is committed."""
+EMS answers from its result cache (the script does not run twice)."""
 
 from __future__ import annotations
 
@@ -91,8 +94,16 @@ class StepJournal:
             self._writer.add_done_callback(_retrieve)
 
     def flush(self) -> None:
-        """The stage is over: commit what is pending without lingering."""
+        """Commit what is pending without lingering."""
         self._now.set()
+
+    @property
+    def uncommitted(self) -> int:
+        return self.queued - self.committed
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     async def _drain(self) -> None:
         while self._pending and self._error is None:
@@ -131,10 +142,13 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 
 class PlanExecutor:
-    def __init__(self, ems: EmsClient, *, concurrency: int = 32, script_timeout: float | None = None) -> None:
+    def __init__(self, ems: EmsClient, *, concurrency: int = 32, script_timeout: float | None = None,
+                 backlog: int = JOURNAL_MAX_BATCH) -> None:
         self.ems = ems
         self.concurrency = max(1, concurrency)
         self.script_timeout = script_timeout
+        #: uncommitted step results beyond which a stage waits for the journal before it starts
+        self.backlog = max(1, backlog)
 
     async def run(self, plan: Plan, *, op_id: str, record: Recorder | None = None,
                   progress: Progress | None = None, limiter: asyncio.Semaphore | None = None) -> list[StepOutcome]:
@@ -158,14 +172,13 @@ class PlanExecutor:
                 journal.add(outcome)
             return outcome
 
-        durable_before = 0         # outcomes queued up to the end of the previous stage
         for stage in plan.stages:
+            if journal is not None:
+                journal.raise_if_failed()              # the store failed: no further stage
+                if journal.uncommitted > self.backlog:
+                    await journal.wait(journal.queued - self.backlog)
             results = await asyncio.gather(*(one(s) for s in stage.steps))
             outcomes.extend(results)
-            if journal is not None:
-                journal.flush()
-                await journal.wait(durable_before)     # stage k-1 durable before stage k+1 starts
-                durable_before = journal.queued
             failed = next((o for o in results if o.reply.status != 0), None)
             if failed is not None:
                 if journal is not None:

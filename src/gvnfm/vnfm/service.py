@@ -48,6 +48,10 @@ from gvnfm.vnfm.settings import VnfmSettings
 
 log = logging.getLogger(__name__)
 
+#: Unacknowledged registrations the broker may hand this worker at once: they are acknowledged only
+#: once stored (in batches), so a small window throttles a storm to one batch per store round trip.
+REGISTRATION_PREFETCH = 512
+
 #: Largest NFVO message accepted (a VNF package with its scripts travels inside INSTANTIATE).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Opens a transport with the credentials the NFVO gave (None: keep the current one).
@@ -112,7 +116,8 @@ class VnfmService:
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
         await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
-        self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration, prefetch=64))
+        self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration,
+                                                           prefetch=REGISTRATION_PREFETCH))
         own = f"gvnfm.{s.endpoint}.worker.{uuid.uuid4().hex[:12]}"
         await self.ems_transport.declare_queue(own, exclusive=True, auto_delete=True, bind=False)
         await self.ems_transport.bind(own, self.registered_topic)
@@ -357,7 +362,7 @@ class VnfmService:
         """Run an operation this worker holds. False: the lease was lost (nothing replied, the message
         is not settled); True: the outcome is stored, sent and the message acknowledged."""
         op_id = op.id
-        steps = await self.store.steps(op_id)
+        steps = [] if op.created_by_claim else await self.store.steps(op_id)   # a new one has none
         state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0}, context=dict(op.context))
         remaining = self.settings.operation_timeout - (datetime.now(UTC) - op.created_at).total_seconds()
         log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s remaining=%.1fs",
@@ -395,16 +400,17 @@ class VnfmService:
                 run.cancel()
         result_vnfr = getattr(reply, "virtualNetworkFunctionRecord", None) if reply is not None else None
         vnfr = result_vnfr or vnfr
+        keep_vnfr = (vnfr is not None and getattr(vnfr, "id", None) and getattr(vnfr, "name", None)
+                     and final == DONE and msg.action != "RELEASE_RESOURCES")
         try:
             await self.store.finish_operation(
                 op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
-                vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None), worker=self.worker)
+                vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None), worker=self.worker,
+                save_vnfr=vnfr.to_wire() if keep_vnfr else None)
         except LeaseLost as exc:
             log.warning("event=lease_lost op=%s action=%s worker=%s error=%r; outcome %s dropped, no reply",
                         op_id, msg.action, self.worker, str(exc), final)
             return False
-        if vnfr is not None and getattr(vnfr, "id", None) and final == DONE and msg.action != "RELEASE_RESOURCES":
-            await self.store.save_vnfr(vnfr.id, vnfr.name, vnfr.to_wire())
         await self._reply(delivery, reply, msg.action)
         await self.store.mark_replied(op_id)
         await delivery.ack()
