@@ -8,6 +8,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from gvnfm.ems import runner
 from gvnfm.ems.runner import TailBuffer, run_script, script_argv
 
@@ -135,3 +137,27 @@ async def test_background_daemon_does_not_hold_the_reply(tmp_path: Path) -> None
             break
         await asyncio.sleep(0.05)
     assert not runner._background
+
+
+async def test_exit_seen_without_pidfds_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # where pidfds are missing, a thread waits for the exit instead
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(runner.os, "pidfd_open", no_pidfd)
+    res = await run_script(["/bin/bash", "-c", "echo out; echo err >&2; exit 3"], cwd=tmp_path, env=None,
+                           timeout=10, max_output=1024)
+    assert (res.status, res.stdout, res.stderr) == (3, "out\n", "err\n")
+
+
+async def test_no_file_descriptor_outlives_its_script(tmp_path: Path) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    await run_script(["/bin/true"], cwd=tmp_path, env=None, timeout=10, max_output=1024)   # warm-up
+    before = open_fds()
+    results = await asyncio.gather(*(run_script(["/bin/bash", "-c", f"echo {i}; exit {i % 3}"], cwd=tmp_path,
+                                                env=None, timeout=10, max_output=1024) for i in range(50)))
+    assert [r.status for r in results] == [i % 3 for i in range(50)]
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(50)]
+    assert open_fds() == before

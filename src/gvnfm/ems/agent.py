@@ -35,7 +35,6 @@ from gvnfm.catalogue.ems import EmsReply
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.dedupe import ResultCache, command_key
-from gvnfm.ems.runner import use_pidfd_child_watcher
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError, open_transport
 
 log = logging.getLogger("gvnfm.ems")
@@ -130,7 +129,6 @@ class EmsAgent:
         if self._started:
             return
         cfg = self.config
-        use_pidfd_child_watcher()
         _prepare_dir(cfg.scripts_path, 0o755)
         if not _prepare_dir(cfg.state_dir, 0o700):
             log.warning("event=ems_state_memory_only hostname=%s state_dir=%s", cfg.hostname, cfg.state_dir)
