@@ -19,6 +19,7 @@ from gvnfm.store.sql import SqlStore
 from gvnfm.store.tables import operations
 from gvnfm.transport import Delivery, Message
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
+from gvnfm.vnfm.operations import OperationState
 from gvnfm.vnfm.service import VnfmService, operation_key
 from gvnfm.vnfm.settings import VnfmSettings
 from tests.support.fakes import FakeEms, FakeNfvo
@@ -525,9 +526,46 @@ async def test_context_writes_of_a_worker_without_the_lease_are_refused(h: Harne
     body = json.dumps(instantiate_msg(1)).encode()
     await h.store.claim_operation("op-ctx", action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
                                   request=json.loads(body), worker="someone-else", lease_seconds=60)
+    state = OperationState(op_id="op-ctx", context={"allocated": {}})
     with pytest.raises(LeaseLost):
-        await h.service.operations._save_context("op-ctx", {"allocated": {}})
+        await h.service.operations._save_context(state)
+    h.service.operations._save_context_soon(state)      # the write that does not hold up the run
+    with pytest.raises(LeaseLost):
+        await state.context_saved()
+    with pytest.raises(LeaseLost):                       # whoever waits for it learns it
+        await state.context_saved()
     assert (await h.store.get_operation("op-ctx")).context == {}  # type: ignore[union-attr]
+
+
+async def test_the_allocation_is_stored_while_the_run_goes_on_and_before_any_step(h: Harness) -> None:
+    events: list[str] = []
+    set_context, record_steps = h.store.set_context, h.store.record_steps
+
+    async def slow_set_context(op_id: str, context: dict[str, Any], **kw: Any) -> None:
+        events.append("context-start")
+        await asyncio.sleep(0.3)
+        await set_context(op_id, context, **kw)
+        events.append("context-end")
+
+    async def watched_record_steps(results: list[Any]) -> None:
+        events.append("steps")
+        await record_steps(results)
+
+    h.store.set_context = slow_set_context  # type: ignore[method-assign]
+    h.store.record_steps = watched_record_steps  # type: ignore[method-assign]
+    sent_during_write: list[int] = []
+    task = asyncio.ensure_future(h.call(instantiate_msg(1)))
+    async with asyncio.timeout(5):
+        while "context-start" not in events:
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(0.2)
+    sent_during_write.append(len(h.ems.commands))
+    reply = await task
+    assert reply["action"] == "INSTANTIATE"
+    assert sent_during_write[0] > 0                      # EMS commands went out during the write
+    assert events[:2] == ["context-start", "context-end"] and "steps" in events   # ... but no step commit
+    ops = [o for o in await h.store.list_operations() if o.action == "INSTANTIATE"]
+    assert ops and "allocated" in ops[0].context
 
 
 async def test_the_deadline_counts_from_the_operation_start_across_takeovers(tmp_path: Path) -> None:
