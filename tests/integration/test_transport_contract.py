@@ -90,6 +90,23 @@ async def settle(seconds: float = 0.3) -> None:
     await asyncio.sleep(seconds)
 
 
+async def test_publish_routed_tells_whether_a_queue_took_it_and_closes_nothing(t: Transport) -> None:
+    queue = unique("ctr-routed")
+    for _ in range(20):   # a missing queue, again and again (an EMS waiting for its VNFM)
+        assert await t.publish_routed(queue, b"lost", exchange="") is False
+    assert await t.publish_routed(queue, b"lost", exchange=None) is False     # nothing bound on the topic
+    await t.declare_queue(queue, auto_delete=True)                           # bound with its own name
+    got = Collector()
+    await t.consume(queue, got)
+    assert await t.publish_routed(queue, b"default", exchange="") is True
+    assert await t.publish_routed(queue, b"topic") is True
+    assert sorted(await got.wait_for(2)) == [b"default", b"topic"]
+    await settle()
+    assert sorted(got.bodies) == [b"default", b"topic"]   # the returned ones were never delivered
+    if isinstance(t, AmqpTransport):
+        assert t.reconnects == 0 and t.connected           # no channel or connection was closed for it
+
+
 async def test_topic_routing_by_routing_key(t: Transport) -> None:
     p = unique("ctr-topic")
     star, hash_, named = Collector(), Collector(), Collector()

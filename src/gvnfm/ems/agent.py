@@ -7,10 +7,11 @@ Per agent (hostname ``h``, type ``t``):
 - publishes ``{"hostname": "h"}`` (JSON-escaped, ``text/plain``) to the default exchange, routing key
   ``ems.t.register``, after connecting and after every reconnection of the transport -- once that queue
   exists: the VNFM declares it, and the default exchange silently drops a message for a missing queue.
-  As the reference EMS does (``queue_bind`` first, retry on 404), the agent binds the register queue to
-  the exchange first; while that fails with NOT_FOUND it retries with capped back-off (0.25 s doubling
-  to 5 s), in the background (commands are consumed meanwhile). A user not allowed to bind
-  (ACCESS_REFUSED) publishes unchecked, as before;
+  The reference EMS checks with ``queue_bind`` first (retrying on 404); this agent publishes the
+  registration as ``mandatory`` instead: the broker returns it while the queue is missing, and the
+  agent tries again with capped back-off (0.25 s doubling to 5 s), in the background (commands are
+  consumed meanwhile). Unlike a failing bind, a returned message closes no channel (a broker-closed
+  channel on a busy shared connection can cost the whole connection, docs/compatibility.md);
 - answers every delivery on ``reply_to`` with its ``correlation_id`` and acknowledges only after the
   reply was published; a delivery whose reply could not be published stays unacknowledged (the broker
   or the VNFM sends it again, and the stored result is returned without running anything again).
@@ -42,10 +43,6 @@ log = logging.getLogger("gvnfm.ems")
 STATE_FILE = "results.jsonl"
 REGISTER_RETRY_FIRST = 0.25
 REGISTER_RETRY_MAX = 5.0
-
-
-class _RegisterQueueMissing(Exception):
-    pass
 
 
 def reply_body(reply: EmsReply) -> bytes:
@@ -112,7 +109,6 @@ class EmsAgent:
         self._started = False
         self._stopped = asyncio.Event()
         self._registering: asyncio.Task[None] | None = None
-        self._bind_refused_logged = False
         self.registrations = 0
         self.executions = 0
 
@@ -152,38 +148,15 @@ class EmsAgent:
         await self.transport.declare_queue(self.queue, durable=False, auto_delete=self.config.autodelete,
                                            exclusive=False, bind=True)
 
-    async def register(self) -> None:
-        """Publish the registration to the default exchange (as the reference does), unchecked."""
-        assert self.transport is not None
-        await self.transport.publish(self.config.register_queue, registration_body(self.hostname), exchange="")
-        self.registrations += 1
-        log.info("event=ems_registered hostname=%s queue=%s count=%d", self.hostname, self.config.register_queue,
-                 self.registrations)
-
-    async def _check_register_queue(self) -> None:
-        """The reference's ``queue_bind(ems.<type>.register)``: raises _RegisterQueueMissing while the
-        VNFM has not declared it (a registration published now would be dropped)."""
+    async def register(self) -> bool:
+        """Publish the registration to the default exchange (as the reference does), mandatory: False
+        (nothing delivered) while the register queue does not exist."""
         assert self.transport is not None
         queue = self.config.register_queue
-        try:
-            await self.transport.bind(queue, queue)
-        except TransportError as exc:
-            text = str(exc)
-            if "NOT_FOUND" in text:
-                raise _RegisterQueueMissing(text) from None
-            if "ACCESS_REFUSED" not in text:
-                raise
-            if not self._bind_refused_logged:  # cannot check: publish unchecked (the pre-check behaviour)
-                self._bind_refused_logged = True
-                log.warning("event=ems_register_unchecked hostname=%s queue=%s error=%r", self.hostname, queue, text)
-
-    async def _try_register(self) -> bool:
-        """Register now if the register queue exists; False if it does not (yet)."""
-        try:
-            await self._check_register_queue()
-        except _RegisterQueueMissing:
+        if not await self.transport.publish_routed(queue, registration_body(self.hostname), exchange=""):
             return False
-        await self.register()
+        self.registrations += 1
+        log.info("event=ems_registered hostname=%s queue=%s count=%d", self.hostname, queue, self.registrations)
         return True
 
     async def _ensure_registration(self) -> None:
@@ -191,7 +164,7 @@ class EmsAgent:
         if self._registering is not None and not self._registering.done():
             return   # the running retry loop registers
         try:
-            if await self._try_register():
+            if await self.register():
                 return
             log.info("event=ems_register_waiting hostname=%s queue=%s reason=%r retry_in=%.2f", self.hostname,
                      self.config.register_queue, "register queue does not exist yet (VNFM not started?)",
@@ -210,7 +183,7 @@ class EmsAgent:
                 return
             attempt += 1
             try:
-                if await self._try_register():
+                if await self.register():
                     log.info("event=ems_register_queue_found hostname=%s queue=%s attempts=%d waited=%.1f",
                              self.hostname, self.config.register_queue, attempt, time.monotonic() - started)
                     return

@@ -502,9 +502,16 @@ class AmqpTransport(Transport):
         await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
                             correlation_id=correlation_id, headers=headers)
 
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+        self._check_size(body)
+        await self._wait_ready()
+        return await self._publish(routing_key, body, exchange=exchange, reply_to=None, correlation_id=None,
+                                   headers=None, mandatory=True)
+
     async def _publish(self, routing_key: str, body: bytes, *, exchange: str | None, reply_to: str | None,
                        correlation_id: str | None, headers: dict[str, Any] | None,
-                       generation: int | None = None) -> None:
+                       generation: int | None = None, mandatory: bool = False) -> bool:
+        """Publish with a publisher confirm; False when ``mandatory`` and the broker returned it."""
         name = self.exchange if exchange is None else exchange
         with _as_transport_error(f"cannot publish {routing_key!r} to exchange {name!r}"):
             ch = await self._pub_channel()
@@ -514,9 +521,12 @@ class AmqpTransport(Transport):
                                                       reply_to=reply_to, correlation_id=correlation_id,
                                                       headers=headers or None)
             underlay = await _underlay(ch)
-            # with publisher confirms: returns once the broker took it; a Nack raises DeliveryError
-            await underlay.basic_publish(body, exchange=name, routing_key=routing_key, properties=properties,
-                                         mandatory=False, timeout=self.publish_timeout)
+            # with publisher confirms: returns once the broker took it (a Nack raises DeliveryError); an
+            # unroutable mandatory message comes back as the returned message instead of the ack
+            confirmation = await underlay.basic_publish(body, exchange=name, routing_key=routing_key,
+                                                        properties=properties, mandatory=mandatory,
+                                                        timeout=self.publish_timeout)
+        return not isinstance(confirmation, DeliveredMessage)
 
     # -- consuming -----------------------------------------------------------------------------------------
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:

@@ -92,6 +92,12 @@ class Transport(abc.ABC):
                       headers: dict[str, Any] | None = None) -> None:
         """``exchange=None`` is the topic exchange; ``""`` the default exchange."""
 
+    @abc.abstractmethod
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+        """Publish, the broker telling whether a queue took the message (AMQP ``mandatory``): False
+        when no queue is bound for it, and nothing was delivered. A check that closes no channel
+        (a passive declaration or a binding of a missing queue does)."""
+
     async def reply(self, request: Message, body: bytes) -> None:
         """Answer an RPC request on the default exchange (no-op when it asked for no answer)."""
         if request.reply_to:

@@ -280,6 +280,11 @@ class InMemoryTransport(Transport):
                           Message(body=body, routing_key=routing_key, reply_to=reply_to,
                                   correlation_id=correlation_id, headers=headers or {}))
 
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+        self._check()
+        return self.broker.route(self.exchange if exchange is None else exchange, routing_key,
+                                 Message(body=body, routing_key=routing_key)) > 0
+
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
         self._check()
         q = self.broker.queues.get(queue)
