@@ -79,6 +79,16 @@ def redact_urls(text: str) -> str:
     return _URL_USERINFO.sub(mask, text) if "://" in text else text
 
 
+#: Commands that only write files: done at once, logged with one line at their end.
+_FILE_COMMANDS = frozenset({"SAVE_SCRIPTS", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY"})
+
+
+def _payload_size(command: dict[str, Any]) -> str:
+    """What a file command's payload is shown as in the log: its size, never its content."""
+    payload = command.get("payload")
+    return f"<{len(payload) if isinstance(payload, str) else '?'} chars>"
+
+
 def sanitize_key(name: str) -> str:
     return _UNSAFE_KEY.sub("_", name)
 
@@ -186,13 +196,17 @@ class EmsCommandHandler:
     async def handle(self, body: bytes | str) -> EmsReply:
         started = time.monotonic()
         action = "?"
+        file_command: dict[str, Any] | None = None
         try:
             command = self.parse(body)
             action = command["action"]
             handler = self._handlers.get(action)
             if handler is None:
                 raise CommandError(f"unknown action {action!r}; this EMS knows {sorted(self._handlers)}")
-            self._log_command(command)
+            if action in _FILE_COMMANDS:
+                file_command = command   # done at once: one line, at the end, says what it was
+            else:
+                self._log_command(command)
             reply = await handler(command)
             if action == "EXECUTE":
                 return reply   # execute() logged its end (ems_command_done with the script's figures)
@@ -207,9 +221,15 @@ class EmsCommandHandler:
             log.exception("event=ems_command_crashed hostname=%s action=%s", self.config.hostname, action)
             reply = EmsReply(output="", err=f"[gvnfm-ems] internal error in {action}: {type(exc).__name__}: {exc}",
                              status=1)
-        log.info("event=ems_command_done hostname=%s action=%s status=%s seconds=%.3f output_chars=%d err_chars=%d",
-                 self.config.hostname, action, reply.status, time.monotonic() - started,
-                 len(reply.output), len(reply.err))
+        if file_command is not None:
+            log.info("event=ems_command_done hostname=%s action=%s name=%r script_path=%r payload=%s status=%s "
+                     "seconds=%.3f output_chars=%d err_chars=%d", self.config.hostname, action,
+                     file_command.get("name"), file_command.get("script-path"), _payload_size(file_command),
+                     reply.status, time.monotonic() - started, len(reply.output), len(reply.err))
+        else:
+            log.info("event=ems_command_done hostname=%s action=%s status=%s seconds=%.3f output_chars=%d "
+                     "err_chars=%d", self.config.hostname, action, reply.status, time.monotonic() - started,
+                     len(reply.output), len(reply.err))
         return reply
 
     @staticmethod
@@ -227,11 +247,8 @@ class EmsCommandHandler:
         return data
 
     def _log_command(self, command: dict[str, Any]) -> None:
-        payload = command.get("payload")
-        if command["action"] in ("SAVE_SCRIPTS", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY"):
-            shown = f"<{len(payload) if isinstance(payload, str) else '?'} chars>"
-        else:
-            shown = repr(redact_urls(str(payload))[:200])   # redacted before the cut: no half password
+        # (file commands are logged by ``handle`` at their end, with their payload's size only)
+        shown = repr(redact_urls(str(command.get("payload")))[:200])   # redacted before the cut: no half password
         env = command.get("env")
         env_keys = sorted(str(k) for k in env) if isinstance(env, dict) else []
         log.info("event=ems_command hostname=%s action=%s name=%r script_path=%r payload=%s env_keys=%s",
