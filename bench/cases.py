@@ -177,9 +177,11 @@ async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm
             ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
             floor.append(await run_round_trips(server, traffic, concurrency=1, timeout=cfg.op_timeout))
     g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+    bounded = next((r for r in report.rows if r.case == "fan-out" and r.n == n), None)
+    gain = f"; {g / bounded.gvnfm:.1f}× the time with c={cfg.concurrency}" if bounded and bounded.gvnfm else ""
     report.add(Row("fan-out c=1", n, g, f, target=1.5, detail={
         "scripts": k, "concurrency": 1,
-        "note": f"reference order; {g / n * 1000:.1f} ms per VNFC; {_cpu_note(ours, floor)}",
+        "note": f"reference order; {g / n * 1000:.1f} ms per VNFC{gain}; {_cpu_note(ours, floor)}",
         "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
 
 
