@@ -148,6 +148,31 @@ async def test_exit_seen_without_pidfds_too(tmp_path: Path, monkeypatch: pytest.
     res = await run_script(["/bin/bash", "-c", "echo out; echo err >&2; exit 3"], cwd=tmp_path, env=None,
                            timeout=10, max_output=1024)
     assert (res.status, res.stdout, res.stderr) == (3, "out\n", "err\n")
+    # long scripts do not hold up the exit of a short one (each has a waiting thread of its own)
+    long = [asyncio.ensure_future(run_script(["/bin/sleep", "2"], cwd=tmp_path, env=None, timeout=10,
+                                             max_output=1024)) for _ in range(12)]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    quick = await run_script(["/bin/true"], cwd=tmp_path, env=None, timeout=1, max_output=1024)
+    assert quick.status == 0 and not quick.timed_out and time.monotonic() - started < 0.9
+    assert [r.status for r in await asyncio.gather(*long)] == [0] * 12
+
+
+async def test_no_descriptor_leaks_when_the_pipes_cannot_be_made(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    real_pipe, calls = os.pipe, []
+
+    def second_fails() -> tuple[int, int]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(24, "Too many open files")
+        return real_pipe()
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(runner.os, "pipe", second_fails)
+    res = await run_script(["/bin/true"], cwd=tmp_path, env=None, timeout=10, max_output=1024)
+    assert res.status == 126 and "Too many open files" in res.stderr
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 async def test_no_file_descriptor_outlives_its_script(tmp_path: Path) -> None:

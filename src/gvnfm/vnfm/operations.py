@@ -93,13 +93,6 @@ class OperationState:
     op_id: str
     done: set[str] = field(default_factory=set)          # step ids already successful
     context: dict[str, Any] = field(default_factory=dict)
-    #: a context write still in flight (see ``Operations._save_context_soon``)
-    saving: asyncio.Future[None] | None = None
-
-    async def context_saved(self) -> None:
-        """Until the context write in flight (if any) is committed; raises what it raised."""
-        if self.saving is not None:
-            await asyncio.shield(self.saving)
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
@@ -111,13 +104,6 @@ def broker_vhost(url: str) -> str:
         return ""
     path = urlsplit(url).path
     return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
-
-
-def _retrieve(task: asyncio.Future[None]) -> None:
-    """A context write's failure is raised by ``context_saved``; this keeps asyncio from reporting it
-    as never retrieved when nobody waited (the run was cancelled meanwhile)."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _now() -> str:
@@ -146,26 +132,10 @@ class Operations:
         self.boot = boot
 
     async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
-        """Store what a re-run needs (``context``, default: the state's), after any write still in
-        flight; :class:`LeaseLost` (which stops the run) when another worker has taken the operation
+        """Store what a re-run needs (``context``, default: the state's) before anything that depends on
+        it is done; :class:`LeaseLost` (which stops the run) when another worker has taken the operation
         over."""
-        await state.context_saved()
         await self.store.set_context(state.op_id, state.context if context is None else context, worker=self.worker)
-
-    def _save_context_soon(self, state: OperationState) -> None:
-        """Start storing the context without waiting for the commit: the run goes on meanwhile (the
-        commit starts at once, so it is durable no later than with ``_save_context``), every step
-        commit waits for it first (what is durable stays in order: context, then steps), and the
-        operation ends only after it (``handle``)."""
-        snapshot, previous = dict(state.context), state.saving
-
-        async def save() -> None:
-            if previous is not None:
-                await previous
-            await self.store.set_context(state.op_id, snapshot, worker=self.worker)
-
-        state.saving = asyncio.ensure_future(save())
-        state.saving.add_done_callback(_retrieve)
 
     # -- entry point ------------------------------------------------------------------------------
     async def handle(self, msg: NfvMessage, state: OperationState) -> NfvMessage | None:
@@ -174,16 +144,7 @@ class Operations:
         handler = getattr(self, f"_on_{msg.action.lower()}", None)
         if handler is None:
             raise OperationError(f"action {msg.action} is not handled by a VNFM", vnfr_of(msg))
-        try:
-            reply = await handler(msg, state)
-        except Exception:
-            # a failed operation still keeps what it learned (an allocation above all); the
-            # failure itself is what is raised
-            with contextlib.suppress(Exception):
-                await state.context_saved()
-            raise
-        await state.context_saved()
-        return reply
+        return await handler(msg, state)
 
     # -- plan execution --------------------------------------------------------------------------
     async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan, state: OperationState, *,
@@ -193,7 +154,6 @@ class Operations:
         todo = plan.without(state.done)
 
         async def record(outcomes: list[StepOutcome]) -> None:
-            await state.context_saved()          # the context is durable before any step
             await self.store.record_steps([StepResult(
                 operation_id=state.op_id, step_id=o.step.step_id, event=o.step.event,
                 script_index=o.step.script_index, script=o.step.script, hostname=o.step.hostname,
@@ -298,7 +258,7 @@ class Operations:
         if not isinstance(result, VirtualNetworkFunctionRecord):
             raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
         state.context["allocated"] = result.to_wire()
-        self._save_context_soon(state)
+        await self._save_context(state)   # durable before any EMS command: a re-run never allocates again
         return result
 
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
