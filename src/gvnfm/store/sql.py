@@ -213,18 +213,18 @@ class SqlStore(Store):
         async with self._write() as conn:
             now = utcnow()                 # taken once the write lock is held
             lease = now + timedelta(seconds=lease_seconds)
-            created = (await conn.execute(
+            inserted = (await conn.execute(
                 self._insert(operations).values(
                     id=oid, action=clean_text(action), vnfr_id=_opt_key(vnfr_id), vnfr_name=_opt_key(vnfr_name),
                     state=RUNNING, request=clean_json(request), reply=None, error=None, worker=worker,
                     lease_until=lease, replied=False, context={}, created_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["id"])
-                .returning(operations.c.id))).first() is not None
+                .returning(*operations.c))).first()
+            if inserted is not None:       # created: the row came back from the insert itself
+                log.debug("event=operation_created op=%s worker=%s", oid, worker)
+                return dataclasses.replace(_operation(inserted), created_by_claim=True), True
             row = (await conn.execute(
                 select(operations).where(operations.c.id == oid).with_for_update())).one()
-            if created:
-                log.debug("event=operation_created op=%s worker=%s", oid, worker)
-                return dataclasses.replace(_operation(row), created_by_claim=True), True
             lease_free = row.lease_until is None or row.lease_until <= now
             if row.state != RUNNING or not (row.worker == worker or lease_free):
                 return _operation(row), False

@@ -523,9 +523,10 @@ class AmqpTransport(Transport):
             underlay = await _underlay(ch)
             # with publisher confirms: returns once the broker took it (a Nack raises DeliveryError); an
             # unroutable mandatory message comes back as the returned message instead of the ack
+            # wait=False: no separate wait for the socket write, the broker's confirm follows it anyway
             confirmation = await underlay.basic_publish(body, exchange=name, routing_key=routing_key,
                                                         properties=properties, mandatory=mandatory,
-                                                        timeout=self.publish_timeout)
+                                                        timeout=self.publish_timeout, wait=False)
         return not isinstance(confirmation, DeliveredMessage)
 
     # -- consuming -----------------------------------------------------------------------------------------
