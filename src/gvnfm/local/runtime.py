@@ -54,7 +54,7 @@ class RuntimeOptions:
     capacity: int = 64
     endpoint: str = "generic"
     db: str | None = None
-    ems_username: str | None = None    # netns hosts cannot use RabbitMQ's guest (loopback only)
+    ems_username: str | None = None    # netns hosts: guest works only through the VIM's loopback relay
     ems_password: str | None = None
     concurrency: int | None = None
     ems_start_timeout: float | None = None     # EMS registration deadline

@@ -9,9 +9,11 @@ script that edits /etc/hosts, writes under /root, or runs ``pkill screen`` touch
 The EMS inside (``python -m gvnfm.ems`` from this Python installation) reaches the broker at the
 bridge address .1 of the host's first link: when the user-data's BROKER_IP is loopback (or that
 address) the VIM writes .1 into the EMS's properties and, if the broker does not listen there, relays
-``.1:<port>`` to ``127.0.0.1:<port>`` (``gvnfm.vim.relay``). RabbitMQ's ``guest`` may only log in
-from loopback, so deployments give the VIM dedicated EMS credentials (``ems_username``/``ems_password``;
-the tests create such a user with ``rabbitmqctl add_user`` / ``set_permissions``). ``broker_url``, when
+``.1:<port>`` to ``127.0.0.1:<port>`` (``gvnfm.vim.relay``). Through the relay RabbitMQ sees loopback
+connections and ``guest`` works; a broker that listens on the bridge itself sees the hosts' addresses
+and refuses ``guest`` (``loopback_users``): then the VIM needs dedicated EMS credentials
+(``ems_username``/``ems_password``; the tests create such a user with ``rabbitmqctl add_user`` /
+``set_permissions``). ``broker_url``, when
 given, overrides the broker address, credentials and virtual host of the user-data (which has no
 virtual host); ``ems_username``/``ems_password`` override the credentials again.
 

@@ -2,9 +2,9 @@
 
 ``netns`` hosts reach the machine at their bridge's .1 address. A RabbitMQ that listens on
 127.0.0.1 only (a common hardened default) is not there, so the VIM listens on ``<.1>:<port>`` and
-forwards every connection to ``127.0.0.1:<port>``. RabbitMQ then sees loopback connections: its
-``loopback_users`` rule (guest only from localhost) does not stop them, so give the hosts' EMSs
-dedicated credentials anyway (``NetnsVim(ems_username=..., ems_password=...)``).
+forwards every connection to ``127.0.0.1:<port>``. RabbitMQ then sees loopback connections, so its
+``loopback_users`` rule (guest only from localhost) lets ``guest`` in; dedicated credentials
+(``NetnsVim(ems_username=..., ems_password=...)``) are still the better choice for anything shared.
 """
 
 from __future__ import annotations
