@@ -116,11 +116,19 @@ async def world(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[World, A
         yield w, nfvo_t, vnfm
     finally:
         code = await vnfm.terminate()
+        # a clean shutdown unregisters from the NFVO (over RabbitMQ, with the user the NFVO gave it)
+        for _ in range(100):
+            if nfvo.registered and nfvo.registered[-1].get("action") == "unregister":
+                break
+            await asyncio.sleep(0.05)
+        unregistered = [m for m in nfvo.registered if m.get("action") == "unregister"]
         for agent in w.agents:
             await agent.stop()
         await nfvo_t.close()
         await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", w.endpoint], capture_output=True)
         assert code == 0, vnfm.log()
+        assert len(unregistered) == 1 and unregistered[0]["type"] == w.endpoint, nfvo.registered
+        assert unregistered[0]["username"] == w.endpoint and unregistered[0]["password"]
 
 
 async def call(t: AmqpTransport, endpoint: str, msg: dict[str, Any] | bytes, timeout: float = 60) -> dict[str, Any]:
