@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import datetime
@@ -271,6 +272,20 @@ def test_a_refused_broker_login_is_one_line_without_traceback(amqp_url: str, tmp
     assert proc.returncode == 2, out
     (line,) = _lines(out)
     assert line.startswith("cannot start: ") and "refused" in line and "wrong" not in line, out
+
+
+def test_an_unreachable_broker_is_one_line_without_traceback(tmp_path: Path) -> None:
+    with socket.socket() as probe:     # a port nobody listens on: bound, never listened
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        url = f"amqp://guest:secret-pw@127.0.0.1:{port}/"
+        proc = subprocess.run(up_argv(EXAMPLES / "chain", tmp_path, "--broker", url), capture_output=True,
+                              text=True, timeout=60, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    (line,) = _lines(out)
+    assert line.startswith("cannot start: cannot connect to ") and f":{port}" in line, out
+    assert "secret-pw" not in out                                 # the password is never printed
 
 
 def _failing_service(root: Path) -> Path:
