@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import temporary_pg_database
 from tests.support.rabbit import private_rabbit  # noqa: F401  (a fixture for every test module)
 from tests.support.services import AMQP_URL, PG_URL, port_open, unique
 
@@ -44,8 +44,5 @@ def amqp_vhost(amqp_url: str) -> Iterator[str]:
 @pytest.fixture
 def pg_db(pg_url: str) -> Iterator[str]:
     """A PostgreSQL database of this test's own, dropped afterwards."""
-    url = create_pg_database(pg_url)
-    try:
+    with temporary_pg_database(pg_url) as url:
         yield url
-    finally:
-        drop_pg_database(pg_url, url)

@@ -9,18 +9,15 @@ from pathlib import Path
 import pytest
 
 from gvnfm.store.sql import SqlStore
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import temporary_pg_database
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="module")
 def pg_database(pg_url: str) -> Iterator[str]:
-    url = create_pg_database(pg_url)
-    try:
+    with temporary_pg_database(pg_url) as url:
         yield url
-    finally:
-        drop_pg_database(pg_url, url)
 
 
 @pytest.fixture(params=BACKENDS)

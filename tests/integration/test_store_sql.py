@@ -21,7 +21,7 @@ from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, StepResult
 from gvnfm.store.migrate import VERSION_TABLE, head_revision, upgrade
 from gvnfm.store.sql import KEY_BYTES, OperationNotFound, SqlStore, open_store
 from gvnfm.store.tables import Base
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import temporary_pg_database
 from tests.support.services import unique
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -33,11 +33,8 @@ def fresh_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) ->
         yield f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'fresh.db'}"
         return
     pg_url = request.getfixturevalue("pg_url")
-    url = create_pg_database(pg_url)
-    try:
+    with temporary_pg_database(pg_url) as url:
         yield url
-    finally:
-        drop_pg_database(pg_url, url)
 
 
 # -- helpers --------------------------------------------------------------------------------------------

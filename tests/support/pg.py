@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -40,3 +42,13 @@ def drop_pg_database(pg_url: str, db_url: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+@contextlib.contextmanager
+def temporary_pg_database(pg_url: str) -> Iterator[str]:
+    """A new empty database (its SQLAlchemy URL) for the ``with`` block, force-dropped after."""
+    url = create_pg_database(pg_url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(pg_url, url)

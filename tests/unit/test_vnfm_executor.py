@@ -211,8 +211,7 @@ async def test_results_of_a_running_stage_gather_into_one_transaction_until_the_
         await asyncio.sleep(0)
         for step in steps[5:]:
             journal.add(outcome_of(step))
-        journal.flush()                  # the stage is over
-        await journal.wait()
+        await journal.wait()             # the stage is over: a waiter commits at once
         assert journal.transactions == transactions and recorder.calls == transactions
         assert recorder.durable == [s.step_id for s in steps]
 

@@ -136,14 +136,14 @@ class ResultCache:
         return len(self._done)
 
     @staticmethod
-    def _line(key: str, reply: EmsReply, stamp: float) -> bytes:
-        return (json.dumps({"k": key, "t": round(stamp, 3),
-                            "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n").encode()
+    def _line(key: str, reply: EmsReply, stamp: float) -> str:
+        return json.dumps({"k": key, "t": round(stamp, 3),
+                           "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n"
 
     def _append(self, key: str, reply: EmsReply, stamp: float) -> None:
         """One line, appended with a single ``write`` (O_APPEND: whole lines, in order)."""
         assert self.state_file is not None
-        line = self._line(key, reply, stamp)
+        line = self._line(key, reply, stamp).encode()
         try:
             fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except FileNotFoundError:   # the state folder was removed under the agent
@@ -169,7 +169,7 @@ class ResultCache:
                 stamp = self._stamps.get(key)
                 if stamp is None or self._expired(stamp, now):
                     continue
-                fh.write(self._line(key, reply, stamp).decode())
+                fh.write(self._line(key, reply, stamp))
                 lines += 1
         os.replace(tmp, self.state_file)
         self._lines = lines

@@ -126,7 +126,6 @@ class _Script:
         self._pipes = pipes
         self.exited: asyncio.Future[None] = loop.create_future()
         self.pipes_closed: asyncio.Future[None] = loop.create_future()
-        self.answered = False
         for fd, sink in pipes.items():
             os.set_blocking(fd, False)
             loop.add_reader(fd, self._readable, fd, sink)

@@ -13,7 +13,9 @@ Connection handling:
 
 Channels: one for publishing (publisher confirms), one for declarations and bindings (a failing
 declaration closes only that channel, which is re-opened on next use), one per consumer (its own
-prefetch) and one for the RPC reply queue.
+prefetch) and one for the RPC reply queue. aio-pika opens and declares; the hot paths (publish,
+consume, ack, the reply queue) use the aiormq channel under it, without aio-pika's per-message
+objects (measured in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -173,12 +175,6 @@ def _to_message(incoming: DeliveredMessage) -> Message:
     return Message(body=incoming.body, routing_key=delivery.routing_key or "", reply_to=props.reply_to,
                    correlation_id=props.correlation_id, content_type=props.content_type or "text/plain",
                    redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}))
-
-
-async def _underlay(channel: AbstractChannel) -> aiormq.abc.AbstractChannel:
-    """The aiormq channel under an aio-pika channel: the hot paths (publish, consume, ack) use it
-    directly, without aio-pika's per-message objects (measured in docs/performance.md)."""
-    return await channel.get_underlay_channel()
 
 
 class AmqpTransport(Transport):
@@ -520,7 +516,7 @@ class AmqpTransport(Transport):
             properties = aiormq.spec.Basic.Properties(content_type="text/plain", delivery_mode=_PERSISTENT,
                                                       reply_to=reply_to, correlation_id=correlation_id,
                                                       headers=headers or None)
-            underlay = await _underlay(ch)
+            underlay = await ch.get_underlay_channel()
             # with publisher confirms: returns once the broker took it (a Nack raises DeliveryError); an
             # unroutable mandatory message comes back as the returned message instead of the ack
             # wait=False: no separate wait for the socket write, the broker's confirm follows it anyway
@@ -552,7 +548,7 @@ class AmqpTransport(Transport):
                     def on_message(incoming: DeliveredMessage) -> None:
                         self._dispatch(consumer, generation, incoming)
 
-                    underlay = await _underlay(ch)
+                    underlay = await ch.get_underlay_channel()
                     ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)
                     tag = ok.consumer_tag
                 except BaseException:
@@ -628,7 +624,7 @@ class AmqpTransport(Transport):
         try:
             async with asyncio.timeout(5):
                 if tag is not None:
-                    await (await _underlay(ch)).basic_cancel(tag)
+                    await (await ch.get_underlay_channel()).basic_cancel(tag)
         except Exception as exc:
             log.debug("cancelling the consumer of %s: %s", consumer.queue, _describe(exc))
         # Messages being handled can still be acknowledged; the channel closes when they are done.
@@ -662,7 +658,7 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.publish_timeout):
                 ch = await conn.channel(publisher_confirms=False)
                 q = await ch.declare_queue("", exclusive=True, auto_delete=True)
-                await (await _underlay(ch)).basic_consume(q.name, self._on_reply, no_ack=True)
+                await (await ch.get_underlay_channel()).basic_consume(q.name, self._on_reply, no_ack=True)
         self._reply_channel = ch
         self._reply_queue = q.name
 

@@ -66,7 +66,7 @@ class StepJournal:
     """Commits step outcomes in arrival order, batched: one ``record`` call (one transaction) at a
     time. While a stage is still running, results gather for at most ``linger`` seconds (or
     ``max_batch`` of them) before a transaction, so a wide stage costs a few transactions, not one
-    per VNFC; the end of a stage (``flush``) and anyone waiting start it at once. After a failed
+    per VNFC; anyone waiting starts it at once. After a failed
     commit nothing more is committed (the durable part stays a prefix) and ``wait`` raises it."""
 
     def __init__(self, record: Recorder, *, linger: float = JOURNAL_LINGER,
@@ -92,10 +92,6 @@ class StepJournal:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain())
             self._writer.add_done_callback(_retrieve)
-
-    def flush(self) -> None:
-        """Commit what is pending without lingering."""
-        self._now.set()
 
     @property
     def uncommitted(self) -> int:
