@@ -78,8 +78,9 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     first = asyncio.create_task(cli(state, "scale-out", "app"))
     while rt.nfvo.locks.holder(nsr.id, "app") is None and not first.done():
         await asyncio.sleep(0.005)
-    url = json.loads((state / "api.json").read_text())["url"]
-    async with httpx.AsyncClient(timeout=30) as client:
+    info = json.loads((state / "api.json").read_text())
+    url = info["url"]
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {info['token']}"}) as client:
         second = await client.post(f"{url}/api/v1/ns-records/current/vnfrecords/app/scale-out", json={})
     code, out = await first
     assert code == 0, out

@@ -31,6 +31,21 @@ def _failure_text(nsr: object) -> str:
     return f"{head}: {e.message}" + (f"\nstderr:\n{stderr}" if stderr and stderr not in e.message else "")
 
 
+def keep_hint(nsr: object, state_dir: Path) -> str:
+    """How to go on with a failed deployment that ``gvnfm up`` keeps (no I/O)."""
+    opt = "" if state_dir == Path(".gvnfm") else f" --state-dir {state_dir}"
+    errors = getattr(nsr, "errors", [])
+    first = errors[0] if errors else None
+    vnf = (first.vnfr if first is not None and first.vnfr else "VNF")
+    host = (first.hostname if first is not None and first.hostname else "HOST")
+    script = (first.script if first is not None and first.script else "SCRIPT")
+    return (f"the network service is kept in ERROR with its hosts; to go on:\n"
+            f"  gvnfm logs {vnf} {host}{opt}                     # what the script printed\n"
+            f"  gvnfm update-script {vnf} {script} FIXED_FILE{opt}   # replace the script on every VNFC\n"
+            f"  gvnfm resume {vnf}{opt}                          # run again from the failed script\n"
+            f"Ctrl-C tears it down")
+
+
 def _error(console: Console, text: str, suffix: str = "") -> None:
     """One red line (not wrapped at the terminal's width, markup in ``text`` printed as is)."""
     console.print(f"[red]{escape(text)}[/]{suffix}", highlight=False, soft_wrap=True)
@@ -50,6 +65,7 @@ def _refusal_report(path: Path, message: str) -> dict[str, object]:
 async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
                  api_port: int | None, console: Console) -> int:
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
+    from gvnfm.local.statedir import StateDirBusy
     from gvnfm.local.view import render
     from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
     from gvnfm.transport import TransportError
@@ -63,11 +79,15 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     runtime = LocalRuntime(options)
     nsr = None
     code = 0
+    kept = False        # a failed deployment kept in ERROR for fixing (without --once)
     view: Live | None = None
     api = None
     try:
         try:
             await runtime.start()
+        except StateDirBusy as exc:      # another live `gvnfm up` owns the folder: nothing was touched
+            _error(console, str(exc))
+            return 2
         except (ValueError, TransportError, VimError) as exc:    # a wrong option, broker or VIM: no traceback
             _error(console, f"cannot start: {exc}")
             return 2
@@ -122,10 +142,20 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                     view.update(render(nsr, f"gvnfm up {path}"))
                 console.print("[green]network service ACTIVE[/] — Ctrl-C tears it down")
                 await stop_task
+            elif code == 1 and not once and nsr is not None:
+                # kept for fixing: state ERROR, hosts kept; logs / update-script / resume work on it
+                if view is not None:
+                    view.update(render(nsr, f"gvnfm up {path}"))
+                console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False,
+                              soft_wrap=True)
+                console.print(keep_hint(nsr, options.state_dir), highlight=False, markup=False, soft_wrap=True)
+                await stop_task
+                kept = True
+                code = 0 if nsr.status == "ACTIVE" else 1     # resumed to ACTIVE meanwhile: a success
         stop_task.cancel()
         if view is not None and nsr is not None:
             view.update(render(nsr, f"gvnfm up {path}"))
-        if code == 1 and nsr is not None:
+        if code == 1 and nsr is not None and not kept:
             console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False, soft_wrap=True)
         if nsr is not None:
             await runtime.teardown(nsr)
@@ -133,7 +163,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                 view.update(render(nsr, f"gvnfm up {path}"))
             if report is not None:
                 await _report(report, await runtime.report(nsr), console)
-        if code == 0:
+        if code == 0 or kept:
             console.print("[green]deployed, ACTIVE, torn down[/]" if once else "torn down")
         return code
     finally:
@@ -197,8 +227,9 @@ def register(app: typer.Typer) -> None:
         The in-process VNFM reads GVNFM_* environment variables as `gvnfm vnfm` does (an option given
         here wins); broker, state dir and endpoint are set by the options above only."""
         from gvnfm.local.runtime import RuntimeOptions
+        from gvnfm.local.statedir import private_dir
 
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         log_file = open(state_dir / "up.log", "a")
         setup_logging(log_level, stream=log_file)
         console = Console(stderr=False)
