@@ -67,6 +67,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
     from gvnfm.local.statedir import StateDirBusy
     from gvnfm.local.view import render
+    from gvnfm.orchestrator.checks import Finding, check_service
     from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
     from gvnfm.transport import TransportError
     from gvnfm.vim.base import VimError
@@ -91,6 +92,23 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         except (ValueError, TransportError, VimError) as exc:    # a wrong option, broker or VIM: no traceback
             _error(console, f"cannot start: {exc}")
             return 2
+        # the same checks as `gvnfm validate`, all problems at once; the API only for an accepted service
+        try:
+            bundle = await runtime.load(path)
+            assert runtime.deployment is not None
+            found = check_service(bundle, image_exists=runtime.deployment.image_exists, vim=options.vim)
+        except DescriptorError as exc:
+            found = [Finding("error", p) for p in exc.problems]
+        for finding in found:
+            if finding.level == "warning":
+                console.print(f"[yellow]warning:[/] {escape(finding.message)}", highlight=False, soft_wrap=True)
+        errors = [f.message for f in found if f.level == "error"]
+        if errors:
+            text = str(DescriptorError(errors))
+            _error(console, text)
+            if report is not None:
+                await _report(report, _refusal_report(path, text), console)
+            return 2
         if api_port is not None and api_port >= 0:
             from gvnfm.api.server import ApiServer
 
@@ -108,7 +126,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                 f"{e.vnfr or '-'} {e.hostname or ''} {e.action or ''} {e.event or ''} {e.script or ''} "
                 f"{e.state or ''} {e.message or ''}".replace("  ", " ").strip(), highlight=False, markup=False,
                 soft_wrap=True))
-        deploy_task = asyncio.create_task(runtime.deploy(path))
+        deploy_task = asyncio.create_task(runtime.deploy(bundle))
         stop_task = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({deploy_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if deploy_task not in done:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from gvnfm.local.statedir import StateDirLock
 from gvnfm.orchestrator.deploy import Deployment
-from gvnfm.orchestrator.loader import aload_service
+from gvnfm.orchestrator.loader import ServiceBundle, aload_service
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import NetworkServiceRecord
 from gvnfm.store.api import Store
@@ -200,9 +200,13 @@ class LocalRuntime:
         await self.close()
 
     # -- work -----------------------------------------------------------------------------------------
-    async def deploy(self, path: Path) -> NetworkServiceRecord:
+    async def load(self, path: Path) -> ServiceBundle:
+        """Load a service into this run's catalogue (local scripts are served from the state dir)."""
+        return await aload_service(path, self.state_dir / "catalogue")
+
+    async def deploy(self, path: Path | ServiceBundle) -> NetworkServiceRecord:
         assert self.deployment is not None
-        bundle = await aload_service(path, self.state_dir / "catalogue")
+        bundle = path if isinstance(path, ServiceBundle) else await self.load(path)
         return await self.deployment.deploy(bundle)
 
     async def teardown(self, nsr: NetworkServiceRecord) -> NetworkServiceRecord:
