@@ -163,6 +163,13 @@ def test_a_failed_deployment_is_kept_fixed_and_resumed(tmp_path: Path) -> None:
         ops = json.loads(out)
         assert [o["action"] for o in ops][:1] == ["INSTANTIATE"] and {o["vnfr"] for o in ops} == {"iperf-client"}
         assert all(o["started_at"] and o["ended_at"] for o in ops), ops
+        # every run of the scripts, the failed one's output kept after the resume
+        code, out, err = gvnfm("logs", "iperf-client", host, "--runs", state=state)
+        assert code == 0, err
+        assert out.count("INSTANTIATE install.sh: ok") == 1, out
+        assert "CONFIGURE server_configure.sh: exit 3" in out and "no server address given" in out, out
+        assert "CONFIGURE server_configure.sh: ok" in out and "client configured with server" in out, out
+        assert out.index("exit 3") < out.index("server_configure.sh: ok")
         code, text, err = gvnfm("ops", state=state)
         assert code == 0 and "iperf-server" in text and "INSTANTIATE" in text, text + err
     finally:

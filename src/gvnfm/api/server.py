@@ -264,6 +264,18 @@ def build_app(runtime: Any, token: str) -> FastAPI:
         await guarded(method(record, vnfr, body.hostname, wait=False))
         return {"status": record.vnfrs[vnfr].status}
 
+    @app.get("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/runs/{hostname}",
+             summary="every script run on one VNFC, oldest first (failed runs kept after a resume)")
+    async def runs(nsr: str, vnfr: str, hostname: str) -> list[dict[str, Any]]:
+        """``[{"event", "script", "exit_status", "stdout", "stderr", "started_at", "duration"}]``."""
+        record = nsr_of(nsr)
+        vnfr_of(record, vnfr)
+        host_of(record, vnfr, hostname)
+        data = await runtime.report(record)
+        found = [c.get("scripts") or [] for v in data["vnfrs"] if v["name"] == vnfr
+                 for c in v["vnfc"] if c["hostname"] == hostname]
+        return sorted(found[0] if found else [], key=lambda r: r["started_at"])
+
     @app.get("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/logs/{hostname}",
              summary="script output and error logs of one VNFC (LOG_REQUEST)")
     async def logs(nsr: str, vnfr: str, hostname: str,

@@ -78,6 +78,21 @@ def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
+def _print_runs(runs: list[dict[str, Any]], output: Output) -> None:
+    if output == "json":
+        return _json(runs)
+    for r in runs:
+        state = "ok" if r["exit_status"] == 0 else f"exit {r['exit_status']}"
+        console.print(f"--- {r['started_at']} {r['event']} {r['script']}: {state} ({r['duration']:.2f} s)",
+                      style="bold" if r["exit_status"] == 0 else "bold red", highlight=False, markup=False,
+                      soft_wrap=True)
+        for key in ("stdout", "stderr"):
+            if (r.get(key) or "").strip():
+                console.print(r[key].rstrip(), style="red" if key == "stderr" else None, highlight=False,
+                              markup=False, soft_wrap=True)
+    return None
+
+
 def _vnfr_path(nsr: str, vnfr: str) -> str:
     return f"/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}"
 
@@ -216,10 +231,14 @@ def register(app: typer.Typer) -> None:
              follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new lines (Ctrl-C ends)"),
              interval: float = typer.Option(2.0, "--interval", help="seconds between polls of --follow"),
              timeout: float | None = typer.Option(None, "--timeout", help="stop following after this many seconds"),
+             runs: bool = typer.Option(False, "--runs", help="every script run with its time, exit status, "
+                                                             "duration and output (failed runs too)"),
              state_dir: Path = _STATE, nsr: str = _NSR, output: Output = _OUTPUT) -> None:
         """Script output and error logs of one VNFC (LOG_REQUEST). With --follow, `gvnfm up` asks the
         VNFM again only when the VNFC's log may have changed (a script ran, an operation was answered).
         `-o json` prints the answer once (`outputLog`, `errorLog` as lists of lines)."""
+        if runs:
+            return _print_runs(_call(state_dir, "GET", _vnfr_path(nsr, vnfr) + f"/runs/{hostname}"), output)
         printed = {"outputLog": 0, "errorLog": 0}
         path = _vnfr_path(nsr, vnfr) + f"/logs/{hostname}"
         if output == "json":
