@@ -9,7 +9,8 @@ Warnings are silent traps the reference accepts but that do not do what the writ
 * events the Generic VNFM never runs (``RELEASE``, ...) and CONFIGURE scripts of a VNF that is no
   dependency target (CONFIGURE runs only on MODIFY, which only targets get);
 * a CONFIGURE script of a target whose name starts with no source's ``<type>_``: it runs once, without
-  the ``$<type>_<param>`` variables (the reference runs a script once per source VNFC only when it does);
+  the ``$<type>_<param>`` variables (the reference runs a script once per source VNFC only when it does),
+  unless its text (when gvnfm sends it) reads ``ob_parameters``, where every source's values are;
 * a dependency parameter that no source gives a value: not a configuration key, not a network of the
   source's VNFCs (``<net>``, ``<net>_floatingIp``), not ``hostname`` (``provides`` alone gives none).
 
@@ -176,8 +177,12 @@ def check_service(bundle: ServiceBundle, *, image_exists: Callable[[str], bool] 
                                 "requires another (requires or nsd.vnf_dependency)")
                 continue
             types = sorted({by_name[e.source].type for e in mine if e.source in by_name and by_name[e.source].type})
+            package = bundle.packages.get(vnfd.name or "")
+            texts = {sc.name: sc.payload for sc in package.scripts} if package is not None else {}
             for entry in le.lifecycle_events:
                 name = script_file(entry)
+                if b"ob_parameters" in (texts.get(name) or b""):
+                    continue        # it reads every source's values from the file, as meant
                 if name and types and not any(name.startswith(f"{t}_") for t in types):
                     prefixes = " or ".join(f'"{t}_"' for t in types)
                     warnings.append(f'{place}: CONFIGURE script "{name}" starts with no source type ({prefixes}): '
