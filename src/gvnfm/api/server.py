@@ -56,7 +56,7 @@ ASSETS = "/docs/assets"
 
 def is_authorized(path: str, authorization: str | None, token: str) -> bool:
     """Whether a request for ``path`` with this ``Authorization`` header may go on (no I/O)."""
-    if path in PUBLIC_PATHS or path.startswith(ASSETS + "/"):
+    if path in PUBLIC_PATHS or (path.startswith(ASSETS + "/") and ".." not in path.split("/")):
         return True
     scheme, _, given = (authorization or "").partition(" ")
     return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())

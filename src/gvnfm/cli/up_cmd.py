@@ -47,8 +47,10 @@ def keep_hint(nsr: object, state_dir: Path) -> str:
 
 
 def _error(console: Console, text: str, suffix: str = "") -> None:
-    """One red line (not wrapped at the terminal's width, markup in ``text`` printed as is)."""
-    console.print(f"[red]{escape(text)}[/]{suffix}", highlight=False, soft_wrap=True)
+    """One red line on stderr (not wrapped at the terminal's width, markup in ``text`` printed as is);
+    ``console`` is the progress console on stdout, whose colour choice it follows."""
+    err = Console(stderr=True, no_color=console.no_color, force_terminal=console.is_terminal or None)
+    err.print(f"[red]{escape(text)}[/]{suffix}", highlight=False, soft_wrap=True)
 
 
 def _refusal_report(path: Path, message: str) -> dict[str, object]:
@@ -164,8 +166,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                 # kept for fixing: state ERROR, hosts kept; logs / update-script / resume work on it
                 if view is not None:
                     view.update(render(nsr, f"gvnfm up {path}"))
-                console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False,
-                              soft_wrap=True)
+                _error(console, f"deployment failed: {_failure_text(nsr)}")
                 console.print(keep_hint(nsr, options.state_dir), highlight=False, markup=False, soft_wrap=True)
                 await stop_task
                 kept = True
@@ -174,7 +175,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         if view is not None and nsr is not None:
             view.update(render(nsr, f"gvnfm up {path}"))
         if code == 1 and nsr is not None and not kept:
-            console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False, soft_wrap=True)
+            _error(console, f"deployment failed: {_failure_text(nsr)}")
         if nsr is not None:
             await runtime.teardown(nsr)
             if view is not None:
