@@ -38,9 +38,10 @@ def fail(text: str, code: int) -> NoReturn:
 
 
 def exit_code_of(status: int) -> int:
-    """An API answer's exit code: a request that can never succeed as given (400, 404, 422) or a
-    refused token (401) is a usage/environment error; a busy VNF (409) or a failed operation, 1."""
-    return USAGE if status in (400, 401, 404, 422) else FAILED
+    """An API answer's exit code: an unknown NSR/VNF/VNFC (404), a malformed request (422) or a
+    refused token (401) is a usage/environment error (2); a request refused in the current state
+    (400, 409) or a failed operation (502), 1."""
+    return USAGE if status in (401, 404, 422) else FAILED
 
 
 def _api(state_dir: Path) -> tuple[str, str]:
