@@ -106,8 +106,11 @@ def test_one_owner_per_state_folder(tmp_path: Path) -> None:
     killed.stop(signal.SIGKILL)
     left = hosts_of(state)
     assert left and any(processes_of(h.resolve()) for h in left)
-    code, out, err = gvnfm("up", str(IPERF / "nsd.json"), "--once", "--plain", "--api-port", "-1", state=state)
+    code, out, err = gvnfm("up", str(IPERF / "nsd.json"), "--once", "-o", "json", "--api-port", "-1", state=state)
     assert code == 0, out + err
+    events = [json.loads(line) for line in out.splitlines()]          # -o json: stdout is JSON lines only
+    assert any(e["action"] == "DEPLOY" and e["state"] == "ACTIVE" for e in events), events
+    assert "deployed, ACTIVE, torn down" in err
     assert all(not h.exists() for h in left) and all(processes_of(h.resolve()) == [] for h in left)
 
 

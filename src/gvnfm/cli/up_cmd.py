@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
+from gvnfm.cli.day2_cmd import Output
 from gvnfm.logs import setup_logging
 
 log = logging.getLogger("gvnfm.up")
@@ -65,7 +66,8 @@ def _refusal_report(path: Path, message: str) -> dict[str, object]:
 
 
 async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
-                 api_port: int | None, console: Console) -> int:
+                 api_port: int | None, console: Console, json_lines: bool = False) -> int:
+    """``json_lines``: progress as one JSON object per line on stdout (``console`` then writes to stderr)."""
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
     from gvnfm.local.statedir import StateDirBusy
     from gvnfm.local.view import render
@@ -123,6 +125,8 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             view.start()
             runtime.nfvo.events.add(lambda _e: view.update(render(runtime.nfvo.nsrs.get(_e.nsr_id), f"gvnfm up {path}"))
                                     if view is not None else None)
+        elif json_lines:
+            runtime.nfvo.events.add(lambda e: print(json.dumps(e.as_dict()), flush=True))
         else:
             runtime.nfvo.events.add(lambda e: console.print(
                 f"{e.vnfr or '-'} {e.hostname or ''} {e.action or ''} {e.event or ''} {e.script or ''} "
@@ -240,6 +244,8 @@ def register(app: typer.Typer) -> None:
         api_port: int = typer.Option(0, "--api-port", help="control API port (0 = any free port, -1 = none)"),
         log_level: str = typer.Option("INFO", "--log-level"),
         plain: bool = typer.Option(False, "--plain", help="progress as lines instead of a live table"),
+        output: Output = typer.Option(Output.text, "--output", "-o",
+                                      help="json: progress as JSON lines on stdout, messages on stderr"),
     ) -> None:
         """Deploy a network service locally and keep it running until interrupted.
 
@@ -251,12 +257,14 @@ def register(app: typer.Typer) -> None:
         private_dir(state_dir)
         log_file = open(state_dir / "up.log", "a")
         setup_logging(log_level, stream=log_file)
-        console = Console(stderr=False)
+        as_json = output == "json"
+        console = Console(stderr=as_json)
         options = RuntimeOptions(state_dir=state_dir, broker=broker, vim=vim, capacity=capacity, endpoint=endpoint,
                                  db=db, ems_username=ems_user, ems_password=ems_password, concurrency=concurrency,
                                  ems_start_timeout=ems_start_timeout, operation_timeout=operation_timeout,
                                  script_timeout=script_timeout, script_log_minutes=script_log_minutes)
-        live = not plain and sys.stdout.isatty()
+        live = not plain and not as_json and sys.stdout.isatty()
         code = asyncio.run(run_up(path, options=options, once=once, report=report, live=live,
-                                  api_port=None if api_port < 0 else api_port, console=console))
+                                  api_port=None if api_port < 0 else api_port, console=console,
+                                  json_lines=as_json))
         raise typer.Exit(code)
