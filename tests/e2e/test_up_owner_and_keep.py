@@ -95,6 +95,13 @@ def test_one_owner_per_state_folder(tmp_path: Path) -> None:
         assert (state / "api.json").read_text() == api
         code, out, err = gvnfm("status", state=state)
         assert code == 0 and "ACTIVE" in out, out + err
+        # iperf's VNFDs name an unreachable git URL: gvnfm serves scripts/ as a repository the hosts clone,
+        # so a script cannot be replaced; the error says what to change
+        fixed = tmp_path / "fixed.sh"
+        fixed.write_text("#!/bin/bash\n")
+        code, out, err = gvnfm("update-script", "iperf-client", "server_configure.sh", str(fixed), state=state)
+        assert code == 1 and out == "" and "remove vnfPackageLocation from the VNFD" in err, out + err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
     finally:
         code = first.stop()
     assert code == 0, "".join(first.lines)

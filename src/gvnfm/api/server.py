@@ -219,6 +219,12 @@ def build_app(runtime: Any, token: str) -> FastAPI:
         package = bundle.packages.get(vnfr) if bundle is not None else None
         known = {s.name for s in package.scripts} if package is not None else set()
         if package is not None and package.scripts_link:
+            served = Path(runtime.state_dir) / "catalogue"     # LocalRuntime.state_dir is resolved
+            if served.is_absolute() and package.scripts_link.startswith(served.as_uri() + "/"):
+                raise HTTPException(400, f"VNFR {vnfr!r} clones its scripts from a repository gvnfm made of "
+                                         f"{package.origin} (its VNFD's vnfPackageLocation is not reachable): "
+                                         "remove vnfPackageLocation from the VNFD to have gvnfm send the "
+                                         "scripts itself (update-script then works), or redeploy")
             raise HTTPException(400, f"VNFR {vnfr!r} takes its scripts from {package.scripts_link}: "
                                      "update the repository instead")
         if name not in known:
