@@ -40,11 +40,12 @@ def keep_hint(nsr: object, state_dir: Path) -> str:
     vnf = (first.vnfr if first is not None and first.vnfr else "VNF")
     host = (first.hostname if first is not None and first.hostname else "HOST")
     script = (first.script if first is not None and first.script else "SCRIPT")
-    return (f"the network service is kept in ERROR with its hosts; to go on:\n"
-            f"  gvnfm logs {vnf} {host}{opt}                     # what the script printed\n"
-            f"  gvnfm update-script {vnf} {script} FIXED_FILE{opt}   # replace the script on every VNFC\n"
-            f"  gvnfm resume {vnf}{opt}                          # run again from the failed script\n"
-            f"Ctrl-C tears it down")
+    lines = [(f"gvnfm logs {vnf} {host} --runs{opt}", "every run of its scripts, with output"),
+             (f"gvnfm update-script {vnf} {script} FIXED_FILE{opt}", "replace the script on every VNFC"),
+             (f"gvnfm resume {vnf}{opt}", "run again from the failed script")]
+    width = max(len(c) for c, _ in lines)
+    return ("the network service is kept in ERROR with its hosts; to go on:\n"
+            + "".join(f"  {c.ljust(width)}   # {why}\n" for c, why in lines) + "Ctrl-C tears it down")
 
 
 def _error(console: Console, text: str, suffix: str = "") -> None:
