@@ -156,7 +156,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                 refused = next(reversed(runtime.nfvo.nsrs.values()), None)    # recorded in ERROR
                 if report is not None and refused is not None:
                     await _report(report, await runtime.report(refused), console)
-                return 3
+                return 1        # the operation failed (GRANT refused): exit codes are 0, 1, 2
             except DeployFailed as exc:
                 nsr = exc.nsr
                 code = 1
