@@ -67,6 +67,9 @@ class StartStopBody(BaseModel):
 
 def build_app(runtime: Any) -> FastAPI:
     app = FastAPI(title="gvnfm local control API", version="1", description=DESCRIPTION)
+    from gvnfm.ops.http import add_metrics_route
+
+    add_metrics_route(app)   # the in-process VNFM's Prometheus metrics, as `gvnfm vnfm --http` serves them
 
     def nsr_of(key: str) -> NetworkServiceRecord:
         nsrs = runtime.nfvo.nsrs

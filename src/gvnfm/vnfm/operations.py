@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from gvnfm.catalogue.messages import (
 )
 from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
+from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
@@ -182,7 +184,10 @@ class Operations:
             for h in hostnames:
                 self.progress({"vnfr": vnfr.name, "hostname": h, "event": "EMS", "script": "",
                                "action": "WAIT", "status": "running"})
+        waited = time.monotonic()
         missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        metrics.EMS_WAIT_SECONDS.observe(time.monotonic() - waited)
+        metrics.EMS_WAITS.labels("timeout" if missing else "registered").inc()
         if missing:
             raise OperationError(f"Timeout waiting for EMS: {', '.join(missing)} did not register within "
                                  f"{self.settings.ems_start_timeout:g} s", vnfr)
