@@ -26,6 +26,7 @@ _SPEC = re.compile(r"%(?:\((?P<name>[^)]*)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+)
 _KEY_BEFORE = re.compile(r"([A-Za-z_][\w.\-]*)=$")
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s\"]+:)([^@\s\"]+)(@)")
 _SECRET_KEYS = ("password", "passwd", "secret", "token")
+_SECRET_IN_TEXT = re.compile(r"((?:password|passwd|secret|token)\w*[\"']?\s*[=:]\s*[\"']?)([^\s\"',;)]+)", re.I)
 _BARE_OK = re.compile(r'^[^\s="\\\x00-\x1f\x7f]+$')
 
 
@@ -51,7 +52,7 @@ def quote(value: str) -> str:
 def _mask(key: str | None, value: str) -> str:
     if key and any(s in key.lower() for s in _SECRET_KEYS) and value not in ("", "None"):
         return "***"
-    return _URL_PASSWORD.sub(r"\1***\3", value)
+    return _SECRET_IN_TEXT.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", value))
 
 
 def _render_message(record: logging.LogRecord) -> str:
