@@ -90,7 +90,7 @@ async def _scrape(base: str, path: str) -> httpx.Response:
 async def test_metrics_and_health_during_a_real_instantiate(amqp_vhost: str, tmp_path: Path) -> None:
     endpoint = unique("gvnfm-ops")
     hosts = Hosts(amqp_vhost, endpoint, tmp_path)
-    t, _nfvo_ = await _nfvo(amqp_vhost, endpoint, hosts)
+    t, _ = await _nfvo(amqp_vhost, endpoint, hosts)
     vnfm = VnfmProcess(broker=amqp_vhost, endpoint=endpoint, state_dir=tmp_path / "vnfm",
                        extra=["--http", "127.0.0.1:0", "--ems-start-timeout", "30"])
     try:
@@ -130,6 +130,7 @@ async def test_metrics_and_health_during_a_real_instantiate(amqp_vhost: str, tmp
         assert ("gvnfm_broker_reconnects_total", ()) in after
     finally:
         assert await vnfm.terminate() == 0, vnfm.log()
+        assert "event=stopped" in vnfm.log() and "event=exit_now" not in vnfm.log(), vnfm.log()  # one signal
         await hosts.stop()
         await t.close()
         await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", endpoint], capture_output=True)
@@ -216,3 +217,80 @@ async def test_sigterm_while_waiting_for_ems_leaves_the_operation_to_the_next_wo
         await hosts.stop()
         await t.close()
         await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", endpoint], capture_output=True)
+
+
+async def test_sigterm_mid_script_answers_once_from_the_next_worker(amqp_vhost: str, tmp_path: Path) -> None:
+    endpoint = unique("gvnfm-mid")
+    hosts = Hosts(amqp_vhost, endpoint, tmp_path)
+    t, nfvo = await _nfvo(amqp_vhost, endpoint, hosts)
+    runs, release = tmp_path / "runs", tmp_path / "release"
+    script = (f"#!/bin/bash\necho $$ >> {runs}\nwhile [ ! -e {release} ]; do sleep 0.1; done\necho ok\n").encode()
+    first = VnfmProcess(broker=amqp_vhost, endpoint=endpoint, state_dir=tmp_path / "vnfm")
+    second = VnfmProcess(broker=amqp_vhost, endpoint=endpoint, state_dir=tmp_path / "vnfm")
+    try:
+        await first.start()
+        await first.wait_for_log("event=vnfm_started")
+        v = vnfd("app", "app", 1, {"INSTANTIATE": ["long.sh"]}, {"k": "v"})
+        call = asyncio.create_task(t.rpc(endpoint, json.dumps(instantiate(v, {"long.sh": script})).encode(),
+                                         timeout=120))
+        for _ in range(1200):                                  # hang guard; waits on the script's own mark
+            if runs.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert runs.exists(), first.log()
+        assert await first.terminate() == 0, first.log()       # mid-script
+        assert not call.done() and "event=operation_end" not in first.log()
+        await second.start()
+        await second.wait_for_log("event=operation_start")
+        release.touch()
+        reply = json.loads(await asyncio.wait_for(call, 120))
+        assert reply["action"] == "INSTANTIATE", reply
+        assert len(runs.read_text().split()) == 1, "the script ran twice"
+        assert len([r for r in nfvo.requests if r["action"] == "ALLOCATE_RESOURCES"]) == 1
+    finally:
+        release.touch()
+        await first.kill()
+        assert await second.terminate() == 0, second.log()
+        await hosts.stop()
+        await t.close()
+        await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", endpoint], capture_output=True)
+
+
+async def test_ems_sigterm_while_connecting_and_after_registering(amqp_vhost: str, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    async def run(url: str, needle: str) -> str:
+        log = tmp_path / f"ems-{unique('l')}.log"
+        with open(log, "wb") as fh:  # noqa: ASYNC230 - the child's log file, opened once
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gvnfm.cli.main", "ems", "--broker-url", url, "--hostname", unique("h"),
+                "--type", unique("t"), "--root", str(tmp_path / "ems"), "--http", "127.0.0.1:0",
+                stdout=fh, stderr=fh, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            for _ in range(1200):
+                if needle in log.read_text():
+                    break
+                assert proc.returncode is None, log.read_text()
+                await asyncio.sleep(0.05)
+            text = log.read_text()
+            assert needle in text, text
+            if "event=ems_register_waiting" in needle:
+                base = re.search(r"event=http_started url=(\S+)", text)
+                assert base, text
+                health = await _scrape(base.group(1), "/healthz")
+                assert health.status_code == 200 and "broker: ok" in health.text, health.text
+                assert "gvnfm_ems_scripts_total" in (await _scrape(base.group(1), "/metrics")).text
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0, log.read_text()
+            return log.read_text()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    text = await run(f"amqp://guest:guest@127.0.0.1:{_closed_port()}/", "connect")
+    assert "event=stopping signal=SIGTERM" in text
+    text = await run(amqp_vhost, "event=ems_register_waiting")     # connected, no VNFM yet
+    a, b = log_order(text, "stopping signal=SIGTERM", "stopped")
+    assert 0 <= a < b and "event=exit_now" not in text, text     # the HTTP server did not take the signal

@@ -215,7 +215,9 @@ class ApiServer:
         self.runtime = runtime
         self.server = uvicorn.Server(uvicorn.Config(build_app(runtime), host=host, port=port, log_level="warning",
                                                     lifespan="off"))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        from gvnfm.ops.http import quiet_signals
+
+        quiet_signals(self.server)   # SIGTERM/SIGINT stay gvnfm up's (uvicorn would take them over)
         self._task: asyncio.Task[None] | None = None
         self.url = ""
         self.info_path = Path(runtime.state_dir) / "api.json"

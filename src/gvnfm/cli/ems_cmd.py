@@ -14,7 +14,7 @@ import typer
 from gvnfm.configfile import render_settings
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import ConfigError, EmsConfig, load_config
-from gvnfm.logs import formatter, setup_logging
+from gvnfm.logs import formatter, quote, setup_logging
 from gvnfm.ops.health import Health
 from gvnfm.ops.http import OpsServer
 from gvnfm.ops.signals import run_until_signalled
@@ -49,7 +49,7 @@ async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | N
         target = EmsFleet(config, hosts, hostname_prefix=hostname_prefix)
     else:
         target = EmsAgent(config)
-    log.info("event=ems_config %s", " ".join(f"{k}={v!r}" for k, v in sorted(config.redacted().items())))
+    log.info("event=ems_config %s", " ".join(f"{k}={quote(repr(v))}" for k, v in sorted(config.redacted().items())))
     health = Health()
     server = OpsServer(http, health) if http else None
     agents = target.agents if isinstance(target, EmsFleet) else [target]

@@ -54,18 +54,25 @@ def add_metrics_route(app: FastAPI) -> None:
         return Response(data, media_type=ctype)
 
 
+def quiet_signals(server: uvicorn.Server) -> None:
+    """Leave SIGTERM/SIGINT to the daemon: uvicorn (>= 0.29) otherwise takes them over while it serves
+    (``capture_signals``: the daemon's own handlers do not run) and raises them again when it stops."""
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  (older uvicorn)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+
+
 class OpsServer:
     def __init__(self, listen: str, health: Health) -> None:
         host, port = parse_listen(listen)
         self.server = uvicorn.Server(uvicorn.Config(build_ops_app(health), host=host, port=port,
                                                     log_level="warning", lifespan="off", access_log=False))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        quiet_signals(self.server)
         self._task: asyncio.Task[None] | None = None
         self.url = ""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
+        while not (self.server.started and self.server.servers and self.server.servers[0].sockets):
             if self._task.done():
                 self._task.result()
                 raise OSError("the HTTP endpoint did not start (address in use?)")
