@@ -10,8 +10,17 @@ app = typer.Typer(name="gvnfm", help="A Generic VNF Manager and EMS, wire-compat
                   no_args_is_help=True, add_completion=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gvnfm import __version__
+
+        typer.echo(f"gvnfm {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main() -> None:
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
     """gvnfm: VNFM (`vnfm`), EMS (`ems`), local deployment (`up`) and day-2 commands."""
 
 for module in ("vnfm_cmd", "ems_cmd", "up_cmd", "day2_cmd", "vim_cmd"):
