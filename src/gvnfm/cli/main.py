@@ -23,7 +23,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_print_versi
                                        help="print the version and exit")) -> None:
     """gvnfm: VNFM (`vnfm`), EMS (`ems`), local deployment (`up`) and day-2 commands."""
 
-for module in ("vnfm_cmd", "ems_cmd", "up_cmd", "day2_cmd", "vim_cmd"):
+for module in ("vnfm_cmd", "ems_cmd", "up_cmd", "day2_cmd", "vim_cmd", "doctor_cmd"):
     try:
         importlib.import_module(f"gvnfm.cli.{module}").register(app)
     except ModuleNotFoundError as exc:  # a sub-command whose module is not there yet
