@@ -90,7 +90,7 @@ async def _scrape(base: str, path: str) -> httpx.Response:
 async def test_metrics_and_health_during_a_real_instantiate(amqp_vhost: str, tmp_path: Path) -> None:
     endpoint = unique("gvnfm-ops")
     hosts = Hosts(amqp_vhost, endpoint, tmp_path)
-    t, _ = await _nfvo(amqp_vhost, endpoint, hosts)
+    t, nfvo = await _nfvo(amqp_vhost, endpoint, hosts)
     vnfm = VnfmProcess(broker=amqp_vhost, endpoint=endpoint, state_dir=tmp_path / "vnfm",
                        extra=["--http", "127.0.0.1:0", "--ems-start-timeout", "30"])
     try:
@@ -131,6 +131,7 @@ async def test_metrics_and_health_during_a_real_instantiate(amqp_vhost: str, tmp
     finally:
         assert await vnfm.terminate() == 0, vnfm.log()
         assert "event=stopped" in vnfm.log() and "event=exit_now" not in vnfm.log(), vnfm.log()  # one signal
+        assert nfvo.credentials[1] not in vnfm.log() and ":guest@" not in vnfm.log()    # no broker password
         await hosts.stop()
         await t.close()
         await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "delete_user", endpoint], capture_output=True)

@@ -115,3 +115,15 @@ def test_check_config_refuses_a_bad_file_with_exit_2(tmp_path: Path) -> None:
     props.write_text("vnfm.ems.start.timeout=soon\n")
     out = _gvnfm("vnfm", "--config", str(props), "--check-config")
     assert out.returncode == 2 and "ems_start_timeout" in out.stderr
+
+
+def test_ems_check_config_masks_and_refuses_unknown_keys(tmp_path: Path) -> None:
+    props = tmp_path / "openbaton-ems.properties"
+    props.write_text("[ems]\nbroker_ip=10.0.0.7\nusername=admin\npassword=em%s3cret\ntype=generic\nhostname=vm-1\n")
+    props.chmod(0o600)
+    out = _gvnfm("ems", "--config", str(props), "--check-config")
+    assert out.returncode == 0, out.stderr
+    assert "em%s3cret" not in out.stdout + out.stderr and "10.0.0.7" in out.stdout and "vm-1" in out.stdout
+    props.write_text("[ems]\nbroker_ip=10.0.0.7\nhost_name=vm-1\n")
+    out = _gvnfm("ems", "--config", str(props), "--check-config")
+    assert out.returncode == 2 and "did you mean 'hostname'" in out.stderr

@@ -97,3 +97,32 @@ async def test_second_signal_exits_at_once_with_0() -> None:
     assert await proc.wait() == 0
     out = (seen + rest).decode()
     assert out.index("event=stopping signal=SIGTERM") < out.index("reason=second_signal_SIGINT")
+
+
+async def test_healthz_names_what_failed() -> None:
+    from types import SimpleNamespace
+
+    from gvnfm.cli.vnfm_cmd import add_health_checks
+    from gvnfm.ops.health import Health
+
+    class Store:
+        ok = True
+
+        async def latest_operation(self, _prefix: str) -> None:
+            if not self.ok:
+                raise OSError("database is locked")
+
+    transport, store = SimpleNamespace(connected=True), Store()
+    service = SimpleNamespace(transport=transport, settings=SimpleNamespace(register_with_nfvo=True))
+    health = Health()
+    add_health_checks(health, lambda: service, transport, store)
+    code, body = await health.healthz()
+    assert code == 503 and "nfvo_registration: not registered with the NFVO yet" in body
+    assert (await health.readyz())[0] == 503
+    health.set_ready(True)
+    assert (await health.healthz())[0] == 200 and (await health.readyz())[0] == 200
+    transport.connected = False
+    store.ok = False
+    code, body = await health.healthz()
+    assert code == 503 and body.startswith("failed: broker, store")
+    assert "broker: not connected" in body and "database is locked" in body

@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
                      "operation_timeout": operation_timeout, "http_listen": http, "log_format": log_format}
         if no_register:
             overrides["register_with_nfvo"] = False
-        setup_logging(log_level or "INFO", fmt=log_format or "text")
+        setup_logging("INFO")                     # until the settings say otherwise
         settings = settings_or_exit(config, overrides)
         if check_config:
             typer.echo(describe_settings(settings, settings_sources(config, overrides)))

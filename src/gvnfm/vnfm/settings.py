@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field
@@ -73,7 +73,7 @@ class VnfmSettings(BaseSettings):
     script_log_prune_interval: float = 180.0  # seconds between prunings
     # operations
     http_listen: str | None = None            # host:port of /healthz, /readyz, /metrics (vnfm.http.listen); off
-    log_format: str = "text"                  # text (logfmt) or json
+    log_format: Literal["text", "json"] = "text"   # text (logfmt) or json (vnfm.log.format)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
