@@ -126,3 +126,19 @@ async def test_healthz_names_what_failed() -> None:
     code, body = await health.healthz()
     assert code == 503 and body.startswith("failed: broker, store")
     assert "broker: not connected" in body and "database is locked" in body
+
+
+async def test_up_api_serves_the_same_metrics() -> None:
+    from types import SimpleNamespace
+
+    import httpx
+
+    from gvnfm.api.server import build_app
+    from gvnfm.ops import metrics
+
+    metrics.REPLIES.labels("INSTANTIATE").inc(0)
+    app = build_app(SimpleNamespace(nfvo=SimpleNamespace(nsrs={})))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        res = await client.get("/metrics")
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/plain")
+    assert "gvnfm_replies_sent_total" in res.text and "gvnfm_operations_total" in res.text
