@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import re
@@ -52,33 +53,56 @@ def quote(value: str) -> str:
 def _mask(key: str | None, value: str) -> str:
     if key and any(s in key.lower() for s in _SECRET_KEYS) and value not in ("", "None"):
         return "***"
-    return _SECRET_IN_TEXT.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", value))
+    low = value.lower()
+    if "://" in value:
+        value = _URL_PASSWORD.sub(r"\1***\3", value)
+    if "pass" in low or "secret" in low or "token" in low:
+        value = _SECRET_IN_TEXT.sub(r"\1***", value)
+    return value
+
+
+@functools.lru_cache(maxsize=2048)
+def _template(template: str) -> tuple[tuple[str, str, bool | None], ...]:
+    """(literal before, conversion spec, None when the value is no ``key=`` value, else whether the key
+    names a secret) per ``%`` spec, and the tail as a last entry with an empty spec."""
+    parts = []
+    pos = 0
+    for m in _SPEC.finditer(template):
+        literal = template[pos:m.start()]
+        key_m = _KEY_BEFORE.search(literal)
+        secret = any(w in key_m.group(1).lower() for w in _SECRET_KEYS) if key_m else None
+        parts.append((literal, m.group(), secret))
+        pos = m.end()
+    parts.append((template[pos:], "", None))
+    return tuple(parts)
 
 
 def _render_message(record: logging.LogRecord) -> str:
     """The message with every substituted value logfmt-quoted (and masked)."""
     template, args = record.msg, record.args
-    if not isinstance(template, str) or not args:
+    if not isinstance(template, str) or not args or isinstance(args, dict):
         return _mask(None, record.getMessage())
-    if isinstance(args, dict):
-        return _mask(None, record.getMessage())
-    values = list(args) if isinstance(args, tuple) else [args]
+    values = args if isinstance(args, tuple) else (args,)
     out: list[str] = []
-    pos = 0
-    for m in _SPEC.finditer(template):
-        literal = template[pos:m.start()]
-        out.append(literal)
-        pos = m.end()
-        spec = m.group()
-        if spec == "%%":
-            out.append("%")
-            continue
-        if not values:
-            return _mask(None, record.getMessage())
-        text = spec % values.pop(0)
-        key_m = _KEY_BEFORE.search("".join(out[-1:]))
-        out.append(quote(_mask(key_m.group(1) if key_m else None, text)) if key_m else _mask(None, text))
-    out.append(template[pos:])
+    i = 0
+    try:
+        for literal, spec, secret in _template(template):
+            out.append(literal)
+            if not spec:
+                continue
+            if spec == "%%":
+                out.append("%")
+                continue
+            text = spec % (values[i],)
+            i += 1
+            if spec[-1] not in "sra":            # a number: nothing to quote or hide
+                out.append(text)
+            elif secret is None:
+                out.append(_mask(None, text))
+            else:
+                out.append("***" if secret and text not in ("", "None") else quote(_mask(None, text)))
+    except (IndexError, TypeError, ValueError):
+        return _mask(None, record.getMessage())
     return "".join(out)
 
 
