@@ -31,8 +31,8 @@ class ConfigFileError(ValueError):
 
 
 def read_java_properties(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Key -> raw value of a Java properties file (ISO-8859-1 as Java 8 reads it, UTF-8 when that fails
-    is not needed: ``\\uXXXX`` escapes carry non-Latin-1 text)."""
+    """Key -> raw value of a Java properties file, decoded as ``Properties.load(InputStream)`` decodes
+    it (ISO-8859-1; other characters as ``\\uXXXX`` escapes)."""
     try:
         with open(path, "rb") as fh:
             return dict(javaproperties.load(fh))

@@ -177,7 +177,7 @@ def _reference_ignored(key: str) -> bool:
     return key in _REFERENCE_IGNORED or key.startswith(_REFERENCE_IGNORED_PREFIXES)
 
 
-def read_properties(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def read_properties(path: Path, environ: Mapping[str, str] | None = None, *, warn: bool = True) -> dict[str, str]:
     """The keys gvnfm uses of a Java properties file, placeholders resolved; raises
     :class:`ConfigFileError` for an unknown key or an unresolvable placeholder, and logs one warning
     naming the reference's keys that gvnfm ignores."""
@@ -185,7 +185,7 @@ def read_properties(path: Path, environ: Mapping[str, str] | None = None) -> dic
     env = os.environ if environ is None else environ
     known = [*_KEYS, *_SPRING_BROKER, *VnfmSettings.model_fields, *_REFERENCE_IGNORED]
     ignored = classify_keys(raw, _used, _reference_ignored, known, os.fspath(path))
-    if ignored:
+    if ignored and warn:
         log.warning("event=config_keys_ignored file=%s keys=%s", os.fspath(path), ",".join(ignored))
     return {k: resolve_value(k, raw, env).strip() for k in raw if _used(k)}
 
@@ -226,7 +226,7 @@ def settings_sources(config: Path | None, overrides: Mapping[str, Any] | None,
     env = os.environ if environ is None else environ
     out: dict[str, str] = {}
     if config is not None:
-        out.update(dict.fromkeys(_from_mapping(read_properties(config, env)), f"file {config}"))
+        out.update(dict.fromkeys(_from_mapping(read_properties(config, env, warn=False)), f"file {config}"))
     upper = {k.upper(): k for k in env}
     for name in VnfmSettings.model_fields:
         if f"GVNFM_{name.upper()}" in upper:
