@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -74,6 +74,15 @@ class VnfmSettings(BaseSettings):
     # operations
     http_listen: str | None = None            # host:port of /healthz, /readyz, /metrics (vnfm.http.listen); off
     log_format: Literal["text", "json"] = "text"   # text (logfmt) or json (vnfm.log.format)
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value:
+            from gvnfm.ops.http import parse_listen
+
+            parse_listen(value)      # ValueError: "... is not HOST:PORT"
+        return value or None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
