@@ -125,6 +125,10 @@ def build_app(runtime: Any, token: str) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    from gvnfm.ops.http import add_metrics_route
+
+    add_metrics_route(app)   # the in-process VNFM's metrics, as `gvnfm vnfm --http` serves them (token needed)
+
     def nsr_of(key: str) -> NetworkServiceRecord:
         nsrs = runtime.nfvo.nsrs
         if key == "current":
@@ -308,7 +312,9 @@ class ApiServer:
         self.server = uvicorn.Server(uvicorn.Config(build_app(runtime, self.token), host=host, port=port,
                                                     log_level="warning",
                                                     lifespan="off"))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        from gvnfm.ops.http import quiet_signals
+
+        quiet_signals(self.server)   # SIGTERM/SIGINT stay gvnfm up's (uvicorn would take them over)
         self._task: asyncio.Task[None] | None = None
         self.url = ""
         self.info_path = Path(runtime.state_dir) / "api.json"

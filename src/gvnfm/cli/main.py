@@ -26,7 +26,7 @@ def _main(show_version: bool = typer.Option(False, "--version", callback=_versio
     Exit codes of every command: 0 ok, 1 the operation failed, 2 usage or environment (a wrong
     argument, no running `gvnfm up`, a broker that cannot be reached). `-o json` prints for tools."""
 
-for module in ("vnfm_cmd", "ems_cmd", "up_cmd", "day2_cmd", "validate_cmd", "vim_cmd"):
+for module in ("vnfm_cmd", "ems_cmd", "up_cmd", "day2_cmd", "validate_cmd", "vim_cmd", "doctor_cmd"):
     try:
         importlib.import_module(f"gvnfm.cli.{module}").register(app)
     except ModuleNotFoundError as exc:  # a sub-command whose module is not there yet

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+from gvnfm.configfile import ConfigFileError, classify_keys
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,10 @@ class EmsConfig(BaseModel):
 
 
 def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``[ems]`` section of a reference properties file, without interpolation (keys lower-case)."""
+    """The ``[ems]`` section of a reference properties file, without interpolation (keys lower-case).
+    The reference EMS reads it with Python's ConfigParser, so this one does too. A key this EMS does not
+    know is a :class:`ConfigError` naming the closest known key (the reference would ignore a misspelt
+    ``brokerip`` and connect to nothing)."""
     parser = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8") as fh:
@@ -200,9 +204,11 @@ def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ConfigError(f"properties file {os.fspath(path)!r} has no [ems] section")
     values = {k.strip().lower(): v.strip() for k, v in parser.items("ems")}
     known = set(EmsConfig.model_fields)
-    for key in sorted(set(values) - known):
-        log.warning("event=ems_config_unknown_key file=%s key=%s", os.fspath(path), key)
-    return {k: v for k, v in values.items() if k in known}
+    try:
+        classify_keys(values, known.__contains__, lambda _k: False, known, f"{os.fspath(path)} [ems]")
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+    return values
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

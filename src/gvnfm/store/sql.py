@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gvnfm.ops.metrics import STORE_COMMIT_SECONDS
 from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, StepResult, Store
 from gvnfm.store.engine import DEFAULT_BUSY_TIMEOUT, is_memory, make_engine, normalise_url, writer
 from gvnfm.store.migrate import default_url, upgrade_engine
@@ -186,8 +188,11 @@ class SqlStore(Store):
     # -- transactions ----------------------------------------------------------------------------------
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._lock or nullcontext(), self._writer.begin() as conn:
-            yield conn
+        async with self._lock or nullcontext():
+            started = time.monotonic()
+            async with self._writer.begin() as conn:
+                yield conn
+            STORE_COMMIT_SECONDS.observe(time.monotonic() - started)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ops import metrics
 from gvnfm.transport import RpcTimeout, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class EmsClient:
                     log.info("event=ems_resend hostname=%s correlation_id=%s reason=ems_registered_again",
                              hostname, correlation_id)
                 except RpcTimeout:
+                    metrics.EMS_COMMAND_TIMEOUTS.inc()
                     break
                 except TransportError as exc:
                     log.warning("event=ems_rpc_retry hostname=%s correlation_id=%s error=%r",

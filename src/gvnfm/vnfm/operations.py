@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from gvnfm.catalogue.messages import (
 )
 from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
+from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
@@ -130,6 +132,7 @@ class Operations:
         self.limiter = limiter
         self.progress = progress
         self.boot = boot
+        self._advertised: tuple[str, int] = (boot.broker_ip, boot.broker_port) if boot else ("localhost", 5672)
 
     async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
         """Store what a re-run needs (``context``, default: the state's) before anything that depends on
@@ -182,10 +185,33 @@ class Operations:
             for h in hostnames:
                 self.progress({"vnfr": vnfr.name, "hostname": h, "event": "EMS", "script": "",
                                "action": "WAIT", "status": "running"})
-        missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        waited = time.monotonic()
+        half = asyncio.get_running_loop().call_later(self.settings.ems_start_timeout / 2, self._diagnose_wait,
+                                                     vnfr.name, hostnames)
+        try:
+            missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        finally:
+            half.cancel()
+        metrics.EMS_WAIT_SECONDS.observe(time.monotonic() - waited)
+        metrics.EMS_WAITS.labels("timeout" if missing else "registered").inc()
         if missing:
             raise OperationError(f"Timeout waiting for EMS: {', '.join(missing)} did not register within "
                                  f"{self.settings.ems_start_timeout:g} s", vnfr)
+
+    def _diagnose_wait(self, vnfr_name: str, hostnames: list[str]) -> None:
+        """Once per wait, at half the EMS deadline: which hosts are silent and the usual causes."""
+        from gvnfm.ops.doctor import ems_wait_diagnosis
+
+        missing = [h for h in hostnames if not self.registrations.is_registered(h)]
+        if not missing:
+            return
+        ip, port = self._advertised
+        log.warning("event=ems_wait_half_deadline vnfr=%s waited=%.0fs %s", vnfr_name,
+                    self.settings.ems_start_timeout / 2,
+                    ems_wait_diagnosis(missing=missing, registered=len(hostnames) - len(missing),
+                                       endpoint=self.settings.endpoint, broker_ip=ip, broker_port=port,
+                                       vhost=broker_vhost(self.settings.ems_broker_url()) or "/",
+                                       ems_user=self.settings.ems_username))
 
     def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
         ext = msg.extension or {}
@@ -198,6 +224,7 @@ class Operations:
             package_version=self.settings.ems_package_version,
             monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
             virtual_host=broker_vhost(self.settings.ems_broker_url()))
+        self._advertised = (boot.broker_ip, boot.broker_port)   # what the EMSs were told (for a diagnosis)
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         extra = None
         if with_package and msg.vnfPackage is not None:

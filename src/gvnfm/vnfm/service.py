@@ -30,12 +30,15 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
+from gvnfm.logs import bind_operation
+from gvnfm.ops import metrics
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
@@ -197,6 +200,7 @@ class VnfmService:
         # broadcast follow in batches, and the message is acknowledged once it is stored.
         self.registrations.register(hostname)
         self.ems_client.host_registered(hostname)
+        metrics.EMS_REGISTRATIONS.inc()
         log.info("event=ems_registered hostname=%s", hostname)
         self._reg_pending.append((hostname, delivery))
         if self._reg_task is None or self._reg_task.done():
@@ -256,6 +260,7 @@ class VnfmService:
         else:
             queue = nfvo_client.NFVO_SYNC_QUEUE if action == "INSTANTIATE" else nfvo_client.NFVO_ASYNC_QUEUE
             await self.transport.publish(queue, body)
+        metrics.REPLIES.labels(reply.action).inc()
 
     async def _process(self, delivery: Delivery) -> None:
         raw = delivery.message.body
@@ -369,6 +374,8 @@ class VnfmService:
                  op_id, msg.action, getattr(vnfr, "name", None) or op.vnfr_name, len(state.done),
                  delivery.message.redelivered, remaining)
         lost = asyncio.Event()
+        bind_operation(op_id, getattr(vnfr, "name", None) or op.vnfr_name, msg.action)  # this handler's task only
+        started = time.monotonic()
         run = asyncio.create_task(self._handle(msg, state, op, remaining))
         lease = asyncio.create_task(self._keep_lease(op_id, run, lost))
         try:
@@ -414,6 +421,8 @@ class VnfmService:
         await self._reply(delivery, reply, msg.action)
         await self.store.mark_replied(op_id)
         await delivery.ack()
+        metrics.OPERATIONS.labels(msg.action, final).inc()
+        metrics.OPERATION_SECONDS.labels(msg.action).observe(time.monotonic() - started)
         log.info("event=operation_end op=%s action=%s state=%s", op_id, msg.action, final)
         return True
 
