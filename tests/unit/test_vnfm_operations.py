@@ -235,7 +235,7 @@ async def test_a_rerun_execute_reports_the_vnfcs_done_before(h: Harness) -> None
 
 
 # -- the ERROR action, NFVO refusals ----------------------------------------------------------------
-async def test_error_action_runs_error_scripts_and_gets_no_answer(h: Harness) -> None:
+async def test_error_action_runs_error_scripts_and_its_null_answer_needs_a_reply_to(h: Harness) -> None:
     replies = await async_replies(h)
     msg = instantiate_msg(2)
     msg["vnfd"]["lifecycle_event"].append({"event": "ERROR", "lifecycle_events": ["on_error.sh"]})
@@ -244,11 +244,11 @@ async def test_error_action_runs_error_scripts_and_gets_no_answer(h: Harness) ->
     await h.nfvo_t.publish("generic", json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "NSR failed"}).encode(),
                            correlation_id="error-1")
     op = await finished(h, "error-1")
-    assert op.state == DONE and op.reply is None
+    assert op.state == DONE and op.reply == {}      # the answer null, stored
     assert sorted((hn, c["payload"]) for hn, c in h.ems.commands) == sorted(
         (hn, "on_error.sh") for hn in hostnames(vnfr))
     assert h.ems.commands[0][1]["env"]["port"] == "5001"
-    # failing ERROR scripts are swallowed: still no answer
+    # failing ERROR scripts are swallowed; without reply_to a null answer has nowhere to go: none sent
     h.ems.fail["on_error.sh"] = (1, "oops")
     await h.nfvo_t.publish("generic", json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "again"}).encode(),
                            correlation_id="error-2")

@@ -160,11 +160,18 @@ async def test_bad_input_gets_an_error_reply_and_the_service_keeps_serving(
         h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     no_vdu = {"action": "START", "virtualNetworkFunctionRecord": {"name": "x", "vdu": []}}
-    for body, needle in [(b"{oops", "not valid JSON"), (b'{"action": "DANCE"}', "unknown action"),
-                         (json.dumps(no_vdu).encode(), "no VNFC instances"),
-                         (json.dumps({**instantiate_msg(), "vnfd": {**vnfd(), "vdu": []}}).encode(), "has no VDU")]:
+    bad_field = {"action": "MODIFY", "vnfr": {"name": "x", "vdu": []}, "vnfrd": {"parameters": 5}}
+    for body, needle in [(json.dumps(no_vdu).encode(), "no VNFC instances"),
+                         (json.dumps(bad_field).encode(), "malformed MODIFY")]:
         reply = await h.call(body)
         assert reply["action"] == "ERROR" and needle in reply["exception"]["detailMessage"], (needle, reply)
+        assert reply["virtualNetworkFunctionRecord"]["name"] == "x"
+    # no VNFR to put in an ERROR (the NFVO's ErrorTask fails on a null one): the answer is null
+    for body, needle in [(b"{oops", "not valid JSON"), (b'{"action": "DANCE"}', "unknown action"),
+                         (json.dumps({**instantiate_msg(), "vnfd": {**vnfd(), "vdu": []}}).encode(), "has no VDU")]:
+        raw = await h.nfvo_t.rpc("generic", body, timeout=10)
+        assert raw == b"null", (needle, raw)
+        assert needle in caplog.text
     assert "event=message_refused" in caplog.text
     assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
 
@@ -275,14 +282,12 @@ async def test_heal_switch_to_standby_and_scale_out_in(h: Harness) -> None:
     healed = await h.call({"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": new,
                            "cause": "disk full"})
     assert h.ems.commands[0][1]["env"]["cause"] == "disk full"
-    # SCALE_IN runs on the receiving VNFR's VNFCs with removing_* and gets no answer
+    # SCALE_IN runs on the receiving VNFR's VNFCs with removing_* and is answered null (the Java VNFM's
+    # answer: the NFVO waits for one)
     h.ems.commands.clear()
-    await h.nfvo_t.publish("generic", json.dumps({"action": "SCALE_IN", "virtualNetworkFunctionRecord": vnfr,
-                                                  "vnfcInstance": new}).encode(), correlation_id="scale-in-1")
-    for _ in range(100):
-        if h.ems.commands:
-            break
-        await asyncio.sleep(0.02)
+    raw = await h.nfvo_t.rpc("generic", json.dumps({"action": "SCALE_IN", "virtualNetworkFunctionRecord": vnfr,
+                                                    "vnfcInstance": new}).encode(), timeout=10)
+    assert raw == b"null"
     env = h.ems.commands[0][1]["env"]
     assert env["removing_hostname"] == new["hostname"] and h.ems.commands[0][1]["payload"] == "scale_in.sh"
 
@@ -371,12 +376,13 @@ async def test_a_store_failure_gives_the_message_back_instead_of_losing_it(h: Ha
     assert reply["action"] == "INSTANTIATE" and calls == 2
 
 
-async def test_an_oversized_message_gets_an_error_reply(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_oversized_message_is_answered_null_and_logged(h: Harness, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
     import gvnfm.vnfm.service as service_module
 
     monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 500)
-    reply = await h.call(instantiate_msg(1))          # over 1 KB with its package
-    assert reply["action"] == "ERROR" and "exceeds the limit of 500 bytes" in reply["exception"]["detailMessage"]
+    raw = await h.nfvo_t.rpc("generic", json.dumps(instantiate_msg(1)).encode(), timeout=10)  # over 1 KB
+    assert raw == b"null" and "reason=too_large" in caplog.text
     monkeypatch.setattr(service_module, "MAX_MESSAGE_BYTES", 64 * 1024 * 1024)
     assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
 
@@ -577,10 +583,29 @@ async def test_the_deadline_counts_from_the_operation_start_across_takeovers(tmp
             started = asyncio.get_running_loop().time()
             reply = await h.call(msg, cid=cid)
             took = asyncio.get_running_loop().time() - started
-            assert reply["action"] == "ERROR", reply
-            assert "exceeded the operation deadline of 5 s" in reply["exception"]["detailMessage"]
             assert took < 2.0, took          # what was left of the 5 s, not a fresh 5 s
-            if age > 5:                      # nothing left: no new work at all
-                assert [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION") == grants
             op = await h.store.get_operation(op_id)
             assert op is not None and op.state == "FAILED" and op.worker == h.service.worker
+            assert op.error is not None and "exceeded the operation deadline of 5 s" in op.error
+            if age > 5:                      # nothing left: no new work at all, and no VNFR for an ERROR: null
+                assert [r["action"] for r in h.nfvo.requests].count("GRANT_OPERATION") == grants
+                assert reply is None
+            else:                            # the ERROR answer carries the VNFR the NFVO allocated
+                assert reply["action"] == "ERROR", reply
+                assert "exceeded the operation deadline of 5 s" in reply["exception"]["detailMessage"]
+                assert reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]
+
+
+async def test_error_is_answered_null_after_its_scripts_as_the_java_vnfm_does(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+    vnfr["lifecycle_event"].append({"event": "ERROR", "lifecycle_events": ["on_error.sh"]})
+    h.ems.commands.clear()
+    # OrVnfmErrorMessage as the NFVO's ErrorTask sends it
+    raw = await h.nfvo_t.rpc("generic", json.dumps({"action": "ERROR", "vnfr": vnfr,
+                                                    "message": "VNFR iperf-server in ERROR"}).encode(), timeout=10)
+    assert raw == b"null"
+    assert h.ems.executed() == ["on_error.sh"]
+    # a duplicate (the same correlation id and body) asking again gets the stored null answer
+    body = json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "again"}).encode()
+    assert await h.nfvo_t.rpc("generic", body, timeout=10, correlation_id="err-1") == b"null"
+    assert await h.nfvo_t.rpc("generic", body, timeout=10, correlation_id="err-1") == b"null"

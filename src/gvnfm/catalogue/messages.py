@@ -249,6 +249,28 @@ def vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
     return None
 
 
+#: The body of an answer without a message: Gson's ``toJson(null)``. The reference VNFM answers every
+#: command in a ``finally`` block, so ERROR, SCALE_IN and a command it could not parse get these bytes.
+NULL_BODY = b"null"
+
+
+def salvage_vnfr(body: bytes | str) -> VirtualNetworkFunctionRecord | None:
+    """The VNFR of a message that could not be parsed as a whole, if one can be read from it (an ERROR
+    answer is only useful to the NFVO with a VNFR: its ErrorTask fails on a null one)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("vnfr", "virtualNetworkFunctionRecord"):
+        try:
+            return VirtualNetworkFunctionRecord.model_validate(data[key])
+        except (KeyError, ValidationError):
+            continue
+    return None
+
+
 def error_message(vnfr: VirtualNetworkFunctionRecord | None, text: str, cause: str | None = None) -> VnfmOrErrorMessage:
     exc = JavaException(detailMessage=text)
     if cause:

@@ -573,8 +573,12 @@ class Operations:
         return vnfr
 
 
-def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage:
+def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage | None:
+    """The ERROR answer of a failed operation; ``None`` (the answer ``null``) when there is no VNFR to
+    put in it: the NFVO's ErrorTask fails on an ERROR without one, and the NSR would stay as it is."""
     vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
+    if vnfr is None:
+        return None
     reply = error_message(vnfr, str(exc), getattr(exc, "cause", None))
     if isinstance(exc, ScriptsFailed):
         reply.scriptResults = exc.results  # type: ignore[attr-defined]

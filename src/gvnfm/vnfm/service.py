@@ -35,7 +35,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
+from gvnfm.catalogue.messages import (
+    NULL_BODY,
+    MessageError,
+    NfvMessage,
+    error_message,
+    parse_nfvo_message,
+    salvage_vnfr,
+    vnfr_of,
+)
+from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
@@ -56,8 +65,11 @@ REGISTRATION_PREFETCH = 512
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Opens a transport with the credentials the NFVO gave (None: keep the current one).
 Reconnect = Callable[[str, str], Awaitable[Transport | None]]
-#: Actions the NFVO expects no answer to.
+#: Actions without an answer message: answered with the body ``null`` (the NFVO waits for an answer
+#: to every command, with no timeout).
 NO_REPLY = {"ERROR", "SCALE_IN"}
+#: How a ``null`` answer is stored as an operation's reply (``None`` there means "none yet").
+NULL_REPLY: dict[str, Any] = {}
 
 
 def operation_key(correlation_id: str | None, body: bytes) -> str:
@@ -248,12 +260,12 @@ class VnfmService:
                 self._inflight.discard(task)
 
     async def _reply(self, delivery: Delivery, reply: NfvMessage | None, action: str) -> None:
-        if reply is None:
-            return
-        body = reply.to_json().encode()
+        """Answer the NFVO: to ``reply_to`` (the NFVO always sets it; ``None`` is the body ``null``), or
+        without one, a message to the NFVO's queues (a ``null`` answer has nowhere to go then)."""
+        body = NULL_BODY if reply is None else reply.to_json().encode()
         if delivery.message.reply_to:
             await self.transport.reply(delivery.message, body)
-        else:
+        elif reply is not None:
             queue = nfvo_client.NFVO_SYNC_QUEUE if action == "INSTANTIATE" else nfvo_client.NFVO_ASYNC_QUEUE
             await self.transport.publish(queue, body)
 
@@ -262,15 +274,19 @@ class VnfmService:
         op_id = delivery.message.correlation_id   # for the log lines until the operation id is known
         if len(raw) > MAX_MESSAGE_BYTES:
             log.error("event=message_refused op=%s reason=too_large bytes=%d", op_id, len(raw))
-            await self._reply(delivery, error_message(None, f"message of {len(raw)} bytes exceeds the limit of "
-                                                            f"{MAX_MESSAGE_BYTES} bytes"), "ERROR")
+            # not even read: answered null (an ERROR without a VNFR makes the NFVO's ErrorTask fail)
+            await self._reply(delivery, None, "ERROR")
             await delivery.ack()
             return
         try:
             msg = parse_nfvo_message(raw)
         except MessageError as exc:
             log.error("event=message_refused op=%s error=%r body=%r", op_id, str(exc), raw[:300])
-            await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
+            # an ERROR answer when the message names its VNFR, else null (an ERROR without a VNFR makes the
+            # NFVO's ErrorTask fail): the NFVO waits for an answer to every command
+            vnfr = salvage_vnfr(raw)
+            await self._reply(delivery, error_message(vnfr, f"gvnfm could not handle the message: {exc}")
+                              if vnfr is not None else None, "ERROR")
             await delivery.ack()
             return
         op_id = await self._operation_id(delivery)
@@ -404,7 +420,7 @@ class VnfmService:
                      and final == DONE and msg.action != "RELEASE_RESOURCES")
         try:
             await self.store.finish_operation(
-                op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
+                op_id, state=final, reply=reply.to_wire() if reply else NULL_REPLY, error=error,
                 vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None), worker=self.worker,
                 save_vnfr=vnfr.to_wire() if keep_vnfr else None)
         except LeaseLost as exc:
@@ -424,7 +440,7 @@ class VnfmService:
         def exceeded() -> OperationError:
             return OperationError(f"{msg.action} exceeded the operation deadline of "
                                   f"{self.settings.operation_timeout:g} s (started {op.created_at:%Y-%m-%dT%H:%M:%SZ})",
-                                  vnfr_of(msg))
+                                  vnfr_of(msg) or _allocated(state))
 
         if remaining <= 0:
             raise exceeded()
@@ -455,7 +471,14 @@ class VnfmService:
                 return
 
 
-def parse_reply(data: dict[str, Any]) -> NfvMessage:
+def _allocated(state: OperationState) -> VirtualNetworkFunctionRecord | None:
+    """The VNFR the NFVO allocated for an INSTANTIATE that has not finished (the ERROR answer's VNFR)."""
+    data = state.context.get("allocated")
+    return VirtualNetworkFunctionRecord.model_validate(data) if isinstance(data, dict) else None
+
+
+def parse_reply(data: dict[str, Any]) -> NfvMessage | None:
+    """A stored reply as a message (``None``: the answer ``null``)."""
     from gvnfm.catalogue.messages import parse_vnfm_message
 
-    return parse_vnfm_message(data)
+    return None if data == NULL_REPLY else parse_vnfm_message(data)
