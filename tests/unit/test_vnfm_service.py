@@ -609,3 +609,27 @@ async def test_error_is_answered_null_after_its_scripts_as_the_java_vnfm_does(h:
     body = json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "again"}).encode()
     assert await h.nfvo_t.rpc("generic", body, timeout=10, correlation_id="err-1") == b"null"
     assert await h.nfvo_t.rpc("generic", body, timeout=10, correlation_id="err-1") == b"null"
+
+
+async def test_instantiate_carrying_a_vnfr_is_the_nfvo_restart_path_and_allocates_nothing(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(2)))["virtualNetworkFunctionRecord"]
+    hosts = sorted(i["hostname"] for i in vnfr["vdu"][0]["vnfc_instance"])
+    h.nfvo.requests.clear()
+    h.ems.commands.clear()
+    # VnfmManager.restartVnfr: getNextMessage(vnfd, ...) with the VNFR set, "so the allocate resources
+    # will be skipped"; the EMSs of the existing VNFCs register again (the VMs were restarted)
+    for hostname in hosts:
+        await h.ems.register(hostname)
+    restart = {**instantiate_msg(2), "vnfr": vnfr}
+    reply = await h.call(restart)
+    assert reply["action"] == "INSTANTIATE", reply
+    assert h.nfvo.requests == []          # no GRANT_OPERATION, no ALLOCATE_RESOURCES
+    assert sorted(i["hostname"] for i in reply["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]) == hosts
+    assert reply["virtualNetworkFunctionRecord"]["id"] == vnfr["id"]
+    ran = sorted((hn, c["payload"]) for hn, c in h.ems.commands if c["action"] == "EXECUTE")
+    assert ran == sorted((hn, s) for hn in hosts for s in ("install.sh", "install-srv.sh"))
+    # a VNFR without VNFC instances cannot be restarted: an ERROR naming it
+    empty = {**vnfr, "vdu": [{**vnfr["vdu"][0], "vnfc_instance": []}]}
+    reply = await h.call({**instantiate_msg(2), "vnfr": empty})
+    assert reply["action"] == "ERROR" and "no VNFC instances" in reply["exception"]["detailMessage"]
+    assert h.nfvo.requests == []

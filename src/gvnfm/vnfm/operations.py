@@ -216,13 +216,20 @@ class Operations:
     async def _on_instantiate(self, msg: OrVnfmInstantiateMessage, state: OperationState) -> NfvMessage:
         if "allocated" in state.context:
             vnfr = VirtualNetworkFunctionRecord.model_validate(state.context["allocated"])
+        elif msg.vnfr is not None:
+            # The NFVO's restart path (VnfmManager.restartVnfr: "so the allocate resources will be
+            # skipped"): the VNFR and its VNFC instances exist; no GRANT_OPERATION, no ALLOCATE_RESOURCES.
+            vnfr = msg.vnfr
         else:
             try:
-                vnfr = msg.vnfr if msg.vnfr is not None and msg.vnfr.vdu else build_vnfr(msg)
+                vnfr = build_vnfr(msg)
             except RecordError as exc:
                 raise OperationError(f"INSTANTIATE refused: {exc}", msg.vnfr) from exc
             vnfr = await self._grant_and_allocate(msg, vnfr, state)
-        targets = plans.targets_of(vnfr)
+        try:
+            targets = plans.targets_of(vnfr)
+        except plans.PlanError as exc:
+            raise OperationError(str(exc), vnfr) from exc
         await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
         plan = self._delivery(targets, msg.vnfPackage).then(plans.plan_event(vnfr, "INSTANTIATE", targets))
         await self._run(vnfr, plan, state)
