@@ -282,6 +282,7 @@ async def test_heal_switch_to_standby_and_scale_out_in(h: Harness) -> None:
     healed = await h.call({"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": new,
                            "cause": "disk full"})
     assert h.ems.commands[0][1]["env"]["cause"] == "disk full"
+    assert healed["action"] == "HEAL" and healed.get("cause") is None     # as the Java VNFM (HealTask)
     # SCALE_IN runs on the receiving VNFR's VNFCs with removing_* and is answered null (the Java VNFM's
     # answer: the NFVO waits for one)
     h.ems.commands.clear()

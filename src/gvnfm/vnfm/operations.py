@@ -61,6 +61,9 @@ RESUMABLE = "resumable"
 #: Resumed actions whose own message gets no answer (§5.1). RESUME answers them with ERROR, as the
 #: reference's ``getResumedAction`` does for events it does not map (§5.3): the NFVO always gets a reply.
 NO_ANSWER = {"ERROR", "SCALE_IN"}
+#: The action RESUME answers for the lifecycle event whose script failed (the reference's
+#: ``getResumedAction`` mapping; used for a resumed SCALE_OUT, whose steps are INSTANTIATE, CONFIGURE, START).
+RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFIGURE": "MODIFY", "START": "START"}
 
 
 class OperationError(Exception):
@@ -427,8 +430,9 @@ class Operations:
         else:
             await self._run(vnfr, plans.plan_event(vnfr, "HEAL", [inst], {"cause": msg.cause or ""}), state)
         _history(vnfr, "HEAL", f"healed {inst.hostname}: {msg.cause}")
-        return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst,
-                                   cause=msg.cause)
+        # no ``cause`` in the answer (the Java VNFM leaves it null): the NFVO's HealTask returns early when
+        # it is set and is not switchToStandby, and would skip the dependants' MODIFY
+        return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst)
 
     # -- UPDATE / EXECUTE ---------------------------------------------------------------------------
     async def _not_resumable(self, state: OperationState) -> None:
@@ -561,6 +565,8 @@ class Operations:
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
                  original.action, len(done))
         reply = await self.handle(original, OperationState(op_id=state.op_id, done=done, context=context))
+        if original.action == "SCALE_OUT" and reply is not None:
+            reply = await self._resumed_scale_out_answer(chain[0].id, vnfr_of(reply) or vnfr)
         for op in chain:
             await self.store.finish_operation(op.id, state="DONE", reply=op.reply, error=f"resumed by {state.op_id}")
         if reply is None or original.action in NO_ANSWER:
@@ -570,6 +576,19 @@ class Operations:
                                            f"completed, but {original.action} has no answer message, so RESUME "
                                            "answers ERROR (as the reference does for events it does not map)")
         return reply
+
+    async def _resumed_scale_out_answer(self, failed_op: str, vnfr: VirtualNetworkFunctionRecord) -> NfvMessage:
+        """What a resumed SCALE_OUT answers: as the reference, the action of the lifecycle event that
+        failed (INSTANTIATE, CONFIGURE → MODIFY, START), never SCALED (the NFVO has no task for a SCALED
+        answer to RESUME, and the NSR would stay RESUMING). A failure before any script (delivery, EMS
+        wait) resumes as INSTANTIATE."""
+        events = [s.event for s in await self.store.steps(failed_op) if s.status != 0]
+        action = RESUMED_ACTION.get(events[0] if events else "", "INSTANTIATE")
+        if action == "INSTANTIATE":
+            return VnfmOrInstantiateMessage(action=action, virtualNetworkFunctionRecord=vnfr)
+        if action == "START":
+            return VnfmOrStartStopMessage(action=action, virtualNetworkFunctionRecord=vnfr)
+        return VnfmOrGenericMessage(action=action, virtualNetworkFunctionRecord=vnfr)
 
     # -- helpers ----------------------------------------------------------------------------------------
     @staticmethod
