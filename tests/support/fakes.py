@@ -70,6 +70,9 @@ class FakeNfvo:
     register_ems: bool = True
     #: what a registration is answered with (the NFVO creates a broker user per VNFM)
     credentials: tuple[str, str] = ("guest", "guest")
+    #: the first this many registrations are answered ``null`` (the NFVO's answer to a message it cannot
+    #: use; the reference VNFM retries it)
+    null_answers: int = 0
 
     async def start(self) -> None:
         for queue in ("nfvo.manager.handling", "vnfm.nfvo.actions.reply", "vnfm.nfvo.actions"):
@@ -80,8 +83,12 @@ class FakeNfvo:
     async def _on_registration(self, delivery: Delivery) -> None:
         data = json.loads(delivery.message.body)
         self.registered.append(data)
-        if data.get("action") == "register":
+        if data.get("action") == "register" and self.null_answers > 0:
+            self.null_answers -= 1
+            await self.transport.reply(delivery.message, b"null")
+        elif data.get("action") == "register":
             user, password = self.credentials
+            # ManagerCredentials as Gson writes it
             await self.transport.reply(delivery.message, json.dumps(
                 {"rabbitUsername": user, "rabbitPassword": password}).encode())
         await delivery.ack()

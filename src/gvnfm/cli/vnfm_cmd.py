@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -96,7 +97,16 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
 
         service = VnfmService(settings, transport=transport, store=store, ems_transport=ems_transport,
                               reconnect=reconnect)
-        await service.start()
+        # a stop request during start-up (registration retries) ends it at once
+        starting = asyncio.ensure_future(service.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("event=vnfm_start_interrupted")
+            starting.cancel()
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting       # its failure (not registered after all the tries) propagates
         await stop.wait()
         await service.stop()
         for t in opened:

@@ -103,6 +103,7 @@ class VnfmService:
         self._reg_pending: list[tuple[str, Delivery]] = []
         self._reg_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._alive_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         #: operation id -> the handler of this process working on it (at most one per operation)
@@ -120,6 +121,10 @@ class VnfmService:
 
     async def start(self) -> None:
         s = self.settings
+        # this worker is live for the endpoint before it registers: a worker that stops meanwhile does
+        # not unregister the endpoint under it
+        await self.store.worker_alive(self.worker, s.endpoint, s.lease_seconds)
+        self._alive_task = asyncio.create_task(self._keep_alive())
         if s.register_with_nfvo:
             self.credentials = await nfvo_client.register(
                 self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
@@ -149,7 +154,20 @@ class VnfmService:
         user, password = creds.get("rabbitUsername"), creds.get("rabbitPassword")
         if self._reconnect is None or not user or password is None:
             return
-        new = await self._reconnect(str(user), str(password))
+        # The NFVO may answer before its broker user exists: a refused connection is retried after each
+        # of ``nfvo_auth_retry_delays`` (the reference: 40, 80, 160 s), cancellable at once.
+        delays = list(self.settings.nfvo_auth_retry_delays)
+        while True:
+            try:
+                new = await self._reconnect(str(user), str(password))
+                break
+            except TransportError as exc:
+                if not delays:
+                    raise
+                delay = delays.pop(0)
+                log.warning("event=nfvo_credentials_refused user=%s retry_in=%gs retries_left=%d error=%r", user,
+                            delay, len(delays), str(exc))
+                await asyncio.sleep(delay)
         if new is None:
             return
         self.transport = new
@@ -188,10 +206,40 @@ class VnfmService:
             _done, pending = await asyncio.wait(self._inflight, timeout=grace)
             for task in pending:
                 task.cancel()
-        if self.settings.register_with_nfvo:
-            await nfvo_client.unregister(self._bootstrap, endpoint=self.settings.endpoint, type_=self.settings.type,
-                                         description=self.settings.description, credentials=self.credentials)
+        if self._alive_task is not None:
+            self._alive_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alive_task
+        await self._leave()
         log.info("event=vnfm_stopped worker=%s", self.worker)
+
+    async def _keep_alive(self) -> None:
+        """Renew this worker's row (lease_seconds) every third of it."""
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.lease_seconds / 3))
+            try:
+                await self.store.worker_alive(self.worker, self.settings.endpoint, self.settings.lease_seconds)
+            except Exception:
+                log.exception("event=worker_renew_failed worker=%s", self.worker)
+
+    async def _leave(self) -> None:
+        """Unregister from the NFVO only as the endpoint's last live worker: the NFVO's unregister deletes
+        the endpoint, its credentials and its broker user, which every other worker uses."""
+        s = self.settings
+        try:
+            others = await self.store.worker_leaving(self.worker, s.endpoint)
+        except Exception as exc:
+            log.warning("event=nfvo_unregister_skipped worker=%s reason=store_unreachable error=%r", self.worker,
+                        str(exc))
+            return
+        if not s.register_with_nfvo or self.credentials is None:
+            return                       # never registered (stopped during start-up): nothing to undo
+        if others:
+            log.info("event=nfvo_unregister_skipped worker=%s endpoint=%s live_workers=%d", self.worker, s.endpoint,
+                     others)
+            return
+        await nfvo_client.unregister(self._bootstrap, endpoint=s.endpoint, type_=s.type,
+                                     description=s.description, credentials=self.credentials)
 
     # -- EMS registrations -----------------------------------------------------------------------
     async def _on_registration(self, delivery: Delivery) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from gvnfm import __version__
 
@@ -30,6 +30,9 @@ class VnfmSettings(BaseModel):
     register_with_nfvo: bool = True
     register_tries: int = 20
     register_pause: float = 2.5
+    # a refused connection with the NFVO's credentials (its broker user not created yet): retried after
+    # each of these pauses (seconds; ``vnfm.connect.auth.retry.delays=40,80,160``)
+    nfvo_auth_retry_delays: list[float] = Field(default_factory=lambda: [40.0, 80.0, 160.0])
     # queues
     endpoint_queue_durable: bool = True
     endpoint_queue_auto_delete: bool = False  # reference: true (loses messages while no consumer)
@@ -57,6 +60,11 @@ class VnfmSettings(BaseModel):
     script_log_minutes: float = 180.0         # retention (vnfm.ems.script.old); 0 keeps them forever
     script_log_prune_interval: float = 180.0  # seconds between prunings
 
+    @field_validator("nfvo_auth_retry_delays", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
+
     def ems_broker_url(self) -> str:
         return self.ems_broker or self.broker
 
@@ -76,7 +84,8 @@ _KEYS = {
     "vnfm.ems.queue.heartbeat": "ems_heartbeat", "vnfm.ems.queue.autodelete": "ems_autodelete",
     "vnfm.ems.script.old": "script_log_minutes", "vnfm.ems.userdata.filepath": "userdata_file",
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",
-    "vnfm.rabbitmq.durable": "endpoint_queue_durable",
+    "vnfm.rabbitmq.durable": "endpoint_queue_durable", "vnfm.connect.tries": "register_tries",
+    "vnfm.connect.auth.retry.delays": "nfvo_auth_retry_delays",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")
