@@ -51,7 +51,15 @@ from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
 from gvnfm.vnfm.nfvo_client import NfvoClient
-from gvnfm.vnfm.operations import OperationError, Operations, OperationState, ProgressHook, failure_reply
+from gvnfm.vnfm.operations import (
+    OperationError,
+    Operations,
+    OperationState,
+    ProgressHook,
+    broker_vhost,
+    failure_reply,
+)
+from gvnfm.vnfm.queues import declare_own_queue
 from gvnfm.vnfm.registrations import RegistrationBook
 from gvnfm.vnfm.settings import VnfmSettings
 
@@ -132,7 +140,9 @@ class VnfmService:
             await self._use_nfvo_credentials()
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
-        await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
+        # both queues as the reference declares them (durable, auto-delete; vnfm.rabbitmq.* to change)
+        await declare_own_queue(self.ems_transport, self.register_queue, durable=s.endpoint_queue_durable,
+                                auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.ems_broker_url()))
         self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration,
                                                            prefetch=REGISTRATION_PREFETCH))
         own = f"gvnfm.{s.endpoint}.worker.{uuid.uuid4().hex[:12]}"
@@ -140,8 +150,8 @@ class VnfmService:
         await self.ems_transport.bind(own, self.registered_topic)
         self._subs.append(await self.ems_transport.consume(own, self._on_registered_broadcast, prefetch=64))
         # NFVO commands
-        await self.transport.declare_queue(s.endpoint, durable=s.endpoint_queue_durable,
-                                           auto_delete=s.endpoint_queue_auto_delete)
+        await declare_own_queue(self.transport, s.endpoint, durable=s.endpoint_queue_durable,
+                                auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.broker))
         self._subs.append(await self.transport.consume(s.endpoint, self._on_nfvo_message, prefetch=s.consumers))
         if s.script_log_minutes > 0:
             self._prune_task = asyncio.create_task(self._prune_script_logs())

@@ -34,8 +34,11 @@ class VnfmSettings(BaseModel):
     # each of these pauses (seconds; ``vnfm.connect.auth.retry.delays=40,80,160``)
     nfvo_auth_retry_delays: list[float] = Field(default_factory=lambda: [40.0, 80.0, 160.0])
     # queues
+    # the endpoint queue and ems.<endpoint>.register, flagged as the reference does (durable, auto-delete):
+    # auto_delete=False keeps messages while no worker consumes, but a reference VNFM started later on
+    # that broker fails (PRECONDITION_FAILED) and the NFVO no longer sees a dead VNFM go inactive
     endpoint_queue_durable: bool = True
-    endpoint_queue_auto_delete: bool = False  # reference: true (loses messages while no consumer)
+    endpoint_queue_auto_delete: bool = True
     consumers: int = 16                       # NFVO messages handled at once by this worker
     # EMS / user-data
     ems_username: str = "admin"
