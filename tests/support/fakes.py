@@ -25,6 +25,11 @@ class FakeEms:
     fail: dict[str, tuple[int, str]] = field(default_factory=dict)
     delay: float = 0.0
     runs: dict[str, int] = field(default_factory=dict)   # correlation id -> times executed
+    #: when set, EXECUTE commands wait for it before answering; ``running`` counts those waiting and
+    #: ``on_running`` is called with that count each time one starts
+    gate: asyncio.Event | None = None
+    running: int = 0
+    on_running: Callable[[int], None] | None = None
 
     async def add_host(self, hostname: str, endpoint: str = "generic", register: bool = True) -> None:
         queue = f"vnfm.{hostname}.actions"
@@ -37,6 +42,14 @@ class FakeEms:
             self.runs[cid] = self.runs.get(cid, 0) + 1
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if self.gate is not None and cmd.get("action") == "EXECUTE":
+                self.running += 1
+                if self.on_running is not None:
+                    self.on_running(self.running)
+                try:
+                    await self.gate.wait()
+                finally:
+                    self.running -= 1
             script = str(cmd.get("payload", "")).split(" ")[0]
             status, err = self.fail.get(f"{script}@{hostname}", self.fail.get(script, (0, "")))
             out = {"output": f"ran {cmd.get('payload')!s:.40}", "err": err, "status": status}

@@ -634,3 +634,33 @@ async def test_instantiate_carrying_a_vnfr_is_the_nfvo_restart_path_and_allocate
     reply = await h.call({**instantiate_msg(2), "vnfr": empty})
     assert reply["action"] == "ERROR" and "no VNFC instances" in reply["exception"]["detailMessage"]
     assert h.nfvo.requests == []
+
+
+async def test_fifty_vnfrs_of_one_nsr_run_at_once(tmp_path: Path) -> None:
+    """The NFVO sends INSTANTIATE for every VNFR of an NSR at once and waits for each: all 50 must be
+    running together (each one's INSTANTIATE script in flight at the same time), not 16 at a time."""
+    async with Harness(tmp_path, ems_start_timeout=600) as h:
+        assert h.settings.consumers >= 50
+        h.ems.gate = asyncio.Event()
+        all_running = asyncio.Event()
+        peak = 0
+
+        def on_running(n: int) -> None:
+            nonlocal peak
+            peak = max(peak, n)
+            if n >= 50:
+                all_running.set()
+
+        h.ems.on_running = on_running
+        msgs = []
+        for i in range(50):
+            msg = instantiate_msg(1)
+            msg["vnfd"]["name"] = msg["vnfInstanceName"] = f"vnf-{i}"
+            msg["vnfd"]["lifecycle_event"] = [{"event": "INSTANTIATE", "lifecycle_events": ["install.sh"]}]
+            msgs.append(msg)
+        calls = asyncio.gather(*(h.call(m, timeout=600) for m in msgs))
+        await asyncio.wait_for(all_running.wait(), 300)      # hang guard: reached by events only
+        assert peak == 50
+        h.ems.gate.set()
+        replies = await calls
+    assert [r["action"] for r in replies] == ["INSTANTIATE"] * 50

@@ -39,7 +39,9 @@ class VnfmSettings(BaseModel):
     # that broker fails (PRECONDITION_FAILED) and the NFVO no longer sees a dead VNFM go inactive
     endpoint_queue_durable: bool = True
     endpoint_queue_auto_delete: bool = True
-    consumers: int = 16                       # NFVO messages handled at once by this worker
+    # NFVO messages handled at once by this worker (the prefetch of the endpoint queue): the NFVO sends
+    # one INSTANTIATE per VNFR of an NSR at once, and each waits for its answer
+    consumers: int = 256
     # EMS / user-data
     ems_username: str = "admin"
     ems_password: str = "openbaton"
@@ -51,7 +53,7 @@ class VnfmSettings(BaseModel):
     userdata_file: Path | None = None
     # time bounds (seconds)
     ems_start_timeout: float = 500.0          # EMS registration deadline (vnfm.ems.start.timeout)
-    ems_command_timeout: float = 120.0        # non-script EMS commands
+    ems_command_timeout: float = 1000.0       # non-script EMS commands (the reference's RPC budget)
     script_timeout: float = 1800.0            # one script
     operation_timeout: float = 7200.0         # one whole operation
     nfvo_timeout: float = 1000.0              # GRANT / ALLOCATE / SCALING answers (vnfm.rabbitmq.sar.timeout)
@@ -89,6 +91,7 @@ _KEYS = {
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",
     "vnfm.rabbitmq.durable": "endpoint_queue_durable", "vnfm.connect.tries": "register_tries",
     "vnfm.connect.auth.retry.delays": "nfvo_auth_retry_delays",
+    "vnfm.ems.command.timeout": "ems_command_timeout", "vnfm.ems.script.timeout": "script_timeout",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")
