@@ -664,3 +664,17 @@ async def test_fifty_vnfrs_of_one_nsr_run_at_once(tmp_path: Path) -> None:
         h.ems.gate.set()
         replies = await calls
     assert [r["action"] for r in replies] == ["INSTANTIATE"] * 50
+
+
+async def test_the_lifecycle_history_is_the_nfvos_own(h: Harness) -> None:
+    """The NFVO records its own lifecycle history (its tasks); the VNFM adds no entries duplicating it."""
+    reply = await h.call(instantiate_msg(1))
+    vnfr = reply["virtualNetworkFunctionRecord"]
+    assert vnfr["lifecycle_event_history"] == []
+    vnfr["lifecycle_event_history"] = [{"event": "INSTANTIATE", "description": "by the NFVO", "executedAt": "x"}]
+    for msg in ({"action": "MODIFY", "vnfr": vnfr, "vnfrd": None},
+                {"action": "START", "virtualNetworkFunctionRecord": vnfr},
+                {"action": "STOP", "virtualNetworkFunctionRecord": vnfr}):
+        answer = await h.call(msg)
+        assert answer["action"] == msg["action"], answer
+        assert answer["virtualNetworkFunctionRecord"]["lifecycle_event_history"] == vnfr["lifecycle_event_history"]

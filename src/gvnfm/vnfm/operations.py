@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -41,7 +40,7 @@ from gvnfm.catalogue.messages import (
     parse_nfvo_message,
     vnfr_of,
 )
-from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
+from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
@@ -107,16 +106,6 @@ def broker_vhost(url: str) -> str:
         return ""
     path = urlsplit(url).path
     return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -> None:
-    history = list(vnfr.lifecycle_event_history or [])
-    history.append(LifecycleEventHistory(event=event, description=description, executedAt=_now()))
-    vnfr.lifecycle_event_history = history
 
 
 class Operations:
@@ -236,7 +225,6 @@ class Operations:
         await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
         plan = self._delivery(targets, msg.vnfPackage).then(plans.plan_event(vnfr, "INSTANTIATE", targets))
         await self._run(vnfr, plan, state)
-        _history(vnfr, "INSTANTIATE", "INSTANTIATE scripts executed")
         return VnfmOrInstantiateMessage(action="INSTANTIATE", virtualNetworkFunctionRecord=vnfr)
 
     async def _grant_and_allocate(self, msg: OrVnfmInstantiateMessage, vnfr: VirtualNetworkFunctionRecord,
@@ -278,7 +266,6 @@ class Operations:
         plan = plans.plan_configure(vnfr, msg.vnfrd, targets, scripts_path=self.settings.scripts_path,
                                     save_dependency_file=self._ems_saves_dependency())
         await self._run(vnfr, plan, state)
-        _history(vnfr, "CONFIGURE", "CONFIGURE scripts executed")
         return VnfmOrGenericMessage(action="MODIFY", virtualNetworkFunctionRecord=vnfr)
 
     def _ems_saves_dependency(self) -> bool:
@@ -309,7 +296,6 @@ class Operations:
             for inst in targets:
                 inst.state = "ACTIVE" if event == "START" else "INACTIVE"
             msg.vnfcInstance.state = targets[0].state
-        _history(vnfr, event, f"{event} scripts executed")
         return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr,
                                       vnfcInstance=msg.vnfcInstance)
 
@@ -330,7 +316,6 @@ class Operations:
         await self.store.forget_registrations(hostnames)
         if vnfr.id:
             await self.store.delete_vnfr(vnfr.id)
-        _history(vnfr, "TERMINATE", "TERMINATE scripts executed")
         return VnfmOrGenericMessage(action="RELEASE_RESOURCES", virtualNetworkFunctionRecord=vnfr)
 
     async def _on_error(self, msg: OrVnfmErrorMessage, state: OperationState) -> None:
@@ -395,7 +380,6 @@ class Operations:
         if (inst.state or "").upper() != "STANDBY":
             plan = plan.then(plans.plan_event(scaled, "START", [inst]))
         await self._run(scaled, plan, state)
-        _history(scaled, "SCALE_OUT", f"scaled out with {inst.hostname}")
         return VnfmOrScaledMessage(action="SCALED", virtualNetworkFunctionRecord=scaled, vnfcInstance=inst)
 
     async def _on_scale_in(self, msg: OrVnfmScalingMessage, state: OperationState) -> None:
@@ -429,7 +413,6 @@ class Operations:
             msg.vnfcInstance.state = "ACTIVE"
         else:
             await self._run(vnfr, plans.plan_event(vnfr, "HEAL", [inst], {"cause": msg.cause or ""}), state)
-        _history(vnfr, "HEAL", f"healed {inst.hostname}: {msg.cause}")
         # no ``cause`` in the answer (the Java VNFM leaves it null): the NFVO's HealTask returns early when
         # it is set and is not switchToStandby, and would skip the dependants' MODIFY
         return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst)
