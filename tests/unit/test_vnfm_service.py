@@ -678,3 +678,36 @@ async def test_the_lifecycle_history_is_the_nfvos_own(h: Harness) -> None:
         answer = await h.call(msg)
         assert answer["action"] == msg["action"], answer
         assert answer["virtualNetworkFunctionRecord"]["lifecycle_event_history"] == vnfr["lifecycle_event_history"]
+
+
+@pytest.mark.parametrize("reply_to,cid,marked_first", [
+    ("amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAAFkgAAAANrE3Ih.rFHqRsDEHL6mxAQUomsNDg==", None, True),
+    ("amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAAFkgAAAANrE3Ih.rFHqRsDEHL6mxAQUomsNDg==", "c-7", False),
+    ("amq.gen-JzTY20BRgKO-HjmUJj0wLg", None, False),
+])
+async def test_a_direct_reply_to_answer_without_correlation_id_is_recorded_before_it_is_sent(
+        h: Harness, reply_to: str, cid: str | None, marked_first: bool) -> None:
+    """Direct reply-to names the NFVO's channel: an answer re-sent after a crash between sending and
+    recording it would reach the next request on that channel. Without a correlation id it is recorded
+    as sent first (at most once); otherwise it is recorded after (at least once)."""
+    seen: list[bool] = []
+    real_reply = h.service.transport.reply
+
+    async def reply(message: Message, body: bytes) -> None:
+        (op,) = [o for o in await h.store.list_operations() if o.action == "LOG_REQUEST"]
+        seen.append(op.replied)
+        await real_reply(message, body)
+
+    h.service.transport.reply = reply  # type: ignore[method-assign]
+    body = json.dumps({"action": "LOG_REQUEST", "vnfrName": "x", "hostname": "x-1"}).encode()
+    first = Delivered(body, cid=cid, reply_to=reply_to)
+    await h.service._on_nfvo_message(first)
+    assert first.settled == ["ack"] and seen == [marked_first]
+    # a crash before the answer was recorded as sent: the redelivered copy is answered only when the
+    # answer cannot have gone out yet (at most once) or can be told apart by its correlation id
+    (op,) = [o for o in await h.store.list_operations() if o.action == "LOG_REQUEST"]
+    async with h.store.engine.begin() as conn:
+        await conn.execute(update(operations).where(operations.c.id == op.id).values(replied=False))
+    again = Delivered(body, cid=cid, reply_to=reply_to, redelivered=True)
+    await h.service._on_nfvo_message(again)
+    assert again.settled == ["ack"] and len(seen) == 2

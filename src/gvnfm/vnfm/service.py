@@ -46,7 +46,7 @@ from gvnfm.catalogue.messages import (
 )
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
-from gvnfm.transport import Delivery, Subscription, Transport, TransportError
+from gvnfm.transport import Delivery, Message, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
@@ -78,6 +78,17 @@ Reconnect = Callable[[str, str], Awaitable[Transport | None]]
 NO_REPLY = {"ERROR", "SCALE_IN"}
 #: How a ``null`` answer is stored as an operation's reply (``None`` there means "none yet").
 NULL_REPLY: dict[str, Any] = {}
+#: RabbitMQ direct reply-to: the name stands for the requester's channel, not for one request. A
+#: requester that keeps the channel for its next request receives there whatever is sent to the name.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to."
+
+
+def reply_at_most_once(message: Message) -> bool:
+    """An answer to direct reply-to without a correlation id is sent at most once: marked replied
+    before it is published, so that a worker taking over after a crash never re-sends it. Re-sent, it
+    could reach the requester's next request on the same channel, which cannot tell the answers apart
+    (``docs/compatibility.md``, correlation ids and direct reply-to)."""
+    return bool(message.reply_to) and message.reply_to.startswith(DIRECT_REPLY_TO) and not message.correlation_id
 
 
 def operation_key(correlation_id: str | None, body: bytes) -> str:
@@ -424,8 +435,11 @@ class VnfmService:
                 # once a lease time has passed)
                 log.info("event=reply_pending_elsewhere op=%s holder=%s", op.id, op.worker)
                 return False
+        early = reply_at_most_once(m) and not op.replied
+        if early:
+            await self.store.mark_replied(op.id)
         await self._reply(delivery, parse_reply(op.reply), msg.action)
-        if not op.replied:
+        if not op.replied and not early:
             await self.store.mark_replied(op.id)
         log.info("event=duplicate_answered op=%s action=%s redelivered=%s replied_before=%s", op.id, msg.action,
                  m.redelivered, op.replied)
@@ -485,8 +499,12 @@ class VnfmService:
             log.warning("event=lease_lost op=%s action=%s worker=%s error=%r; outcome %s dropped, no reply",
                         op_id, msg.action, self.worker, str(exc), final)
             return False
+        early = reply_at_most_once(delivery.message)
+        if early:
+            await self.store.mark_replied(op_id)
         await self._reply(delivery, reply, msg.action)
-        await self.store.mark_replied(op_id)
+        if not early:
+            await self.store.mark_replied(op_id)
         await delivery.ack()
         log.info("event=operation_end op=%s action=%s state=%s", op_id, msg.action, final)
         return True
