@@ -296,6 +296,8 @@ class Operations:
             for inst in targets:
                 inst.state = "ACTIVE" if event == "START" else "INACTIVE"
             msg.vnfcInstance.state = targets[0].state
+        if msg.vnfcInstance is None:       # no "vnfcInstance": null (Gson leaves null fields out)
+            return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr)
         return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr,
                                       vnfcInstance=msg.vnfcInstance)
 
