@@ -49,7 +49,8 @@ def instantiate_msg(n_vnfc: int = 2) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, tmp: Path, **settings: Any) -> None:
+    def __init__(self, tmp: Path, db_url: str | None = None, **settings: Any) -> None:
+        self.db_url = db_url or f"sqlite+aiosqlite:///{tmp / 'vnfm.db'}"
         self.broker = InMemoryBroker()
         self.settings = VnfmSettings(**{"broker": "memory://", "state_dir": tmp, "ems_start_timeout": 3,
                                         "register_pause": 0.05, **settings})
@@ -62,7 +63,7 @@ class Harness:
         await self.nfvo_t.connect()
         await self.ems.transport.connect()
         await self.nfvo.start()
-        self.store = await SqlStore.open(f"sqlite+aiosqlite:///{self.tmp / 'vnfm.db'}")
+        self.store = await SqlStore.open(self.db_url)
         self.vnfm_t = InMemoryTransport(self.broker)
         await self.vnfm_t.connect()
         self.service = VnfmService(self.settings, transport=self.vnfm_t, store=self.store)
@@ -637,9 +638,18 @@ async def test_instantiate_carrying_a_vnfr_is_the_nfvo_restart_path_and_allocate
 
 
 async def test_fifty_vnfrs_of_one_nsr_run_at_once(tmp_path: Path) -> None:
+    await fifty_vnfrs_at_once(tmp_path, None)
+
+
+@pytest.mark.postgres
+async def test_fifty_vnfrs_of_one_nsr_run_at_once_on_postgresql(tmp_path: Path, pg_db: str) -> None:
+    await fifty_vnfrs_at_once(tmp_path, pg_db)
+
+
+async def fifty_vnfrs_at_once(tmp_path: Path, db_url: str | None) -> None:
     """The NFVO sends INSTANTIATE for every VNFR of an NSR at once and waits for each: all 50 must be
     running together (each one's INSTANTIATE script in flight at the same time), not 16 at a time."""
-    async with Harness(tmp_path, ems_start_timeout=600) as h:
+    async with Harness(tmp_path, db_url, ems_start_timeout=600) as h:
         assert h.settings.consumers >= 50
         h.ems.gate = asyncio.Event()
         all_running = asyncio.Event()

@@ -101,12 +101,16 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
         starting = asyncio.ensure_future(service.start())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
         if not starting.done():
             log.info("event=vnfm_start_interrupted")
             starting.cancel()
-        stopping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting       # its failure (not registered after all the tries) propagates
+            await asyncio.wait({starting})
+        failure = None if starting.cancelled() else starting.exception()
+        if failure is not None:  # not registered after all the tries, ...: leave the store clean, then fail
+            with contextlib.suppress(Exception):
+                await service.stop(grace=0)
+            raise failure
         await stop.wait()
         await service.stop()
         for t in opened:
