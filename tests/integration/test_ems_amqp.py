@@ -285,7 +285,8 @@ async def test_broker_restart_in_the_middle_of_a_script(private_rabbit: PrivateR
     counter, release = tmp_path / "runs.txt", tmp_path / "release"
     script = (f"echo run >> {counter}\n"
               f"for i in $(seq 600); do [ -e {release} ] && break; sleep 0.1; done\necho finished\n")
-    # a durable, non-auto-delete register queue survives the restart (as gvnfm's VNFM declares it)
+    # a durable, non-auto-delete register queue survives the restart (gvnfm's VNFM with
+    # vnfm.rabbitmq.autodelete=false)
     vnfm = ReferenceVnfm(url, type_, register_auto_delete=False)
     await vnfm.connect()
     log_file = tmp_path / "ems.out"
@@ -325,7 +326,7 @@ async def test_broker_restart_in_the_middle_of_a_script(private_rabbit: PrivateR
 
 
 @pytest.mark.rabbitmq
-@pytest.mark.parametrize("register_auto_delete", [True, False], ids=["reference-vnfm", "gvnfm-vnfm"])
+@pytest.mark.parametrize("register_auto_delete", [True, False], ids=["reference-flags", "autodelete-false"])
 async def test_ems_started_before_the_vnfm_registers(amqp_url: str, tmp_path: Path,
                                                      register_auto_delete: bool) -> None:
     """The register queue does not exist yet when the EMS starts (the VNFM declares it): the EMS

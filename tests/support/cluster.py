@@ -78,7 +78,10 @@ class Cluster:
 
     async def add_worker(self) -> VnfmProcess:
         w = VnfmProcess(broker=self.url, endpoint=self.endpoint, state_dir=self.tmp / "vnfm", db=self.db,
-                        extra=["--ems-start-timeout", "30"], env={"GVNFM_LEASE_SECONDS": "2"})
+                        extra=["--ems-start-timeout", "30"],
+                        # messages kept while no worker consumes (vnfm.rabbitmq.autodelete=false): the crash
+                        # tests take every worker down at times
+                        env={"GVNFM_LEASE_SECONDS": "2", "GVNFM_ENDPOINT_QUEUE_AUTO_DELETE": "false"})
         await w.start()
         await w.wait_for_log("event=vnfm_started")
         self.workers.append(w)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -120,7 +121,13 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
 
         service = VnfmService(settings, transport=transport, store=store, ems_transport=ems_transport,
                               reconnect=reconnect)
-        if not (await until_stopped(stop, service.start()))[0]:
+        try:
+            started, _ = await until_stopped(stop, service.start())
+        except Exception:  # not registered after all the tries, ...: leave the store clean, then fail
+            with contextlib.suppress(Exception):
+                await service.stop(grace=0)
+            raise
+        if not started:   # a stop request during start-up (registration retries) ends it at once
             log.info("event=vnfm_stopped_while_starting")
             return
         health.set_ready(True)

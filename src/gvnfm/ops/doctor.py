@@ -89,11 +89,13 @@ def _why(exc: BaseException) -> str:
 
 class Doctor:
     def __init__(self, settings: VnfmSettings, *, advertised: str | None = None, hosts_dir: Path | None = None,
-                 register_queue_flags: tuple[bool, bool] = (True, False)) -> None:
+                 register_queue_flags: tuple[bool, bool] | None = None) -> None:
         self.s = settings
         self.advertised = advertised
         self.hosts_dir = hosts_dir
-        self.register_queue_flags = register_queue_flags
+        # the VNFM declares the register queue with the endpoint queue's flags (vnfm.service)
+        self.register_queue_flags = register_queue_flags or (settings.endpoint_queue_durable,
+                                                             settings.endpoint_queue_auto_delete)
         self.verdicts: list[Verdict] = []
 
     def add(self, status: str, check: str, line: str, fix: str = "") -> None:

@@ -54,17 +54,23 @@ async def register(transport: Transport, *, endpoint: str, type_: str, descripti
     """Register with the NFVO; returns its ``{"rabbitUsername", "rabbitPassword"}`` answer."""
     body = json.dumps({"action": "register", "type": type_,
                        "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
-    last: Exception | None = None
+    last: Exception | str | None = None
     for attempt in range(1, max(1, tries) + 1):
         try:
             raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
-            answer = json.loads(raw) if raw and raw.strip() not in (b"null", b"") else None
-            log.info("event=registered_with_nfvo endpoint=%s attempt=%d", endpoint, attempt)
-            return answer if isinstance(answer, dict) else None
+            answer = json.loads(raw) if raw and raw.strip() else None
         except (TransportError, json.JSONDecodeError) as exc:
             last = exc
-            log.warning("event=nfvo_registration_retry endpoint=%s attempt=%d error=%r", endpoint, attempt, str(exc))
-            await asyncio.sleep(pause)
+        else:
+            if isinstance(answer, dict) and answer.get("rabbitUsername"):
+                log.info("event=registered_with_nfvo endpoint=%s attempt=%d", endpoint, attempt)
+                return answer
+            # as the reference: a null (or credential-less) answer is a failed registration, retried
+            last = f"the NFVO answered {raw[:200]!r} instead of the manager credentials"
+        log.warning("event=nfvo_registration_retry endpoint=%s attempt=%d of=%d in=%gs error=%r", endpoint,
+                    attempt, tries, pause, str(last))
+        if attempt < tries:
+            await asyncio.sleep(pause)     # cancellable: a stop request ends the retries at once
     raise NfvoError(f"could not register with the NFVO after {tries} attempts: {last}")
 
 

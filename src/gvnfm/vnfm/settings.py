@@ -45,10 +45,18 @@ class VnfmSettings(BaseSettings):
     register_with_nfvo: bool = True
     register_tries: int = 20
     register_pause: float = 2.5
+    # a refused connection with the NFVO's credentials (its broker user not created yet): retried after
+    # each of these pauses (seconds; ``vnfm.connect.auth.retry.delays=40,80,160``)
+    nfvo_auth_retry_delays: list[float] = Field(default_factory=lambda: [40.0, 80.0, 160.0])
     # queues
+    # the endpoint queue and ems.<endpoint>.register, flagged as the reference does (durable, auto-delete):
+    # auto_delete=False keeps messages while no worker consumes, but a reference VNFM started later on
+    # that broker fails (PRECONDITION_FAILED) and the NFVO no longer sees a dead VNFM go inactive
     endpoint_queue_durable: bool = True
-    endpoint_queue_auto_delete: bool = False  # reference: true (loses messages while no consumer)
-    consumers: int = 16                       # NFVO messages handled at once by this worker
+    endpoint_queue_auto_delete: bool = True
+    # NFVO messages handled at once by this worker (the prefetch of the endpoint queue): the NFVO sends
+    # one INSTANTIATE per VNFR of an NSR at once, and each waits for its answer
+    consumers: int = 256
     # EMS / user-data
     ems_username: str = "admin"
     ems_password: str = "openbaton"
@@ -60,7 +68,7 @@ class VnfmSettings(BaseSettings):
     userdata_file: Path | None = None
     # time bounds (seconds)
     ems_start_timeout: float = 500.0          # EMS registration deadline (vnfm.ems.start.timeout)
-    ems_command_timeout: float = 120.0        # non-script EMS commands
+    ems_command_timeout: float = 1000.0       # non-script EMS commands (the reference's RPC budget)
     script_timeout: float = 1800.0            # one script
     operation_timeout: float = 7200.0         # one whole operation
     nfvo_timeout: float = 1000.0              # GRANT / ALLOCATE / SCALING answers (vnfm.rabbitmq.sar.timeout)
@@ -96,6 +104,11 @@ class VnfmSettings(BaseSettings):
         file_values, environ = layers
         return (init_settings, _MappingEnvSource(settings_cls, environ), _FileSource(settings_cls, file_values))
 
+    @field_validator("nfvo_auth_retry_delays", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
+
     def ems_broker_url(self) -> str:
         return self.ems_broker or self.broker
 
@@ -115,7 +128,9 @@ _KEYS = {
     "vnfm.ems.queue.heartbeat": "ems_heartbeat", "vnfm.ems.queue.autodelete": "ems_autodelete",
     "vnfm.ems.script.old": "script_log_minutes", "vnfm.ems.userdata.filepath": "userdata_file",
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",
-    "vnfm.rabbitmq.durable": "endpoint_queue_durable",
+    "vnfm.rabbitmq.durable": "endpoint_queue_durable", "vnfm.connect.tries": "register_tries",
+    "vnfm.connect.auth.retry.delays": "nfvo_auth_retry_delays",
+    "vnfm.ems.command.timeout": "ems_command_timeout", "vnfm.ems.script.timeout": "script_timeout",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")
@@ -125,7 +140,7 @@ _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbit
 _REFERENCE_IGNORED = frozenset({
     "vnfm.endpoint.type", "vnfm.enabled", "vnfm.rabbitmq.brokerIp", "vnfm.rabbitmq.exclusive",
     "vnfm.rabbitmq.minConcurrency", "vnfm.rabbitmq.maxConcurrency", "vnfm.rabbitmq.virtual-host",
-    "vnfm.ems.script.logpath", "vnfm.connect.tries", "vnfm.connect.tries.retryPause",
+    "vnfm.ems.script.logpath", "vnfm.connect.tries.retryPause",
     "vnfm.connect.tries.authentication", "vnfm.connect.tries.authentication.retryPause",
     "spring.rabbitmq.requested-heartbeat", "spring.rabbitmq.addresses", "spring.rabbitmq.dynamic",
     "spring.rabbitmq.virtualHost", "spring.rabbitmq.listener.concurrency", "spring.rabbitmq.listener.max-concurrency",
