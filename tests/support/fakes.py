@@ -125,8 +125,10 @@ class FakeNfvo:
                         await self.host_factory(hostname, userdata)
                     elif self.ems is not None:
                         await self.ems.add_host(hostname, register=self.register_ems)
-            key = "vnfr" if msg["action"] == "ALLOCATE_RESOURCES" else "virtualNetworkFunctionRecord"
-            answer = {"action": msg["action"], key: vnfr}
+            # ALLOCATE_RESOURCES is answered with an OrVnfmGenericMessage of the same action, SCALING with
+            # one of action SCALED (the Java NFVO's ScalingTask): both carry the VNFR under ``vnfr``
+            answer = {"action": "ALLOCATE_RESOURCES" if msg["action"] == "ALLOCATE_RESOURCES" else "SCALED",
+                      "vnfr": vnfr, "vnfrd": None}
         else:
             answer = {"action": "ERROR", "message": f"unexpected {msg['action']}"}
         await self.transport.reply(delivery.message, json.dumps(answer).encode())

@@ -126,6 +126,9 @@ NFVO_TO_VNFM: dict[str, type[NfvMessage]] = {
     "ERROR": OrVnfmErrorMessage,
     "LOG_REQUEST": OrVnfmLogMessage,
     "EXECUTE": OrVnfmExecuteScriptMessage,
+    # the NFVO's answer to the VNFM's SCALING request (``ScalingTask``): the VNFR, new VNFC included, is
+    # under ``vnfr``
+    "SCALED": OrVnfmGenericMessage,
 }
 
 
@@ -226,8 +229,10 @@ def _parse(body: bytes | str | dict[str, Any], registry: dict[str, type[NfvMessa
 
 
 def parse_nfvo_message(body: bytes | str | dict[str, Any]) -> NfvMessage:
-    """Parse what the NFVO sends to a VNFM."""
-    return _parse(body, NFVO_TO_VNFM, None)
+    """Parse what the NFVO sends to a VNFM. As the reference VNFM's deserialiser, an action of the
+    ``Action`` enum without a class of its own is a generic message (``vnfr``, ``vnfrd``); a name outside
+    the enum is refused."""
+    return _parse(body, NFVO_TO_VNFM, OrVnfmGenericMessage)
 
 
 def parse_vnfm_message(body: bytes | str | dict[str, Any]) -> NfvMessage:
