@@ -87,6 +87,9 @@ class FakeVim(Vim):
 
 # -- a scripted fake VNFM ------------------------------------------------------------------------------
 
+#: an answer whose body is the four bytes `null` (the Java VNFM's answer to SCALE_IN and ERROR)
+NULL = object()
+
 def vnfr_name_of(msg: dict[str, Any]) -> str:
     for key in ("virtualNetworkFunctionRecord", "vnfr", "vnfd"):
         if isinstance(msg.get(key), dict):
@@ -114,6 +117,8 @@ class FakeVnfm:
     #: ("recv"|"reply", action, vnfr) in the order they happened
     log: list[tuple[str, str, str]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: (reply_to, correlation_id) of every command, in order
+    envelopes: list[tuple[str | None, str | None]] = field(default_factory=list)
     nfvo_answers: list[dict[str, Any]] = field(default_factory=list)
     resume_as: str = "INSTANTIATE"
 
@@ -132,6 +137,7 @@ class FakeVnfm:
         action, name = msg["action"], vnfr_name_of(msg)
         self.log.append(("recv", action, name))
         self.messages.append(msg)
+        self.envelopes.append((delivery.message.reply_to, delivery.message.correlation_id))
         try:
             if (action, name) in self.hooks:
                 await self.hooks[(action, name)]()
@@ -139,7 +145,10 @@ class FakeVnfm:
             reply = await self._handle(action, name, msg)
         except Exception as exc:   # the fake must answer whatever happens
             reply = {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM failed: {exc!r}"}}
-        if reply is not None:
+        if reply is NULL:       # the Java VNFM answers SCALE_IN and ERROR with the body `null`
+            self.log.append(("reply", "null", name))
+            await self.transport.reply(delivery.message, b"null")
+        elif reply is not None:
             self.log.append(("reply", reply["action"], name))
             await self.transport.reply(delivery.message, json.dumps(reply).encode())
         await delivery.ack()
@@ -160,7 +169,7 @@ class FakeVnfm:
         return {"action": "ERROR", "nsrId": vnfr.get("parent_ns_id"), "virtualNetworkFunctionRecord": vnfr,
                 "exception": {"detailMessage": detail, "cause": {"detailMessage": text}}}
 
-    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> Any:
         fail = self.fail.get((action, name))
         if (action, name) in self.refuse:
             return {"action": "ERROR", "virtualNetworkFunctionRecord": msg.get("vnfr") or msg.get(
@@ -197,8 +206,8 @@ class FakeVnfm:
         if action in ("START", "STOP"):
             return {"action": action, "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg.get("vnfcInstance")}
         if action == "HEAL":
-            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"],
-                    "cause": msg["cause"]}
+            # VnfmOrHealedMessage: the Java VNFM leaves `cause` out
+            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"]}
         if action == "LOG_REQUEST":
             lines = self.log_lines.get(msg["hostname"], [f"log of {msg['hostname']}"])
             return {"action": "LOG_REQUEST", "outputLog": list(lines), "errorLog": []}
@@ -211,12 +220,13 @@ class FakeVnfm:
             if answer["action"] == "ERROR":   # as gvnfm's VNFM: the NFVO refused, nothing happened
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr,
                         "exception": {"detailMessage": answer["message"]}}
-            scaled = answer["virtualNetworkFunctionRecord"]
+            assert answer["action"] == "SCALED", answer     # ScalingTask: the VNFR under `vnfr`
+            scaled = answer["vnfr"]
             new = [i for vdu in scaled["vdu"] for i in vdu["vnfc_instance"]
                    if i["id"] not in before and i["vnfComponent"]["id"] == msg["component"]["id"]]
             return {"action": "SCALED", "virtualNetworkFunctionRecord": scaled, "vnfcInstance": new[0]}
-        if action == "SCALE_IN":
-            return None
+        if action in ("SCALE_IN", "ERROR"):
+            return NULL
         return {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM: unexpected {action}"}}
 
 
@@ -369,6 +379,9 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
     assert modify["vnfr"]["status"] == INITIALIZED
     db_dep = env.vnfm.received("MODIFY", "app")[0]["vnfrd"]
     assert db_dep["parameters"] == {"db": {"parameters": {"private": "", "hostname": "", "port": "5432"}}}
+    # every command as the Java NFVO sends it: a reply address of its own, no correlation id
+    assert env.vnfm.envelopes and all(r and c is None for r, c in env.vnfm.envelopes)
+    assert len({r for r, _ in env.vnfm.envelopes}) == len(env.vnfm.envelopes)
     # START carries the whole VNFR and no VNFC
     start = env.vnfm.received("START", "web")[0]
     assert start["virtualNetworkFunctionRecord"]["name"] == "web" and "vnfcInstance" not in start
@@ -634,6 +647,9 @@ async def test_scale_out_and_in(env: Env) -> None:
     scale = env.vnfm.received("SCALE_OUT", "app")[0]
     assert scale["component"]["id"] == component.id and scale["vnfPackage"]["scripts"]
     assert scale["dependency"]["idType"] == {"db": "db"}           # app is a target: its full dependency
+    scaled = next(a for a in env.vnfm.nfvo_answers if a["action"] == "SCALED")
+    assert set(scaled) == {"action", "vnfr"} and new.hostname in [
+        i["hostname"] for vdu in scaled["vnfr"]["vdu"] for i in vdu["vnfc_instance"]]
     # web (target of app) is reconfigured with only the new VNFC, unfiltered
     modify = env.vnfm.received("MODIFY", "web")[-1]["vnfrd"]
     assert list(modify["vnfcParameters"]["app"]["parameters"]) == [new.id]
@@ -643,10 +659,10 @@ async def test_scale_out_and_in(env: Env) -> None:
     # scale_in_out is 3: a fourth is refused before anything is sent
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
-    # scale in: SCALE_IN to the target (web), no answer expected, host removed
+    # scale in: SCALE_IN to the target (web) as a command of its own (answered `null`), host removed
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
     for _ in range(100):
-        if env.vnfm.received("SCALE_IN"):
+        if ("reply", "null", "web") in env.vnfm.log:
             break
         await asyncio.sleep(0.02)
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]

@@ -1,6 +1,10 @@
 """The NFVO's answers to a VNFM's resource requests (protocol §4 steps 2-3, §5 SCALE_OUT):
 GRANT_OPERATION (ids, capacity check, a VIM per VDU), ALLOCATE_RESOURCES (one host per VNFC through the
-VIM, VNFC instances in the VNFR) and SCALING (one host for the component being scaled out)."""
+VIM, VNFC instances in the VNFR) and SCALING (one host for the component being scaled out, answered
+SCALED with the VNFR under ``vnfr``).
+
+Answers have the Java NFVO's shapes (``GrantoperationTask``, ``AllocateresourcesTask``, ``ScalingTask``):
+what a VNFM built on the Java or the Python SDK reads, nothing of gvnfm's own."""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from gvnfm.catalogue.messages import (
     NfvMessage,
     OrVnfmGenericMessage,
     OrVnfmGrantLifecycleOperationMessage,
-    OrVnfmScalingMessage,
     VnfmOrAllocateResourcesMessage,
     VnfmOrGenericMessage,
     VnfmOrScalingMessage,
@@ -157,7 +160,8 @@ class ResourceRequests:
         add_instances(vnfr, [(placements[0], self.resources.instance(placements[0], hosts[0], inst_state))])
         state.keep(vnfr)
         self.emit(nsr, vnfr.name, action="SCALING", hostname=hosts[0].hostname, state="host created")
-        return OrVnfmScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr)
+        # ScalingTask: ``new OrVnfmGenericMessage(vnfr, Action.SCALED)``, the VNFR under ``vnfr``
+        return OrVnfmGenericMessage(action="SCALED", vnfr=vnfr)
 
 
 def assign_ids(vnfr: VirtualNetworkFunctionRecord) -> None:

@@ -122,6 +122,7 @@ class LocalNfvo:
         self.nsrs: dict[str, NetworkServiceRecord] = {}
         self.requests = ResourceRequests(self.resources, self.nsrs, self.emit)
         self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_cache = answer_cache
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
@@ -156,6 +157,8 @@ class LocalNfvo:
             except Exception as exc:
                 log.warning("event=nfvo_unsubscribe_failed error=%r", str(exc))
         self._subs.clear()
+        for task in list(self._tasks):
+            task.cancel()
 
     def add_listener(self, listener: Any) -> None:
         self.events.add(listener)
@@ -408,7 +411,8 @@ class LocalNfvo:
                              reply=reply)
 
         try:
-            raw = await self.transport.rpc(routing_key, message.to_json().encode(), timeout=limit)
+            # as the Java NFVO (RabbitVnfmSender): a reply address per request, no correlation id
+            raw = await self.transport.request(routing_key, message.to_json().encode(), timeout=limit)
         except RpcTimeout as exc:
             raise fail(f"the VNFM (endpoint {routing_key!r}) did not answer within {limit:g} s") from exc
         except TransportError as exc:
@@ -639,12 +643,12 @@ class LocalNfvo:
             if not target.instantiated or target.vnfr is None:
                 continue
             body = outgoing.scale_in(self._current(nsr, edge.target), removed).to_json().encode()
-            try:   # no answer expected (vnfm-ems §7.2)
-                await self.transport.publish(self.endpoint_for(target.endpoint), body)
-                target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
-                self._logs_changed(target.hosts)
-            except TransportError as exc:
-                log.error("event=scale_in_send_failed target=%s error=%r", edge.target, str(exc))
+            # sent as every command (with a reply address); as the Java NFVO (removeVnfcDependency is
+            # @Async) the scale-in goes on without waiting for the answer (`null` from the Java VNFM)
+            target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
+            self._logs_changed(target.hosts)
+            self._background(self._scale_in_target(edge.target, self.endpoint_for(target.endpoint), body,
+                                                   target.hosts))
         remove_instance(record, vnfc_hostname)
         state = nsr.vnfr(vnfr_name)
         state.keep(record)
@@ -654,6 +658,22 @@ class LocalNfvo:
         self.emit(nsr, vnfr_name, action="SCALE_IN", hostname=vnfc_hostname, state="removed")
         if errors:
             raise OrchestratorError(f"VNFR {vnfr_name}: removing {vnfc_hostname} failed: {'; '.join(errors)}")
+
+    async def _scale_in_target(self, target: str, routing_key: str, body: bytes, hosts: list[str]) -> None:
+        try:
+            answer = await self.transport.request(routing_key, body, timeout=self.reply_timeout)
+        except TransportError as exc:
+            log.error("event=scale_in_unanswered target=%s error=%r", target, str(exc))
+            return
+        finally:
+            self._logs_changed(hosts)
+        log.info("event=scale_in_answered target=%s answer=%r", target, answer[:200])
+
+    def _background(self, coro: Any) -> None:
+        """Run ``coro`` on its own (cancelled by ``stop``)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def heal(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str, cause: str, *,
                    wait: bool = True) -> VirtualNetworkFunctionRecord:
