@@ -121,6 +121,8 @@ class FakeVnfm:
     envelopes: list[tuple[str | None, str | None]] = field(default_factory=list)
     nfvo_answers: list[dict[str, Any]] = field(default_factory=list)
     resume_as: str = "INSTANTIATE"
+    #: what ALLOCATE_RESOURCES carries (python-vnfm-sdk: "none" when it has no user-data file)
+    userdata: str = "#!/bin/bash\n#Hostname=\n"
 
     async def start(self) -> None:
         await self.transport.declare_queue(self.endpoint, auto_delete=True)
@@ -190,7 +192,7 @@ class FakeVnfm:
                 return self._error(grant.get("vnfr") or vnfr, action, grant["message"])
             vnfr = grant["virtualNetworkFunctionRecord"]
             alloc = await self._nfvo({"action": "ALLOCATE_RESOURCES", "virtualNetworkFunctionRecord": vnfr,
-                                      "vimInstances": grant["vduVim"], "userdata": "#!/bin/bash\n#Hostname=\n",
+                                      "vimInstances": grant["vduVim"], "userdata": self.userdata,
                                       "keyPairs": []})
             if alloc["action"] == "ERROR":
                 return self._error(alloc.get("vnfr") or vnfr, action, alloc["message"])
@@ -437,6 +439,17 @@ async def test_service_that_does_not_fit_is_refused_up_front(env: Env) -> None:
     assert env.vnfm.messages == [] and env.vim.created == []
     nsr = next(iter(env.nfvo.nsrs.values()))
     assert nsr.status == ERROR and env.nfvo.resources.reserved == {}
+
+
+async def test_any_userdata_is_handed_to_the_vim(env: Env) -> None:
+    """As the Java NFVO: the user-data goes to the VIM as it came, python-vnfm-sdk's "none" included."""
+    env.vnfm.userdata = "none"
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    assert nsr.status == ACTIVE
+    assert sorted(s.vnfr_name for s in env.vim.created) == ["app", "app", "db", "web"]
+    assert {s.userdata for s in env.vim.created} == {"none"}
+    alloc = next(a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES")
+    assert [i["hostname"] for i in alloc["vnfr"]["vdu"][0]["vnfc_instance"]]
 
 
 async def test_grant_refused_when_capacity_went_away(env: Env) -> None:

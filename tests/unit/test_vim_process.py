@@ -90,13 +90,21 @@ async def test_bad_requests_are_refused_before_anything_is_created(tmp_path: Pat
     await vim.close()
 
 
-async def test_missing_broker_in_userdata_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
-    vim = ProcessVim(tmp_path, capacity=3)
-    bad = HostSpec("h-1", "h", "ubuntu", ["mgmt"], "#!/bin/bash\necho no broker\n")
-    with pytest.raises(VimError, match="BROKER_IP"):
-        await vim.create_host(bad)
-    assert not (tmp_path / "hosts" / "h-1").exists()
-    assert vim.free() == 3
+@pytest.mark.parametrize("userdata", ["none", "", "#!/bin/bash\necho no broker > /tmp/should-not-run\n"])
+async def test_userdata_that_starts_no_ems_still_gives_a_host(tmp_path: Path, userdata: str) -> None:
+    """python-vnfm-sdk sends ``none`` when it has no user-data; the Java NFVO hands any user-data to the
+    VIM. Such a host has no EMS but is a host: created, addressed, removed; its user-data is not run."""
+    broker = InMemoryBroker()
+    vim = ProcessVim(tmp_path, capacity=3, transport_factory=lambda: InMemoryTransport(broker))
+    host = await vim.create_host(HostSpec("h-1", "h", "ubuntu", ["mgmt"], userdata))
+    assert host.ips["mgmt"].startswith("127.") and "h-1" in vim.hosts and vim.free() == 2
+    assert host.root is not None and (host.root / "opt/openbaton/scripts").is_dir()
+    assert not (host.root / "etc/openbaton/openbaton-ems.properties").exists()     # no EMS configured
+    assert broker.queues == {}                                                     # and none registered
+    rc, out, _ = await vim.run("h-1", ["sh", "-c", "echo up"])
+    assert (rc, out) == (0, "up\n")
+    await vim.remove_host("h-1")
+    assert not host.root.exists() and vim.hosts == {} and vim.free() == 3
     await vim.close()
 
 

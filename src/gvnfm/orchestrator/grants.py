@@ -90,8 +90,8 @@ class ResourceRequests:
         nsr, state = found
         key = (nsr.id, vnfr.name)
         assign_ids(vnfr)
-        userdata = msg.userdata if msg.userdata and msg.userdata != "none" else ""
-        placements = self.resources.placements(vnfr, userdata)
+        # handed to the VIM as it came, as the Java NFVO does ("none" included: such a host starts no EMS)
+        placements = self.resources.placements(vnfr, msg.userdata or "")
         if not self.resources.reserve(key, len(placements)):
             text = f"Not enough resources for deploying VNFR {vnfr.name}"
             vnfr.status = ERROR
@@ -143,8 +143,7 @@ class ResourceRequests:
             return outgoing.error(vnfr, f"cannot scale out VNFR {vnfr.name}: {pick}")
         vdu, component = pick
         key = (nsr.id, f"{vnfr.name}#scale")
-        userdata = msg.userData if msg.userData and msg.userData != "none" else ""
-        placements = self.resources.placements(vnfr, userdata, only=[(vdu, component)])
+        placements = self.resources.placements(vnfr, msg.userData or "", only=[(vdu, component)])
         if not self.resources.reserve(key, 1):
             return outgoing.error(vnfr, f"Not enough resources for scaling out VNFR {vnfr.name}")
 

@@ -12,6 +12,10 @@ properties in ``<root>/etc/openbaton/openbaton-ems.properties``; the scripts run
 - Otherwise each host's EMS is a process of its own, ``python -m gvnfm.ems --config <properties>``,
   configured from the user-data exactly as the user-data script would (``broker_url`` overrides the
   broker address and credentials). It dies with this process (parent-death signal).
+- The user-data itself is not run (a process host is no VM with cloud-init, and the script would write
+  to this machine's ``/etc``): the VIM starts the EMS the user-data would start, from its values. A
+  user-data that starts no EMS (no ``BROKER_IP``: python-vnfm-sdk's ``none``, a script of the VNF's
+  own) gives a host without an EMS: created, addressed and removed like any other.
 """
 
 from __future__ import annotations
@@ -151,7 +155,9 @@ class ProcessVim(Vim):
         host = Host(hostname=hostname, ips=ips, floating_ips=floating, root=root,
                     scripts_path=str(root / SCRIPTS), image=image.name)
         running = _Running(host=host, root=root, env=env)
-        if self.start_ems:
+        if self.start_ems and not EmsLaunch.starts_ems(spec.userdata):
+            log.info("event=host_without_ems host=%s reason=%r", hostname, "the user-data starts no EMS")
+        elif self.start_ems:
             launch = EmsLaunch.from_userdata(spec.userdata, hostname)
             if self.broker_url:
                 launch = launch.with_broker_url(self.broker_url)
