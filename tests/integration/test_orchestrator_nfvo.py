@@ -555,6 +555,26 @@ async def test_release_failure_still_removes_hosts(env: Env) -> None:
     assert [e.action for e in nsr.errors] == ["RELEASE_RESOURCES"]
 
 
+async def test_teardown_stops_waiting_when_told(env: Env) -> None:
+    """A VNFM that never answers RELEASE_RESOURCES: ``stop_waiting`` (gvnfm up's second Ctrl-C) ends the
+    wait at once, the hosts are removed, the unanswered releases are recorded."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    stuck = asyncio.Event()
+    for name in ("db", "app", "web"):
+        env.vnfm.hooks[("RELEASE_RESOURCES", name)] = stuck.wait
+    teardown = asyncio.create_task(env.deployment.teardown(nsr, timeout=3600))
+    for _ in range(500):
+        if len(env.vnfm.received("RELEASE_RESOURCES")) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert not teardown.done()
+    env.nfvo.stop_waiting()
+    await asyncio.wait_for(teardown, TIMEOUT)
+    assert env.vim.hosts == {} and nsr.status == TERMINATED
+    assert sorted(e.vnfr for e in nsr.errors if "not awaited" in e.message) == ["app", "db", "web"]
+    stuck.set()
+
+
 async def test_unanswered_action_times_out_as_an_error(env: Env) -> None:
     env.nfvo.reply_timeout = 0.5
     env.vnfm.delay[("START", "db")] = 3.0

@@ -18,6 +18,9 @@ from gvnfm.logs import setup_logging
 
 log = logging.getLogger("gvnfm.up")
 
+#: seconds the teardown waits for the VNFMs' RELEASE_RESOURCES answers before removing the hosts anyway
+TEARDOWN_TIMEOUT = 300.0
+
 
 def _failure_text(nsr: object) -> str:
     errors = getattr(nsr, "errors", [])
@@ -47,8 +50,26 @@ def _refusal_report(path: Path, message: str) -> dict[str, object]:
             "errors": [ErrorInfo(vnfr="", action="ONBOARD", message=message).model_dump()]}
 
 
+async def _teardown(runtime: object, nsr: object, stop: asyncio.Event, console: Console, timeout: float) -> None:
+    """Tear down, bounded: RELEASE_RESOURCES answers are awaited at most ``timeout`` s. A signal during the
+    teardown (a second Ctrl-C, SIGTERM) stops the waiting at once; the hosts are removed either way."""
+    from gvnfm.local.runtime import LocalRuntime
+
+    assert isinstance(runtime, LocalRuntime) and runtime.nfvo is not None
+    stop.clear()
+    task = asyncio.create_task(runtime.teardown(nsr, timeout=timeout))  # type: ignore[arg-type]
+    signalled = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        console.print("[yellow]interrupted again: removing the hosts without waiting for the VNFM[/]")
+        log.warning("event=teardown_interrupted (no more VNFM answers awaited)")
+        runtime.nfvo.stop_waiting()
+    signalled.cancel()
+    await task
+
+
 async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
-                 api_port: int | None, console: Console) -> int:
+                 api_port: int | None, console: Console, teardown_timeout: float = TEARDOWN_TIMEOUT) -> int:
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
     from gvnfm.local.view import render
     from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
@@ -93,7 +114,9 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         done, _ = await asyncio.wait({deploy_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if deploy_task not in done:
             deploy_task.cancel()
-            console.print("[yellow]interrupted during deployment: tearing down[/]")
+            console.print("[yellow]interrupted during deployment: tearing down (Ctrl-C again: without waiting "
+                          "for the VNFM)[/]")
+            await asyncio.wait({deploy_task})      # its requests cancelled, nothing left half-sent
             code = 130
             nsr = next(iter(runtime.nfvo.nsrs.values()), None)
         else:
@@ -128,7 +151,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         if code == 1 and nsr is not None:
             console.print(f"[red]deployment failed[/]: {escape(_failure_text(nsr))}", highlight=False, soft_wrap=True)
         if nsr is not None:
-            await runtime.teardown(nsr)
+            await _teardown(runtime, nsr, stop, console, teardown_timeout)
             if view is not None:
                 view.update(render(nsr, f"gvnfm up {path}"))
             if report is not None:
@@ -188,6 +211,10 @@ def register(app: typer.Typer) -> None:
         script_log_minutes: float | None = typer.Option(
             None, "--script-log-minutes", help="keep script logs this many minutes, 0 = forever "
                                                "(default: GVNFM_SCRIPT_LOG_MINUTES, else 180)"),
+        teardown_timeout: float = typer.Option(
+            TEARDOWN_TIMEOUT, "--teardown-timeout", help="seconds the teardown waits for the VNFMs' RELEASE_RESOURCES "
+                                                         "answers before removing the hosts anyway (Ctrl-C during the "
+                                                         "teardown: at once)"),
         api_port: int = typer.Option(0, "--api-port", help="control API port (0 = any free port, -1 = none)"),
         log_level: str = typer.Option("INFO", "--log-level"),
         plain: bool = typer.Option(False, "--plain", help="progress as lines instead of a live table"),
@@ -208,5 +235,6 @@ def register(app: typer.Typer) -> None:
                                  script_timeout=script_timeout, script_log_minutes=script_log_minutes)
         live = not plain and sys.stdout.isatty()
         code = asyncio.run(run_up(path, options=options, once=once, report=report, live=live,
-                                  api_port=None if api_port < 0 else api_port, console=console))
+                                  api_port=None if api_port < 0 else api_port, console=console,
+                                  teardown_timeout=teardown_timeout))
         raise typer.Exit(code)

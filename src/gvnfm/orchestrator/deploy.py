@@ -159,8 +159,9 @@ class Deployment:
 
     # -- teardown ----------------------------------------------------------------------------------
     async def teardown(self, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
-        """RELEASE_RESOURCES to every VNFR with hosts (errors are recorded, teardown goes on), then
-        remove every host; the NSR ends TERMINATED."""
+        """RELEASE_RESOURCES to every VNFR with hosts (answers awaited at most ``timeout`` s, or until
+        ``LocalNfvo.stop_waiting``; errors are recorded, teardown goes on), then remove every host; the NSR
+        ends TERMINATED."""
         nsr.terminating = True
         self.nfvo.emit(nsr, None, action="TEARDOWN", state="started")
         names = [n for n, s in nsr.vnfrs.items() if s.hosts and s.vnfr is not None]

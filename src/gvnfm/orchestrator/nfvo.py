@@ -123,6 +123,9 @@ class LocalNfvo:
         self.requests = ResourceRequests(self.resources, self.nsrs, self.emit)
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: requests to VNFMs whose answers ``_call`` is waiting for; ``stop_waiting`` gives up on them
+        self._waiters: set[asyncio.Future[bytes]] = set()
+        self._impatient = False
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_cache = answer_cache
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
@@ -159,6 +162,13 @@ class LocalNfvo:
         self._subs.clear()
         for task in list(self._tasks):
             task.cancel()
+
+    def stop_waiting(self) -> None:
+        """Wait for no VNFM answer any more (an operator's second Ctrl-C during the teardown): requests
+        in flight fail at once with VnfmError, later ones fail without being sent."""
+        self._impatient = True
+        for waiter in list(self._waiters):
+            waiter.cancel()
 
     def add_listener(self, listener: Any) -> None:
         self.events.add(listener)
@@ -410,9 +420,24 @@ class LocalNfvo:
             return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
                              reply=reply)
 
+        waiter: asyncio.Future[bytes] | None = None
         try:
+            if self._impatient:
+                raise fail("not sent: the orchestrator waits for no VNFM answer any more (teardown interrupted)")
             # as the Java NFVO (RabbitVnfmSender): a reply address per request, no correlation id
-            raw = await self.transport.request(routing_key, message.to_json().encode(), timeout=limit)
+            waiter = asyncio.ensure_future(self.transport.request(routing_key, message.to_json().encode(),
+                                                                  timeout=limit))
+            self._waiters.add(waiter)
+            try:
+                raw = await waiter
+            finally:
+                self._waiters.discard(waiter)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if self._impatient and waiter is not None and waiter.cancelled() and task is not None \
+                    and not task.cancelling():
+                raise fail("the answer was not awaited (teardown interrupted)") from exc
+            raise
         except RpcTimeout as exc:
             raise fail(f"the VNFM (endpoint {routing_key!r}) did not answer within {limit:g} s") from exc
         except TransportError as exc:
