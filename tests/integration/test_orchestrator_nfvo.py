@@ -676,9 +676,14 @@ async def test_scale_out_and_in(env: Env) -> None:
     component = (app_record.vdu or [])[0].vnfc[1]  # type: ignore[index]
     new = await env.nfvo.scale_out(nsr, "app", component.id)
     assert new.hostname in env.vim.hosts and new.hostname in nsr.vnfrs["app"].hosts
-    assert new.vnfComponent is not None and new.vnfComponent.id == component.id
     scale = env.vnfm.received("SCALE_OUT", "app")[0]
-    assert scale["component"]["id"] == component.id and scale["vnfPackage"]["scripts"]
+    # as the Java NFVO: a new VNFComponent (the chosen one's connection points, new ids) in the VDU,
+    # without an instance until SCALING; the new VNFC instance is of that component
+    added = scale["component"]
+    assert added["id"] not in {c.id for c in (app_record.vdu or [])[0].vnfc or []}
+    assert [cp["virtual_link_reference"] for cp in added["connection_point"]] == ["private"]
+    assert added in scale["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc"] and scale["vnfPackage"]["scripts"]
+    assert new.vnfComponent is not None and new.vnfComponent.id == added["id"]
     assert scale["dependency"]["idType"] == {"db": "db"}           # app is a target: its full dependency
     scaled = next(a for a in env.vnfm.nfvo_answers if a["action"] == "SCALED")
     assert set(scaled) == {"action", "vnfr"} and new.hostname in [

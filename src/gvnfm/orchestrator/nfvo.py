@@ -600,7 +600,7 @@ class LocalNfvo:
         pick = pick_component(record, vnfc_component_id)
         if isinstance(pick, str):
             raise OrchestratorError(f"cannot scale out VNFR {vnfr_name}: {pick}")
-        _vdu, component = pick
+        vdu, template = pick
         if self.resources.available() < 1:
             raise NotEnoughResources(f"Not enough resources for scaling out VNFR {vnfr_name}")
         bundle: ServiceBundle = nsr._bundle
@@ -608,6 +608,9 @@ class LocalNfvo:
         before = {i.id for i in record.vnfc_instances()}
         key = (nsr.id, vnfr_name)
         # one slot per VNFR is enough: the VNFR is held, so one SCALE_OUT (and its SCALING) at a time
+        # as the Java NFVO (addVNFCInstance): a new VNFComponent in the VDU, sent as SCALE_OUT's component
+        component = outgoing.new_component(template)
+        vdu.vnfc = [*(vdu.vnfc or []), component]
         self.requests.pending_scale[key] = (component.id, mode)
         previous = nsr.vnfr(vnfr_name).status
         self._set_status(nsr, vnfr_name, SCALING, "SCALE_OUT")

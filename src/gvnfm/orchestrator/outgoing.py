@@ -153,6 +153,13 @@ def scale_out(vnfr: VirtualNetworkFunctionRecord, component: VNFComponent, packa
     return OrVnfmScalingMessage(**fields)
 
 
+def new_component(template: VNFComponent) -> VNFComponent:
+    """The VNFComponent the NFVO adds to a VDU to scale out (``addVNFCInstance``): the connection points
+    of ``template``, new ids."""
+    return VNFComponent(id=new_id(), connection_point=[
+        cp.model_copy(update={"id": new_id()}) for cp in template.connection_point or []])
+
+
 def scale_in(target: VirtualNetworkFunctionRecord, removed: VNFCInstance) -> OrVnfmScalingMessage:
     return OrVnfmScalingMessage(action="SCALE_IN", virtualNetworkFunctionRecord=target, vnfcInstance=removed)
 
