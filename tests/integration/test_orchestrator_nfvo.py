@@ -360,6 +360,7 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
                  and a["virtualNetworkFunctionRecord"]["name"] == "app")
     granted = grant["virtualNetworkFunctionRecord"]
     assert grant["grantAllowed"] is True and granted["hbVersion"] == 1 and granted["id"]
+    assert [h["event"] for h in granted["lifecycle_event_history"]] == ["GRANTED"]     # GrantoperationTask's
     assert set(grant["vduVim"]) == {granted["vdu"][0]["id"]}
     assert all(c["id"] for c in granted["vdu"][0]["vnfc"]) and all(le["id"] for le in granted["lifecycle_event"])
     # ALLOCATE answered with the VNFC instances
@@ -686,6 +687,7 @@ async def test_scale_out_and_in(env: Env) -> None:
     assert new.vnfComponent is not None and new.vnfComponent.id == added["id"]
     assert scale["dependency"]["idType"] == {"db": "db"}           # app is a target: its full dependency
     scaled = next(a for a in env.vnfm.nfvo_answers if a["action"] == "SCALED")
+    assert scaled["vnfr"]["lifecycle_event_history"][-1]["event"] == "SCALE_OUT"      # ScalingTask's
     assert set(scaled) == {"action", "vnfr"} and new.hostname in [
         i["hostname"] for vdu in scaled["vnfr"]["vdu"] for i in vdu["vnfc_instance"]]
     # web (target of app) is reconfigured with only the new VNFC, unfiltered

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from gvnfm.catalogue.messages import (
     NfvMessage,
@@ -19,13 +20,22 @@ from gvnfm.catalogue.messages import (
     VnfmOrGenericMessage,
     VnfmOrScalingMessage,
 )
-from gvnfm.catalogue.records import VirtualDeploymentUnit, VirtualNetworkFunctionRecord, VNFComponent
+from gvnfm.catalogue.records import (
+    LifecycleEventHistory,
+    VirtualDeploymentUnit,
+    VirtualNetworkFunctionRecord,
+    VNFComponent,
+)
 from gvnfm.orchestrator import outgoing
 from gvnfm.orchestrator.records import ERROR, TERMINATED, HistoryEntry, NetworkServiceRecord, VnfrState
 from gvnfm.orchestrator.resources import Resources, add_instances, vnfc_count
 from gvnfm.vim.base import Host, VimError
 
 log = logging.getLogger(__name__)
+
+#: the descriptions of GrantoperationTask and ScalingTask
+GRANTED_TEXT = "All the resources that are contained in this VNFR were granted to be deployed in the chosen VIM(s)"
+SCALING_TEXT = "The resources of this VNFR are scaling at the moment"
 
 #: ``emit(nsr, vnfr_name, **fields of ProgressEvent)``
 Emit = Callable[..., None]
@@ -71,6 +81,7 @@ class ResourceRequests:
             state.history.append(HistoryEntry(action="GRANT_OPERATION", result="ERROR", detail=text))
             self.emit(nsr, vnfr.name, action="GRANT_OPERATION", state=ERROR, message=text)
             return outgoing.error(vnfr, text)
+        add_history(vnfr, "GRANTED", GRANTED_TEXT)
         state.keep(vnfr)
         state.history.append(HistoryEntry(action="GRANT_OPERATION", result="ok", detail=f"{need} host(s)"))
         self.emit(nsr, vnfr.name, action="GRANT_OPERATION", state="granted")
@@ -157,10 +168,20 @@ class ResourceRequests:
             return outgoing.error(vnfr, f"Could not allocate resources for scaling out VNFR {vnfr.name}: {exc}")
         inst_state = "STANDBY" if (mode or "").lower() == "standby" else "ACTIVE"
         add_instances(vnfr, [(placements[0], self.resources.instance(placements[0], hosts[0], inst_state))])
+        add_history(vnfr, "SCALE_OUT", SCALING_TEXT)
         state.keep(vnfr)
         self.emit(nsr, vnfr.name, action="SCALING", hostname=hosts[0].hostname, state="host created")
         # ScalingTask: ``new OrVnfmGenericMessage(vnfr, Action.SCALED)``, the VNFR under ``vnfr``
         return OrVnfmGenericMessage(action="SCALED", vnfr=vnfr)
+
+
+def add_history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -> None:
+    """The entry the NFVO's task adds to the VNFR (``AbstractTask.setHistoryLifecycleEvent``), its
+    ``executedAt`` in the NFVO's format (``yyyy.MM.dd-HH:mm:ss:SSS-z``)."""
+    now = datetime.now(UTC)
+    at = now.strftime("%Y.%m.%d-%H:%M:%S:") + f"{now.microsecond // 1000:03d}-UTC"
+    vnfr.lifecycle_event_history = [*(vnfr.lifecycle_event_history or []),
+                                    LifecycleEventHistory(event=event, description=description, executedAt=at)]
 
 
 def assign_ids(vnfr: VirtualNetworkFunctionRecord) -> None:
