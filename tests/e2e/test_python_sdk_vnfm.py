@@ -133,6 +133,18 @@ def test_python_sdk_vnfm_deploys_scales_out_and_tears_down_chain(
     _wait(lambda: len(calls("MODIFY")) == 3, "web is reconfigured with the new app VNFC", up, sdk, logs=logs)
     assert calls("MODIFY")[-1]["vnfr"] == "web"
 
+    # restart app as the NFVO's restartVnfr: hosts rebuilt, INSTANTIATE carrying the VNFR; the SDK then
+    # skips GRANT, ALLOCATE and its instantiate() (`if msg.get("vnfr") is None`) and answers INSTANTIATE
+    app_hosts = sorted(i["hostname"] for i in calls("SCALE_OUT")[0]["instances"])
+    modifies = len(calls("MODIFY"))
+    restarted = subprocess.run([sys.executable, "-m", "gvnfm.cli.main", "restart", "app", "--state-dir", str(state)],
+                               capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)
+    assert restarted.returncode == 0 and "app: ACTIVE" in restarted.stdout, restarted.stdout + restarted.stderr + logs()
+    assert len(calls("INSTANTIATE")) == 3                          # no instantiate(), no new VNFR
+    assert [c["vnfr"] for c in calls("MODIFY")[modifies:]] == ["app"] and calls("START")[-1]["vnfr"] == "app"
+    assert sorted(i["hostname"] for i in calls("START")[-1]["instances"]) == app_hosts       # the same hosts
+    assert {h.name for h in hosts.iterdir()} == deployed | {new}
+
     os.killpg(up.pid, signal.SIGINT)
     assert up.wait(HANG_GUARD) == 0, logs()
     assert "torn down" in up_out.read_text(errors="replace"), logs()

@@ -58,6 +58,7 @@ class FakeVim(Vim):
         self._hosts: dict[str, Host] = {}
         self.created: list[HostSpec] = []
         self.removed: list[str] = []
+        self.rebuilt: list[tuple[str, str | None]] = []
         self.fail_images: set[str] = set()
         self._n = 0
 
@@ -81,6 +82,12 @@ class FakeVim(Vim):
     async def remove_host(self, hostname: str) -> None:
         self._hosts.pop(hostname, None)
         self.removed.append(hostname)
+
+    async def rebuild_host(self, hostname: str, image: str | None = None) -> Host:
+        if hostname not in self._hosts:
+            raise VimError(f"host {hostname} does not exist")
+        self.rebuilt.append((hostname, image))
+        return self._hosts[hostname]
 
     async def close(self) -> None:
         self._hosts.clear()
@@ -186,6 +193,11 @@ class FakeVnfm:
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results,
                         "exception": {"detailMessage": f"EXECUTE failed on {len(results)} VNFC(s)"}}
             return {"action": "EXECUTE", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results}
+        if action == "INSTANTIATE" and msg.get("vnfr"):
+            # the NFVO's restart path (AbstractVnfm: `if (vnfr != null)`): no GRANT, no ALLOCATE
+            if fail:
+                return self._error(msg["vnfr"], action, fail)
+            return {"action": "INSTANTIATE", "virtualNetworkFunctionRecord": msg["vnfr"]}
         if action == "INSTANTIATE":
             vnfr = build_vnfr(OrVnfmInstantiateMessage.model_validate(msg)).to_wire()
             grant = await self._nfvo({"action": "GRANT_OPERATION", "virtualNetworkFunctionRecord": vnfr})
@@ -724,6 +736,37 @@ async def test_scale_out_standby_is_not_given_to_targets(env: Env) -> None:
     assert env.vnfm.received("SCALE_OUT", "app")[0]["mode"] == "standby"
 
 
+async def test_restart_rebuilds_the_hosts_and_instantiates_with_the_vnfr(env: Env) -> None:
+    """As the Java NFVO's restartVnfr: the VNFR's hosts rebuilt (same names and addresses, the new image),
+    INSTANTIATE carrying the VNFR (the VNFM allocates nothing), then MODIFY (app is a target) and START."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    hosts = list(nsr.vnfrs["app"].hosts)
+    before = nsr.vnfrs["app"].record()
+    assert before is not None
+    grants, allocations = (len([a for a in env.vnfm.nfvo_answers if a["action"] == x])
+                           for x in ("GRANT_OPERATION", "ALLOCATE_RESOURCES"))
+    env.vnfm.log.clear()
+    await env.deployment.restart(nsr, "app", "centos")
+    assert sorted(env.vim.rebuilt) == sorted((h, "centos") for h in hosts)
+    assert sorted(env.vim.hosts) == sorted(h for v in nsr.vnfrs.values() for h in v.hosts)   # no new host
+    (inst,) = env.vnfm.received("INSTANTIATE", "app")[1:]
+    assert inst["vnfr"]["id"] == before.id and inst["vnfd"]["name"] == "app"
+    assert [i["hostname"] for i in inst["vnfr"]["vdu"][0]["vnfc_instance"]] == hosts
+    assert inst["vnfr"]["vdu"][0]["vm_image"] == ["centos"]
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "GRANT_OPERATION"][grants:] == []
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES"][allocations:] == []
+    assert [m[:2] for m in env.vnfm.log if m[2] == "app"] == [
+        ("recv", "INSTANTIATE"), ("reply", "INSTANTIATE"), ("recv", "MODIFY"), ("reply", "MODIFY"),
+        ("recv", "START"), ("reply", "START")]
+    assert nsr.vnfrs["app"].status == ACTIVE and nsr.status == ACTIVE
+    # a host that cannot be rebuilt: the VNFR is in ERROR, nothing is sent
+    env.vim._hosts.pop(nsr.vnfrs["web"].hosts[0])
+    sent = len(env.vnfm.messages)
+    with pytest.raises(OrchestratorError, match="rebuilding the hosts of VNFR web failed"):
+        await env.deployment.restart(nsr, "web")
+    assert len(env.vnfm.messages) == sent and nsr.vnfrs["web"].status == ERROR
+
+
 async def test_day2_messages(env: Env) -> None:
     nsr = await env.deployment.deploy(chain(env.endpoint))
     host = nsr.vnfrs["web"].hosts[0]
@@ -967,6 +1010,19 @@ async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
     update = env.vnfm.received("UPDATE", "u")[-1]
     assert update.get("script") is None and update["vnfr"]["name"] == "u"
     assert nsr.vnfrs["u"].status == ACTIVE
+
+
+async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(bundle(vnfd("r", "r", env.endpoint, vnfc=2)))
+    hosts = nsr.vnfrs["r"].hosts
+    code, out = await api.cli("restart", "r", "--image", "bare")
+    assert code == 0 and f"r: ACTIVE ({', '.join(hosts)} rebuilt)" in out, out
+    assert env.vnfm.received("INSTANTIATE", "r")[-1]["vnfr"]["vdu"][0]["vm_image"] == ["bare"]
+    sent = len(env.vnfm.messages)
+    code, out = await api.cli("restart", "r", "--image", "unknown-image")
+    assert code == 1 and "image 'unknown-image' does not exist" in out, out
+    assert len(env.vnfm.messages) == sent
+    assert nsr.vnfrs["r"].status == ACTIVE
 
 
 async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api) -> None:

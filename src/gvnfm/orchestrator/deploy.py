@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from gvnfm.orchestrator.dependencies import sources_of
-from gvnfm.orchestrator.errors import DeployFailed, NotEnoughResources, OrchestratorError
+from gvnfm.orchestrator.errors import Conflict, DeployFailed, NotEnoughResources, OrchestratorError
 from gvnfm.orchestrator.loader import ServiceBundle
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import (
@@ -155,6 +155,18 @@ class Deployment:
             pending = [n for n, s in nsr.vnfrs.items() if s.status not in (ACTIVE, ERROR, TERMINATED)]
             if pending:
                 await self.advance(nsr, pending)
+        return nsr
+
+    # -- restart -----------------------------------------------------------------------------------
+    async def restart(self, nsr: NetworkServiceRecord, name: str, image: str | None = None, *,
+                      wait: bool = True) -> NetworkServiceRecord:
+        """Restart a VNFR (``LocalNfvo.restart``: hosts rebuilt, INSTANTIATE with the VNFR), then go on as
+        the NFVO does after an INSTANTIATE: MODIFY when it is a dependency target, START. An unknown
+        image is refused before anything changes."""
+        if image is not None and not self.image_exists(image):
+            raise Conflict(f"image {image!r} does not exist on the {self.nfvo.vim.name} VIM: nothing was restarted")
+        await self.nfvo.restart(nsr, name, image, wait=wait)
+        await self.advance(nsr, [name])
         return nsr
 
     # -- teardown ----------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from gvnfm.orchestrator.records import (
     ERROR,
     INACTIVE,
     INITIALIZED,
+    NULL,
     RESUMING,
     SCALING,
     TERMINATED,
@@ -526,6 +527,48 @@ class LocalNfvo:
             state.instantiated = True
             self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
             self.resources.release((nsr.id, name))
+            return self._current(nsr, name)
+
+    async def restart(self, nsr: NetworkServiceRecord, name: str, image: str | None = None, *,
+                      wait: bool = True) -> VirtualNetworkFunctionRecord:
+        """Restart a VNFR as the Java NFVO does (``restartVnfr``): rebuild every host of it (same names,
+        addresses and user-data, a fresh disk of ``image``, default its own), then INSTANTIATE carrying the
+        VNFR, "so the allocate resources will be skipped": the VNFM asks for no GRANT_OPERATION and no
+        ALLOCATE_RESOURCES and runs the INSTANTIATE scripts on the rebuilt VNFCs. The VNFR ends
+        INITIALIZED; the caller continues with MODIFY and START (``Deployment.restart``)."""
+        self._check_day2(nsr, name)
+        async with self.locks.hold(nsr.id, name, "RESTART", wait=wait):
+            state = nsr.vnfr(name)
+            record = self._current(nsr, name)
+            if not state.hosts:
+                raise Conflict(f"VNFR {name} has no hosts to restart")
+            if image is not None:
+                for vdu in record.vdu or []:
+                    vdu.vm_image = [image]
+            self._set_status(nsr, name, NULL, "RESTART")
+            hosts = list(state.hosts)
+            results = await asyncio.gather(*(self.vim.rebuild_host(h, image) for h in hosts), return_exceptions=True)
+            failed = [f"{h}: {r}" for h, r in zip(hosts, results, strict=True) if isinstance(r, BaseException)]
+            state.hosts = [h for h in hosts if h in self.vim.hosts]
+            for h, r in zip(hosts, results, strict=True):
+                if not isinstance(r, BaseException):
+                    self.emit(nsr, name, action="RESTART", hostname=h, state="host rebuilt")
+            if failed:
+                text = f"rebuilding the hosts of VNFR {name} failed: {'; '.join(failed)}"
+                state.status = ERROR
+                nsr.add_error(ErrorInfo(vnfr=name, action="RESTART", message=text))
+                nsr.refresh_status()
+                raise OrchestratorError(text)
+            state.keep(record)
+            bundle: ServiceBundle = nsr._bundle
+            content = bundle.packages.get(name) if bundle is not None else None
+            message = outgoing.instantiate(
+                nsr._vnfds[name], content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
+                vlrs=nsr._vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone,
+                vnfr=self._current(nsr, name))
+            await self._call(nsr, name, message, ("INSTANTIATE",))
+            state.configured = False
+            self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
             return self._current(nsr, name)
 
     async def modify(self, nsr: NetworkServiceRecord, name: str,
