@@ -72,6 +72,20 @@ def hosts_of(state: Path) -> list[Path]:
     return sorted(p for p in hosts.iterdir() if p.is_dir()) if hosts.is_dir() else []
 
 
+def watchdogs_of(state: Path) -> list[int]:
+    """Pids of the watchdogs of ``gvnfm up`` on this state folder (``gvnfm.vim.watchdog <hosts folder>``)."""
+    needle = f"gvnfm.vim.watchdog\0{(state / 'vim' / 'hosts').resolve()}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def test_one_owner_per_state_folder(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = Up(IPERF / "nsd.json", state)
@@ -107,9 +121,12 @@ def test_one_owner_per_state_folder(tmp_path: Path) -> None:
     assert code == 0, "".join(first.lines)
     assert hosts_of(state) == [] and not (state / "api.json").exists()
 
-    # a killed owner: its hosts and daemons stay behind; the next `up` (the lock is free) removes them
+    # a killed owner whose watchdog was killed too (the watchdog alone reaps the hosts of a killed owner:
+    # test_up_signals): its hosts and daemons stay behind; the next `up` (the lock is free) removes them
     killed = Up(IPERF / "nsd.json", state)
     killed.wait_for("network service ACTIVE")
+    (watchdog,) = watchdogs_of(state)
+    os.kill(watchdog, signal.SIGKILL)
     killed.stop(signal.SIGKILL)
     left = hosts_of(state)
     assert left and any(processes_of(h.resolve()) for h in left)

@@ -117,8 +117,10 @@ async def test_pending_rpc_fails_fast_when_the_connection_is_lost(
     await server.declare_queue(queue, durable=True)
     await server.consume(queue, slow_server)
     pending = asyncio.create_task(client.rpc(queue, b"work", timeout=60, correlation_id="step-7"))
+    # a request on a reply channel of its own (direct reply-to, the local NFVO's commands) fails as fast
+    request = asyncio.create_task(client.request(queue, b"command", timeout=60))
     await asyncio.sleep(0.3)
-    assert not pending.done()
+    assert not pending.done() and not request.done()
 
     stopped = time.monotonic()
     await asyncio.to_thread(private_rabbit.stop_app)
@@ -126,6 +128,10 @@ async def test_pending_rpc_fails_fast_when_the_connection_is_lost(
         with pytest.raises(TransportError, match="connection lost") as failure:
             async with asyncio.timeout(5):
                 await pending
+        assert not isinstance(failure.value, RpcTimeout)
+        with pytest.raises(TransportError) as failure:
+            async with asyncio.timeout(5):
+                await request
         assert not isinstance(failure.value, RpcTimeout)
         assert time.monotonic() - stopped < 5
         # While the broker is down, a new call waits for the reconnection (connect_timeout), then fails.

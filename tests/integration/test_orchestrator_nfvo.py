@@ -58,6 +58,7 @@ class FakeVim(Vim):
         self._hosts: dict[str, Host] = {}
         self.created: list[HostSpec] = []
         self.removed: list[str] = []
+        self.rebuilt: list[tuple[str, str | None]] = []
         self.fail_images: set[str] = set()
         self._n = 0
 
@@ -82,11 +83,20 @@ class FakeVim(Vim):
         self._hosts.pop(hostname, None)
         self.removed.append(hostname)
 
+    async def rebuild_host(self, hostname: str, image: str | None = None) -> Host:
+        if hostname not in self._hosts:
+            raise VimError(f"host {hostname} does not exist")
+        self.rebuilt.append((hostname, image))
+        return self._hosts[hostname]
+
     async def close(self) -> None:
         self._hosts.clear()
 
 
 # -- a scripted fake VNFM ------------------------------------------------------------------------------
+
+#: an answer whose body is the four bytes `null` (the Java VNFM's answer to SCALE_IN and ERROR)
+NULL = object()
 
 def vnfr_name_of(msg: dict[str, Any]) -> str:
     for key in ("virtualNetworkFunctionRecord", "vnfr", "vnfd"):
@@ -115,8 +125,12 @@ class FakeVnfm:
     #: ("recv"|"reply", action, vnfr) in the order they happened
     log: list[tuple[str, str, str]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: (reply_to, correlation_id) of every command, in order
+    envelopes: list[tuple[str | None, str | None]] = field(default_factory=list)
     nfvo_answers: list[dict[str, Any]] = field(default_factory=list)
     resume_as: str = "INSTANTIATE"
+    #: what ALLOCATE_RESOURCES carries (python-vnfm-sdk: "none" when it has no user-data file)
+    userdata: str = "#!/bin/bash\n#Hostname=\n"
 
     async def start(self) -> None:
         await self.transport.declare_queue(self.endpoint, auto_delete=True)
@@ -133,6 +147,7 @@ class FakeVnfm:
         action, name = msg["action"], vnfr_name_of(msg)
         self.log.append(("recv", action, name))
         self.messages.append(msg)
+        self.envelopes.append((delivery.message.reply_to, delivery.message.correlation_id))
         try:
             if (action, name) in self.hooks:
                 await self.hooks[(action, name)]()
@@ -140,7 +155,10 @@ class FakeVnfm:
             reply = await self._handle(action, name, msg)
         except Exception as exc:   # the fake must answer whatever happens
             reply = {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM failed: {exc!r}"}}
-        if reply is not None:
+        if reply is NULL:       # the Java VNFM answers SCALE_IN and ERROR with the body `null`
+            self.log.append(("reply", "null", name))
+            await self.transport.reply(delivery.message, b"null")
+        elif reply is not None:
             self.log.append(("reply", reply["action"], name))
             await self.transport.reply(delivery.message, json.dumps(reply).encode())
         await delivery.ack()
@@ -161,7 +179,7 @@ class FakeVnfm:
         return {"action": "ERROR", "nsrId": vnfr.get("parent_ns_id"), "virtualNetworkFunctionRecord": vnfr,
                 "exception": {"detailMessage": detail, "cause": {"detailMessage": text}}}
 
-    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> Any:
         fail = self.fail.get((action, name))
         if (action, name) in self.refuse:
             return {"action": "ERROR", "virtualNetworkFunctionRecord": msg.get("vnfr") or msg.get(
@@ -175,6 +193,11 @@ class FakeVnfm:
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results,
                         "exception": {"detailMessage": f"EXECUTE failed on {len(results)} VNFC(s)"}}
             return {"action": "EXECUTE", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results}
+        if action == "INSTANTIATE" and msg.get("vnfr"):
+            # the NFVO's restart path (AbstractVnfm: `if (vnfr != null)`): no GRANT, no ALLOCATE
+            if fail:
+                return self._error(msg["vnfr"], action, fail)
+            return {"action": "INSTANTIATE", "virtualNetworkFunctionRecord": msg["vnfr"]}
         if action == "INSTANTIATE":
             vnfr = build_vnfr(OrVnfmInstantiateMessage.model_validate(msg)).to_wire()
             grant = await self._nfvo({"action": "GRANT_OPERATION", "virtualNetworkFunctionRecord": vnfr})
@@ -182,7 +205,7 @@ class FakeVnfm:
                 return self._error(grant.get("vnfr") or vnfr, action, grant["message"])
             vnfr = grant["virtualNetworkFunctionRecord"]
             alloc = await self._nfvo({"action": "ALLOCATE_RESOURCES", "virtualNetworkFunctionRecord": vnfr,
-                                      "vimInstances": grant["vduVim"], "userdata": "#!/bin/bash\n#Hostname=\n",
+                                      "vimInstances": grant["vduVim"], "userdata": self.userdata,
                                       "keyPairs": []})
             if alloc["action"] == "ERROR":
                 return self._error(alloc.get("vnfr") or vnfr, action, alloc["message"])
@@ -198,8 +221,8 @@ class FakeVnfm:
         if action in ("START", "STOP"):
             return {"action": action, "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg.get("vnfcInstance")}
         if action == "HEAL":
-            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"],
-                    "cause": msg["cause"]}
+            # VnfmOrHealedMessage: the Java VNFM leaves `cause` out
+            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"]}
         if action == "LOG_REQUEST":
             lines = self.log_lines.get(msg["hostname"], [f"log of {msg['hostname']}"])
             return {"action": "LOG_REQUEST", "outputLog": list(lines), "errorLog": []}
@@ -212,12 +235,13 @@ class FakeVnfm:
             if answer["action"] == "ERROR":   # as gvnfm's VNFM: the NFVO refused, nothing happened
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr,
                         "exception": {"detailMessage": answer["message"]}}
-            scaled = answer["virtualNetworkFunctionRecord"]
+            assert answer["action"] == "SCALED", answer     # ScalingTask: the VNFR under `vnfr`
+            scaled = answer["vnfr"]
             new = [i for vdu in scaled["vdu"] for i in vdu["vnfc_instance"]
                    if i["id"] not in before and i["vnfComponent"]["id"] == msg["component"]["id"]]
             return {"action": "SCALED", "virtualNetworkFunctionRecord": scaled, "vnfcInstance": new[0]}
-        if action == "SCALE_IN":
-            return None
+        if action in ("SCALE_IN", "ERROR"):
+            return NULL
         return {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM: unexpected {action}"}}
 
 
@@ -349,6 +373,7 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
                  and a["virtualNetworkFunctionRecord"]["name"] == "app")
     granted = grant["virtualNetworkFunctionRecord"]
     assert grant["grantAllowed"] is True and granted["hbVersion"] == 1 and granted["id"]
+    assert [h["event"] for h in granted["lifecycle_event_history"]] == ["GRANTED"]     # GrantoperationTask's
     assert set(grant["vduVim"]) == {granted["vdu"][0]["id"]}
     assert all(c["id"] for c in granted["vdu"][0]["vnfc"]) and all(le["id"] for le in granted["lifecycle_event"])
     # ALLOCATE answered with the VNFC instances
@@ -370,6 +395,9 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
     assert modify["vnfr"]["status"] == INITIALIZED
     db_dep = env.vnfm.received("MODIFY", "app")[0]["vnfrd"]
     assert db_dep["parameters"] == {"db": {"parameters": {"private": "", "hostname": "", "port": "5432"}}}
+    # every command as the Java NFVO sends it: a reply address of its own, no correlation id
+    assert env.vnfm.envelopes and all(r and c is None for r, c in env.vnfm.envelopes)
+    assert len({r for r, _ in env.vnfm.envelopes}) == len(env.vnfm.envelopes)
     # START carries the whole VNFR and no VNFC
     start = env.vnfm.received("START", "web")[0]
     assert start["virtualNetworkFunctionRecord"]["name"] == "web" and "vnfcInstance" not in start
@@ -425,6 +453,17 @@ async def test_service_that_does_not_fit_is_refused_up_front(env: Env) -> None:
     assert env.vnfm.messages == [] and env.vim.created == []
     nsr = next(iter(env.nfvo.nsrs.values()))
     assert nsr.status == ERROR and env.nfvo.resources.reserved == {}
+
+
+async def test_any_userdata_is_handed_to_the_vim(env: Env) -> None:
+    """As the Java NFVO: the user-data goes to the VIM as it came, python-vnfm-sdk's "none" included."""
+    env.vnfm.userdata = "none"
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    assert nsr.status == ACTIVE
+    assert sorted(s.vnfr_name for s in env.vim.created) == ["app", "app", "db", "web"]
+    assert {s.userdata for s in env.vim.created} == {"none"}
+    alloc = next(a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES")
+    assert [i["hostname"] for i in alloc["vnfr"]["vdu"][0]["vnfc_instance"]]
 
 
 async def test_grant_refused_when_capacity_went_away(env: Env) -> None:
@@ -530,6 +569,26 @@ async def test_release_failure_still_removes_hosts(env: Env) -> None:
     assert [e.action for e in nsr.errors] == ["RELEASE_RESOURCES"]
 
 
+async def test_teardown_stops_waiting_when_told(env: Env) -> None:
+    """A VNFM that never answers RELEASE_RESOURCES: ``stop_waiting`` (gvnfm up's second Ctrl-C) ends the
+    wait at once, the hosts are removed, the unanswered releases are recorded."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    stuck = asyncio.Event()
+    for name in ("db", "app", "web"):
+        env.vnfm.hooks[("RELEASE_RESOURCES", name)] = stuck.wait
+    teardown = asyncio.create_task(env.deployment.teardown(nsr, timeout=3600))
+    for _ in range(500):
+        if len(env.vnfm.received("RELEASE_RESOURCES")) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert not teardown.done()
+    env.nfvo.stop_waiting()
+    await asyncio.wait_for(teardown, TIMEOUT)
+    assert env.vim.hosts == {} and nsr.status == TERMINATED
+    assert sorted(e.vnfr for e in nsr.errors if "not awaited" in e.message) == ["app", "db", "web"]
+    stuck.set()
+
+
 async def test_unanswered_action_times_out_as_an_error(env: Env) -> None:
     env.nfvo.reply_timeout = 0.5
     env.vnfm.delay[("START", "db")] = 3.0
@@ -631,10 +690,19 @@ async def test_scale_out_and_in(env: Env) -> None:
     component = (app_record.vdu or [])[0].vnfc[1]  # type: ignore[index]
     new = await env.nfvo.scale_out(nsr, "app", component.id)
     assert new.hostname in env.vim.hosts and new.hostname in nsr.vnfrs["app"].hosts
-    assert new.vnfComponent is not None and new.vnfComponent.id == component.id
     scale = env.vnfm.received("SCALE_OUT", "app")[0]
-    assert scale["component"]["id"] == component.id and scale["vnfPackage"]["scripts"]
+    # as the Java NFVO: a new VNFComponent (the chosen one's connection points, new ids) in the VDU,
+    # without an instance until SCALING; the new VNFC instance is of that component
+    added = scale["component"]
+    assert added["id"] not in {c.id for c in (app_record.vdu or [])[0].vnfc or []}
+    assert [cp["virtual_link_reference"] for cp in added["connection_point"]] == ["private"]
+    assert added in scale["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc"] and scale["vnfPackage"]["scripts"]
+    assert new.vnfComponent is not None and new.vnfComponent.id == added["id"]
     assert scale["dependency"]["idType"] == {"db": "db"}           # app is a target: its full dependency
+    scaled = next(a for a in env.vnfm.nfvo_answers if a["action"] == "SCALED")
+    assert scaled["vnfr"]["lifecycle_event_history"][-1]["event"] == "SCALE_OUT"      # ScalingTask's
+    assert set(scaled) == {"action", "vnfr"} and new.hostname in [
+        i["hostname"] for vdu in scaled["vnfr"]["vdu"] for i in vdu["vnfc_instance"]]
     # web (target of app) is reconfigured with only the new VNFC, unfiltered
     modify = env.vnfm.received("MODIFY", "web")[-1]["vnfrd"]
     assert list(modify["vnfcParameters"]["app"]["parameters"]) == [new.id]
@@ -644,10 +712,10 @@ async def test_scale_out_and_in(env: Env) -> None:
     # scale_in_out is 3: a fourth is refused before anything is sent
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
-    # scale in: SCALE_IN to the target (web), no answer expected, host removed
+    # scale in: SCALE_IN to the target (web) as a command of its own (answered `null`), host removed
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
     for _ in range(100):
-        if env.vnfm.received("SCALE_IN"):
+        if ("reply", "null", "web") in env.vnfm.log:
             break
         await asyncio.sleep(0.02)
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]
@@ -666,6 +734,37 @@ async def test_scale_out_standby_is_not_given_to_targets(env: Env) -> None:
     assert new.state == "STANDBY"
     assert len(env.vnfm.received("MODIFY", "web")) == modifies
     assert env.vnfm.received("SCALE_OUT", "app")[0]["mode"] == "standby"
+
+
+async def test_restart_rebuilds_the_hosts_and_instantiates_with_the_vnfr(env: Env) -> None:
+    """As the Java NFVO's restartVnfr: the VNFR's hosts rebuilt (same names and addresses, the new image),
+    INSTANTIATE carrying the VNFR (the VNFM allocates nothing), then MODIFY (app is a target) and START."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    hosts = list(nsr.vnfrs["app"].hosts)
+    before = nsr.vnfrs["app"].record()
+    assert before is not None
+    grants, allocations = (len([a for a in env.vnfm.nfvo_answers if a["action"] == x])
+                           for x in ("GRANT_OPERATION", "ALLOCATE_RESOURCES"))
+    env.vnfm.log.clear()
+    await env.deployment.restart(nsr, "app", "centos")
+    assert sorted(env.vim.rebuilt) == sorted((h, "centos") for h in hosts)
+    assert sorted(env.vim.hosts) == sorted(h for v in nsr.vnfrs.values() for h in v.hosts)   # no new host
+    (inst,) = env.vnfm.received("INSTANTIATE", "app")[1:]
+    assert inst["vnfr"]["id"] == before.id and inst["vnfd"]["name"] == "app"
+    assert [i["hostname"] for i in inst["vnfr"]["vdu"][0]["vnfc_instance"]] == hosts
+    assert inst["vnfr"]["vdu"][0]["vm_image"] == ["centos"]
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "GRANT_OPERATION"][grants:] == []
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES"][allocations:] == []
+    assert [m[:2] for m in env.vnfm.log if m[2] == "app"] == [
+        ("recv", "INSTANTIATE"), ("reply", "INSTANTIATE"), ("recv", "MODIFY"), ("reply", "MODIFY"),
+        ("recv", "START"), ("reply", "START")]
+    assert nsr.vnfrs["app"].status == ACTIVE and nsr.status == ACTIVE
+    # a host that cannot be rebuilt: the VNFR is in ERROR, nothing is sent
+    env.vim._hosts.pop(nsr.vnfrs["web"].hosts[0])
+    sent = len(env.vnfm.messages)
+    with pytest.raises(OrchestratorError, match="rebuilding the hosts of VNFR web failed"):
+        await env.deployment.restart(nsr, "web")
+    assert len(env.vnfm.messages) == sent and nsr.vnfrs["web"].status == ERROR
 
 
 async def test_day2_messages(env: Env) -> None:
@@ -911,6 +1010,19 @@ async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
     update = env.vnfm.received("UPDATE", "u")[-1]
     assert update.get("script") is None and update["vnfr"]["name"] == "u"
     assert nsr.vnfrs["u"].status == ACTIVE
+
+
+async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(bundle(vnfd("r", "r", env.endpoint, vnfc=2)))
+    hosts = nsr.vnfrs["r"].hosts
+    code, out = await api.cli("restart", "r", "--image", "bare")
+    assert code == 0 and f"r: ACTIVE ({', '.join(hosts)} rebuilt)" in out, out
+    assert env.vnfm.received("INSTANTIATE", "r")[-1]["vnfr"]["vdu"][0]["vm_image"] == ["bare"]
+    sent = len(env.vnfm.messages)
+    code, out = await api.cli("restart", "r", "--image", "unknown-image")
+    assert code == 1 and "image 'unknown-image' does not exist" in out, out
+    assert len(env.vnfm.messages) == sent
+    assert nsr.vnfrs["r"].status == ACTIVE
 
 
 async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api) -> None:

@@ -203,6 +203,40 @@ async def test_rpc_round_trip_and_correlation_ids(connect: Factory) -> None:
     assert json.loads(await client.rpc(direct, b'{"d": 1}', timeout=5, exchange=""))["echo"] == {"d": 1}
 
 
+async def test_request_matches_answers_without_correlation_ids(connect: Factory) -> None:
+    """``request`` is the Java NFVO's request/reply (a reply address per request, no correlation id): a
+    peer answering without a correlation id (python-vnfm-sdk) reaches the right caller, also when
+    concurrent requests are answered in the reverse order; a late answer reaches nobody."""
+    server, client = await connect(), await connect()
+    queue = unique("ctr-request")
+    requests: list[Message] = []
+
+    async def on_request(delivery: Delivery) -> None:
+        requests.append(delivery.message)
+        request = json.loads(delivery.message.body)
+        await asyncio.sleep(0.05 * request.get("delay", 0))
+        if not request.get("silent"):
+            # as python-vnfm-sdk: publish to reply_to on the default exchange, no correlation id
+            await server.publish(delivery.message.reply_to or "", json.dumps({"echo": request}).encode(), exchange="")
+        await delivery.ack()
+
+    await server.declare_queue(queue, auto_delete=True)
+    await server.consume(queue, on_request, prefetch=10)
+
+    assert json.loads(await client.request(queue, b'{"n": 0}', timeout=5)) == {"echo": {"n": 0}}
+    assert requests[0].correlation_id is None and requests[0].reply_to
+    bodies = [json.dumps({"n": i, "delay": 5 - i}).encode() for i in range(5)]
+    replies = await asyncio.gather(*(client.request(queue, b, timeout=5) for b in bodies))
+    assert [json.loads(r)["echo"]["n"] for r in replies] == list(range(5))
+    assert len({m.reply_to for m in requests}) == len(requests) == 6     # one reply address per request
+    assert all(m.correlation_id is None for m in requests)
+
+    with pytest.raises(RpcTimeout):
+        await client.request(queue, b'{"silent": true}', timeout=0.3)
+    await server.publish(requests[-1].reply_to or "", b"too late", exchange="")   # dropped, nobody waits
+    assert json.loads(await client.request(queue, b'{"n": 9}', timeout=5)) == {"echo": {"n": 9}}
+
+
 async def test_rpc_timeout(connect: Factory) -> None:
     server, client = await connect(), await connect()
     silent = unique("ctr-silent")

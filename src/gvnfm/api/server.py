@@ -92,6 +92,10 @@ class ExecuteBody(BaseModel):
     script: str = Field(..., description="script text run on every VNFC of the VNFR")
 
 
+class RestartBody(BaseModel):
+    image: str | None = Field(None, description="rebuild the hosts from this image; default: the VDU's own")
+
+
 class StartStopBody(BaseModel):
     hostname: str | None = Field(None, description="one VNFC instance; default: all")
 
@@ -261,6 +265,14 @@ def build_app(runtime: Any, token: str) -> FastAPI:
         vnfr_of(record, vnfr)
         await guarded(runtime.deployment.resume(record, vnfr, wait=False))
         return {"status": record.vnfrs[vnfr].status}
+
+    @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/restart",
+              summary="rebuild a VNFR's hosts and INSTANTIATE it again with its record (the NFVO's restart)")
+    async def restart(nsr: str, vnfr: str, body: RestartBody) -> dict[str, Any]:
+        record = nsr_of(nsr)
+        vnfr_of(record, vnfr)
+        await guarded(runtime.deployment.restart(record, vnfr, body.image, wait=False))
+        return {"status": record.vnfrs[vnfr].status, "hosts": list(record.vnfrs[vnfr].hosts)}
 
     @app.post("/api/v1/ns-records/{nsr}/vnfrecords/{vnfr}/{action}", summary="START or STOP a VNFR or one VNFC")
     async def start_stop(nsr: str, vnfr: str, action: str, body: StartStopBody) -> dict[str, Any]:

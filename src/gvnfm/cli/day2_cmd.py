@@ -219,6 +219,16 @@ def register(app: typer.Typer) -> None:
             return _json(out)
         console.print(f"{vnfr}: {out['status']}")
 
+    @app.command("restart")
+    def restart(vnfr: str, image: str | None = typer.Option(None, "--image", help="rebuild from this image"),
+                state_dir: Path = _STATE, nsr: str = _NSR, output: Output = _OUTPUT) -> None:
+        """Rebuild a VNF's hosts (same names and addresses) and INSTANTIATE it again with its record, as the
+        NFVO's restart does (no new hosts); then MODIFY and START follow."""
+        out = _call(state_dir, "POST", _vnfr_path(nsr, vnfr) + "/restart", {"image": image})
+        if output == "json":
+            return _json(out)
+        console.print(f"{vnfr}: {out['status']} ({', '.join(out['hosts'])} rebuilt)")
+
     @app.command("resume")
     def resume(vnfr: str, state_dir: Path = _STATE, nsr: str = _NSR, output: Output = _OUTPUT) -> None:
         """RESUME a VNF in ERROR from the failed script (then the deployment goes on: MODIFY, START)."""

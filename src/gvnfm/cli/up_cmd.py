@@ -19,6 +19,9 @@ from gvnfm.logs import setup_logging
 
 log = logging.getLogger("gvnfm.up")
 
+#: seconds the teardown waits for the VNFMs' RELEASE_RESOURCES answers before removing the hosts anyway
+TEARDOWN_TIMEOUT = 300.0
+
 
 def _failure_text(nsr: object) -> str:
     errors = getattr(nsr, "errors", [])
@@ -66,8 +69,27 @@ def _refusal_report(path: Path, message: str) -> dict[str, object]:
             "errors": [ErrorInfo(vnfr="", action="ONBOARD", message=message).model_dump()]}
 
 
+async def _teardown(runtime: object, nsr: object, stop: asyncio.Event, console: Console, timeout: float) -> None:
+    """Tear down, bounded: RELEASE_RESOURCES answers are awaited at most ``timeout`` s. A signal during the
+    teardown (a second Ctrl-C, SIGTERM) stops the waiting at once; the hosts are removed either way."""
+    from gvnfm.local.runtime import LocalRuntime
+
+    assert isinstance(runtime, LocalRuntime) and runtime.nfvo is not None
+    stop.clear()
+    task = asyncio.create_task(runtime.teardown(nsr, timeout=timeout))  # type: ignore[arg-type]
+    signalled = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        console.print("[yellow]interrupted again: removing the hosts without waiting for the VNFM[/]")
+        log.warning("event=teardown_interrupted (no more VNFM answers awaited)")
+        runtime.nfvo.stop_waiting()
+    signalled.cancel()
+    await task
+
+
 async def run_up(path: Path, *, options: object, once: bool, report: Path | None, live: bool,
-                 api_port: int | None, console: Console, json_lines: bool = False) -> int:
+                 api_port: int | None, console: Console, json_lines: bool = False,
+                 teardown_timeout: float = TEARDOWN_TIMEOUT) -> int:
     """``json_lines``: progress as one JSON object per line on stdout (``console`` then writes to stderr)."""
     from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
     from gvnfm.local.statedir import StateDirBusy
@@ -138,7 +160,9 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         done, _ = await asyncio.wait({deploy_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if deploy_task not in done:
             deploy_task.cancel()
-            console.print("[yellow]interrupted during deployment: tearing down[/]")
+            console.print("[yellow]interrupted during deployment: tearing down (Ctrl-C again: without waiting "
+                          "for the VNFM)[/]")
+            await asyncio.wait({deploy_task})      # its requests cancelled, nothing left half-sent
             code = 130
             nsr = next(iter(runtime.nfvo.nsrs.values()), None)
         else:
@@ -182,7 +206,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         if code == 1 and nsr is not None and not kept:
             _error(console, f"deployment failed: {_failure_text(nsr)}")
         if nsr is not None:
-            await runtime.teardown(nsr)
+            await _teardown(runtime, nsr, stop, console, teardown_timeout)
             if view is not None:
                 view.update(render(nsr, f"gvnfm up {path}"))
             if report is not None:
@@ -242,6 +266,10 @@ def register(app: typer.Typer) -> None:
         script_log_minutes: float | None = typer.Option(
             None, "--script-log-minutes", help="keep script logs this many minutes, 0 = forever "
                                                "(default: GVNFM_SCRIPT_LOG_MINUTES, else 180)"),
+        teardown_timeout: float = typer.Option(
+            TEARDOWN_TIMEOUT, "--teardown-timeout", help="seconds the teardown waits for the VNFMs' RELEASE_RESOURCES "
+                                                         "answers before removing the hosts anyway (Ctrl-C during the "
+                                                         "teardown: at once)"),
         api_port: int = typer.Option(0, "--api-port", help="control API port (0 = any free port, -1 = none)"),
         log_level: str = typer.Option("INFO", "--log-level"),
         plain: bool = typer.Option(False, "--plain", help="progress as lines instead of a live table"),
@@ -267,5 +295,5 @@ def register(app: typer.Typer) -> None:
         live = not plain and not as_json and sys.stdout.isatty()
         code = asyncio.run(run_up(path, options=options, once=once, report=report, live=live,
                                   api_port=None if api_port < 0 else api_port, console=console,
-                                  json_lines=as_json))
+                                  json_lines=as_json, teardown_timeout=teardown_timeout))
         raise typer.Exit(code)

@@ -28,6 +28,7 @@ from gvnfm.transport import Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
+from gvnfm.vim.watchdog import Watchdog
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
@@ -113,6 +114,8 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.settings: VnfmSettings | None = None
         self._broker: InMemoryBroker | None = None
+        #: kills the process hosts' processes once this process is gone, however it went (kill -9 too)
+        self.watchdog: Watchdog | None = None
         self.lock = StateDirLock(self.state_dir)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -160,6 +163,9 @@ class LocalRuntime:
         settings = self.settings = vnfm_settings(o, self.state_dir, user, password)
         self.store = await open_store(settings.db, self.state_dir)
         await asyncio.to_thread(remove_stale_process_hosts, self.state_dir / "vim" / "hosts")
+        if o.vim == "process":
+            self.watchdog = Watchdog(self.state_dir / "vim" / "hosts")
+            await asyncio.to_thread(self.watchdog.start)
         self.vim = self._vim()
         cleanup = getattr(self.vim, "cleanup_stale", None)
         if callable(cleanup):
@@ -188,6 +194,8 @@ class LocalRuntime:
         for t in reversed(self._transports):
             with contextlib.suppress(Exception):
                 await t.close()
+        if self.watchdog is not None:
+            await self.watchdog.stop()
         if self.store is not None:
             await self.store.close()
         self.lock.release()
@@ -209,9 +217,9 @@ class LocalRuntime:
         bundle = path if isinstance(path, ServiceBundle) else await self.load(path)
         return await self.deployment.deploy(bundle)
 
-    async def teardown(self, nsr: NetworkServiceRecord) -> NetworkServiceRecord:
+    async def teardown(self, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
         assert self.deployment is not None
-        return await self.deployment.teardown(nsr)
+        return await self.deployment.teardown(nsr, timeout=timeout)
 
     async def report(self, nsr: NetworkServiceRecord) -> dict[str, Any]:
         """The NSR's records, and per VNFC every script run with its outcome."""

@@ -29,6 +29,13 @@ class EmsLaunch:
     autodelete: bool = True
     virtual_host: str = "/"
 
+    @staticmethod
+    def starts_ems(userdata: str) -> bool:
+        """Whether the user-data starts an EMS at all: it sets ``BROKER_IP`` (gvnfm's and the reference's
+        EMS bootstrap do). Any other user-data (python-vnfm-sdk's ``none``, a script of the VNF's own)
+        gives a host without an EMS, as a VM booted with it would be."""
+        return bool(userdata_mod.parse(userdata or "").get("BROKER_IP", "").strip())
+
     @classmethod
     def from_userdata(cls, userdata: str, hostname: str) -> EmsLaunch:
         values = userdata_mod.parse(userdata or "")
