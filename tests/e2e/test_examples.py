@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gvnfm.vim.reaper import processes_of
+from tests.support.broker_admin import BrokerAdmin
 from tests.support.netns import leftovers_of_run
 from tests.support.services import unique
 
@@ -131,18 +132,17 @@ def test_iperf_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def ems_user(amqp_vhost: str) -> tuple[str, str, str]:
+def ems_user(amqp_vhost: str, rabbit_admin: BrokerAdmin) -> tuple[str, str, str]:
     """A broker user for the hosts' EMSs (needed when RabbitMQ listens on every interface: it refuses
     guest from the hosts' addresses)."""
     user, password = unique("gvnfm-ems"), unique("pw")
     vhost = amqp_vhost.rsplit("/", 1)[1]
-    subprocess.run(["rabbitmqctl", "-q", "add_user", user, password], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True,
-                   capture_output=True)
+    rabbit_admin.add_user(user, password)
     try:
+        rabbit_admin.set_permissions(vhost, user, ".*", ".*", ".*")
         yield user, password, amqp_vhost
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
+        rabbit_admin.delete_user(user)
 
 
 def _broker_on_loopback_only() -> bool:
