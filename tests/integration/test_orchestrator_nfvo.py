@@ -644,8 +644,13 @@ async def test_scale_out_and_in(env: Env) -> None:
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
     # scale in: SCALE_IN to the target (web), no answer expected, host removed
+    before = len(env.vnfm.messages)
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
-    await eventually(lambda: env.vnfm.received("SCALE_IN"))
+    # the barrier: a query answered after the scale-in; the VNFM receives in order, so whatever the
+    # scale-in sent is in by then
+    await env.nfvo.logs(nsr, "web", nsr.vnfrs["web"].hosts[0])
+    sent = [(m["action"], vnfr_name_of(m)) for m in env.vnfm.messages[before:]]
+    assert sent == [("SCALE_IN", "web"), ("LOG_REQUEST", "web")], sent   # nothing for app or the removed VNFC
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]
     assert scale_in["vnfcInstance"]["hostname"] == new.hostname
     assert new.hostname not in env.vim.hosts and new.hostname not in nsr.vnfrs["app"].hosts
