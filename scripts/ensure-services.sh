@@ -12,7 +12,7 @@
 # exits non-zero if one cannot be provided.
 set -euo pipefail
 # shellcheck source=scripts/rabbitmq-node.sh
-. "$(dirname "$0")/rabbitmq-node.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/rabbitmq-node.sh"
 
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 APT_UPDATED=0
@@ -55,6 +55,10 @@ systemd_running() {
 # -- RabbitMQ --------------------------------------------------------------------------------------
 RABBIT_ENVCONF=/etc/rabbitmq/rabbitmq-env.conf
 
+rabbitmq_installed() {
+    command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ]
+}
+
 ensure_rabbitmq() {
     export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
     if listening 127.0.0.1 5672; then
@@ -64,7 +68,7 @@ ensure_rabbitmq() {
     fi
     need_root rabbitmq "nothing on 127.0.0.1:5672" || return 1
     local did=""
-    if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+    if ! rabbitmq_installed; then
         apt_install rabbitmq-server || return 1
         did="installed rabbitmq-server, "
     fi
@@ -218,6 +222,8 @@ ensure_tools() {
     say tools "installed ${packages[*]}"
 }
 
+# (tests source this file with ENSURE_SERVICES_SOURCED=1 to run one function in a fake environment)
+if [ "${ENSURE_SERVICES_SOURCED:-0}" = 1 ]; then return 0; fi
 ensure_rabbitmq || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1

@@ -96,3 +96,98 @@ def test_a_bare_image_without_python_gets_it_installed(tmp_path: Path) -> None:
         assert "apt-get failed installing python3 python3-venv" in done.stderr and "E: no network" in done.stderr
     else:
         assert "apt-get install python3 python3-venv" in done.stderr
+
+
+# -- ensure_rabbitmq end to end in a fake machine ----------------------------------------------------------
+# Fake programs stand in for the packages: the node that "runs" is in $T/node, open ports are files
+# $T/up-<port>, every call is noted in $T/calls. rabbitmqctl/rabbitmq-plugins answer only when asked
+# about the node that runs (as the real ones: "Erlang distribution failed" otherwise).
+FAKES = {
+    "hostname": 'echo vm1\n',
+    "epmd": '[ -e "$T/node" ] && { echo "epmd: up and running on port 4369 with data:"; '
+            'n=$(cat "$T/node"); echo "name ${n%@*} at port 25672"; }\nexit 0\n',
+    "start-node": 'n=$(sed -n "s/^NODENAME=//p" "$T/rabbitmq-env.conf" 2>/dev/null | tail -n 1)\n'
+                  'echo "${n:-rabbit@vm1}" > "$T/node"; touch "$T/up-5672"\n',
+    "systemctl": 'echo "systemctl $*" >> "$T/calls"; [ "$1" = start ] && start-node\nexit 0\n',
+    "rabbitmq-server": 'echo "rabbitmq-server $*" >> "$T/calls"; start-node\n',
+    "rabbitmqctl": 'echo "rabbitmqctl $*" >> "$T/calls"\n'
+                   '[ "$1" = -n ] && [ "$2" = "$(cat "$T/node" 2>/dev/null)" ] && exit 0\n'
+                   'echo "TCP connection succeeded but Erlang distribution failed" >&2; exit 69\n',
+    "rabbitmq-plugins": 'echo "rabbitmq-plugins $*" >> "$T/calls"\n'
+                        '[ "$1" = -n ] && [ "$2" = "$(cat "$T/node" 2>/dev/null)" ] || exit 69\n'
+                        'touch "$T/up-15672"\n',
+}
+
+HARNESS = r'''
+T=$1 SYSTEMD=$2
+export T PATH="$T/bin:$PATH"
+ENSURE_SERVICES_SOURCED=1 . "$3/ensure-services.sh"
+RABBIT_ENVCONF=$T/rabbitmq-env.conf
+WAIT_SECONDS=3
+need_root() { return 0; }
+listening() { [ -e "$T/up-$2" ]; }
+systemd_running() { [ "$SYSTEMD" = yes ]; }
+rabbitmq_installed() { [ -e "$T/installed" ]; }
+apt_install() {   # the package's post-install starts the default node where systemd runs
+    echo "apt-get install $*" >> "$T/calls"; touch "$T/installed"
+    if systemd_running; then systemctl start rabbitmq-server; fi
+}
+ensure_rabbitmq
+echo "status=$?"
+'''
+
+
+def fake_machine(tmp_path: Path, *, systemd: bool, installed: bool = False, running: str | None = None,
+                 envconf: str | None = None) -> tuple[str, list[str], str]:
+    """Run ensure_rabbitmq on a fake machine; (its output, the calls it made, rabbitmq-env.conf)."""
+    fake = tmp_path / "bin"
+    fake.mkdir(parents=True)
+    for name, body in FAKES.items():
+        (fake / name).write_text("#!/bin/bash\n" + body)
+        (fake / name).chmod(0o755)
+    if installed:
+        (tmp_path / "installed").touch()
+    if running:
+        (tmp_path / "node").write_text(running + "\n")
+        (tmp_path / "up-5672").touch()
+    if envconf is not None:
+        (tmp_path / "rabbitmq-env.conf").write_text(envconf)
+    done = subprocess.run(["bash", "-c", HARNESS, "bash", str(tmp_path), "yes" if systemd else "no", str(SCRIPTS)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    conf = (tmp_path / "rabbitmq-env.conf").read_text() if (tmp_path / "rabbitmq-env.conf").exists() else ""
+    return done.stdout + done.stderr, calls, conf
+
+
+def test_a_fresh_systemd_vm_uses_the_node_the_package_started(tmp_path: Path) -> None:
+    out, calls, conf = fake_machine(tmp_path, systemd=True)
+    assert "status=0" in out and "now listening on 127.0.0.1:5672 (node rabbit@vm1)" in out, out
+    assert "NODENAME" not in conf                                    # the running node is not renamed
+    assert "rabbitmqctl -n rabbit@vm1 -q await_startup --timeout 5" in calls
+    assert not any(c.startswith("rabbitmq-server") for c in calls)   # systemd started it, not us
+    assert "rabbitmq-plugins -n rabbit@vm1 -q enable rabbitmq_management" in calls
+
+
+def test_a_fresh_container_starts_rabbit_at_localhost_by_hand(tmp_path: Path) -> None:
+    out, calls, conf = fake_machine(tmp_path, systemd=False)
+    assert "status=0" in out and "(node rabbit@localhost)" in out, out
+    assert conf == "NODENAME=rabbit@localhost\nNODE_IP_ADDRESS=127.0.0.1\n"
+    assert "rabbitmq-server -detached" in calls and not any(c.startswith("systemctl") for c in calls)
+    assert "rabbitmqctl -n rabbit@localhost -q await_startup --timeout 5" in calls
+    assert "rabbitmq-plugins -n rabbit@localhost -q enable rabbitmq_management" in calls
+
+
+def test_an_installed_but_stopped_broker_is_started_through_systemd(tmp_path: Path) -> None:
+    out, calls, conf = fake_machine(tmp_path, systemd=True, installed=True)
+    assert "status=0" in out and "(node rabbit@localhost)" in out, out
+    assert "systemctl start rabbitmq-server" in calls and "NODENAME=rabbit@localhost" in conf
+
+
+def test_a_running_broker_is_left_alone_and_gets_its_management_api(tmp_path: Path) -> None:
+    out, calls, conf = fake_machine(tmp_path, systemd=True, installed=True, running="rabbit@vm1")
+    assert "status=0" in out and "already listening on 127.0.0.1:5672, left alone" in out, out
+    assert calls == ["rabbitmq-plugins -n rabbit@vm1 -q enable rabbitmq_management"] and conf == ""
+    # a name configured earlier (by this script in a container) is the one asked
+    out, calls, _ = fake_machine(tmp_path / "c", systemd=False, installed=True, running="rabbit@localhost",
+                                 envconf="NODENAME=rabbit@localhost\n")
+    assert "status=0" in out and calls == ["rabbitmq-plugins -n rabbit@localhost -q enable rabbitmq_management"]
