@@ -217,7 +217,7 @@ def test_bad_descriptors_fail_before_anything_is_deployed(mutate: Any, needle: s
 
 def test_a_service_that_does_not_fit_is_refused_with_nothing_allocated(tmp_path: Path) -> None:
     code, out, report = up(EXAMPLES / "chain", tmp_path, "--capacity", "3")
-    assert code == 3, out
+    assert code == 1, out
     assert "Not enough resources" in out
     assert report is not None, "the refusal has a report"
     assert report["nsr"]["status"] == "ERROR" and report["nsr"]["name"]

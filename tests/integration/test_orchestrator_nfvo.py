@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -761,6 +762,11 @@ async def test_concurrent_scale_outs_wait_their_turn(env: Env) -> None:
 class Api:
     url: str
     state: Path
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     async def cli(self, *args: str) -> tuple[int, str]:
         result = await asyncio.to_thread(CliRunner().invoke, cli_app, [*args, "--state-dir", str(self.state)])
@@ -774,7 +780,7 @@ async def api(env: Env, tmp_path: Path) -> AsyncIterator[Api]:
     server = ApiServer(runtime)
     await server.start()
     try:
-        yield Api(server.url, tmp_path)
+        yield Api(server.url, tmp_path, server.token)
     finally:
         await server.stop()
 
@@ -784,7 +790,7 @@ async def test_api_refuses_a_request_on_a_busy_vnfr_with_409(env: Env, api: Api)
     release = asyncio.Event()           # the VNFM answers the SCALE_OUT when the test says so
     env.vnfm.hooks[("SCALE_OUT", "app")] = release.wait
     path = f"{api.url}/api/v1/ns-records/current/vnfrecords"
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+    async with httpx.AsyncClient(timeout=TIMEOUT, headers=api.headers) as client:
         first = asyncio.create_task(client.post(f"{path}/app/scale-out", json={}))
         while not env.vnfm.received("SCALE_OUT"):
             await asyncio.sleep(0.01)
@@ -811,9 +817,10 @@ async def test_requests_that_cannot_succeed_are_refused_before_sending(env: Env,
     with pytest.raises(Conflict, match="is ACTIVE, not ERROR"):
         await env.nfvo.resume(nsr, "web")
     code, out = await api.cli("heal", "web", host, "--cause", "switchToStandby")
-    assert code == 1 and "409" in out and "not STANDBY" in out, out
-    code, out = await api.cli("update", "web")
-    assert code == 1 and "400" in out and "no UPDATE lifecycle event" in out, out
+    # one line on stderr, exit 1 (the VNF is not in a state for it), no HTTP status code
+    assert code == 1 and out.startswith("error: ") and "not STANDBY" in out and "409" not in out, out
+    code, out = await api.cli("heal", "nope", host, "--cause", "restart")
+    assert code == 2 and "has no VNFR 'nope'" in out and "404" not in out, out
     assert len(env.vnfm.messages) == sent
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
 
@@ -827,7 +834,7 @@ async def test_a_request_the_vnfm_refuses_keeps_the_state(env: Env, api: Api) ->
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
     assert nsr.vnfrs["web"].history[-1].result == "refused" and nsr.vnfrs["web"].action is None
     code, out = await api.cli("heal", "web", host, "--cause", "restart")
-    assert code == 1 and "409" in out and "nothing was changed" in out, out
+    assert code == 1 and "nothing was changed" in out and "409" not in out, out
     # a SCALING the orchestrator refuses (the VIM filled up meanwhile): the VNFM gives up, app stays ACTIVE
     async def fill_the_vim() -> None:
         env.vim.capacity = len(env.vim.hosts)
@@ -866,6 +873,41 @@ async def test_failing_execute_reports_per_vnfc_and_keeps_the_state(env: Env, ap
 
 
 # -- update, logs --follow -----------------------------------------------------------------------------------
+
+async def test_update_and_heal_without_scripts_behave_alike(env: Env, api: Api) -> None:
+    """A VNF with no scripts for the event: the operation is sent, nothing runs, exit 0, both say so."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    host = nsr.vnfrs["web"].hosts[0]
+    code, out = await api.cli("update", "web")
+    assert code == 0 and "no UPDATE scripts: none ran" in out, out
+    code, out = await api.cli("heal", "web", host, "--cause", "restart")
+    assert code == 0 and "no HEAL scripts: none ran" in out, out
+    assert env.vnfm.received("UPDATE", "web") and env.vnfm.received("HEAL", "web")
+    assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE
+
+
+async def test_api_needs_the_runs_token_but_for_healthz_and_the_docs(env: Env, api: Api) -> None:
+    info = json.loads((api.state / "api.json").read_text())
+    assert info == {"url": api.url, "token": api.token} and len(api.token) >= 32
+    assert (api.state / "api.json").stat().st_mode & 0o777 == 0o600
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        assert (await client.get(f"{api.url}/healthz")).json() == {"status": "ok"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": api.token}):
+            r = await client.get(f"{api.url}/api/v1/ns-records", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+            r = await client.post(f"{api.url}/api/v1/ns-records/current/vnfrecords/web/execute",
+                                  json={"script": "touch /tmp/owned"}, headers=headers)
+            assert r.status_code == 401
+        assert (await client.get(f"{api.url}/api/v1/ns-records", headers=api.headers)).status_code == 200
+        # the OpenAPI page works offline: its assets come from this server, nothing from a CDN
+        page = (await client.get(f"{api.url}/docs")).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+        for asset in assets:
+            assert (await client.get(api.url + asset)).status_code == 200, asset
+        assert "bearer" in json.dumps((await client.get(f"{api.url}/openapi.json")).json()["components"]).lower()
+    assert not env.vnfm.received("EXECUTE")
+
 
 async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("u", "u", env.endpoint, events=("UPDATE",))))

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.local.statedir import StateDirLock
 from gvnfm.orchestrator.deploy import Deployment
-from gvnfm.orchestrator.loader import aload_service
+from gvnfm.orchestrator.loader import ServiceBundle, aload_service
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import NetworkServiceRecord
 from gvnfm.store.api import Store
@@ -85,7 +86,8 @@ def vnfm_settings(o: RuntimeOptions, state_dir: Path, broker_user: str, broker_p
 
 def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
     """Hosts of a previous ``gvnfm up`` on this state dir that did not end cleanly (killed): kill what
-    their scripts left running (daemons included, found by the host marker) and remove their folders."""
+    their scripts left running (daemons included, found by the host marker) and remove their folders.
+    Called only by the state dir's lock holder: every host found then belongs to a dead owner."""
     removed = []
     if not hosts_dir.is_dir():
         return removed
@@ -111,6 +113,7 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.settings: VnfmSettings | None = None
         self._broker: InMemoryBroker | None = None
+        self.lock = StateDirLock(self.state_dir)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def _transport(self) -> Transport:
@@ -145,7 +148,8 @@ class LocalRuntime:
 
     async def start(self) -> None:
         o = self.options
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()     # StateDirBusy: another live `gvnfm up` owns the folder; nothing touched
+        (self.state_dir / "api.json").unlink(missing_ok=True)   # a dead owner's
         if o.broker is None or o.broker.startswith("memory://"):
             self._broker = InMemoryBroker()
             broker_ip, broker_port, user, password = "127.0.0.1", 5672, "memory", "memory"
@@ -186,6 +190,7 @@ class LocalRuntime:
                 await t.close()
         if self.store is not None:
             await self.store.close()
+        self.lock.release()
 
     async def __aenter__(self) -> LocalRuntime:
         await self.start()
@@ -195,9 +200,13 @@ class LocalRuntime:
         await self.close()
 
     # -- work -----------------------------------------------------------------------------------------
-    async def deploy(self, path: Path) -> NetworkServiceRecord:
+    async def load(self, path: Path) -> ServiceBundle:
+        """Load a service into this run's catalogue (local scripts are served from the state dir)."""
+        return await aload_service(path, self.state_dir / "catalogue")
+
+    async def deploy(self, path: Path | ServiceBundle) -> NetworkServiceRecord:
         assert self.deployment is not None
-        bundle = await aload_service(path, self.state_dir / "catalogue")
+        bundle = path if isinstance(path, ServiceBundle) else await self.load(path)
         return await self.deployment.deploy(bundle)
 
     async def teardown(self, nsr: NetworkServiceRecord) -> NetworkServiceRecord:

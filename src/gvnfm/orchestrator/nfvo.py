@@ -682,14 +682,11 @@ class LocalNfvo:
     async def update_script(self, nsr: NetworkServiceRecord, vnfr_name: str, script_name: str | None,
                             content: str | bytes | None, *, wait: bool = True) -> VirtualNetworkFunctionRecord:
         """UPDATE with a script (SCRIPTS_UPDATE on every VNFC; the package keeps the new version), or
-        with ``script_name=None`` the UPDATE lifecycle event (refused when the VNFR has none)."""
+        with ``script_name=None`` the UPDATE lifecycle event (none: the VNFM runs nothing, as for HEAL)."""
         self._check_day2(nsr, vnfr_name)
         async with self.locks.hold(nsr.id, vnfr_name, "UPDATE", wait=wait):
             record = self._current(nsr, vnfr_name)
             script = None
-            if script_name is None and not record.scripts_of("UPDATE"):
-                raise OrchestratorError(f"VNFR {vnfr_name} has no UPDATE lifecycle event (or it lists no script): "
-                                        "nothing to run")
             if script_name is not None:
                 payload = content.encode() if isinstance(content, str) else (content or b"")
                 script = Script(id=outgoing.new_id(), name=script_name, payload=payload)

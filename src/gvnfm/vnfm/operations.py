@@ -46,7 +46,7 @@ from gvnfm.catalogue.scripts import Script
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
-from gvnfm.vnfm.environment import removing_env
+from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
 from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
 from gvnfm.vnfm.record_builder import RecordError, build_vnfr
@@ -454,7 +454,7 @@ class Operations:
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
-        plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path)
+        plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path, base_env(vnfr))
         saves = {s.hostname: s for s in plan.steps() if not s.is_script}
         runs = [s for s in plan.steps() if s.is_script]
         outcomes: list[StepOutcome] = []
