@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.broker_admin import BrokerAdmin, broker_admin
 from tests.support.pg import temporary_pg_database
 from tests.support.rabbit import private_rabbit  # noqa: F401  (a fixture for every test module)
 from tests.support.services import AMQP_URL, PG_URL, port_open, unique
@@ -29,16 +30,23 @@ def pg_url() -> str:
 @pytest.fixture
 def amqp_vhost(amqp_url: str) -> Iterator[str]:
     """A broker URL on a virtual host of this test's own: tests that play the NFVO (and so consume
-    the NFVO's fixed queue names) cannot steal each other's messages."""
+    the NFVO's fixed queue names) cannot steal each other's messages. Made through the management API
+    (any user) or rabbitmqctl (root): see tests/support/broker_admin.py."""
+    admin = broker_admin()
     vhost = unique("gvnfm-test")
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                   check=True, capture_output=True, timeout=60)
-    base = amqp_url.rstrip("/")
+    admin.add_vhost(vhost)
     try:
-        yield f"{base}/{vhost}"
+        admin.set_permissions(vhost, urlsplit(amqp_url).username or "guest", ".*", ".*", ".*")
+        yield f"{amqp_url.rstrip('/')}/{vhost}"
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+        admin.delete_vhost(vhost)
+
+
+@pytest.fixture
+def rabbit_admin(amqp_url: str) -> BrokerAdmin:
+    """Adds/deletes virtual hosts, users and permissions on the shared broker (for tests that need a user
+    with restricted permissions: delete what you add)."""
+    return broker_admin()
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from gvnfm.api.server import ApiServer
 from gvnfm.catalogue.descriptors import NetworkServiceDescriptor
 from gvnfm.catalogue.messages import OrVnfmInstantiateMessage
 from gvnfm.catalogue.scripts import Script
+from gvnfm.cli import day2_cmd
 from gvnfm.cli.main import app as cli_app
 from gvnfm.orchestrator import (
     DeployFailed,
@@ -46,6 +50,14 @@ from tests.support.services import unique
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 10.0
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Wait until ``predicate()`` holds (the timeout is a hang guard: the caller asserts afterwards)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 # -- a fake VIM -----------------------------------------------------------------------------------
@@ -325,10 +337,7 @@ def chain(endpoint: str) -> ServiceBundle:
 async def test_chain_deploys_in_dependency_order(env: Env) -> None:
     async def db_is_slow() -> None:
         # db (a source) instantiates last: web, which depends only on app, must not wait for it
-        for _ in range(500):
-            if ("recv", "START", "web") in env.vnfm.log:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: ("recv", "START", "web") in env.vnfm.log)
 
     env.vnfm.hooks[("INSTANTIATE", "db")] = db_is_slow
     nsr = await env.deployment.deploy(chain(env.endpoint))
@@ -471,10 +480,7 @@ async def test_grant_refused_when_capacity_went_away(env: Env) -> None:
 
     async def shrink() -> None:
         # once small is deployed, someone else takes most of the VIM, before big asks for its grant
-        for _ in range(500):
-            if ("recv", "START", "small") in env.vnfm.log:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: ("recv", "START", "small") in env.vnfm.log)
         env.vim.capacity = 2
 
     env.vnfm.hooks[("INSTANTIATE", "big")] = shrink
@@ -636,10 +642,7 @@ async def test_registration_and_unregistration(env: Env) -> None:
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(wrong).encode())
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(
         {**wrong, "password": answer["rabbitPassword"]}).encode())
-    for _ in range(100):
-        if env.endpoint not in env.nfvo.vnfms:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: env.endpoint not in env.nfvo.vnfms)
     assert env.endpoint not in env.nfvo.vnfms
     assert env.nfvo.endpoint_for(env.endpoint) == env.endpoint
 
@@ -647,7 +650,7 @@ async def test_registration_and_unregistration(env: Env) -> None:
 async def test_registered_endpoint_is_where_commands_go(env: Env) -> None:
     reg = {"action": "register", "type": "fancy-type", "vnfmManagerEndpoint": {"endpoint": env.endpoint}}
     await env.peer.rpc(env.nfvo.registration_queue, json.dumps(reg).encode(), timeout=TIMEOUT)
-    assert await env.nfvo.wait_for_vnfm("fancy-type", 1.0)
+    assert await env.nfvo.wait_for_vnfm("fancy-type", 60)
     nsr = await env.deployment.deploy(bundle(vnfd("solo", "ts", "fancy-type")))
     assert nsr.status == ACTIVE and env.vnfm.received("START", "solo")
 
@@ -673,10 +676,7 @@ async def test_error_notice_marks_the_vnfr(env: Env) -> None:
               "exception": {"detailMessage": "something broke", "cause": {"detailMessage": "stderr text"}}}
     await env.peer.publish(env.nfvo.async_queue, json.dumps(notice).encode())
     await env.peer.publish(env.nfvo.async_queue, b"not json at all")
-    for _ in range(100):
-        if nsr.vnfrs["n"].status == ERROR:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: nsr.vnfrs["n"].status == ERROR)
     assert nsr.vnfrs["n"].status == ERROR and nsr.status == ERROR
     assert nsr.errors[-1].message == "something broke" and nsr.errors[-1].stderr == "stderr text"
 
@@ -712,12 +712,14 @@ async def test_scale_out_and_in(env: Env) -> None:
     # scale_in_out is 3: a fourth is refused before anything is sent
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
-    # scale in: SCALE_IN to the target (web) as a command of its own (answered `null`), host removed
+    # scale in: SCALE_IN to the target (web), a command of its own (answered `null`), host removed
+    before = len(env.vnfm.messages)
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
-    for _ in range(100):
-        if ("reply", "null", "web") in env.vnfm.log:
-            break
-        await asyncio.sleep(0.02)
+    # the barrier: a query answered after the scale-in; the VNFM receives in order, so whatever the
+    # scale-in sent is in by then
+    await env.nfvo.logs(nsr, "web", nsr.vnfrs["web"].hosts[0])
+    sent = [(m["action"], vnfr_name_of(m)) for m in env.vnfm.messages[before:]]
+    assert sent == [("SCALE_IN", "web"), ("LOG_REQUEST", "web")], sent   # nothing for app or the removed VNFC
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]
     assert scale_in["vnfcInstance"]["hostname"] == new.hostname
     assert new.hostname not in env.vim.hosts and new.hostname not in nsr.vnfrs["app"].hosts
@@ -884,7 +886,8 @@ async def api(env: Env, tmp_path: Path) -> AsyncIterator[Api]:
 
 async def test_api_refuses_a_request_on_a_busy_vnfr_with_409(env: Env, api: Api) -> None:
     nsr = await env.deployment.deploy(chain(env.endpoint))
-    env.vnfm.delay[("SCALE_OUT", "app")] = 0.3
+    release = asyncio.Event()           # the VNFM answers the SCALE_OUT when the test says so
+    env.vnfm.hooks[("SCALE_OUT", "app")] = release.wait
     path = f"{api.url}/api/v1/ns-records/current/vnfrecords"
     async with httpx.AsyncClient(timeout=TIMEOUT, headers=api.headers) as client:
         first = asyncio.create_task(client.post(f"{path}/app/scale-out", json={}))
@@ -892,6 +895,8 @@ async def test_api_refuses_a_request_on_a_busy_vnfr_with_409(env: Env, api: Api)
             await asyncio.sleep(0.01)
         second = await client.post(f"{path}/app/scale-out", json={})
         web = await client.post(f"{path}/web/stop", json={})     # web is reconfigured by the scale-out
+        assert not first.done()
+        release.set()
         assert (await first).status_code == 200
     assert second.status_code == 409 and "VNFR app is busy with SCALE_OUT" in second.json()["detail"]
     assert web.status_code == 409 and "VNFR web is busy with SCALE_OUT of VNFR app" in web.json()["detail"]
@@ -1025,17 +1030,41 @@ async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
     assert nsr.vnfrs["r"].status == ACTIVE
 
 
-async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api) -> None:
+async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("f", "f", env.endpoint)))
     env.nfvo.log_settle = 0.05
     host = nsr.vnfrs["f"].hosts[0]
     env.vnfm.log_lines[host] = ["one"]
+    # the follow's --timeout runs out when the test says so (its clock stands still until then), and the
+    # test counts its polls: every step waits for polls, not for time
+    over = threading.Event()
+    monkeypatch.setattr(day2_cmd, "time", SimpleNamespace(monotonic=lambda: math.inf if over.is_set() else 0.0,
+                                                          sleep=time.sleep))
+    polls: list[int] = []
+    real_logs = env.nfvo.logs
+
+    async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        result = await real_logs(*args, **kwargs)
+        polls.append(result["version"])
+        return result
+
+    monkeypatch.setattr(env.nfvo, "logs", counted)
+
+    async def polled(more: int) -> None:
+        target = len(polls) + more
+        async with asyncio.timeout(60):
+            while len(polls) < target:
+                await asyncio.sleep(0.01)
+
     follow = asyncio.create_task(api.cli("logs", "f", host, "--follow", "--interval", "0.02", "--timeout", "1"))
-    await asyncio.sleep(0.3)
+    await polled(15)
     env.vnfm.log_lines[host] = ["one", "two"]      # the VNFM has more, but nothing told the orchestrator
-    await asyncio.sleep(0.15)
+    await polled(8)
     asked = len(env.vnfm.received("LOG_REQUEST"))
     await env.nfvo.heal(nsr, "f", host, "restart")  # an answered action: the log may have changed
+    await polled(15)
+    over.set()
     code, out = await follow
     assert code == 0, out
     assert out.splitlines() == ["one", "two"]

@@ -101,6 +101,21 @@ class Cluster:
             await asyncio.sleep(0.05)
         raise AssertionError(f"no reply for {cid}\n" + "\n".join(w.log()[-3000:] for w in self.workers))
 
+    async def quiesce(self, timeout: float = 60) -> None:
+        """The barrier before asserting that nothing more is answered: every worker shuts down cleanly
+        (no worker is left to answer anything), then a marker sent to the reply queue comes back after
+        every reply already published there."""
+        for w in self.workers:
+            await w.terminate(timeout=timeout)
+        marker = f"marker-{uuid.uuid4().hex}"
+        await self.t.publish(self.reply_queue, b"{}", correlation_id=marker, exchange="")
+        for _ in range(int(timeout * 20)):
+            if self.replies[marker]:
+                del self.replies[marker]
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the marker did not come back through the reply queue")
+
     async def holder_pid(self, cid: str, timeout: float = 30) -> int:
         for _ in range(int(timeout * 20)):
             op = await self.store.get_operation(self.op_ids[cid])

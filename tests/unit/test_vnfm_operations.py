@@ -37,12 +37,14 @@ def hostnames(vnfr: dict[str, Any]) -> list[str]:
     return [i["hostname"] for vdu in vnfr["vdu"] for i in vdu.get("vnfc_instance") or []]
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if await predicate():
-            return
+async def until(predicate: Any, timeout: float = 60.0) -> None:
+    """Wait for ``await predicate()`` (the timeout is a hang guard, not a time bound)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def async_replies(h: Harness) -> list[dict[str, Any]]:
@@ -261,8 +263,10 @@ async def test_error_action_runs_error_scripts_and_its_null_answer_needs_a_reply
     await h.nfvo_t.publish("generic", json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "again"}).encode(),
                            correlation_id="error-2")
     assert (await finished(h, "error-2")).state == DONE
-    await asyncio.sleep(0.1)
-    assert replies == []
+    # the barrier: a marker sent to the same queue now comes after anything the VNFM sent there
+    await h.nfvo_t.publish("vnfm.nfvo.actions", json.dumps({"action": "MARKER"}).encode(), exchange="")
+    await until(lambda: answered([r for r in replies if r == {"action": "MARKER"}]))
+    assert replies == [{"action": "MARKER"}]
 
 
 async def test_nfvo_refusing_allocate_resources_ends_with_its_error(tmp_path: Path) -> None:
