@@ -3,7 +3,8 @@
 #   - RabbitMQ on 127.0.0.1:5672 (guest/guest),
 #   - PostgreSQL on 127.0.0.1:5432 (user postgres, trust authentication from 127.0.0.1),
 #   - git;
-#   - iperf and screen (for the iperf example's end-to-end tests).
+#   - iperf and screen (for the iperf example's end-to-end tests);
+#   - chromium and chromium-driver (the web page's tests in a real browser).
 # A service that already listens is left alone. Missing packages are installed with apt-get (one
 # `apt-get update` at most). Prints one line per service; exits non-zero if one cannot be provided.
 set -euo pipefail
@@ -155,8 +156,20 @@ ensure_tools() {
     say tools "installed ${missing[*]}"
 }
 
+# -- headless Chromium and its WebDriver (the web page's browser tests) ------------------------------
+ensure_browser() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        say browser "chromium and chromedriver present"
+        return 0
+    fi
+    need_root browser "missing: chromium or chromedriver" || return 1
+    apt_install chromium chromium-driver
+    say browser "installed chromium and chromium-driver"
+}
+
 ensure_rabbitmq || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1
 ensure_tools || FAILED=1
+ensure_browser || FAILED=1
 exit "$FAILED"
