@@ -215,6 +215,8 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
     finally:
         code = up.stop()
     assert code == 0, "".join(up.lines)
+    token = url.split("?token=")[1]
+    assert token not in (tmp_path / "state" / "up.log").read_text()          # printed once, never logged
 
 
 FLAKY_INSTALL = """#!/bin/bash
