@@ -205,6 +205,29 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
         result = browser.find_element(By.CSS_SELECTOR, "#exec-db .exec-result").text
         assert "released on db-" in result, result
 
+        # the other day-2 buttons: stop and start a VNF, heal a VNFC, scale the new app VNFC in
+        click(browser, "#act-stop-web")
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'svg g.vnf[data-vnf="web"][data-state="INACTIVE"]'),
+             "web INACTIVE")
+        click(browser, "#act-start-web")
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'svg g.vnf[data-vnf="web"][data-state="ACTIVE"]'),
+             "web ACTIVE again")
+        (db,) = vnfcs(browser, "db")
+        click(browser, f"#act-heal-db-{db}")
+        healed = 'tr.op[data-op="HEAL"][data-vnf="db"][data-state="DONE"]'
+        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, healed), "db's HEAL, done")
+        click(browser, f"#act-scale-in-app-{new}")
+        wait(browser, lambda d: set(vnfcs(d, "app")) == set(before), "app back to its first two VNFCs")
+        assert [m.rstrip("×").strip() for m in messages(browser)] == [      # newest first
+            f"scale in app (remove {new}): accepted", f"heal {db}: accepted", "start web: accepted",
+            "stop web: accepted"], messages(browser)
+
+        # messages can be dismissed, the runs panel closed (a link back to the page)
+        click(browser, "#runs-close")
+        wait(browser, lambda d: not d.find_element(By.ID, "runs").is_displayed(), "the runs panel closed")
+        while buttons := browser.find_elements(By.CSS_SELECTOR, "#messages [data-dismiss]"):
+            buttons[0].click()
+
         # a phone's screen (390 CSS pixels): the picture stacks the VNFs, nothing is wider than the screen
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                 {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})

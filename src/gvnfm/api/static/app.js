@@ -15,13 +15,15 @@
   let waiting = "loading…";
   let timer = null, refreshing = false, again = false, lastSeen = "";
   const execResults = {};
+  const notes = {};          // per VNF, the answer to the last request sent from its card (shown in the card)
 
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
     '"': "&quot;", "'": "&#39;" })[c]);
   const slug = (v) => String(v ?? "").replace(/[^A-Za-z0-9_-]/g, "_");
-  const stateClass = (s) => (STATES.includes(s) ? s : "other");
-  const badge = (s, text) => `<span class="state" data-state="${esc(s)}">${esc(text ?? s ?? "")}</span>`;
+  // VNFC instance states come lower-case from the VNFM ("error"), VNFR states upper-case
+  const stateClass = (s) => (STATES.includes(String(s).toUpperCase()) ? String(s).toUpperCase() : "other");
+  const badge = (s, text) => `<span class="state" data-state="${esc(String(s ?? "").toUpperCase())}">${esc(text ?? s ?? "")}</span>`;
   const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
   const secs = (d) => (d == null ? "" : `${Number(d).toFixed(d < 10 ? 2 : 0)} s`);
 
@@ -48,7 +50,8 @@
 
   // -- messages (aria-live region) -----------------------------------------------------------
   let messageSeq = 0;
-  function say(kind, text) {
+  function say(kind, text, vnf) {
+    if (vnf) { notes[vnf] = { kind, text }; lastSeen = ""; }
     const box = $("messages");
     const id = `msg-${++messageSeq}`;
     const div = document.createElement("div");
@@ -281,6 +284,7 @@
         ${button("stop", "Stop", d, `aria-label="Stop ${esc(v.name)}"`)}
         ${button("scale-out", "Scale out", d, `aria-label="Scale out ${esc(v.name)}: add a VNFC"`)}
       </div>
+      ${notes[v.name] ? `<p class="note" data-kind="${notes[v.name].kind}">${esc(notes[v.name].text)}</p>` : ""}
       <table class="vnfc-table"><caption class="vh">VNFC instances of ${esc(v.name)}</caption>
         <thead><tr><th scope="col">VNFC</th><th scope="col">state</th><th scope="col" class="optional">address</th>
         <th scope="col">now</th></tr></thead><tbody>${rows}</tbody></table>
@@ -393,12 +397,12 @@
     again.removeAttribute("aria-busy");
     if (what === "execute" && r.ok) {
       execResults[vnf] = r.data.results || [];
-      say(r.data.ok ? "ok" : "error", `${label}: ${r.data.ok ? "every VNFC exit 0" : `failed on ${(r.data.failed || []).join(", ")}`}`);
+      say(r.data.ok ? "ok" : "error", `${label}: ${r.data.ok ? "every VNFC exit 0" : `failed on ${(r.data.failed || []).join(", ")}`}`, vnf);
     } else if (r.ok) {
-      say("ok", `${label}: accepted`);
+      say("ok", `${label}: accepted`, vnf);
     } else {
       const why = r.status >= 400 && r.status < 500 ? "refused" : "failed";
-      say("error", `${label} ${why} (${r.status}): ${detail(r)}`);
+      say("error", `${label} ${why} (${r.status}): ${detail(r)}`, vnf);
     }
     schedule(0);
   }
