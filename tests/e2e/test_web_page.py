@@ -159,8 +159,11 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
              "the new app VNFC, ACTIVE")
         assert browser.execute_script("return window.gvnfmSamePage") is True     # live: the page was not reloaded
         (new,) = set(vnfcs(browser, "app")) - set(before)
-        wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr.op[data-op="SCALE_OUT"][data-state="DONE"]'),
-             "the SCALE_OUT operation, done")
+        scaled = 'tr.op[data-op="SCALE_OUT"][data-state="DONE"]'
+        steps = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, scaled).get_attribute("innerHTML"),
+                     "the SCALE_OUT operation, done")             # with its script runs: the new VNFC's, exit 0
+        assert all(f"{new}: {event}" in steps for event in ("INSTANTIATE", "CONFIGURE", "START")), steps
+        assert "exit 0" in steps and "FAILED" not in steps
 
         # open the new VNFC's script runs from the picture: newest first, with their output
         click(browser, f'svg a[data-vnfc="{new}"]')
@@ -222,8 +225,8 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
             f"scale in app (remove {new}): accepted", f"heal {db}: accepted", "start web: accepted",
             "stop web: accepted"], messages(browser)
 
-        # messages can be dismissed, the runs panel closed (a link back to the page)
-        click(browser, "#runs-close")
+        # messages can be dismissed, the runs panel closed with Escape (focus back on its link)
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)
         wait(browser, lambda d: not d.find_element(By.ID, "runs").is_displayed(), "the runs panel closed")
         while buttons := browser.find_elements(By.CSS_SELECTOR, "#messages [data-dismiss]"):
             buttons[0].click()

@@ -105,6 +105,9 @@
     source.onerror = () => {
       live.dataset.live = "closed";
       live.textContent = "not connected (gvnfm up stopped?) — retrying";
+      // the browser retries on its own unless the answer was an error (a new run: a new token);
+      // then try again later: the page's next read sends it to the sign-in page if the token is gone
+      if (source.readyState === EventSource.CLOSED) setTimeout(() => { connect(); schedule(0); }, 2000);
     };
   }
 
@@ -368,7 +371,7 @@
     }).join("");
     panel.hidden = false;
     panel.innerHTML = `<header><h2 id="runs-h">Script runs of ${esc(sel.host)} (${esc(sel.vnf)})</h2>
-      <a href="#" id="runs-close">Close</a></header>
+      <a href="#" id="runs-close">Close<span class="vh"> (Escape)</span></a></header>
       ${!c ? `<p>${esc(sel.host)} is not a VNFC of ${esc(sel.vnf)} (any more).</p>` : runs.length ? `<table>
         <caption class="vh">newest first</caption><thead><tr><th scope="col">started</th><th scope="col">event</th>
         <th scope="col">script</th><th scope="col">exit</th><th scope="col">took</th></tr></thead>${rows}</table>` : "<p>no script has run on it yet</p>"}`;
@@ -412,6 +415,14 @@
     if (dismiss) { const m = $(dismiss.dataset.dismiss); if (m) m.remove(); return; }
     const btn = ev.target.closest("button[data-act]");
     if (btn && !btn.disabled) act(btn);
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && selected()) {
+      const back = $(`runs-link-${slug(selected().host)}`);
+      window.location.hash = "#";
+      if (back) back.focus();
+    }
   });
 
   window.addEventListener("hashchange", () => {
