@@ -359,8 +359,8 @@
     const v = report && report.vnfrs.find((x) => x.name === sel.vnf);
     const c = v && v.vnfc.find((x) => x.hostname === sel.host);
     const runs = c ? [...(c.scripts || [])].sort((a, b) => (a.started_at < b.started_at ? 1 : -1)) : [];
-    const rows = runs.map((r, i) => {
-      const id = `run-${slug(sel.host)}-${slug(r.started_at)}-${i}`;
+    const rows = runs.map((r) => {
+      const id = `run-${slug(sel.host)}-${slug(r.started_at)}-${slug(r.event)}-${slug(r.script)}`;   // stable
       const out = [r.stdout && `<h4>stdout</h4><pre data-stream="stdout">${esc(r.stdout)}</pre>`,
         r.stderr && `<h4>stderr</h4><pre data-stream="stderr">${esc(r.stderr)}</pre>`].filter(Boolean).join("") || "<p>no output</p>";
       return `<tbody class="run" data-event="${esc(r.event)}" data-exit="${r.exit_status}"><tr>
