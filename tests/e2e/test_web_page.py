@@ -91,12 +91,23 @@ def page_url(up: Up) -> str:
 
 def vnfcs(b: Any, vnf: str) -> dict[str, str]:
     """hostname -> state of one VNF's VNFCs as the picture shows them."""
-    return {a.get_attribute("data-vnfc"): a.get_attribute("data-state")
-            for a in b.find_elements(By.CSS_SELECTOR, f'svg g.vnf[data-vnf="{vnf}"] a[data-vnfc]')}
+    found: dict[str, str] = b.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll(arguments[0])]"
+        ".map(a => [a.dataset.vnfc, a.dataset.state]))", f'svg g.vnf[data-vnf="{vnf}"] a[data-vnfc]')
+    return found
+
+
+def read(b: Any, css: str, attribute: str | None = None) -> list[str]:
+    """Text (or an attribute) of every element ``css`` finds, read at once in the page (the page may redraw
+    between two WebDriver calls, which makes element references stale)."""
+    found: list[str] = b.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => arguments[1] ? e.getAttribute(arguments[1]) : e.textContent)", css, attribute)
+    return found
 
 
 def messages(b: Any) -> list[str]:
-    return [m.text for m in b.find_elements(By.CSS_SELECTOR, "#messages .message")]
+    return read(b, "#messages .message p")
 
 
 def post(url: str, cookie: str, headers: dict[str, str]) -> int:
@@ -124,12 +135,10 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
         assert browser.execute_script("return document.cookie") == ""          # no script can read it
 
         # the picture: three VNFs, ACTIVE, and the dependencies labelled with their parameters
-        wait(browser, lambda d: [g.get_attribute("data-state") for g in d.find_elements(By.CSS_SELECTOR, "svg g.vnf")]
-             == ["ACTIVE"] * 3, "three ACTIVE VNFs")
-        assert {g.get_attribute("data-vnf") for g in browser.find_elements(By.CSS_SELECTOR, "svg g.vnf")} == {
-            "db", "app", "web"}
-        db_app = browser.find_element(By.CSS_SELECTOR, 'svg [data-edge="db->app"]').text
-        app_web = browser.find_element(By.CSS_SELECTOR, 'svg [data-edge="app->web"]').text
+        wait(browser, lambda d: read(d, "svg g.vnf", "data-state") == ["ACTIVE"] * 3, "three ACTIVE VNFs")
+        assert set(read(browser, "svg g.vnf", "data-vnf")) == {"db", "app", "web"}
+        (db_app,) = read(browser, 'svg [data-edge="db->app"]')
+        (app_web,) = read(browser, 'svg [data-edge="app->web"]')
         assert all(p in db_app for p in ("private", "hostname", "port", "schema")), db_app
         assert all(p in app_web for p in ("private", "hostname", "port")), app_web
         before = vnfcs(browser, "app")
@@ -169,16 +178,15 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
         click(browser, f'svg a[data-vnfc="{new}"]')
         wait(browser, lambda d: d.find_element(By.ID, "runs").is_displayed()
              and d.find_elements(By.CSS_SELECTOR, "#runs tbody.run"), "the script runs panel")
-        assert new in browser.find_element(By.ID, "runs-h").text
-        runs = browser.find_elements(By.CSS_SELECTOR, "#runs tbody.run")
-        events = [r.get_attribute("data-event") for r in runs]
+        assert new in read(browser, "#runs-h")[0]
+        events = read(browser, "#runs tbody.run", "data-event")
         assert events[-1] == "INSTANTIATE" and "START" in events and events.index("START") < events.index(
             "INSTANTIATE"), events
-        assert {r.get_attribute("data-exit") for r in runs} == {"0"}
+        assert set(read(browser, "#runs tbody.run", "data-exit")) == {"0"}
         install = '#runs tbody.run[data-event="INSTANTIATE"]'
         click(browser, f"{install} summary")
-        stdout = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{install} pre[data-stream="stdout"]')
-                      .is_displayed() and d.find_element(By.CSS_SELECTOR, f'{install} pre[data-stream="stdout"]').text,
+        out = f'{install} pre[data-stream="stdout"]'
+        stdout = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, out).is_displayed() and read(d, out)[0],
                       "the install script's output")
         assert new in stdout, stdout
         screenshot(browser, "web-script-runs.png")
@@ -205,7 +213,7 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
         screenshot(browser, "web-busy.png")
         release.touch()
         wait(browser, lambda d: any("execute on db: every VNFC exit 0" in m for m in messages(d)), "the script's end")
-        result = browser.find_element(By.CSS_SELECTOR, "#exec-db .exec-result").text
+        (result,) = read(browser, "#exec-db .exec-result")
         assert "released on db-" in result, result
 
         # the other day-2 buttons: stop and start a VNF, heal a VNFC, scale the new app VNFC in
@@ -221,15 +229,15 @@ def test_the_chain_on_the_page_scaled_out_live(tmp_path: Path, browser: Any) -> 
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, healed), "db's HEAL, done")
         click(browser, f"#act-scale-in-app-{new}")
         wait(browser, lambda d: set(vnfcs(d, "app")) == set(before), "app back to its first two VNFCs")
-        assert [m.rstrip("×").strip() for m in messages(browser)] == [      # newest first
+        assert messages(browser) == [                                      # newest first
             f"scale in app (remove {new}): accepted", f"heal {db}: accepted", "start web: accepted",
             "stop web: accepted"], messages(browser)
 
         # messages can be dismissed, the runs panel closed with Escape (focus back on its link)
         browser.switch_to.active_element.send_keys(Keys.ESCAPE)
         wait(browser, lambda d: not d.find_element(By.ID, "runs").is_displayed(), "the runs panel closed")
-        while buttons := browser.find_elements(By.CSS_SELECTOR, "#messages [data-dismiss]"):
-            buttons[0].click()
+        while messages(browser):
+            click(browser, "#messages [data-dismiss]")
 
         # a phone's screen (390 CSS pixels): the picture stacks the VNFs, nothing is wider than the screen
         browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -279,11 +287,10 @@ def test_a_failed_script_is_shown_and_resumed_from_the_page(tmp_path: Path, brow
         browser.get(url)
         wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, 'svg g.vnf[data-vnf="flaky"][data-state="ERROR"]'),
              "flaky in ERROR")
-        error = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, '[data-error="flaky"]'), "the error")
-        assert "INSTANTIATE" in error.text and "install.sh" in error.text, error.text
-        assert "first run of install.sh fails on purpose" in error.text, error.text
-        resume = browser.find_element(By.ID, "act-resume-flaky")
-        assert resume.is_displayed() and resume.is_enabled()
+        (error,) = wait(browser, lambda d: read(d, '[data-error="flaky"]'), "the error")
+        assert "INSTANTIATE" in error and "install.sh" in error, error
+        assert "first run of install.sh fails on purpose" in error, error
+        assert wait(browser, lambda d: d.find_element(By.ID, "act-resume-flaky").is_displayed(), "the Resume button")
         screenshot(browser, "web-error.png")
 
         click(browser, "#act-resume-flaky")
@@ -294,7 +301,6 @@ def test_a_failed_script_is_shown_and_resumed_from_the_page(tmp_path: Path, brow
         (host,) = vnfcs(browser, "flaky")
         click(browser, f"#runs-link-{host}")
         wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#runs tbody.run")) == 2, "both install runs")
-        runs = browser.find_elements(By.CSS_SELECTOR, "#runs tbody.run")
-        assert [r.get_attribute("data-exit") for r in runs] == ["0", "4"]       # newest first, the failure kept
+        assert read(browser, "#runs tbody.run", "data-exit") == ["0", "4"]      # newest first, the failure kept
     finally:
         up.stop()
