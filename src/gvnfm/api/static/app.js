@@ -15,7 +15,8 @@
   let waiting = "loading…";
   let timer = null, refreshing = false, again = false, lastSeen = "";
   const execResults = {};
-  const notes = {};          // per VNF, the answer to the last request sent from its card (shown in the card)
+  const notes = {};
+  const pending = new Set();   // ids of buttons whose request has not been answered (drawn disabled)          // per VNF, the answer to the last request sent from its card (shown in the card)
 
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
@@ -51,7 +52,7 @@
   // -- messages (aria-live region) -----------------------------------------------------------
   let messageSeq = 0;
   function say(kind, text, vnf) {
-    if (vnf) { notes[vnf] = { kind, text }; lastSeen = ""; }
+    if (vnf) { notes[vnf] = { kind, text }; if (report) render(); }
     const box = $("messages");
     const id = `msg-${++messageSeq}`;
     const div = document.createElement("div");
@@ -252,7 +253,9 @@
   function button(act, text, data, extra = "") {
     const attrs = Object.entries(data).map(([k, val]) => `data-${k}="${esc(val)}"`).join(" ");
     const id = `act-${act}-${slug(data.vnf)}${data.host ? "-" + slug(data.host) : ""}`;
-    return `<button type="button" id="${id}" data-act="${act}" ${attrs} ${extra}>${text}</button>`;
+    // aria-disabled, not disabled: a disabled button loses the keyboard focus when the page redraws
+    const busy = pending.has(id) ? ' aria-disabled="true" aria-busy="true"' : "";
+    return `<button type="button" id="${id}" data-act="${act}" ${attrs} ${extra}${busy}>${text}</button>`;
   }
 
   function card(v) {
@@ -392,11 +395,13 @@
       execute: [`${base}/execute`, { script: ($(`exec-text-${n}`) || {}).value || "" }, `execute on ${vnf}`],
     };
     const [path, body, label] = requests[what];
-    btn.disabled = true;
+    pending.add(btn.id);
+    btn.setAttribute("aria-disabled", "true");
     btn.setAttribute("aria-busy", "true");
     const r = await api("POST", path, body);
-    const again = $(btn.id) || btn;
-    again.disabled = false;
+    pending.delete(btn.id);
+    const again = $(btn.id) || btn;     // the page may have been redrawn meanwhile
+    again.removeAttribute("aria-disabled");
     again.removeAttribute("aria-busy");
     if (what === "execute" && r.ok) {
       execResults[vnf] = r.data.results || [];
@@ -414,7 +419,7 @@
     const dismiss = ev.target.closest("[data-dismiss]");
     if (dismiss) { const m = $(dismiss.dataset.dismiss); if (m) m.remove(); return; }
     const btn = ev.target.closest("button[data-act]");
-    if (btn && !btn.disabled) act(btn);
+    if (btn && !pending.has(btn.id)) act(btn);
   });
 
   document.addEventListener("keydown", (ev) => {
