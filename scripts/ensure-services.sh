@@ -7,6 +7,7 @@
 #   - git;
 #   - iperf and screen (for the iperf example's end-to-end tests), ip (iproute2: the netns tests),
 #     and the shellcheck program (the test of these scripts).
+#   - chromium and chromium-driver (the web page's tests in a real browser).
 # A service that already listens is left alone. Missing packages are installed with apt-get (one
 # `apt-get update` at most; a failing apt-get is reported as such). Prints one line per service;
 # exits non-zero if one cannot be provided.
@@ -222,10 +223,22 @@ ensure_tools() {
     say tools "installed ${packages[*]}"
 }
 
+# -- headless Chromium and its WebDriver (the web page's browser tests) ------------------------------
+ensure_browser() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        say browser "chromium and chromedriver present"
+        return 0
+    fi
+    need_root browser "missing: chromium or chromedriver" || return 1
+    apt_install chromium chromium-driver || return 1
+    say browser "installed chromium and chromium-driver"
+}
+
 # (tests source this file with ENSURE_SERVICES_SOURCED=1 to run one function in a fake environment)
 if [ "${ENSURE_SERVICES_SOURCED:-0}" = 1 ]; then return 0; fi
 ensure_rabbitmq || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1
 ensure_tools || FAILED=1
+ensure_browser || FAILED=1
 exit "$FAILED"

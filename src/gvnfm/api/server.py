@@ -3,9 +3,11 @@
 Paths follow the Open Baton NFVO's REST API where one exists (``/api/v1/ns-records/{nsr}/vnfrecords/
 {vnfr}/...``). ``{nsr}`` may be the NSR id, its name, or ``current`` (the only NSR).
 
-Invariant: every route needs ``Authorization: Bearer <token>`` (the run's token, in the 0600
-``api.json`` of the 0700 state folder) except ``/healthz`` and the OpenAPI page (``/docs``, its
-assets served from the installed ``swagger-ui-bundle`` package, and ``/openapi.json``: no data).
+Invariant: every route needs the run's token (in the 0600 ``api.json`` of the 0700 state folder) as
+``Authorization: Bearer <token>`` or as the web page's cookie (state-changing requests with the cookie
+also prove they come from the page): see ``gvnfm.api.access``. Open without it: ``/healthz``, the
+OpenAPI page (``/docs``, its assets served from the installed ``swagger-ui-bundle`` package, and
+``/openapi.json``: no data) and the web page's shell and assets (``/``, ``/ui/*``: see ``gvnfm.api.page``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from gvnfm.api.access import ALLOWED, CSRF_HEADER, FORBIDDEN, UNAUTHENTICATED, cookie_name, decide
+from gvnfm.api.page import add_page
 from gvnfm.local.statedir import write_private
 from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError
 from gvnfm.orchestrator.records import NetworkServiceRecord
@@ -49,17 +53,12 @@ its state); 502 the VNFM failed the operation (the VNFR is in ERROR, `resume` co
 """
 
 
-#: routes open without the token: liveness and the OpenAPI page (it holds no data)
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/openapi.json"})
 ASSETS = "/docs/assets"
 
 
 def is_authorized(path: str, authorization: str | None, token: str) -> bool:
-    """Whether a request for ``path`` with this ``Authorization`` header may go on (no I/O)."""
-    if path in PUBLIC_PATHS or (path.startswith(ASSETS + "/") and ".." not in path.split("/")):
-        return True
-    scheme, _, given = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), token.encode())
+    """Whether a GET of ``path`` with this ``Authorization`` header may go on (no I/O)."""
+    return decide(path, "GET", token, authorization=authorization) == ALLOWED
 
 
 def _swagger_assets() -> Path | None:
@@ -100,7 +99,8 @@ class StartStopBody(BaseModel):
     hostname: str | None = Field(None, description="one VNFC instance; default: all")
 
 
-def build_app(runtime: Any, token: str) -> FastAPI:
+def build_app(runtime: Any, token: str, closing: asyncio.Event | None = None) -> FastAPI:
+    """``closing``: set when the server stops (ends the web page's event streams)."""
     # HTTPBearer(auto_error=False) only documents the scheme (the page's "Authorize" button);
     # the middleware below enforces it on every route, whatever its path
     app = FastAPI(title="gvnfm local control API", version="1", description=DESCRIPTION, docs_url=None,
@@ -108,11 +108,21 @@ def build_app(runtime: Any, token: str) -> FastAPI:
 
     @app.middleware("http")
     async def bearer_token(request: Request, call_next: Any) -> Response:
-        if not is_authorized(request.url.path, request.headers.get("authorization"), token):
+        h = request.headers
+        verdict = decide(request.url.path, request.method, token, authorization=h.get("authorization"),
+                         cookie=request.cookies.get(cookie_name(request.url.port)), csrf_header=h.get(CSRF_HEADER),
+                         origin=h.get("origin"), host=h.get("host"))
+        if verdict == UNAUTHENTICATED:
             return JSONResponse({"detail": "missing or wrong bearer token (it is in api.json of the state folder)"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if verdict == FORBIDDEN:
+            log.warning("event=api_refused reason=cross_origin path=%s origin=%s", request.url.path, h.get("origin"))
+            return JSONResponse({"detail": f"a state-changing request with the page's cookie needs the {CSRF_HEADER} "
+                                           "header and this API's own origin"}, status_code=403)
         response: Response = await call_next(request)
         return response
+
+    add_page(app, runtime, token, closing if closing is not None else asyncio.Event())
 
     assets = _swagger_assets()
     if assets is not None:
@@ -178,15 +188,18 @@ def build_app(runtime: Any, token: str) -> FastAPI:
 
     @app.get("/api/v1/operations", summary="lifecycle operations of a network service, oldest first")
     async def list_operations(nsr: str = Query("current", description="NSR id or name, or `current`"),
-                              vnfr: str | None = Query(None, description="only this VNFR's")) -> list[dict[str, Any]]:
+                              vnfr: str | None = Query(None, description="only this VNFR's"),
+                              steps: bool = Query(False, description="with each operation's script runs so far")
+                              ) -> list[dict[str, Any]]:
         """``[{"id", "action", "vnfr", "state", "started_at", "ended_at", "error"}]`` (``ended_at`` null
-        while RUNNING)."""
+        while RUNNING); with ``steps``, each also has ``"steps": [{"hostname", "event", "script",
+        "exit_status", "duration"}]`` in the order they finished."""
         from gvnfm.local.history import operations
 
         record = nsr_of(nsr)
         if vnfr is not None:
             vnfr_of(record, vnfr)
-        return await operations(runtime.store, record, vnfr)
+        return await operations(runtime.store, record, vnfr, steps=steps)
 
     def has_scripts(nsr: NetworkServiceRecord, vnfr: str, event: str) -> bool:
         record = nsr.vnfrs[vnfr].vnfr or {}
@@ -321,7 +334,8 @@ class ApiServer:
     def __init__(self, runtime: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.runtime = runtime
         self.token = secrets.token_urlsafe(32)
-        self.server = uvicorn.Server(uvicorn.Config(build_app(runtime, self.token), host=host, port=port,
+        self.closing = asyncio.Event()
+        self.server = uvicorn.Server(uvicorn.Config(build_app(runtime, self.token, self.closing), host=host, port=port,
                                                     log_level="warning",
                                                     lifespan="off"))
         from gvnfm.ops.http import quiet_signals
@@ -343,7 +357,13 @@ class ApiServer:
         await asyncio.to_thread(write_private, self.info_path, json.dumps({"url": self.url, "token": self.token}))
         log.info("event=api_started url=%s", self.url)
 
+    @property
+    def page_url(self) -> str:
+        """The web page's address, with the token the page exchanges for a cookie (print it, never log it)."""
+        return f"{self.url}/?token={self.token}"
+
     async def stop(self) -> None:
+        self.closing.set()
         self.server.should_exit = True
         if self._task is not None:
             with contextlib.suppress(Exception):

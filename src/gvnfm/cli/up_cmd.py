@@ -142,6 +142,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             api = ApiServer(runtime, port=api_port)
             await api.start()
             console.print(f"[dim]control API on {api.url} (OpenAPI at {api.url}/docs)[/]")
+            console.print(f"web page: {api.page_url}", highlight=False, markup=False, soft_wrap=True)
         assert runtime.nfvo is not None
         if live:
             view = Live(render(None, f"gvnfm up {path}"), console=console, refresh_per_second=8, transient=False)

@@ -4,10 +4,12 @@ every operation (finished ones too) with its state and error."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from gvnfm.orchestrator.records import NetworkServiceRecord
-from gvnfm.store.api import Operation, Store
+from gvnfm.store.api import Operation, StepResult, Store
+from gvnfm.vnfm.plan import is_script_run
 
 #: operation states that are final (the operation's ``updated_at`` is then its end)
 RUNNING = "RUNNING"
@@ -21,8 +23,16 @@ def operation_row(op: Operation, vnfr: str) -> dict[str, Any]:
             "error": op.error}
 
 
-async def operations(store: Store, nsr: NetworkServiceRecord, vnfr: str | None = None) -> list[dict[str, Any]]:
-    """The NSR's operations (of the VNFR ``vnfr`` only, when given), oldest first."""
+def step_row(step: StepResult) -> dict[str, Any]:
+    """One script run of an operation, as ``GET /api/v1/operations?steps=true`` shows it (no I/O)."""
+    return {"hostname": step.hostname, "event": step.event, "script": step.script, "exit_status": step.status,
+            "duration": round(step.duration, 4)}
+
+
+async def operations(store: Store, nsr: NetworkServiceRecord, vnfr: str | None = None, *,
+                     steps: bool = False) -> list[dict[str, Any]]:
+    """The NSR's operations (of the VNFR ``vnfr`` only, when given), oldest first; with ``steps``, each
+    with its script runs so far (deliveries and other EMS commands left out)."""
     rows: list[tuple[Any, dict[str, Any]]] = []
     for name, state in nsr.vnfrs.items():
         if vnfr is not None and name != vnfr:
@@ -31,5 +41,10 @@ async def operations(store: Store, nsr: NetworkServiceRecord, vnfr: str | None =
         if not vnfr_id:
             continue
         for op in await store.list_operations(vnfr_id=vnfr_id, limit=100_000):
-            rows.append((op.created_at, operation_row(op, name)))
+            row = operation_row(op, name)
+            if steps:
+                done = await store.steps(op.id)
+                row["steps"] = [step_row(st) for st in sorted(done, key=lambda st: st.started_at + timedelta(
+                    seconds=st.duration)) if is_script_run(st.step_id, st.script_index)]
+            rows.append((op.created_at, row))
     return [row for _, row in sorted(rows, key=lambda r: r[0])]
