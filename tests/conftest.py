@@ -7,7 +7,14 @@ import pytest
 
 from tests.support.pg import temporary_pg_database
 from tests.support.rabbit import private_rabbit  # noqa: F401  (a fixture for every test module)
-from tests.support.services import AMQP_URL, PG_URL, port_open, unique
+from tests.support.services import (
+    ACTIVEMQ_STOMP_URL,
+    AMQP_URL,
+    PG_URL,
+    RABBIT_STOMP_PORT,
+    port_open,
+    unique,
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +46,35 @@ def amqp_vhost(amqp_url: str) -> Iterator[str]:
         yield f"{base}/{vhost}"
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def stomp_vhost(amqp_vhost: str) -> str:
+    """``stomp://`` on RabbitMQ's STOMP plugin, on the virtual host of ``amqp_vhost`` (the same broker
+    and queues as that AMQP URL: STOMP picks the virtual host with the ``host`` header of CONNECT)."""
+    if not port_open("127.0.0.1", RABBIT_STOMP_PORT):
+        pytest.fail(f"RabbitMQ's STOMP plugin is not listening on {RABBIT_STOMP_PORT} (run scripts/ensure-services.sh)")
+    return amqp_to_stomp(amqp_vhost, RABBIT_STOMP_PORT)
+
+
+def amqp_to_stomp(amqp_url: str, port: int) -> str:
+    """The same credentials and virtual host, over STOMP on ``port``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(amqp_url)
+    netloc = parts.netloc.rsplit("@", 1)[0] + f"@{parts.hostname}:{port}"
+    return urlunsplit(("stomp", netloc, parts.path, "", ""))
+
+
+@pytest.fixture(scope="session")
+def activemq_url() -> str:
+    """A real ActiveMQ (STOMP). Its absence is a failure, not a skip: CI installs it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(ACTIVEMQ_STOMP_URL)
+    if not port_open(parts.hostname or "127.0.0.1", parts.port or 61613):
+        pytest.fail(f"ActiveMQ is not listening at {parts.hostname}:{parts.port} (run scripts/ensure-services.sh)")
+    return ACTIVEMQ_STOMP_URL
 
 
 @pytest.fixture
