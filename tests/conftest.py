@@ -51,10 +51,30 @@ def amqp_vhost(amqp_url: str) -> Iterator[str]:
 @pytest.fixture
 def stomp_vhost(amqp_vhost: str) -> str:
     """``stomp://`` on RabbitMQ's STOMP plugin, on the virtual host of ``amqp_vhost`` (the same broker
-    and queues as that AMQP URL: STOMP picks the virtual host with the ``host`` header of CONNECT)."""
+    and queues as that AMQP URL: STOMP picks the virtual host with the ``host`` header of CONNECT).
+
+    STOMP cannot declare an exchange: the topic exchange is declared over AMQP first, as the NFVO
+    does on a real deployment."""
     if not port_open("127.0.0.1", RABBIT_STOMP_PORT):
         pytest.fail(f"RabbitMQ's STOMP plugin is not listening on {RABBIT_STOMP_PORT} (run scripts/ensure-services.sh)")
+    declare_exchange(amqp_vhost)
     return amqp_to_stomp(amqp_vhost, RABBIT_STOMP_PORT)
+
+
+def declare_exchange(amqp_url: str) -> None:
+    """The topic exchange, declared as the NFVO (and the AMQP transport) declares it (on a thread of
+    its own: fixtures that need it may run inside the test's event loop)."""
+    import asyncio
+    import concurrent.futures
+
+    from gvnfm.transport.amqp import AmqpTransport
+
+    async def declare() -> None:
+        async with AmqpTransport(amqp_url, connect_timeout=10):
+            pass
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, declare()).result(timeout=60)
 
 
 def amqp_to_stomp(amqp_url: str, port: int) -> str:

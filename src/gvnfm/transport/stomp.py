@@ -13,8 +13,10 @@ transport, so frames leave in the order they were sent, and the loop never block
 Guarantees:
 - ``publish`` returns once the broker answered the SEND's ``receipt`` (RabbitMQ sends it after its
   publisher confirm: the STOMP equivalent of the AMQP transport's confirms); messages are persistent.
-- Consumers ack (``client-individual``) after the handler; a message whose subscription is gone is
-  NACKed (requeued) at once; unacked messages come back when the connection goes.
+- Consumers ack (``client-individual``) after the handler; a message that arrives for a cancelled
+  subscription is left unsettled (RabbitMQ refuses a NACK without its subscription) and comes back when
+  the subscription (ActiveMQ) or the connection (RabbitMQ) closes; so does every unacked message.
+- Header values travel as text (STOMP headers are strings).
 - An ERROR frame fails the operation it names (``receipt-id``), or every operation waiting, with the
   broker's message; the connection is then dropped and re-established (STOMP closes after ERROR).
 - Reconnection as in the AMQP transport: back-off doubling from ``reconnect_initial`` up to
@@ -60,6 +62,7 @@ from gvnfm.transport.stomp_destinations import (
     declare_subscriptions,
     publish_destination,
     reply_destination,
+    reply_to_of,
     routing_key_of,
 )
 
@@ -156,12 +159,14 @@ class _Consumer:
 
 @dataclass(eq=False)
 class _Holder:
-    """A declaring subscription kept until a consumer comes (RabbitMQ deletes an auto-delete or
-    exclusive queue when its last subscription goes). What it receives meanwhile is handed back."""
+    """RabbitMQ: a declaring subscription (prefetch 1), kept until a consumer of the queue comes on this
+    connection, which adopts it with what it received meanwhile. Cancelling it instead would delete an
+    auto-delete queue, and strand a message delivered to it (RabbitMQ refuses a NACK once its
+    subscription is gone: such a message comes back only when the connection closes)."""
 
     queue: str
     sub_id: str
-    held: list[str] = field(default_factory=list)
+    held: list[tuple[int, Any]] = field(default_factory=list)
 
 
 class _StompDelivery(Delivery):
@@ -273,7 +278,7 @@ class StompTransport(Transport):
                 await self._call(conn.send_frame, cmd, headers, body)
             except (stomp.exception.StompException, OSError) as exc:
                 raise TransportError(f"{what or cmd}: connection lost ({type(exc).__name__})") from exc
-            if generation != self._generation:
+            if fut is None and generation != self._generation:
                 raise TransportError(f"{what or cmd}: connection lost")
             if fut is not None:
                 try:
@@ -410,6 +415,23 @@ class StompTransport(Transport):
         self.server = str(frame.headers.get("server") or "") or None
         self.dialect = address.dialect or Dialect.from_server(self.server)
         self._conn = conn
+        if self.dialect is Dialect.RABBITMQ:
+            await self._check_exchange(address)
+
+    async def _check_exchange(self, address: StompAddress) -> None:
+        """STOMP cannot declare an exchange: say so at once when the topic exchange is missing."""
+        headers = {"id": "exchange-check", "destination": f"/exchange/{self.exchange}/gvnfm.exchange-check",
+                   "ack": "auto"}
+        try:
+            await self._send_frame("SUBSCRIBE", headers, what="checking the exchange")
+            await self._send_frame("UNSUBSCRIBE", {"id": "exchange-check"}, what="checking the exchange")
+        except TransportError as exc:
+            self._conn = None
+            if "no exchange" in str(exc):
+                raise _FatalConnectError(
+                    f"no exchange {self.exchange!r} in virtual host {address.vhost!r}; STOMP cannot declare one: "
+                    "the NFVO (or any AMQP peer) declares it, or the operator does (topic, durable)") from None
+            raise
 
     async def _reconnect_loop(self) -> None:
         address = StompAddress.parse(self.url)
@@ -531,26 +553,31 @@ class StompTransport(Transport):
         keys.append(routing_key)
 
     async def _declare(self, queue: str, spec: QueueSpec, keys: list[str]) -> None:
-        keep = (self.dialect is Dialect.RABBITMQ and (spec.auto_delete or spec.exclusive)
-                and not any(c.queue == queue and c.active for c in self._consumers))
+        hold = self.dialect is Dialect.RABBITMQ
         for sub in declare_subscriptions(self.dialect, self.exchange, queue, spec, keys):
             sub_id = self._id("d")
             headers = {**sub.headers, "id": sub_id, "destination": sub.destination, "ack": "client-individual"}
-            if keep:
+            if hold:
                 headers["prefetch-count"] = "1"
                 holder = _Holder(queue=queue, sub_id=sub_id)
                 self._subs[sub_id] = holder
                 self._holders.setdefault(queue, []).append(holder)
+            else:   # ActiveMQ: a closed subscription's unacked messages go back to the queue at once
+                headers["activemq.prefetchSize"] = "1"
             await self._send_frame("SUBSCRIBE", headers, what=f"cannot declare queue {queue!r}")
-            if not keep:
+            if not hold:
                 await self._send_frame("UNSUBSCRIBE", {"id": sub_id}, what=f"cannot declare queue {queue!r}")
+        consumer = next((c for c in self._consumers if c.queue == queue and c.active and c.sub_ids), None)
+        if consumer is not None:
+            self._adopt_holders(consumer)
 
-    async def _release_holders(self, queue: str) -> None:
-        for holder in self._holders.pop(queue, []):
-            self._subs.pop(holder.sub_id, None)
-            for ack_id in holder.held:
-                await self._send_frame("NACK", {"id": ack_id, "requeue": "true"}, receipt=False)
-            await self._send_frame("UNSUBSCRIBE", {"id": holder.sub_id}, what=f"declaring {queue!r}")
+    def _adopt_holders(self, consumer: _Consumer) -> None:
+        """The consumer takes the queue's declaring subscriptions over, and what they were given."""
+        for holder in self._holders.pop(consumer.queue, []):
+            self._subs[holder.sub_id] = consumer
+            consumer.sub_ids.append(holder.sub_id)
+            for generation, frame in holder.held:
+                self._on_message(generation, frame)
 
     # -- publishing -------------------------------------------------------------------------------------
     def _check_size(self, body: bytes) -> None:
@@ -600,6 +627,7 @@ class StompTransport(Transport):
         probe = StompTransport(self.url, exchange=self.exchange, connect_timeout=self.connect_timeout,
                                heartbeat=0, publish_timeout=self.publish_timeout)
         await probe.connect()
+        probe._closing = True   # the ERROR of a missing queue is expected: no reconnect
         try:
             await probe._send_frame("SUBSCRIBE", {"id": "probe", "destination": f"/amq/queue/{queue}",
                                                   "ack": "client-individual", "prefetch-count": "1"},
@@ -610,7 +638,6 @@ class StompTransport(Transport):
                 return False
             raise
         finally:
-            probe._closing = True   # the ERROR of a missing queue is expected: no reconnect
             await probe.close()
 
     # -- consuming ----------------------------------------------------------------------------------------
@@ -636,7 +663,7 @@ class StompTransport(Transport):
             await self._send_frame("SUBSCRIBE", {**sub.headers, "id": sub_id, "destination": sub.destination,
                                                  "ack": "client-individual"},
                                    what=f"cannot consume from {queue!r}")
-        await self._release_holders(queue)
+        self._adopt_holders(consumer)
 
     def _on_message(self, generation: int, frame: Any) -> None:
         headers = frame.headers
@@ -648,13 +675,16 @@ class StompTransport(Transport):
         ack_id = str(headers.get("ack") or headers.get("message-id") or "")
         owner = self._subs.get(sub_id)
         if isinstance(owner, _Holder):
-            owner.held.append(ack_id)
+            owner.held.append((generation, frame))
             return
         if owner is None or not owner.active or not self._started:
-            self._spawn(None, self._settle("NACK", ack_id, generation, requeue=True))
+            # Its subscription is (being) cancelled: not handled, not settled (a NACK for a cancelled
+            # subscription is an ERROR on RabbitMQ). It goes back to the queue when the subscription
+            # (ActiveMQ) or the connection (RabbitMQ) closes.
+            log.debug("event=stomp_message_for_cancelled_subscription subscription=%s", sub_id)
             return
         message = Message(body=body, routing_key=routing_key_of(str(headers.get("destination", ""))),
-                          reply_to=headers.get("reply-to") or None, correlation_id=headers.get("correlation-id") or None,
+                          reply_to=reply_to_of(headers.get("reply-to")), correlation_id=headers.get("correlation-id") or None,
                           content_type=str(headers.get("content-type") or "text/plain").split(";")[0],
                           redelivered=str(headers.get("redelivered", "false")).lower() == "true",
                           headers={k: v for k, v in headers.items() if k not in FRAME_HEADERS})

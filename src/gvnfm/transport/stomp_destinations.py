@@ -84,6 +84,14 @@ def reply_destination(dialect: Dialect, reply_to: str) -> str:
     return publish_destination(dialect, "", reply_to)
 
 
+def reply_to_of(reply_to: str | None) -> str | None:
+    """The ``reply-to`` of a MESSAGE as an AMQP peer sees it: RabbitMQ shows a queue name as
+    ``/reply-queue/<name>``; the name is what the AMQP transport gets (and answers on the default exchange)."""
+    if reply_to and reply_to.startswith("/reply-queue/"):
+        return reply_to[len("/reply-queue/"):]
+    return reply_to or None
+
+
 def _consumer_queue(queue: str, key: str) -> str:
     return f"Consumer.{queue.replace('.', '_')}.{VIRTUAL_TOPIC}{key}"
 
