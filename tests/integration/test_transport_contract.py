@@ -112,7 +112,7 @@ async def settle(seconds: float = 0.3) -> None:
 
 async def test_publish_routed_tells_whether_a_queue_took_it_and_closes_nothing(t: Transport) -> None:
     queue = unique("ctr-routed")
-    if stomp_lacks(t, "ActiveMQ makes a queue on the first SEND: publish_routed is always True", broker=Dialect.ACTIVEMQ):
+    if stomp_lacks(t, "ActiveMQ makes a queue on the first SEND: always True", broker=Dialect.ACTIVEMQ):
         return
     for _ in range(20):   # a missing queue, again and again (an EMS waiting for its VNFM)
         assert await t.publish_routed(queue, b"lost", exchange="") is False
@@ -132,6 +132,8 @@ async def test_publish_routed_tells_whether_a_queue_took_it_and_closes_nothing(t
 
 async def test_topic_routing_by_routing_key(t: Transport) -> None:
     p = unique("ctr-topic")
+    if stomp_lacks(t, "AMQP topic wildcards are not mapped to ActiveMQ's", broker=Dialect.ACTIVEMQ):
+        return
     star, hash_, named = Collector(), Collector(), Collector()
     for queue, keys, handler in ((f"{p}-star", [f"{p}.a.*"], star), (f"{p}-hash", [f"{p}.#"], hash_),
                                  (f"{p}.named", [], named)):
@@ -167,6 +169,8 @@ async def test_default_exchange_routes_to_the_queue_named_by_the_key(t: Transpor
 
 async def test_unroutable_messages_are_dropped(t: Transport) -> None:
     key = unique("ctr-nowhere")
+    if stomp_lacks(t, "ActiveMQ makes a queue on the first SEND: nothing is unroutable", broker=Dialect.ACTIVEMQ):
+        return
     await t.publish(key, b"lost on the topic exchange")
     await t.publish(key, b"lost on the default exchange", exchange="")
     await t.declare_queue(key, auto_delete=True)       # created afterwards: must stay empty
@@ -468,8 +472,9 @@ async def test_declarations_are_idempotent_and_errors_are_transport_errors(t: Tr
     await t.bind(queue, queue)
     with pytest.raises(TransportError, match="NOT_FOUND"):
         await t.bind(unique("ctr-missing"), "some.key")
-    with pytest.raises(TransportError, match="NOT_FOUND"):
-        await t.consume(unique("ctr-missing"), Collector())
+    if not stomp_lacks(t, "ActiveMQ makes a queue on the first consumer", broker=Dialect.ACTIVEMQ):
+        with pytest.raises(TransportError, match="NOT_FOUND"):
+            await t.consume(unique("ctr-missing"), Collector())
     got = Collector()                    # the transport still works after the refusals
     await t.consume(queue, got)
     await t.publish(queue, b"ok")

@@ -18,8 +18,8 @@ BROKER_SCHEMES = ("amqp://", "amqps://", *STOMP_SCHEMES)
 
 __all__ = [
     "BROKER_SCHEMES",
-    "STOMP_SCHEMES",
     "DEFAULT_EXCHANGE",
+    "STOMP_SCHEMES",
     "Delivery",
     "Handler",
     "Message",

@@ -69,6 +69,8 @@ from gvnfm.transport.stomp_destinations import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 61613
+#: ActiveMQ: the header of a message requeued as a copy (``Message.redelivered`` on its next delivery).
+REDELIVERED_HEADER = "gvnfm-redelivered"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _RPC_TEMP = "gvnfm-rpc"
 
@@ -170,12 +172,15 @@ class _Holder:
 
 
 class _StompDelivery(Delivery):
-    def __init__(self, transport: StompTransport, message: Message, ack_id: str, generation: int) -> None:
+    def __init__(self, transport: StompTransport, message: Message, ack_id: str, generation: int,
+                 queue_destination: str | None = None) -> None:
         self.message = message
         self._t = transport
         self._ack_id = ack_id
         self._generation = generation
         self._settled = False
+        #: the queue it was consumed from (ActiveMQ: a requeue is a copy sent there, then the ACK)
+        self.queue_destination = queue_destination
 
     async def ack(self) -> None:
         if self._settled:
@@ -187,6 +192,9 @@ class _StompDelivery(Delivery):
         if self._settled:
             return
         self._settled = True
+        if requeue and self._t.dialect is Dialect.ACTIVEMQ and self.queue_destination:
+            await self._t._requeue_copy(self)
+            return
         await self._t._settle("NACK", self._ack_id, self._generation, requeue=requeue)
 
 
@@ -234,6 +242,7 @@ class StompTransport(Transport):
         self._consumers: list[_Consumer] = []
         self._subs: dict[str, _Consumer | _Holder] = {}
         self._holders: dict[str, list[_Holder]] = {}
+        self._sub_destinations: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_id = 0
 
@@ -337,6 +346,7 @@ class StompTransport(Transport):
                 fut.set_exception(error)
         self._fail_pending(error)
         self._subs.clear()
+        self._sub_destinations.clear()
         self._holders.clear()
         self._reply_to = self._reply_sub = None
         for consumer in self._consumers:
@@ -462,6 +472,7 @@ class StompTransport(Transport):
         self._generation += 1
         conn, self._conn = self._conn, None
         self._subs.clear()
+        self._sub_destinations.clear()
         self._holders.clear()
         for consumer in self._consumers:
             consumer.sub_ids = []
@@ -505,6 +516,7 @@ class StompTransport(Transport):
         self._bindings.clear()
         self._consumers.clear()
         self._subs.clear()
+        self._sub_destinations.clear()
         self._holders.clear()
         self._tasks.clear()
         self._reply_to = self._reply_sub = None
@@ -659,6 +671,7 @@ class StompTransport(Transport):
         for sub in subs:
             sub_id = self._id("c")
             self._subs[sub_id] = consumer
+            self._sub_destinations[sub_id] = sub.destination
             consumer.sub_ids.append(sub_id)
             await self._send_frame("SUBSCRIBE", {**sub.headers, "id": sub_id, "destination": sub.destination,
                                                  "ack": "client-individual"},
@@ -684,11 +697,17 @@ class StompTransport(Transport):
             log.debug("event=stomp_message_for_cancelled_subscription subscription=%s", sub_id)
             return
         message = Message(body=body, routing_key=routing_key_of(str(headers.get("destination", ""))),
-                          reply_to=reply_to_of(headers.get("reply-to")), correlation_id=headers.get("correlation-id") or None,
+                          reply_to=reply_to_of(headers.get("reply-to")),
+                          correlation_id=headers.get("correlation-id") or None,
                           content_type=str(headers.get("content-type") or "text/plain").split(";")[0],
-                          redelivered=str(headers.get("redelivered", "false")).lower() == "true",
-                          headers={k: v for k, v in headers.items() if k not in FRAME_HEADERS})
-        delivery = _StompDelivery(self, message, ack_id, generation)
+                          redelivered=(str(headers.get("redelivered", "false")).lower() == "true"
+                                       or headers.get(REDELIVERED_HEADER) == "true"),
+                          headers={k: v for k, v in headers.items()
+                                   if k not in FRAME_HEADERS and k != REDELIVERED_HEADER})
+        queue_destination = self._sub_destinations.get(sub_id)
+        delivery = _StompDelivery(self, message, ack_id, generation,
+                                  queue_destination if queue_destination and queue_destination.startswith("/queue/")
+                                  else None)
         self._spawn(owner, self._run(owner, delivery))
 
     def _spawn(self, consumer: _Consumer | None, coro: Awaitable[None]) -> None:
@@ -723,6 +742,19 @@ class StompTransport(Transport):
         except TransportError as exc:
             log.debug("%s not sent: %s", cmd, exc)
 
+    async def _requeue_copy(self, delivery: _StompDelivery) -> None:
+        """ActiveMQ's NACK is final (its dead letter queue): a requeue is a copy sent to the same queue
+        (confirmed by its receipt), marked redelivered, and only then the ACK of the original."""
+        m, destination = delivery.message, delivery.queue_destination
+        assert destination is not None
+        try:
+            await self._publish(destination, m.body, reply_to=m.reply_to, correlation_id=m.correlation_id,
+                                headers={**m.headers, REDELIVERED_HEADER: "true"}, what=f"requeue to {destination}")
+        except TransportError as exc:   # not copied: unacked, it comes back with the connection
+            log.warning("event=stomp_requeue_failed destination=%s error=%r", destination, str(exc))
+            return
+        await self._settle("ACK", delivery._ack_id, delivery._generation)
+
     async def _cancel_consumer(self, consumer: _Consumer) -> None:
         if not consumer.active:
             return
@@ -745,6 +777,7 @@ class StompTransport(Transport):
             await asyncio.wait(list(consumer.inflight), timeout=self.publish_timeout)
         for sub_id in sub_ids:
             self._subs.pop(sub_id, None)
+            self._sub_destinations.pop(sub_id, None)
 
     # -- request / reply --------------------------------------------------------------------------------
     async def _ensure_reply_to(self) -> str:
