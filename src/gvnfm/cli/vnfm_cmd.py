@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gvnfm.logs import setup_logging
+from gvnfm.transport import BROKER_SCHEMES
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def ems_connection_url(settings: VnfmSettings) -> str | None:
 
     if settings.ems_broker:
         return None if settings.ems_broker == settings.broker else settings.ems_broker
-    if not settings.broker.startswith(("amqp://", "amqps://")):
+    if not settings.broker.startswith(BROKER_SCHEMES):
         return None
     url = url_with_credentials(settings.broker, settings.ems_username, settings.ems_password)
     return None if url == url_with_credentials(settings.broker, *_credentials(settings.broker)) else url
@@ -84,7 +85,7 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
         opened: list[Transport] = []
 
         async def reconnect(user: str, password: str) -> Transport | None:
-            if not settings.broker.startswith(("amqp://", "amqps://")):
+            if not settings.broker.startswith(BROKER_SCHEMES):
                 return None
             url = url_with_credentials(settings.broker, user, password)
             if url == settings.broker:
@@ -114,8 +115,8 @@ def register(app: typer.Typer) -> None:
     @app.command("vnfm")
     def vnfm(
         config: Path | None = typer.Option(None, "--config", "-c", help="properties file (reference or gvnfm keys)"),
-        broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ or memory://name"),
-        ems_broker: str | None = typer.Option(None, "--ems-broker", help="broker URL for EMS traffic"),
+        broker: str | None = typer.Option(None, "--broker", help="amqp://..., stomp://... or memory://name"),
+        ems_broker: str | None = typer.Option(None, "--ems-broker", help="broker URL for EMS traffic (amqp:// or stomp://)"),
         endpoint: str | None = typer.Option(None, "--endpoint", help="NFVO queue / routing key (default generic)"),
         type_: str | None = typer.Option(None, "--type", help="VNFM type (default generic)"),
         db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default SQLite in the state dir)"),
