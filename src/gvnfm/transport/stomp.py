@@ -249,6 +249,7 @@ class StompTransport(Transport):
         self._reply_to: str | None = None
         self._reply_sub: str | None = None
         self._pending: dict[str, list[asyncio.Future[bytes]]] = {}
+        self._reply_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"StompTransport({safe_url(self.url)!r}, exchange={self.exchange!r})"
@@ -324,7 +325,8 @@ class StompTransport(Transport):
         if self._connected_fut is not None and not self._connected_fut.done():
             self._connected_fut.set_exception(_FatalConnectError(text))
             return
-        log.warning("event=stomp_error url=%s error=%r", safe_url(self.url), text)
+        log.log(logging.DEBUG if self._closing else logging.WARNING, "event=stomp_error url=%s error=%r",
+                safe_url(self.url), text)
         rid = frame.headers.get("receipt-id")
         targets = [self._receipts[rid]] if rid in self._receipts else list(self._receipts.values())
         for fut in targets:
@@ -781,17 +783,19 @@ class StompTransport(Transport):
 
     # -- request / reply --------------------------------------------------------------------------------
     async def _ensure_reply_to(self) -> str:
-        if self._reply_to is None:
-            if self.dialect is Dialect.RABBITMQ:
-                # RabbitMQ subscribes a /temp-queue/ itself on first use; replies carry it as subscription
-                self._reply_to = f"/temp-queue/{_RPC_TEMP}"
-            else:
-                destination = f"/temp-queue/{_RPC_TEMP}-{uuid.uuid4().hex[:12]}"
-                sub_id = self._id("reply")
-                await self._send_frame("SUBSCRIBE", {"id": sub_id, "destination": destination, "ack": "auto"},
-                                       what="cannot create the reply queue")
-                self._reply_sub, self._reply_to = sub_id, destination
-        return self._reply_to
+        async with self._reply_lock:   # one reply queue per connection, however many RPCs start at once
+            if self._reply_to is None:
+                if self.dialect is Dialect.RABBITMQ:
+                    # RabbitMQ subscribes a /temp-queue/ itself on first use; replies carry it as subscription
+                    self._reply_to = f"/temp-queue/{_RPC_TEMP}"
+                else:
+                    destination = f"/temp-queue/{_RPC_TEMP}-{uuid.uuid4().hex[:12]}"
+                    sub_id = self._id("reply")
+                    self._reply_sub = sub_id
+                    await self._send_frame("SUBSCRIBE", {"id": sub_id, "destination": destination, "ack": "auto"},
+                                           what="cannot create the reply queue")
+                    self._reply_to = destination
+            return self._reply_to
 
     def _on_reply(self, headers: dict[str, Any], body: bytes) -> None:
         correlation_id = headers.get("correlation-id")
