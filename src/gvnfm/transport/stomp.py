@@ -161,10 +161,12 @@ class _Consumer:
 
 @dataclass(eq=False)
 class _Holder:
-    """RabbitMQ: a declaring subscription (prefetch 1), kept until a consumer of the queue comes on this
-    connection, which adopts it with what it received meanwhile. Cancelling it instead would delete an
-    auto-delete queue, and strand a message delivered to it (RabbitMQ refuses a NACK once its
-    subscription is gone: such a message comes back only when the connection closes)."""
+    """RabbitMQ, an auto-delete or exclusive queue: its declaring subscription (prefetch 1), kept until a
+    consumer of the queue comes on this connection, which adopts it with what it received meanwhile.
+    Cancelling it instead would delete the queue, and strand a message delivered to it (RabbitMQ
+    refuses a NACK once its subscription is gone). A connection that declares such a queue and never
+    consumes it holds at most one message of it (gvnfm always consumes the auto-delete queues it
+    declares; other queues are declared on a throw-away connection)."""
 
     queue: str
     sub_id: str
@@ -567,8 +569,21 @@ class StompTransport(Transport):
         keys.append(routing_key)
 
     async def _declare(self, queue: str, spec: QueueSpec, keys: list[str]) -> None:
+        subs = declare_subscriptions(self.dialect, self.exchange, queue, spec, keys)
+        if self.dialect is Dialect.RABBITMQ and not (spec.auto_delete or spec.exclusive):
+            # A queue that outlives its subscriptions is declared on a throw-away connection: a message
+            # its declaring subscription is handed goes back to the queue when that connection closes.
+            side = await self._side_connection()
+            try:
+                for sub in subs:
+                    await side._send_frame("SUBSCRIBE", {**sub.headers, "id": side._id("d"), "ack": "client-individual",
+                                                         "destination": sub.destination, "prefetch-count": "1"},
+                                           what=f"cannot declare queue {queue!r}")
+            finally:
+                await side.close()
+            return
         hold = self.dialect is Dialect.RABBITMQ
-        for sub in declare_subscriptions(self.dialect, self.exchange, queue, spec, keys):
+        for sub in subs:
             sub_id = self._id("d")
             headers = {**sub.headers, "id": sub_id, "destination": sub.destination, "ack": "client-individual"}
             if hold:
@@ -637,11 +652,16 @@ class StompTransport(Transport):
         await self.publish(routing_key, body, exchange=exchange)
         return True
 
+    async def _side_connection(self) -> StompTransport:
+        """A throw-away connection to the same broker (its ERRORs disturb nothing, and are not retried)."""
+        side = StompTransport(self.url, exchange=self.exchange, connect_timeout=self.connect_timeout,
+                              heartbeat=0, publish_timeout=self.publish_timeout)
+        await side.connect()
+        side._closing = True
+        return side
+
     async def _queue_exists(self, queue: str) -> bool:
-        probe = StompTransport(self.url, exchange=self.exchange, connect_timeout=self.connect_timeout,
-                               heartbeat=0, publish_timeout=self.publish_timeout)
-        await probe.connect()
-        probe._closing = True   # the ERROR of a missing queue is expected: no reconnect
+        probe = await self._side_connection()
         try:
             await probe._send_frame("SUBSCRIBE", {"id": "probe", "destination": f"/amq/queue/{queue}",
                                                   "ack": "client-individual", "prefetch-count": "1"},
