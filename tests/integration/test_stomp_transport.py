@@ -149,3 +149,29 @@ async def test_a_pending_rpc_fails_fast_when_the_connection_is_lost(stomp_rabbit
         async with asyncio.timeout(60):
             await call
     await restart
+
+
+async def test_a_peer_that_does_not_speak_stomp_is_a_clear_error_not_a_hang(stomp_rabbit: PrivateRabbit) -> None:
+    """The AMQP port answers a STOMP frame with AMQP's protocol header: no CONNECTED, a clear error."""
+    t = StompTransport(f"stomp://guest:guest@127.0.0.1:{stomp_rabbit.port}/", connect_timeout=3)
+    with pytest.raises(TransportError, match="cannot connect") as info:
+        await t.connect()
+    assert "guest:guest" not in str(info.value)
+
+
+async def test_an_error_frame_fails_the_operation_and_the_connection_comes_back(open_stomp: Open) -> None:
+    t = await open_stomp()
+    with pytest.raises(TransportError, match="NOT_FOUND"):
+        await t.consume(unique("stomp-missing"), lambda d: d.ack())
+    queue = unique("stomp-after-error")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)      # waits for the reconnection
+    await t.consume(queue, collect)
+    await t.publish(queue, b"fine")
+    await until(lambda: got == [b"fine"])
+    assert t.reconnects == 1
