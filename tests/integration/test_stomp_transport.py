@@ -1,5 +1,6 @@
-"""StompTransport against a private RabbitMQ node with its STOMP plugin, that the tests restart
-(the shared brokers are never touched here; see tests/support/rabbit.py)."""
+"""StompTransport against a private RabbitMQ node with its STOMP plugin and a private ActiveMQ, that
+the tests restart (the shared brokers are never touched here; see tests/support/rabbit.py and
+tests/support/activemq.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gvnfm.transport import Delivery, Message, TransportError, open_transport
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.transport.stomp import StompAddress, StompTransport
 from gvnfm.transport.stomp_destinations import Dialect
+from tests.support.activemq import PrivateActiveMQ, activemq_installed
 from tests.support.rabbit import PrivateRabbit, rabbit_sbin
 from tests.support.services import unique
 
@@ -175,3 +177,62 @@ async def test_an_error_frame_fails_the_operation_and_the_connection_comes_back(
     await t.publish(queue, b"fine")
     await until(lambda: got == [b"fine"])
     assert t.reconnects == 1
+
+
+@pytest.fixture(scope="module")
+def private_activemq() -> Iterator[PrivateActiveMQ]:
+    if not activemq_installed():
+        pytest.fail("ActiveMQ is not installed (run scripts/ensure-services.sh)")
+    broker = PrivateActiveMQ()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+@pytest.mark.activemq
+async def test_activemq_restart_loses_no_persistent_message_and_restores_consumers(
+        private_activemq: PrivateActiveMQ) -> None:
+    t = StompTransport(private_activemq.url, reconnect_initial=0.2, reconnect_max=1.0, connect_timeout=30)
+    publisher = StompTransport(private_activemq.url, reconnect_initial=0.2, reconnect_max=1.0, connect_timeout=30)
+    await t.connect()
+    await publisher.connect()
+    try:
+        assert t.dialect is Dialect.ACTIVEMQ
+        queue, parked = unique("amq-restart"), unique("amq-parked")
+        got: list[bytes] = []
+        reconnected = asyncio.Event()
+
+        async def on_reconnect() -> None:
+            reconnected.set()
+
+        async def collect(delivery: Delivery) -> None:
+            got.append(delivery.message.body)
+            await delivery.ack()
+
+        t.on_reconnect(on_reconnect)
+        await t.declare_queue(queue, durable=True)
+        await t.consume(queue, collect, prefetch=4)
+        await publisher.declare_queue(parked, durable=True)
+        await publisher.publish(queue, b"before")
+        await publisher.publish(parked, b"parked-1")
+        await until(lambda: got == [b"before"])
+
+        await asyncio.to_thread(private_activemq.restart)
+        async with asyncio.timeout(120):
+            await reconnected.wait()
+        await publisher.publish(queue, b"after")
+        await until(lambda: b"after" in got)
+        assert got == [b"before", b"after"]
+        late: list[bytes] = []
+
+        async def keep(delivery: Delivery) -> None:
+            late.append(delivery.message.body)
+            await delivery.ack()
+
+        await t.consume(parked, keep)
+        await until(lambda: late == [b"parked-1"])
+    finally:
+        await t.close()
+        await publisher.close()
