@@ -42,8 +42,11 @@ class OpResult:
 
 class Rig:
     def __init__(self, url: str, workdir: Path, name: str, *, ems_start_timeout: float = 300.0,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", gvnfm_url: str | None = None) -> None:
         self.url = url
+        #: the broker URL of the VNFM and the EMS fleets (``stomp://`` for the STOMP rows); the bench's
+        #: NFVO, the floor and the clean-up stay on ``url`` (AMQP)
+        self.gvnfm_url = gvnfm_url or url
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:8]
@@ -63,7 +66,10 @@ class Rig:
     async def start_vnfm(self, concurrency: int, *, tag: str = "vnfm", profile: Path | None = None) -> VnfmProcess:
         if self.vnfm is not None:
             await self.stop_vnfm()
-        self.vnfm = VnfmProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
+        if self.nfvo is None and self.gvnfm_url != self.url:   # over STOMP the exchange must exist first
+            self.nfvo = BenchNfvo(self.url, self.exchange)
+            await self.nfvo.__aenter__()
+        self.vnfm = VnfmProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
                                 db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
                                 log_level=self.log_level, profile=profile, tag=tag)
         await self.vnfm.start()
@@ -84,7 +90,7 @@ class Rig:
         assert self.vnfm is not None, "start the VNFM first: it declares the register queue"
         index = self._fleets_started
         self._fleets_started += 1
-        fleet = FleetProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint,
+        fleet = FleetProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint,
                              prefix=f"{self.host_prefix}f{index}", count=count, workdir=self.dir, hold=hold,
                              profile=profile, log_level=self.log_level, tag=f"{tag}-{index}")
         self.fleets.append(fleet)
