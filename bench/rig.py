@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+
 from bench import messages
 from bench.amqp import connect
 from bench.fleet import FleetProcess
@@ -66,9 +68,8 @@ class Rig:
     async def start_vnfm(self, concurrency: int, *, tag: str = "vnfm", profile: Path | None = None) -> VnfmProcess:
         if self.vnfm is not None:
             await self.stop_vnfm()
-        if self.nfvo is None and self.gvnfm_url != self.url:   # over STOMP the exchange must exist first
-            self.nfvo = BenchNfvo(self.url, self.exchange)
-            await self.nfvo.__aenter__()
+        if self.nfvo is None and self.gvnfm_url != self.url:
+            await self._declare_exchange()      # STOMP cannot declare it: the NFVO's part, over AMQP
         self.vnfm = VnfmProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
                                 db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
                                 log_level=self.log_level, profile=profile, tag=tag)
@@ -181,6 +182,14 @@ class Rig:
             await self.nfvo.__aexit__(None, None, None)
             self.nfvo = None
         await self._delete_broker_objects()
+
+    async def _declare_exchange(self) -> None:
+        conn = await connect(self.url)
+        try:
+            channel = await conn.channel()
+            await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        finally:
+            await conn.close()
 
     async def _delete_broker_objects(self) -> None:
         conn = await connect(self.url)
