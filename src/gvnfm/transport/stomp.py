@@ -459,6 +459,8 @@ class StompTransport(Transport):
                 await self._restore()
             except TransportError as exc:
                 log.info("event=stomp_reconnect_retry url=%s error=%r", safe_url(self.url), str(exc))
+                if self._reconnect_task is not asyncio.current_task():
+                    return          # the connection was lost again meanwhile: a new loop took over
                 if self._conn is not None and self._ready.is_set():
                     self._on_lost_during_restore(str(exc))
                 continue
