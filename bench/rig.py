@@ -72,7 +72,7 @@ class Rig:
             await self._declare_exchange()      # STOMP cannot declare it: the NFVO's part, over AMQP
         self.vnfm = VnfmProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
                                 db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
-                                log_level=self.log_level, profile=profile, tag=tag)
+                                log_level=self.log_level, profile=profile, tag=tag, probe_url=self.url)
         await self.vnfm.start()
         if self.nfvo is None:
             self.nfvo = BenchNfvo(self.url, self.exchange)
