@@ -35,7 +35,8 @@ async def run_bench(cfg: BenchConfig) -> Report:
                                                             memory="memory" in cfg.cases and n == sizes[-1]))
         if cfg.stomp_broker:
             await _guard(report, "per-script STOMP", cases.per_script(cfg, workdir, report, stomp=True))
-            await _guard(report, "fan-out STOMP N=100", cases.fanout_stomp(cfg, 100, workdir, report))
+            await _guard(report, f"fan-out STOMP N={cfg.stomp_size}",
+                         cases.fanout_stomp(cfg, cfg.stomp_size, workdir, report))
         if cfg.profile is not None:
             await _guard(report, "profile", profile_fanout(cfg, sizes[-1], workdir, cfg.profile, report))
     finally:
