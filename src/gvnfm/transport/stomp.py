@@ -440,7 +440,10 @@ class StompTransport(Transport):
             await self._send_frame("SUBSCRIBE", headers, what="checking the exchange")
             await self._send_frame("UNSUBSCRIBE", {"id": "exchange-check"}, what="checking the exchange")
         except TransportError as exc:
-            self._conn = None
+            conn, self._conn = self._conn, None
+            self._generation += 1
+            if conn is not None:
+                self._io.submit(self._disconnect_quietly, conn)
             if "no exchange" in str(exc):
                 raise _FatalConnectError(
                     f"no exchange {self.exchange!r} in virtual host {address.vhost!r}; STOMP cannot declare one: "
