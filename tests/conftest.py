@@ -12,6 +12,7 @@ from tests.support.services import (
     AMQP_URL,
     PG_URL,
     RABBIT_STOMP_PORT,
+    amqp_to_stomp,
     port_open,
     unique,
 )
@@ -75,15 +76,6 @@ def declare_exchange(amqp_url: str) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, declare()).result(timeout=60)
-
-
-def amqp_to_stomp(amqp_url: str, port: int) -> str:
-    """The same credentials and virtual host, over STOMP on ``port``."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(amqp_url)
-    netloc = parts.netloc.rsplit("@", 1)[0] + f"@{parts.hostname}:{port}"
-    return urlunsplit(("stomp", netloc, parts.path, "", ""))
 
 
 @pytest.fixture(scope="session")

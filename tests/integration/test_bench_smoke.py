@@ -85,8 +85,7 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
 @pytest.mark.timeout(240)
 async def test_bench_stomp_rows_run_against_the_same_floor(amqp_url: str, tmp_path: Path) -> None:
     """The VNFM and the EMS fleet over STOMP (RabbitMQ's plugin, same broker), the floor on AMQP."""
-    from tests.conftest import amqp_to_stomp
-    from tests.support.services import RABBIT_STOMP_PORT
+    from tests.support.services import RABBIT_STOMP_PORT, amqp_to_stomp
 
     cfg = BenchConfig(broker=amqp_url, stomp_broker=amqp_to_stomp(amqp_url, RABBIT_STOMP_PORT), stomp_size=N,
                       cases=("per-script",), scripts=SCRIPTS, fanout_scripts=FANOUT_SCRIPTS, repeat=1,

@@ -73,6 +73,13 @@ def test_urls_and_passwords() -> None:
     assert "s3cret" not in repr(StompTransport("stomp://admin:s3cret@host:61613/"))
     assert isinstance(open_transport("stomp://u:p@h:61613/"), StompTransport)
     assert isinstance(open_transport("stomp+ssl://u:p@h:61614/"), StompTransport)
+    # the VNFM's EMS side: the same STOMP broker with the EMS credentials, as over AMQP
+    from gvnfm.cli.vnfm_cmd import ems_connection_url
+    from gvnfm.vnfm.settings import VnfmSettings
+
+    assert ems_connection_url(VnfmSettings(broker="stomp://mgr:secret@h:61613/ob")) == "stomp://admin:openbaton@h:61613/ob"
+    assert ems_connection_url(VnfmSettings(broker="amqp://m:s@h/", ems_broker="stomp://e:p@a:61614/")) == \
+        "stomp://e:p@a:61614/"
 
 
 async def test_bad_credentials_fail_at_once_without_the_password(stomp_rabbit: PrivateRabbit,

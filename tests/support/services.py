@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 AMQP_URL = os.environ.get("GVNFM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("GVNFM_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
@@ -29,3 +30,10 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 def unique(prefix: str) -> str:
     """A name no other test (or concurrent test run) uses: queues, endpoints, databases."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def amqp_to_stomp(amqp_url: str, port: int) -> str:
+    """The same credentials and virtual host, over STOMP on ``port``."""
+    parts = urlsplit(amqp_url)
+    netloc = parts.netloc.rsplit("@", 1)[0] + f"@{parts.hostname}:{port}"
+    return urlunsplit(("stomp", netloc, parts.path, "", ""))
