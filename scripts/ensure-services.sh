@@ -3,6 +3,8 @@
 # systemd; root is needed only to install or start something):
 #   - RabbitMQ on 127.0.0.1:5672 (guest/guest) with its management API on 127.0.0.1:15672 (the tests
 #     make a virtual host each through it, so they need no rabbitmqctl, which only root may run),
+#   - RabbitMQ's STOMP plugin on 61613,
+#   - ActiveMQ (Debian's package, instance main) with a STOMP connector on 127.0.0.1:61614,
 #   - PostgreSQL on 127.0.0.1:5432 (user postgres, trust authentication from 127.0.0.1),
 #   - git;
 #   - iperf and screen (for the iperf example's end-to-end tests), ip (iproute2: the netns tests),
@@ -130,6 +132,73 @@ ensure_rabbitmq_management() {
     say rabbitmq "enabled rabbitmq_management on $node: API on 127.0.0.1:15672"
 }
 
+# The STOMP plugin (the STOMP transport's tests; listens on 61613). Enabling it restarts nothing.
+ensure_rabbitmq_stomp() {
+    export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
+    if listening 127.0.0.1 61613; then
+        say rabbit-stomp "already listening on 127.0.0.1:61613, left alone"
+        return 0
+    fi
+    need_root rabbit-stomp "nothing on 127.0.0.1:61613" || return 1
+    local node write
+    read -r node write < <(rabbit_node_here "$RABBIT_ENVCONF")
+    if ! rabbitmq-plugins -n "$node" -q enable rabbitmq_stomp >/dev/null 2>&1; then
+        say rabbit-stomp "'rabbitmq-plugins -n $node enable rabbitmq_stomp' failed"
+        return 1
+    fi
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until listening 127.0.0.1 61613; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            say rabbit-stomp "enabled rabbitmq_stomp, but nothing listens on 61613 after ${WAIT_SECONDS} s"
+            return 1
+        fi
+        sleep 1
+    done
+    say rabbit-stomp "enabled rabbitmq_stomp, now listening on 127.0.0.1:61613"
+}
+
+# -- ActiveMQ (the STOMP transport's tests; its STOMP connector on 61614: RabbitMQ's STOMP plugin has 61613)
+ACTIVEMQ_STOMP_PORT=${ACTIVEMQ_STOMP_PORT:-61614}
+ensure_activemq() {
+    if listening 127.0.0.1 "$ACTIVEMQ_STOMP_PORT"; then
+        say activemq "already listening on 127.0.0.1:$ACTIVEMQ_STOMP_PORT, left alone"
+        return 0
+    fi
+    need_root activemq "nothing on 127.0.0.1:$ACTIVEMQ_STOMP_PORT" || return 1
+    local did=""
+    if [ ! -f /usr/share/activemq/bin/activemq.jar ]; then
+        apt_install activemq || return 1
+        did="installed activemq, "
+    fi
+    # Debian's instance "main": add the STOMP connector, a smaller heap, and enable it
+    local inst=/etc/activemq/instances-available/main
+    if ! grep -q 'name="stomp"' "$inst/activemq.xml"; then
+        sed -i "s#\(<transportConnector name=\"openwire\"[^>]*/>\)#\1\n            <transportConnector name=\"stomp\" uri=\"stomp://127.0.0.1:$ACTIVEMQ_STOMP_PORT\"/>#" \
+            "$inst/activemq.xml"
+        did="${did}added its STOMP connector, "
+    fi
+    # its data directory writable by the activemq user (the package leaves it to root), a smaller heap
+    mkdir -p /var/lib/activemq/main/data /var/lib/activemq/main/tmp
+    chown -R activemq /var/lib/activemq/main
+    [ -f "$inst/options" ] || printf '%s\n' 'export ACTIVEMQ_BASE=/var/lib/activemq/main' \
+        'export ACTIVEMQ_DATA=/var/lib/activemq/main/data' 'export ACTIVEMQ_TMP=/var/lib/activemq/main/tmp' \
+        'export ACTIVEMQ_OUT=/var/lib/activemq/main/data/console.log' \
+        'ACTIVEMQ_OPTS="-Xms64M -Xmx384M -Dorg.apache.activemq.UseDedicatedTaskRunner=false"' > "$inst/options"
+    ln -sfn "$inst" /etc/activemq/instances-enabled/main
+    # the package's init script runs it with start-stop-daemon: it works with or without systemd
+    /etc/init.d/activemq start >/dev/null 2>&1 || true
+    did="${did}started it, "
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until listening 127.0.0.1 "$ACTIVEMQ_STOMP_PORT"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            say activemq "${did}but it is not up after ${WAIT_SECONDS} s (see /var/lib/activemq/main/data/)"
+            return 1
+        fi
+        sleep 1
+    done
+    say activemq "${did}now listening on 127.0.0.1:$ACTIVEMQ_STOMP_PORT (STOMP)"
+}
+
 # -- PostgreSQL ------------------------------------------------------------------------------------
 pg_trust_ok() {
     command -v psql >/dev/null 2>&1 || return 2
@@ -237,6 +306,8 @@ ensure_browser() {
 # (tests source this file with ENSURE_SERVICES_SOURCED=1 to run one function in a fake environment)
 if [ "${ENSURE_SERVICES_SOURCED:-0}" = 1 ]; then return 0; fi
 ensure_rabbitmq || FAILED=1
+ensure_rabbitmq_stomp || FAILED=1
+ensure_activemq || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1
 ensure_tools || FAILED=1

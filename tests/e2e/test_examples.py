@@ -98,6 +98,19 @@ def test_chain_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> 
     no_leftovers(tmp_path, report)
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("broker", ["rabbitmq", pytest.param("activemq", marks=pytest.mark.activemq)])
+def test_chain_on_process_vim_over_stomp(broker: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Every role (the local NFVO, the VNFM, the hosts' EMSs) over STOMP: RabbitMQ's plugin (a virtual
+    host of the test's own, its exchange declared as the NFVO would) or ActiveMQ."""
+    url = request.getfixturevalue("stomp_vhost" if broker == "rabbitmq" else "activemq_url")
+    code, out, report = up(EXAMPLES / "chain", tmp_path, "--broker", url)
+    assert code == 0, out
+    assert report is not None
+    check_chain(report)
+    no_leftovers(tmp_path, report)
+
+
 def _iperf_present() -> None:
     missing = [p for p in ("iperf", "screen") if shutil.which(p) is None]
     assert not missing, f"{missing} not installed: scripts/test.sh installs them (apt-get install iperf screen)"

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
     def ems(
         config: Path | None = typer.Option(None, "--config", "-c",
                                            help="properties file (default /etc/openbaton/openbaton-ems.properties)"),
-        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://user:pass@host:port/vhost or memory://x"),
+        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://, stomp://... or memory://x"),
         broker_ip: str | None = typer.Option(None, "--broker-ip"),
         broker_port: int | None = typer.Option(None, "--broker-port"),
         username: str | None = typer.Option(None, "--username"),

@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
                                   help="tear down as soon as ACTIVE; exit 0, or non-zero naming the failure"),
         report: Path | None = typer.Option(None, "--report", help="write a JSON report of the run"),
         vim: str = typer.Option("process", "--vim", help="process (default, unprivileged) or netns (root)"),
-        broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ (default: in-process)"),
+        broker: str | None = typer.Option(None, "--broker", help="amqp://... or stomp://... (default: in-process)"),
         capacity: int = typer.Option(64, "--capacity", help="hosts the local VIM can create"),
         state_dir: Path = typer.Option(Path(".gvnfm"), "--state-dir"),
         db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the VNFM store "

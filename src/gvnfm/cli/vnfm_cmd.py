@@ -15,6 +15,7 @@ from gvnfm.logs import setup_logging
 from gvnfm.ops.health import Health
 from gvnfm.ops.http import OpsServer
 from gvnfm.ops.signals import run_until_signalled
+from gvnfm.transport import BROKER_SCHEMES
 from gvnfm.vnfm.settings import VnfmSettings, describe_settings, load_settings, settings_sources
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def ems_connection_url(settings: VnfmSettings) -> str | None:
 
     if settings.ems_broker:
         return None if settings.ems_broker == settings.broker else settings.ems_broker
-    if not settings.broker.startswith(("amqp://", "amqps://")):
+    if not settings.broker.startswith(BROKER_SCHEMES):
         return None
     url = url_with_credentials(settings.broker, settings.ems_username, settings.ems_password)
     return None if url == url_with_credentials(settings.broker, *_credentials(settings.broker)) else url
@@ -108,7 +109,7 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
             watch_reconnects(ems_transport)
 
         async def reconnect(user: str, password: str) -> Transport | None:
-            if not settings.broker.startswith(("amqp://", "amqps://")):
+            if not settings.broker.startswith(BROKER_SCHEMES):
                 return None
             url = url_with_credentials(settings.broker, user, password)
             if url == settings.broker:
@@ -208,8 +209,8 @@ def register(app: typer.Typer) -> None:
     @app.command("vnfm")
     def vnfm(
         config: Path | None = typer.Option(None, "--config", "-c", help="properties file (reference or gvnfm keys)"),
-        broker: str | None = typer.Option(None, "--broker", help="amqp://user:pass@host:5672/ or memory://name"),
-        ems_broker: str | None = typer.Option(None, "--ems-broker", help="broker URL for EMS traffic"),
+        broker: str | None = typer.Option(None, "--broker", help="amqp://..., stomp://... or memory://name"),
+        ems_broker: str | None = typer.Option(None, "--ems-broker", help="broker URL for EMS traffic (amqp:// or stomp://)"),
         endpoint: str | None = typer.Option(None, "--endpoint", help="NFVO queue / routing key (default generic)"),
         type_: str | None = typer.Option(None, "--type", help="VNFM type (default generic)"),
         db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default SQLite in the state dir)"),

@@ -103,8 +103,8 @@ ProgressHook = Callable[[dict[str, Any]], None]
 
 
 def broker_vhost(url: str) -> str:
-    """The virtual host of an ``amqp://`` URL ("" for the default ``/``)."""
-    if not url.startswith(("amqp://", "amqps://")):
+    """The virtual host of an ``amqp://`` or ``stomp://`` URL ("" for the default ``/``)."""
+    if not url.startswith(("amqp://", "amqps://", "stomp://", "stomp+ssl://")):
         return ""
     path = urlsplit(url).path
     return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
@@ -207,9 +207,13 @@ class Operations:
 
     def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
         ext = msg.extension or {}
+        ems_url = self.settings.ems_broker_url()
+        stomp = ems_url.startswith(("stomp://", "stomp+ssl://"))
         boot = self.boot or userdata.EmsBootstrap(
-            broker_ip=str(ext.get("brokerIp") or "localhost"),
-            broker_port=int(ext.get("brokerPort") or 5672),
+            # an EMS broker over STOMP (--ems-broker): its address, port and protocol, not the NFVO's AMQP ones
+            broker_ip=(urlsplit(ems_url).hostname or "localhost") if stomp else str(ext.get("brokerIp") or "localhost"),
+            broker_port=(urlsplit(ems_url).port or 61613) if stomp else int(ext.get("brokerPort") or 5672),
+            protocol=urlsplit(ems_url).scheme if stomp else "",
             username=self.settings.ems_username, password=self.settings.ems_password,
             heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
             endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
