@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from gvnfm.redact import mask_urls
+
 
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -16,7 +18,7 @@ class KeyValueFormatter(logging.Formatter):
         line = f"ts={ts} level={record.levelname} logger={record.name} {msg}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return mask_urls(line)   # whatever logged it (a library's error text too): no URL password
 
 
 def setup_logging(level: str = "INFO", stream: object = None) -> None:

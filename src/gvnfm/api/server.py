@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError
 from gvnfm.orchestrator.records import NetworkServiceRecord
+from gvnfm.private import write_private
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ class ApiServer:
         sock = self.server.servers[0].sockets[0]
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
-        await asyncio.to_thread(self.info_path.write_text, json.dumps({"url": self.url}))
+        await asyncio.to_thread(write_private, self.info_path, json.dumps({"url": self.url}))
         log.info("event=api_started url=%s", self.url)
 
     async def stop(self) -> None:

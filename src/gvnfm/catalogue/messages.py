@@ -6,12 +6,11 @@ different classes depending on who sends it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from gvnfm.catalogue.base import WireModel
+from gvnfm.catalogue.base import WireModel, loads_wire
 from gvnfm.catalogue.descriptors import VirtualNetworkFunctionDescriptor
 from gvnfm.catalogue.records import (
     VirtualNetworkFunctionRecord,
@@ -207,8 +206,8 @@ def _parse(body: bytes | str | dict[str, Any], registry: dict[str, type[NfvMessa
         data: Any = body
     else:
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = loads_wire(body)   # NaN, Infinity, overflowing numbers refused
+        except (UnicodeDecodeError, ValueError) as exc:
             raise MessageError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise MessageError(f"message must be a JSON object, got {type(data).__name__}")

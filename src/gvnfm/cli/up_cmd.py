@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from gvnfm.logs import setup_logging
+from gvnfm.private import open_private_append, private_dir, write_private
 
 log = logging.getLogger("gvnfm.up")
 
@@ -152,8 +153,7 @@ async def _report(path: Path, data: dict[str, object], console: Console) -> None
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_private(path, text)
 
 
 def register(app: typer.Typer) -> None:
@@ -198,8 +198,8 @@ def register(app: typer.Typer) -> None:
         here wins); broker, state dir and endpoint are set by the options above only."""
         from gvnfm.local.runtime import RuntimeOptions
 
-        state_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(state_dir / "up.log", "a")
+        private_dir(state_dir)
+        log_file = open_private_append(state_dir / "up.log")
         setup_logging(log_level, stream=log_file)
         console = Console(stderr=False)
         options = RuntimeOptions(state_dir=state_dir, broker=broker, vim=vim, capacity=capacity, endpoint=endpoint,

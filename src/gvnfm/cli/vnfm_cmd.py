@@ -66,11 +66,12 @@ async def open_ems_transport(settings: VnfmSettings) -> Transport | None:
 
 
 async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) -> None:
+    from gvnfm.private import private_dir
     from gvnfm.store.sql import open_store
     from gvnfm.transport import open_transport, url_with_credentials
     from gvnfm.vnfm.service import VnfmService
 
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     store = await open_store(settings.db, settings.state_dir)
     transport = open_transport(settings.broker, exchange=settings.exchange)
     ems_transport: Transport | None = None

@@ -48,6 +48,7 @@ from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
 from gvnfm.ems.runner import RunAs, run_script, script_argv
 from gvnfm.ems.safe_tree import append_file, merge_tree, write_file
+from gvnfm.redact import mask_urls as redact_urls
 
 log = logging.getLogger("gvnfm.ems")
 
@@ -55,8 +56,6 @@ OB_PARAMETERS = ("ob_parameters.json", "ob_parameters.yaml", "ob_parameters.sh")
 _ALLOWED_URL = re.compile(r"^(?:file|https?|git|ssh)://", re.IGNORECASE)
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_]")
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-# scheme://userinfo@ -- greedy up to the last '@' before the path, so a password with '@' is covered
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"]*)@")
 GIT_PROTOCOLS = "file:git:http:https:ssh"
 #: Scripts up to this size are written without a worker thread.
 INLINE_WRITE_BYTES = 1024 * 1024
@@ -68,18 +67,6 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with the credentials of every URL in it masked: ``https://user:***@host``; a user
-    alone in an http(s) URL is a token (``https://***@github.com``); ``ssh://git@host`` is kept."""
-    def mask(m: re.Match[str]) -> str:
-        scheme, userinfo = m["scheme"], m["userinfo"]
-        user, colon, _ = userinfo.partition(":")
-        if colon:
-            return f"{scheme}{user}:***@"
-        return f"{scheme}***@" if scheme.lower().startswith("http") else m[0]
-    return _URL_USERINFO.sub(mask, text) if "://" in text else text
 
 
 #: Commands that only write files: done at once, logged with one line at their end.

@@ -38,6 +38,7 @@ from aio_pika.abc import (
 from aiormq.abc import DeliveredMessage
 from yarl import URL
 
+from gvnfm.redact import mask_urls
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
     Delivery,
@@ -84,13 +85,8 @@ def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
         delay = min(delay * 2 if delay > 0 else maximum, maximum)
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "<invalid url>"
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
+#: The URL without its password, for messages and logs (the one masking function).
+safe_url = mask_urls
 
 
 @contextlib.contextmanager

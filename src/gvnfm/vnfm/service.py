@@ -35,7 +35,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gvnfm.catalogue.base import loads_wire
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
+from gvnfm.redact import body_summary
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
@@ -184,13 +186,13 @@ class VnfmService:
     # -- EMS registrations -----------------------------------------------------------------------
     async def _on_registration(self, delivery: Delivery) -> None:
         try:
-            data = json.loads(delivery.message.body)
+            data = loads_wire(delivery.message.body)
             hostname = data.get("hostname") if isinstance(data, dict) else None
             if not isinstance(hostname, str) or not hostname.strip():
                 raise ValueError("no 'hostname'")
             hostname = hostname.strip()
         except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("event=bad_registration error=%r body=%r", str(exc), delivery.message.body[:200])
+            log.warning("event=bad_registration error=%r %s", str(exc), body_summary(delivery.message.body))
             await delivery.ack()
             return
         # Waiters in this worker learn it at once; the store (other workers, restarts) and the
@@ -269,7 +271,7 @@ class VnfmService:
         try:
             msg = parse_nfvo_message(raw)
         except MessageError as exc:
-            log.error("event=message_refused op=%s error=%r body=%r", op_id, str(exc), raw[:300])
+            log.error("event=message_refused op=%s error=%r %s", op_id, str(exc), body_summary(raw))
             await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
             await delivery.ack()
             return
