@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the real services of the test suite are there (idempotent; run as root on Debian 12):
-#   - RabbitMQ on 127.0.0.1:5672 (guest/guest),
+#   - RabbitMQ on 127.0.0.1:5672 (guest/guest), its management API on 127.0.0.1:15672 (the VNFM makes
+#     a broker user per EMS host through it),
 #   - PostgreSQL on 127.0.0.1:5432 (user postgres, trust authentication from 127.0.0.1),
 #   - git;
 #   - iperf and screen (for the iperf example's end-to-end tests).
@@ -65,6 +66,27 @@ ensure_rabbitmq() {
         sleep 1
     done
     say rabbitmq "${did}now listening on 127.0.0.1:5672"
+}
+
+# The management HTTP API (plugin rabbitmq_management): the VNFM creates each EMS host's own broker user
+# through it, and the tests check those users' permissions on the real broker.
+ensure_rabbitmq_management() {
+    if listening 127.0.0.1 15672; then
+        say rabbitmq "management API already on 127.0.0.1:15672"
+        return 0
+    fi
+    need_root rabbitmq "no management API on 127.0.0.1:15672" || return 1
+    export PATH="$PATH:/usr/sbin:/usr/lib/rabbitmq/bin"
+    rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until listening 127.0.0.1 15672; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            say rabbitmq "rabbitmq_management enabled, but 15672 is not up after ${WAIT_SECONDS} s"
+            return 1
+        fi
+        sleep 1
+    done
+    say rabbitmq "enabled rabbitmq_management, API on 127.0.0.1:15672"
 }
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -156,6 +178,7 @@ ensure_tools() {
 }
 
 ensure_rabbitmq || FAILED=1
+ensure_rabbitmq_management || FAILED=1
 ensure_postgres || FAILED=1
 ensure_git || FAILED=1
 ensure_tools || FAILED=1

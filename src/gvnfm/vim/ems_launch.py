@@ -28,6 +28,7 @@ class EmsLaunch:
     heartbeat: int = 60
     autodelete: bool = True
     virtual_host: str = "/"
+    host_user: bool = False         # the credentials are this host's own broker user (EMS_HOST_USER)
 
     @classmethod
     def from_userdata(cls, userdata: str, hostname: str) -> EmsLaunch:
@@ -48,23 +49,24 @@ class EmsLaunch:
                    exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
                    # only the literal "false" disables auto-delete, as in the reference EMS
                    autodelete=values.get("EMS_AUTODELETE", "true") != "false",
-                   virtual_host=values.get("VIRTUAL_HOST") or "/")
+                   virtual_host=values.get("VIRTUAL_HOST") or "/",
+                   host_user=values.get("EMS_HOST_USER", "") == "true")
 
     def replace(self, **changes: Any) -> EmsLaunch:
         return dataclasses.replace(self, **changes)
 
     def with_broker_url(self, url: str) -> EmsLaunch:
         """Broker address, credentials and virtual host from an ``amqp://user:pass@host:port/vhost`` URL
-        (the parts the URL has)."""
+        (the parts the URL has). A host user's credentials (the VM's own) are kept."""
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise VimError(f"broker URL {url!r} is not amqp://user:password@host:port/")
         changes: dict[str, Any] = {"broker_ip": parts.hostname}
         if parts.port:
             changes["broker_port"] = parts.port
-        if parts.username is not None:
+        if parts.username is not None and not self.host_user:
             changes["username"] = unquote(parts.username)
-        if parts.password is not None:
+        if parts.password is not None and not self.host_user:
             changes["password"] = unquote(parts.password)
         vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
         if vhost:
@@ -90,6 +92,8 @@ class EmsLaunch:
                   "hostname": self.hostname}
         if self.virtual_host != "/":
             fields["virtual_host"] = self.virtual_host
+        if self.host_user:
+            fields["host_user"] = "true"
         fields.update(extra or {})
         for key, value in fields.items():
             if "\n" in value or "\r" in value:

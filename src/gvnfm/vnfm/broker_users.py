@@ -27,16 +27,23 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
+
+if TYPE_CHECKING:
+    from gvnfm.vnfm.settings import VnfmSettings
 
 log = logging.getLogger("gvnfm.vnfm.broker_users")
 
 USER_PREFIX = "gvnfm-ems-"
 MANAGEMENT_PORT = 15672
+#: A lookup that found no host user asks the broker again at most this often (seconds).
+MISS_REFRESH = 2.0
 
 
 class ManagementError(Exception):
@@ -111,6 +118,7 @@ class BrokerUsers:
         self.available = False
         self._lock = asyncio.Lock()
         self._served: dict[str, str] = {}     # user -> configure regex (cache of the broker's record)
+        self._fetched = 0.0
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -187,7 +195,7 @@ class BrokerUsers:
         """Every host user of the virtual host with its configure regex (from the broker)."""
         rows = (await self._call("GET", f"/api/vhosts/{self._vh()}/permissions")).json()
         served = {r["user"]: r["configure"] for r in rows if str(r.get("user", "")).startswith(USER_PREFIX)}
-        self._served = served
+        self._served, self._fetched = served, time.monotonic()
         return served
 
     async def users_of(self, hostnames: Iterable[str]) -> dict[str, list[str]]:
@@ -201,8 +209,11 @@ class BrokerUsers:
         return found
 
     async def user_of(self, hostname: str) -> str | None:
-        """The host user serving ``hostname`` (cached; the broker is asked again on a miss)."""
+        """The host user serving ``hostname`` (cached; on a miss the broker is asked again, at most every
+        ``MISS_REFRESH`` seconds: hosts with the shared credentials have none)."""
         for attempt in range(2):
+            if attempt == 1 and time.monotonic() - self._fetched < MISS_REFRESH:
+                break
             served = self._served if attempt == 0 else await self._record()
             for user, configure in served.items():
                 if serves(configure, hostname):
@@ -215,6 +226,17 @@ class BrokerUsers:
             configure = (await self._record()).get(user)
         return configure is not None and serves(configure, hostname)
 
+    async def may_register(self, user_id: str | None, hostname: str) -> bool:
+        """A registration of ``hostname`` published as ``user_id`` (RabbitMQ checked it): a host served by
+        host users registers only as one of them; a host user registers only a host it serves; a host
+        without one (shared credentials, today's behaviour) registers as any other user."""
+        if user_id is not None and user_id in self._served and serves(self._served[user_id], hostname):
+            return True
+        servers = [u for u, c in (await self._record()).items() if serves(c, hostname)]
+        if servers:
+            return user_id in servers
+        return not (user_id or "").startswith(USER_PREFIX)
+
     async def release(self, hostnames: Iterable[str], keep: Iterable[str] = ()) -> None:
         """Hosts gone (RELEASE_RESOURCES, SCALE_IN): a user serving only gone hosts is deleted; one that
         still serves some of ``keep`` (the VNFR's remaining hosts) is narrowed to those."""
@@ -225,3 +247,17 @@ class BrokerUsers:
             for user, configure in list((await self._record()).items()):
                 if any(serves(configure, h) for h in gone):
                     await self.pin(user, [h for h in kept if serves(configure, h)])
+
+
+async def open_host_users(settings: VnfmSettings) -> BrokerUsers | None:
+    """The VNFM's host users on its EMS broker, or None (one warning naming the risk) when they are
+    switched off, the broker is not RabbitMQ, or its management API cannot be used."""
+    url = settings.ems_broker_url()
+    if not settings.ems_host_users or not url.startswith(("amqp://", "amqps://")):
+        return None
+    users = BrokerUsers(settings.broker_management_url or management_url(url), vhost=broker_vhost(url),
+                        exchange=settings.exchange, register_key=f"ems.{settings.endpoint}.register")
+    if await users.probe():
+        return users
+    await users.close()
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from gvnfm.catalogue.scripts import Script
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
+from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
 from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
@@ -130,6 +132,7 @@ class Operations:
         self.limiter = limiter
         self.progress = progress
         self.boot = boot
+        self.host_users: BrokerUsers | None = None   # a broker user per user-data (set by the service)
 
     async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
         """Store what a re-run needs (``context``, default: the state's) before anything that depends on
@@ -187,7 +190,39 @@ class Operations:
             raise OperationError(f"Timeout waiting for EMS: {', '.join(missing)} did not register within "
                                  f"{self.settings.ems_start_timeout:g} s", vnfr)
 
-    def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
+    async def _host_user(self, vnfr_name: str | None, state: OperationState) -> tuple[str, str] | None:
+        """A broker user of their own for the VMs of the user-data about to be sent (see
+        ``broker_users``), recorded in the operation's context; None: the shared EMS credentials."""
+        text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
+        if self.host_users is None or not vnfr_name or not userdata.takes_host_user(text):
+            return None
+        try:
+            user, password = await self.host_users.create(vnfr_hosts_pattern(vnfr_name))
+        except ManagementError as exc:
+            raise OperationError(f"cannot create the EMS broker user for {vnfr_name}: {exc}") from exc
+        state.context["ems_user"] = user
+        return user, password
+
+    async def _pin_host_user(self, state: OperationState, hostnames: list[str]) -> None:
+        """The NFVO named the hosts: the user-data's broker user serves exactly those."""
+        user = state.context.get("ems_user")
+        if self.host_users is None or not user:
+            return
+        try:
+            await self.host_users.pin(user, [h for h in hostnames if h])
+        except ManagementError as exc:
+            raise OperationError(f"cannot narrow the EMS broker user {user}: {exc}") from exc
+
+    async def _release_host_users(self, gone: list[str], keep: list[str] | None = None) -> None:
+        if self.host_users is None or not gone:
+            return
+        try:
+            await self.host_users.release(gone, keep or [])
+        except ManagementError as exc:   # the hosts are gone either way; say what was left behind
+            log.warning("event=ems_host_user_release_failed hosts=%s error=%r", ",".join(gone), str(exc))
+
+    def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool,
+                  host_user: tuple[str, str] | None = None) -> str:
         ext = msg.extension or {}
         boot = self.boot or userdata.EmsBootstrap(
             broker_ip=str(ext.get("brokerIp") or "localhost"),
@@ -198,6 +233,8 @@ class Operations:
             package_version=self.settings.ems_package_version,
             monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
             virtual_host=broker_vhost(self.settings.ems_broker_url()))
+        if host_user is not None:
+            boot = dataclasses.replace(boot, username=host_user[0], password=host_user[1], host_user=True)
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         extra = None
         if with_package and msg.vnfPackage is not None:
@@ -245,9 +282,11 @@ class Operations:
             raise NfvoRefused(f"the NFVO did not grant the instantiation of {vnfr.name}",
                               grant.virtualNetworkFunctionRecord)
         vnfr = grant.virtualNetworkFunctionRecord
+        host_user = await self._host_user(vnfr.name, state)
         request = VnfmOrAllocateResourcesMessage(
             action="ALLOCATE_RESOURCES", virtualNetworkFunctionRecord=vnfr, vimInstances=grant.vduVim or {},
-            userdata=self._userdata(msg, with_package=True) or "none", keyPairs=list(msg.keys or []))
+            userdata=self._userdata(msg, with_package=True, host_user=host_user) or "none",
+            keyPairs=list(msg.keys or []))
         try:
             allocated = await self.nfvo.request(request, correlation_id=f"{state.op_id}:allocate")
         except NfvoError as exc:
@@ -259,6 +298,7 @@ class Operations:
             raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
         state.context["allocated"] = result.to_wire()
         await self._save_context(state)   # durable before any EMS command: a re-run never allocates again
+        await self._pin_host_user(state, [i.hostname or "" for i in result.vnfc_instances()])
         return result
 
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
@@ -318,6 +358,7 @@ class Operations:
         hostnames = [t.hostname for t in targets if t.hostname]
         self.registrations.forget(hostnames)
         await self.store.forget_registrations(hostnames)
+        await self._release_host_users(hostnames)
         if vnfr.id:
             await self.store.delete_vnfr(vnfr.id)
         _history(vnfr, "TERMINATE", "TERMINATE scripts executed")
@@ -346,8 +387,9 @@ class Operations:
             before = set(state.context.get("scaled_before") or [i.id for i in vnfr.vnfc_instances()])
         else:
             before = {i.id for i in vnfr.vnfc_instances()}
+            host_user = await self._host_user(vnfr.name, state)
             request = VnfmOrScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr,
-                                           userData=self._userdata(msg, with_package=False),
+                                           userData=self._userdata(msg, with_package=False, host_user=host_user),
                                            vimInstance=msg.vimInstance)
             try:
                 answer = await self.nfvo.request(request, correlation_id=f"{state.op_id}:scaling")
@@ -374,6 +416,7 @@ class Operations:
         if not new:
             raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
         inst = new[0]
+        await self._pin_host_user(state, [inst.hostname or ""])
         if (msg.mode or "").lower() == "standby":
             inst.state = "STANDBY"
         await self._wait_for_ems(scaled, [inst.hostname or ""])
@@ -396,6 +439,8 @@ class Operations:
                    if i.id != msg.vnfcInstance.id or msg.vnfcInstance.id is None]
         if targets:
             await self._run(vnfr, plans.plan_event(vnfr, "SCALE_IN", targets, removing_env(msg.vnfcInstance)), state)
+        if msg.vnfcInstance.hostname:
+            await self._release_host_users([msg.vnfcInstance.hostname], [t.hostname or "" for t in targets])
         return None
 
     # -- HEAL ------------------------------------------------------------------------------------------

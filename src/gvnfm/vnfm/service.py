@@ -41,6 +41,7 @@ from gvnfm.redact import body_summary
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
+from gvnfm.vnfm.broker_users import BrokerUsers, open_host_users
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
 from gvnfm.vnfm.nfvo_client import NfvoClient
@@ -98,6 +99,7 @@ class VnfmService:
         #: operation id -> the handler of this process working on it (at most one per operation)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
+        self.host_users: BrokerUsers | None = None
 
     # -- queues ----------------------------------------------------------------------------------
     @property
@@ -115,6 +117,7 @@ class VnfmService:
                 self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
                 tries=s.register_tries, pause=s.register_pause)
             await self._use_nfvo_credentials()
+        await self._open_host_users()
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
         await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
@@ -131,6 +134,16 @@ class VnfmService:
         if s.script_log_minutes > 0:
             self._prune_task = asyncio.create_task(self._prune_script_logs())
         log.info("event=vnfm_started endpoint=%s type=%s worker=%s", s.endpoint, s.type, self.worker)
+
+    async def _open_host_users(self) -> None:
+        """A broker user per EMS host when the broker's management API allows it (``broker_users``);
+        otherwise the shared EMS credentials, as the reference (one warning names the risk)."""
+        self.host_users = await open_host_users(self.settings)
+        if self.host_users is not None:
+            self.operations.host_users = self.host_users
+            self.ems_client.user_of = self.host_users.user_of
+            if hasattr(self.ems_transport, "replies_via_exchange"):
+                self.ems_transport.replies_via_exchange = True
 
     async def _use_nfvo_credentials(self) -> None:
         """The NFVO answers a registration with broker credentials of this VNFM's own; like the
@@ -181,6 +194,8 @@ class VnfmService:
         if self.settings.register_with_nfvo:
             await nfvo_client.unregister(self._bootstrap, endpoint=self.settings.endpoint, type_=self.settings.type,
                                          description=self.settings.description, credentials=self.credentials)
+        if self.host_users is not None:
+            await self.host_users.close()
         log.info("event=vnfm_stopped worker=%s", self.worker)
 
     # -- EMS registrations -----------------------------------------------------------------------
@@ -195,6 +210,9 @@ class VnfmService:
             log.warning("event=bad_registration error=%r %s", str(exc), body_summary(delivery.message.body))
             await delivery.ack()
             return
+        if self.host_users is not None and not await self._registration_allowed(delivery, hostname):
+            await delivery.ack()
+            return
         # Waiters in this worker learn it at once; the store (other workers, restarts) and the
         # broadcast follow in batches, and the message is acknowledged once it is stored.
         self.registrations.register(hostname)
@@ -203,6 +221,18 @@ class VnfmService:
         self._reg_pending.append((hostname, delivery))
         if self._reg_task is None or self._reg_task.done():
             self._reg_task = asyncio.create_task(self._flush_registrations())
+
+    async def _registration_allowed(self, delivery: Delivery, hostname: str) -> bool:
+        assert self.host_users is not None
+        user = delivery.message.user_id
+        try:
+            allowed = await self.host_users.may_register(user, hostname)
+        except Exception as exc:   # the management API is down: not trusted, the EMS registers again later
+            log.warning("event=registration_unchecked hostname=%s user_id=%s error=%r", hostname, user, str(exc))
+            return False
+        if not allowed:
+            log.warning("event=registration_refused hostname=%s user_id=%s reason=not_the_host_user", hostname, user)
+        return allowed
 
     async def _flush_registrations(self) -> None:
         while self._reg_pending:

@@ -43,6 +43,8 @@ class VnfmSettings(BaseModel):
     ems_autodelete: bool = True
     scripts_path: str = "/opt/openbaton/scripts"
     userdata_file: Path | None = None
+    ems_host_users: bool = True               # a broker user per EMS host (RabbitMQ management API)
+    broker_management_url: str | None = None  # default: http://<broker user>@<broker host>:15672
     # time bounds (seconds)
     ems_start_timeout: float = 500.0          # EMS registration deadline (vnfm.ems.start.timeout)
     ems_command_timeout: float = 120.0        # non-script EMS commands
@@ -77,6 +79,7 @@ _KEYS = {
     "vnfm.ems.script.old": "script_log_minutes", "vnfm.ems.userdata.filepath": "userdata_file",
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",
     "vnfm.rabbitmq.durable": "endpoint_queue_durable",
+    "vnfm.ems.host.users": "ems_host_users", "vnfm.rabbitmq.management.url": "broker_management_url",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")
