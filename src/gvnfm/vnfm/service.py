@@ -112,12 +112,12 @@ class VnfmService:
 
     async def start(self) -> None:
         s = self.settings
+        await self._open_host_users()   # first: the reply queue is bound to the exchange from the start
         if s.register_with_nfvo:
             self.credentials = await nfvo_client.register(
                 self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
                 tries=s.register_tries, pause=s.register_pause)
             await self._use_nfvo_credentials()
-        await self._open_host_users()
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
         await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
