@@ -204,7 +204,7 @@ class EmsCommandHandler:
             data = loads_wire(body)
         except (ValueError, UnicodeDecodeError) as exc:
             # the body is not echoed: it may hold secrets (env values) and the error goes to the log
-            raise CommandError(f"message is not acceptable JSON ({exc}; {len(body)} bytes)") from None
+            raise CommandError(f"message is not JSON ({exc}; {len(body)} bytes)") from None
         if not isinstance(data, dict):
             raise CommandError(f"message is not a JSON object but {type(data).__name__}")
         action = data.get("action")
