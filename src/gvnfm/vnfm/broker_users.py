@@ -42,7 +42,7 @@ log = logging.getLogger("gvnfm.vnfm.broker_users")
 
 USER_PREFIX = "gvnfm-ems-"
 MANAGEMENT_PORT = 15672
-#: A lookup that found no host user asks the broker again at most this often (seconds).
+#: A host found without a host user is looked up on the broker again at most this often (seconds).
 MISS_REFRESH = 2.0
 
 
@@ -118,7 +118,7 @@ class BrokerUsers:
         self.available = False
         self._lock = asyncio.Lock()
         self._served: dict[str, str] = {}     # user -> configure regex (cache of the broker's record)
-        self._fetched = 0.0
+        self._misses: dict[str, float] = {}   # hostname -> when the broker's record had no user for it
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -195,7 +195,7 @@ class BrokerUsers:
         """Every host user of the virtual host with its configure regex (from the broker)."""
         rows = (await self._call("GET", f"/api/vhosts/{self._vh()}/permissions")).json()
         served = {r["user"]: r["configure"] for r in rows if str(r.get("user", "")).startswith(USER_PREFIX)}
-        self._served, self._fetched = served, time.monotonic()
+        self._served = served
         return served
 
     async def users_of(self, hostnames: Iterable[str]) -> dict[str, list[str]]:
@@ -209,15 +209,22 @@ class BrokerUsers:
         return found
 
     async def user_of(self, hostname: str) -> str | None:
-        """The host user serving ``hostname`` (cached; on a miss the broker is asked again, at most every
-        ``MISS_REFRESH`` seconds: hosts with the shared credentials have none)."""
+        """The host user serving ``hostname`` (cached; on a miss the broker is asked again, for the same
+        host at most every ``MISS_REFRESH`` seconds: hosts with the shared credentials have none). A user
+        another worker made is found: a host is asked about only after its user exists."""
         for attempt in range(2):
-            if attempt == 1 and time.monotonic() - self._fetched < MISS_REFRESH:
-                break
+            if attempt == 1:
+                missed = self._misses.get(hostname)
+                if missed is not None and time.monotonic() - missed < MISS_REFRESH:
+                    break
             served = self._served if attempt == 0 else await self._record()
             for user, configure in served.items():
                 if serves(configure, hostname):
+                    self._misses.pop(hostname, None)
                     return user
+        if len(self._misses) > 4096:
+            self._misses.clear()
+        self._misses[hostname] = time.monotonic()
         return None
 
     async def serves_host(self, user: str, hostname: str) -> bool:
@@ -230,8 +237,7 @@ class BrokerUsers:
         """A registration of ``hostname`` published as ``user_id`` (RabbitMQ checked it): a host served by
         host users registers only as one of them; a host user registers only a host it serves; a host
         without one (shared credentials, today's behaviour) registers as any other user."""
-        if user_id is not None and user_id in self._served and serves(self._served[user_id], hostname):
-            return True
+        # always the broker's current record (another worker may have made or narrowed a user)
         servers = [u for u, c in (await self._record()).items() if serves(c, hostname)]
         if servers:
             return user_id in servers
