@@ -261,6 +261,12 @@ async def open_host_users(settings: VnfmSettings) -> BrokerUsers | None:
     url = settings.ems_broker_url()
     if not settings.ems_host_users or not url.startswith(("amqp://", "amqps://")):
         return None
+    port = urlsplit(url).port
+    if settings.broker_management_url is None and port not in (None, 5672, 5671):
+        # a broker on another port: its management API is not at the default one (which may well be
+        # another broker's); only an explicit URL is trusted
+        BrokerUsers._warn(f"the broker listens on port {port}: set vnfm.rabbitmq.management.url")
+        return None
     users = BrokerUsers(settings.broker_management_url or management_url(url), vhost=broker_vhost(url),
                         exchange=settings.exchange, register_key=f"ems.{settings.endpoint}.register")
     if await users.probe():
