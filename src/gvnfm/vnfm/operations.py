@@ -213,6 +213,15 @@ class Operations:
         except ManagementError as exc:
             raise OperationError(f"cannot narrow the EMS broker user {user}: {exc}") from exc
 
+    async def _drop_host_user(self, state: OperationState) -> None:
+        """The NFVO made no host with the user-data: its broker user goes."""
+        user = state.context.pop("ems_user", None)
+        if self.host_users is not None and user:
+            try:
+                await self.host_users.delete(user)
+            except ManagementError as exc:
+                log.warning("event=ems_host_user_release_failed user=%s error=%r", user, str(exc))
+
     async def _release_host_users(self, gone: list[str], keep: list[str] | None = None) -> None:
         if self.host_users is None or not gone:
             return
@@ -290,7 +299,10 @@ class Operations:
         try:
             allocated = await self.nfvo.request(request, correlation_id=f"{state.op_id}:allocate")
         except NfvoError as exc:
+            await self._drop_host_user(state)
             raise OperationError(str(exc), vnfr) from exc
+        if not isinstance(getattr(allocated, "vnfr", None), VirtualNetworkFunctionRecord):
+            await self._drop_host_user(state)   # refused or unusable: no host will ever use it
         if isinstance(allocated, OrVnfmErrorMessage):
             raise NfvoRefused(allocated.message or "the NFVO could not allocate resources", allocated.vnfr or vnfr)
         result = getattr(allocated, "vnfr", None)
@@ -394,7 +406,10 @@ class Operations:
             try:
                 answer = await self.nfvo.request(request, correlation_id=f"{state.op_id}:scaling")
             except NfvoError as exc:
+                await self._drop_host_user(state)
                 raise OperationError(str(exc), vnfr) from exc
+            if vnfr_of(answer) is None or isinstance(answer, OrVnfmErrorMessage):
+                await self._drop_host_user(state)
             if isinstance(answer, OrVnfmErrorMessage):
                 raise NfvoRefused(answer.message or "the NFVO refused the scale-out", answer.vnfr or vnfr)
             got = vnfr_of(answer)
