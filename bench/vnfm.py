@@ -34,6 +34,7 @@ class VnfmProcess:
             f"ems_start_timeout={ems_start_timeout}",
             f"log_level={log_level}",
             "endpoint_queue_durable=false",
+            "ems_host_users=false",   # the EMS fleet is many agents on one shared broker user
             "endpoint_queue_auto_delete=true",
         ]) + "\n")
         argv = python_argv("-m", "cProfile", "-o", str(profile)) if profile else python_argv()

@@ -2,7 +2,7 @@
 # Make sure the real services of the test suite are there (idempotent; Debian 12, with or without
 # systemd; root is needed only to install or start something):
 #   - RabbitMQ on 127.0.0.1:5672 (guest/guest) with its management API on 127.0.0.1:15672 (the tests
-#     make a virtual host each through it, so they need no rabbitmqctl, which only root may run),
+#     make a virtual host each through it, so they need no rabbitmqctl, which only root may run; the VNFM makes a broker user per EMS host through it),
 #   - RabbitMQ's STOMP plugin on 61613,
 #   - ActiveMQ (Debian's package, instance main) with a STOMP connector on 127.0.0.1:61614,
 #   - PostgreSQL on 127.0.0.1:5432 (user postgres, trust authentication from 127.0.0.1),

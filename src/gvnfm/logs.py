@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from gvnfm.redact import mask_urls
+
 _OPERATION: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("gvnfm_operation", default=None)
 _SPEC = re.compile(r"%(?:\((?P<name>[^)]*)\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]")
 _KEY_BEFORE = re.compile(r"([A-Za-z_][\w.\-]*)=$")
@@ -124,7 +126,7 @@ class KeyValueFormatter(logging.Formatter):
             line += "".join(f" {k}={quote(v)}" for k, v in extra.items())
         if record.exc_info:
             line += f" exc={quote(_mask(None, self.formatException(record.exc_info)))}"
-        return line
+        return mask_urls(line)   # whatever logged it (a library's error text too): no URL password
 
 
 def parse_logfmt(line: str) -> Iterator[tuple[str, str | None]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from typer.testing import CliRunner
 from gvnfm.api.server import ApiServer
 from gvnfm.cli.main import app
 from gvnfm.local.runtime import LocalRuntime, RuntimeOptions
+from gvnfm.logs import KeyValueFormatter
 from gvnfm.orchestrator.records import NetworkServiceRecord
+from tests.e2e.conftest import SECRETS, files_with_secrets
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -49,9 +52,15 @@ async def cli(state: Path, *args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-async def running(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[LocalRuntime, NetworkServiceRecord, Path]]:
+async def running(secret_broker: str, tmp_path: Path) -> AsyncIterator[tuple[LocalRuntime, NetworkServiceRecord, Path]]:
     state = tmp_path / "state"
-    rt = LocalRuntime(RuntimeOptions(state_dir=state, broker=amqp_vhost, capacity=12, ems_start_timeout=60,
+    # what gvnfm up writes to up.log, written here too: searched for the broker password (conftest)
+    handler = logging.FileHandler(tmp_path / "runtime.log")
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level, root.level = root.level, logging.INFO
+    rt = LocalRuntime(RuntimeOptions(state_dir=state, broker=secret_broker, capacity=12, ems_start_timeout=60,
                                      script_timeout=60))
     await rt.start()
     api = ApiServer(rt)
@@ -59,10 +68,15 @@ async def running(amqp_vhost: str, tmp_path: Path) -> AsyncIterator[tuple[LocalR
     nsr = await rt.deploy(chain_with_heal(tmp_path))
     try:
         yield rt, nsr, state
+        # the hosts' logs are searched before the teardown removes them (the rest by the conftest)
+        assert files_with_secrets(tmp_path, SECRETS) == []
     finally:
         await rt.teardown(nsr)
         await api.stop()
         await rt.close()
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
 
 
 async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime, NetworkServiceRecord, Path]) -> None:

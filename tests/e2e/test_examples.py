@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from gvnfm.vim.reaper import processes_of
+from tests.e2e.conftest import remember_secret
 from tests.support.broker_admin import BrokerAdmin
 from tests.support.netns import leftovers_of_run
 from tests.support.services import unique
@@ -38,6 +40,8 @@ def up(path: Path, state: Path, *extra: str, timeout: float = 300) -> tuple[int,
     proc = subprocess.run(up_argv(path, state, "--report", str(report), *extra),
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     data = json.loads(report.read_text()) if report.exists() else None
+    if state.is_dir():   # searched for passwords with every other log (tests/e2e/conftest.py)
+        (state / f"cli-output-{unique('run')}.log").write_text(proc.stdout + proc.stderr)
     return proc.returncode, proc.stdout + proc.stderr, data
 
 
@@ -82,16 +86,21 @@ def no_leftovers(state: Path, report: dict[str, Any]) -> None:
 
 
 def test_chain_on_process_vim_in_memory(tmp_path: Path) -> None:
-    code, out, report = up(EXAMPLES / "chain", tmp_path)
+    state = tmp_path / "state"
+    code, out, report = up(EXAMPLES / "chain", state)
     assert code == 0, out
     assert report is not None
     check_chain(report)
-    no_leftovers(tmp_path, report)
+    no_leftovers(state, report)
+    # the state is its owner's only: the store holds full requests, the logs and report the deployment
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (state, state / "gvnfm.db", state / "up.log",
+                                                               state / "report.json")}
+    assert modes == {"state": 0o700, "gvnfm.db": 0o600, "up.log": 0o600, "report.json": 0o600}
 
 
 @pytest.mark.rabbitmq
-def test_chain_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> None:
-    code, out, report = up(EXAMPLES / "chain", tmp_path, "--broker", amqp_vhost)
+def test_chain_on_process_vim_with_rabbitmq(secret_broker: str, tmp_path: Path) -> None:
+    code, out, report = up(EXAMPLES / "chain", tmp_path, "--broker", secret_broker)
     assert code == 0, out
     assert report is not None
     check_chain(report)
@@ -136,9 +145,9 @@ def test_iperf_on_process_vim_in_memory(tmp_path: Path) -> None:
 
 
 @pytest.mark.rabbitmq
-def test_iperf_on_process_vim_with_rabbitmq(amqp_vhost: str, tmp_path: Path) -> None:
+def test_iperf_on_process_vim_with_rabbitmq(secret_broker: str, tmp_path: Path) -> None:
     _iperf_present()
-    code, out, report = up(EXAMPLES / "iperf", tmp_path, "--broker", amqp_vhost)
+    code, out, report = up(EXAMPLES / "iperf", tmp_path, "--broker", secret_broker)
     assert code == 0, out
     assert report is not None
     check_iperf(report)
@@ -182,6 +191,7 @@ def test_examples_on_netns_vim_with_rabbitmq(example: str, own_user: bool, ems_u
     if example == "iperf":
         _iperf_present()
     user, password, url = ems_user
+    remember_secret(password)
     # each netns host has a /tmp of its own: the state dir (with the scripts repository the hosts clone)
     # must be where hosts see it
     state = Path("/var/tmp") / unique("gvnfm-netns-test")
@@ -279,10 +289,11 @@ def test_a_wrong_option_is_one_line_without_traceback(extra: list[str], needle: 
 
 @pytest.mark.rabbitmq
 def test_a_refused_broker_login_is_one_line_without_traceback(amqp_url: str, tmp_path: Path) -> None:
-    url = "amqp://nobody-gvnfm:wrong@" + amqp_url.split("@", 1)[-1].split("://", 1)[-1]
+    url = f"amqp://nobody-gvnfm:{remember_secret('wrong-pw-13')}@" + amqp_url.split("@", 1)[-1].split("://", 1)[-1]
     proc = subprocess.run(up_argv(EXAMPLES / "chain", tmp_path, "--broker", url), capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     out = proc.stdout + proc.stderr
+    (tmp_path / "cli-output.log").write_text(out)     # searched for the password (conftest)
     assert proc.returncode == 2, out
     (line,) = _lines(out)
     assert line.startswith("cannot start: ") and "refused" in line and "wrong" not in line, out
@@ -292,10 +303,11 @@ def test_an_unreachable_broker_is_one_line_without_traceback(tmp_path: Path) -> 
     with socket.socket() as probe:     # a port nobody listens on: bound, never listened
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-        url = f"amqp://guest:secret-pw@127.0.0.1:{port}/"
+        url = f"amqp://guest:{remember_secret('secret-pw')}@127.0.0.1:{port}/"
         proc = subprocess.run(up_argv(EXAMPLES / "chain", tmp_path, "--broker", url), capture_output=True,
                               text=True, timeout=60, cwd=ROOT)
     out = proc.stdout + proc.stderr
+    (tmp_path / "cli-output.log").write_text(out)
     assert proc.returncode == 2, out
     (line,) = _lines(out)
     assert line.startswith("cannot start: cannot connect to ") and f":{port}" in line, out

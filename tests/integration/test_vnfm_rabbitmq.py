@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from gvnfm.ems.agent import EmsAgent
-from gvnfm.ems.config import EmsConfig
 from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
 from tests.support.broker_admin import broker_admin
 from tests.support.fakes import FakeNfvo
+from tests.support.hosts import ems_config_from_userdata
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
@@ -63,8 +63,8 @@ class World:
 
     async def add_host(self, hostname: str, userdata: str) -> None:
         assert f"export ENDPOINT={self.endpoint}" in userdata
-        agent = EmsAgent(EmsConfig(hostname=hostname, type=self.endpoint, broker_url=self.url,
-                                   root=str(self.tmp / "hosts" / hostname), script_timeout=30))
+        agent = EmsAgent(ems_config_from_userdata(userdata, hostname, self.url,
+                                                  root=str(self.tmp / "hosts" / hostname), script_timeout=30))
         await agent.start()
         self.agents.append(agent)
 

@@ -96,6 +96,20 @@ class BrokerAdmin:
         return [cols[0] for cols in (line.split("\t") for line in out.splitlines()[1:]) if len(cols) == 2
                 and cols[1] == vhost]
 
+    def vhost_users(self, vhost: str) -> list[str]:
+        """The users with permissions on ``vhost``."""
+        if self.how == "api":
+            response = httpx.get(f"{self.api_url}/vhosts/{quote(vhost, safe='')}/permissions", auth=self.auth,
+                                 timeout=60)
+            if response.status_code == 404:
+                return []
+            response.raise_for_status()
+            return [str(p["user"]) for p in response.json()]
+        ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        out = subprocess.run([ctl, "-q", "list_permissions", "-p", vhost], capture_output=True, text=True,
+                             timeout=120).stdout
+        return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+
     def set_permissions(self, vhost: str, user: str, configure: str, write: str, read: str) -> None:
         if self.how == "api":
             self._api("PUT", f"/permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from gvnfm.ems.agent import EmsAgent
-from gvnfm.ems.config import EmsConfig
 from gvnfm.store.sql import SqlStore
 from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.vnfm.service import operation_key
 from tests.support.fakes import FakeNfvo
+from tests.support.hosts import ems_config_from_userdata
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
@@ -54,8 +54,8 @@ class Cluster:
         self.op_ids: dict[str, str] = {}      # correlation id -> operation id of what send() sent
 
     async def add_host(self, hostname: str, userdata: str) -> None:
-        agent = EmsAgent(EmsConfig(hostname=hostname, type=self.endpoint, broker_url=self.url,
-                                   root=str(self.tmp / "hosts" / hostname), reconnect_max=2))
+        agent = EmsAgent(ems_config_from_userdata(userdata, hostname, self.url,
+                                                  root=str(self.tmp / "hosts" / hostname), reconnect_max=2))
         await agent.start()
         self.agents.append(agent)
 

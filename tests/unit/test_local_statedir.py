@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gvnfm.api.server import is_authorized
-from gvnfm.local.statedir import StateDirBusy, StateDirLock, private_dir, write_private
+from gvnfm.local.statedir import StateDirBusy, StateDirLock
+from gvnfm.private import private_dir, write_private
 
 
 def test_one_owner_at_a_time_and_the_refusal_names_it(tmp_path: Path) -> None:

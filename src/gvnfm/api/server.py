@@ -30,9 +30,9 @@ from pydantic import BaseModel, Field
 
 from gvnfm.api.access import ALLOWED, CSRF_HEADER, FORBIDDEN, UNAUTHENTICATED, cookie_name, decide
 from gvnfm.api.page import add_page
-from gvnfm.local.statedir import write_private
 from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError
 from gvnfm.orchestrator.records import NetworkServiceRecord
+from gvnfm.private import write_private
 
 log = logging.getLogger(__name__)
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from gvnfm.catalogue.base import WireModel
+from gvnfm.catalogue.base import WireModel, loads_wire
 
 EMS_ACTIONS = ("SAVE_SCRIPTS", "CLONE_SCRIPTS", "EXECUTE", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY",
                "REPO_SCRIPTS_UPDATE")
 
 DEFAULT_SCRIPTS_PATH = "/opt/openbaton/scripts"
+#: The largest per-command ``timeout`` accepted (seconds, 30 days): anything above is a mistake or an attack.
+MAX_TIMEOUT_SECONDS = 30 * 86400.0
 
 
 class EmsCommand(WireModel):
@@ -43,14 +44,17 @@ class EmsReply(WireModel):
         """Read an EMS reply leniently: the reference EMS answers ``None`` for unknown actions
         and can send ``status`` as the string ``"1"``."""
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-            return cls(output="", err=f"EMS sent a reply that is not JSON: {text[:200]!r}", status=-1)
+            data = loads_wire(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            # quoted only when tiny (the reference's literal None): a reply carries script output (secrets)
+            shown = f" {body!r}" if len(body) <= 8 else f" of {len(body)} bytes"
+            return cls(output="", err=f"EMS sent a reply{shown} that is not acceptable JSON ({exc})", status=-1)
         if not isinstance(data, dict):
-            return cls(output="", err=f"EMS sent a reply that is not an object: {data!r:.200}", status=-1)
+            return cls(output="", err=f"EMS sent a reply that is not an object but {type(data).__name__}", status=-1)
         try:
             status = int(data.get("status", -1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            status = -1
+        if not -(2**31) <= status < 2**31:   # a Java int, as the VNFM's Gson reads it
             status = -1
         return cls(output=str(data.get("output") or ""), err=str(data.get("err") or ""), status=status)

@@ -6,12 +6,11 @@ different classes depending on who sends it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from gvnfm.catalogue.base import WireModel
+from gvnfm.catalogue.base import WireModel, loads_wire
 from gvnfm.catalogue.descriptors import VirtualNetworkFunctionDescriptor
 from gvnfm.catalogue.records import (
     VirtualNetworkFunctionRecord,
@@ -210,8 +209,8 @@ def _parse(body: bytes | str | dict[str, Any], registry: dict[str, type[NfvMessa
         data: Any = body
     else:
         try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = loads_wire(body)   # NaN, Infinity, overflowing numbers refused
+        except (UnicodeDecodeError, ValueError) as exc:
             raise MessageError(f"message is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise MessageError(f"message must be a JSON object, got {type(data).__name__}")
@@ -258,8 +257,8 @@ def salvage_vnfr(body: bytes | str) -> VirtualNetworkFunctionRecord | None:
     """The VNFR of a message that could not be parsed as a whole, if one can be read from it (an ERROR
     answer is only useful to the NFVO with a VNFR: its ErrorTask fails on a null one)."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        data = loads_wire(body)
+    except (UnicodeDecodeError, ValueError, TypeError):   # JSONDecodeError and WireNumberError too
         return None
     if not isinstance(data, dict):
         return None

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from gvnfm.cli.day2_cmd import Output
 from gvnfm.logs import setup_logging
+from gvnfm.private import open_private_append, write_private
 
 log = logging.getLogger("gvnfm.up")
 
@@ -231,8 +232,7 @@ async def _report(path: Path, data: dict[str, object], console: Console) -> None
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    write_private(path, text)
 
 
 def register(app: typer.Typer) -> None:
@@ -282,10 +282,10 @@ def register(app: typer.Typer) -> None:
         The in-process VNFM reads GVNFM_* environment variables as `gvnfm vnfm` does (an option given
         here wins); broker, state dir and endpoint are set by the options above only."""
         from gvnfm.local.runtime import RuntimeOptions
-        from gvnfm.local.statedir import private_dir
+        from gvnfm.private import private_dir
 
         private_dir(state_dir)
-        log_file = open(state_dir / "up.log", "a")
+        log_file = open_private_append(state_dir / "up.log")
         setup_logging(log_level, stream=log_file)
         as_json = output == "json"
         console = Console(stderr=as_json)

@@ -78,11 +78,12 @@ async def run_vnfm(settings: VnfmSettings, stop: asyncio.Event | None = None) ->
     as soon as ``stop`` is set; operations in flight are cancelled unanswered and unacknowledged, so
     the broker hands them to another worker (or this one, restarted), which resumes them."""
     from gvnfm.ops.signals import until_stopped
+    from gvnfm.private import private_dir
     from gvnfm.store.sql import open_store
     from gvnfm.transport import open_transport, url_with_credentials
     from gvnfm.vnfm.service import VnfmService
 
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.state_dir)
     stop = stop or asyncio.Event()
     health = Health()
     http = OpsServer(settings.http_listen, health) if settings.http_listen else None

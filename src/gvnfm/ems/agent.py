@@ -153,7 +153,11 @@ class EmsAgent:
         (nothing delivered) while the register queue does not exist."""
         assert self.transport is not None
         queue = self.config.register_queue
-        if not await self.transport.publish_routed(queue, registration_body(self.hostname), exchange=""):
+        # a host user may not write to the default exchange: through the topic exchange (the VNFM's
+        # register queue is bound there under its name), as itself (user_id, checked by the broker)
+        host_user = self.config.broker_user if self.config.host_user else None
+        if not await self.transport.publish_routed(queue, registration_body(self.hostname),
+                                                   exchange=None if host_user else "", user_id=host_user):
             return False
         self.registrations += 1
         log.info("event=ems_registered hostname=%s queue=%s count=%d", self.hostname, queue, self.registrations)
@@ -265,7 +269,8 @@ class EmsAgent:
         assert self.transport is not None
         try:
             if msg.reply_to:
-                await self.transport.reply(msg, reply_body(reply))
+                await self.transport.reply(msg, reply_body(reply),
+                                           as_user=self.config.broker_user if self.config.host_user else None)
             else:
                 log.warning("event=ems_no_reply_to hostname=%s correlation_id=%s", self.hostname,
                             msg.correlation_id)

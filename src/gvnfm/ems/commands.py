@@ -28,6 +28,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -35,26 +36,27 @@ import shutil
 import stat
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from gvnfm.catalogue.ems import EmsReply
+from gvnfm.catalogue.base import loads_wire
+from gvnfm.catalogue.ems import MAX_TIMEOUT_SECONDS, EmsReply
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
 from gvnfm.ems.runner import RunAs, run_script, script_argv
+from gvnfm.ems.safe_tree import append_file, merge_tree, write_file
 from gvnfm.ops import metrics
+from gvnfm.redact import mask_urls as redact_urls
 
 log = logging.getLogger("gvnfm.ems")
 
 OB_PARAMETERS = ("ob_parameters.json", "ob_parameters.yaml", "ob_parameters.sh")
 _ALLOWED_URL = re.compile(r"^(?:file|https?|git|ssh)://", re.IGNORECASE)
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_]")
-# scheme://userinfo@ -- greedy up to the last '@' before the path, so a password with '@' is covered
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"]*)@")
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 GIT_PROTOCOLS = "file:git:http:https:ssh"
 #: Scripts up to this size are written without a worker thread.
 INLINE_WRITE_BYTES = 1024 * 1024
@@ -66,18 +68,6 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with the credentials of every URL in it masked: ``https://user:***@host``; a user
-    alone in an http(s) URL is a token (``https://***@github.com``); ``ssh://git@host`` is kept."""
-    def mask(m: re.Match[str]) -> str:
-        scheme, userinfo = m["scheme"], m["userinfo"]
-        user, colon, _ = userinfo.partition(":")
-        if colon:
-            return f"{scheme}{user}:***@"
-        return f"{scheme}***@" if scheme.lower().startswith("http") else m[0]
-    return _URL_USERINFO.sub(mask, text) if "://" in text else text
 
 
 #: Commands that only write files: done at once, logged with one line at their end.
@@ -137,30 +127,6 @@ def check_git_url(url: Any) -> str:
         return url
     raise CommandError(f"repository URL {redact_urls(url)!r} refused: only file://, http(s)://, git://, ssh:// URLs "
                        "and absolute local paths are accepted")
-
-
-def _write_file(target: Path, content: bytes, mode: int) -> None:
-    """Write atomically (temporary file + rename: an existing symlink at the target is replaced,
-    never followed); the folder is made when it is missing."""
-    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    try:
-        fd = os.open(tmp, flags, mode)
-    except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, mode)
-    try:
-        try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _add_exec(path: Path) -> None:
@@ -239,7 +205,7 @@ class EmsCommandHandler:
     @staticmethod
     def parse(body: bytes | str) -> dict[str, Any]:
         try:
-            data = json.loads(body)
+            data = loads_wire(body)
         except (ValueError, UnicodeDecodeError) as exc:
             # the body is not echoed: it may hold secrets (env values) and the error goes to the log
             raise CommandError(f"message is not JSON ({exc}; {len(body)} bytes)") from None
@@ -277,8 +243,10 @@ class EmsCommandHandler:
         value = command.get("timeout")
         if value is None:
             return self.config.script_timeout
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise CommandError(f"'timeout' must be a positive number of seconds, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not 0 < value <= MAX_TIMEOUT_SECONDS):
+            raise CommandError(f"'timeout' must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS:.0f}, "
+                               f"got {value!r}")
         return float(value)
 
     def environment(self, vnfm_env: Any, folder: Path) -> dict[str, str]:
@@ -295,8 +263,9 @@ class EmsCommandHandler:
         for key, value in vnfm_env.items():
             if value is None:
                 continue
-            if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
-                raise CommandError(f"env name {key!r} is not a valid environment variable name")
+            if not isinstance(key, str) or not _SHELL_NAME.fullmatch(key):
+                # bash imports BASH_FUNC_<name>%% as a function: only shell identifiers are passed
+                raise CommandError(f"env name {key!r} is not a shell identifier ([A-Za-z_][A-Za-z0-9_]*)")
             text = _text(value)
             if "\x00" in text:
                 raise CommandError(f"env value of {key!r} contains a NUL byte")
@@ -318,11 +287,13 @@ class EmsCommandHandler:
         name = command.get("name")
         if not isinstance(name, str):
             raise CommandError(f"{command['action']} needs a 'name'")
+        if name.split("/")[-1] in ("", "."):
+            raise CommandError(f"script name {name!r} names a folder, not a file")
         folder = self.folder(command)
-        target = resolve_inside(folder, name, folder_is_real=True)
+        rel = PurePosixPath(resolve_inside(folder, name, folder_is_real=True).relative_to(folder))
 
         def write() -> str:
-            _write_file(target, content, 0o755)
+            write_file(folder, rel, content, 0o755)
             _add_exec(folder)
             return listing(folder)
 
@@ -359,15 +330,17 @@ class EmsCommandHandler:
 
             def finish() -> str:
                 if tmp_root is not None:
-                    shutil.copytree(dest, folder, symlinks=True, dirs_exist_ok=True,
-                                    ignore=shutil.ignore_patterns(".git"))
+                    merge_tree(dest, folder)   # never through a link already in the folder
                 _add_exec(folder)
                 for entry in folder.iterdir():
                     if entry.is_file() and not entry.is_symlink():
                         _add_exec(entry)
                 return listing(folder)
 
-            output = await asyncio.to_thread(finish)
+            try:
+                output = await asyncio.to_thread(finish)
+            except OSError as exc:
+                raise CommandError(f"cannot update {str(folder)!r} from the clone: {exc.strerror or exc}") from None
         finally:
             if tmp_root is not None:
                 await asyncio.to_thread(shutil.rmtree, tmp_root, True)
@@ -416,12 +389,9 @@ class EmsCommandHandler:
 
         def write() -> str:
             folder.mkdir(parents=True, exist_ok=True)
-            _write_file(resolve_inside(folder, "ob_parameters.json"), text.encode(), 0o644)
-            _write_file(resolve_inside(folder, "ob_parameters.yaml"), as_yaml.encode(), 0o644)
-            sh = resolve_inside(folder, "ob_parameters.sh")
-            fd = os.open(sh, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "a", encoding="utf-8") as fh:
-                fh.write(as_sh)
+            write_file(folder, PurePosixPath("ob_parameters.json"), text.encode(), 0o644)
+            write_file(folder, PurePosixPath("ob_parameters.yaml"), as_yaml.encode(), 0o644)
+            append_file(folder, PurePosixPath("ob_parameters.sh"), as_sh, 0o644)
             return listing(folder)
 
         try:

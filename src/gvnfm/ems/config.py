@@ -28,7 +28,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -70,6 +70,10 @@ class EmsConfig(BaseModel):
     protocol: Literal["amqp", "stomp", "stomp+ssl"] | None = None
     """The broker protocol (a gvnfm extension): ``stomp``/``stomp+ssl`` for RabbitMQ's STOMP plugin or
     ActiveMQ. Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
+    host_user: bool = False
+    """The broker user is this host's own (made by gvnfm's VNFM, user-data EMS_HOST_USER): it may not
+    write to the default exchange, so the registration and the replies go through ``exchange``, with
+    the user as AMQP ``user_id`` (which RabbitMQ checks against the connection)."""
     broker_url: str | None = None
     """Overrides broker_ip/port/username/password/virtual_host when set (``amqp://...``, ``memory://x``)."""
     root: str | None = None
@@ -95,6 +99,13 @@ class EmsConfig(BaseModel):
     """Seconds between SIGTERM and SIGKILL of a timed-out script's process group."""
 
     _explicit_dirs: set[str] = PrivateAttr(default_factory=set)
+
+    @property
+    def broker_user(self) -> str:
+        """The user the agent connects as (``broker_url``'s when set)."""
+        if self.broker_url and "://" in self.broker_url:
+            return unquote(urlsplit(self.broker_url).username or "guest")
+        return self.username
 
     @field_validator("autodelete", mode="before")
     @classmethod

@@ -22,6 +22,8 @@ from gvnfm.orchestrator.deploy import Deployment
 from gvnfm.orchestrator.loader import ServiceBundle, aload_service
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import NetworkServiceRecord
+from gvnfm.private import private_dir
+from gvnfm.redact import mask_urls
 from gvnfm.store.api import Store
 from gvnfm.store.sql import open_store
 from gvnfm.transport import Transport, open_transport
@@ -153,6 +155,7 @@ class LocalRuntime:
         o = self.options
         self.lock.acquire()     # StateDirBusy: another live `gvnfm up` owns the folder; nothing touched
         (self.state_dir / "api.json").unlink(missing_ok=True)   # a dead owner's
+        private_dir(self.state_dir)
         if o.broker is None or o.broker.startswith("memory://"):
             self._broker = InMemoryBroker()
             broker_ip, broker_port, user, password = "127.0.0.1", 5672, "memory", "memory"
@@ -178,8 +181,8 @@ class LocalRuntime:
                                 progress=self.nfvo.on_vnfm_progress, worker_id=f"up-{uuid.uuid4().hex[:8]}")
         await self.vnfm.start()
         self.deployment = Deployment(self.nfvo)
-        log.info("event=runtime_started broker=%s vim=%s state_dir=%s", "memory" if self._broker else o.broker,
-                 o.vim, self.state_dir)
+        log.info("event=runtime_started broker=%s vim=%s state_dir=%s",
+                 "memory" if self._broker else mask_urls(o.broker), o.vim, self.state_dir)
 
     async def close(self) -> None:
         if self.vnfm is not None:

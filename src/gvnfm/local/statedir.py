@@ -18,6 +18,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from gvnfm.private import private_dir
+
 LOCK_NAME = "lock"
 
 
@@ -29,25 +31,6 @@ class StateDirBusy(RuntimeError):
         self.pid = pid
         super().__init__(f"state folder {state_dir} is in use by gvnfm up, pid {pid if pid else 'unknown'}; "
                          "use --state-dir")
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it 0700 (owner only)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` as a 0600 file, atomically (a reader sees the old or the new whole)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _read_pid(path: Path) -> int | None:

@@ -19,6 +19,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gvnfm.private import private_file
+
 log = logging.getLogger("gvnfm.store")
 
 SQLITE = "sqlite+aiosqlite"
@@ -73,6 +75,7 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
     memory = is_memory(url)
     if not memory and url.database and not url.query.get("uri"):
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(url.database).expanduser())   # 0600: it holds full requests (SQLite's journals follow)
     # Every use of a connection is a transaction that SQLAlchemy ends (commit or rollback) before the
     # connection goes back to the pool, so the pool's own rollback on return is skipped: one thread
     # hop (aiosqlite) less per transaction.

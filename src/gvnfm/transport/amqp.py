@@ -38,6 +38,7 @@ from aio_pika.abc import (
 from aiormq.abc import DeliveredMessage
 from yarl import URL
 
+from gvnfm.redact import mask_urls
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
     Delivery,
@@ -86,13 +87,8 @@ def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
         delay = min(delay * 2 if delay > 0 else maximum, maximum)
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "<invalid url>"
-    return str(parsed.with_password("***")) if parsed.password else str(parsed)
+#: The URL without its password, for messages and logs (the one masking function).
+safe_url = mask_urls
 
 
 @contextlib.contextmanager
@@ -176,7 +172,7 @@ def _to_message(incoming: DeliveredMessage) -> Message:
     props, delivery = incoming.header.properties, incoming.delivery
     return Message(body=incoming.body, routing_key=delivery.routing_key or "", reply_to=props.reply_to,
                    correlation_id=props.correlation_id, content_type=props.content_type or "text/plain",
-                   redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}))
+                   redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}), user_id=props.user_id)
 
 
 class AmqpTransport(Transport):
@@ -218,6 +214,9 @@ class AmqpTransport(Transport):
         self._reply_channel: AbstractChannel | None = None
         self._reply_lock = asyncio.Lock()
         self._pending: dict[str, list[asyncio.Future[bytes]]] = {}
+        self._expect: dict[str, str] = {}     # correlation id -> the host user whose reply is awaited
+        #: bind the reply queue to the exchange under its name, for host users' replies (``Transport.reply``)
+        self.replies_via_exchange = False
 
     def __repr__(self) -> str:
         return f"AmqpTransport({safe_url(self.url)!r}, exchange={self.exchange!r})"
@@ -494,21 +493,22 @@ class AmqpTransport(Transport):
 
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,
-                      headers: dict[str, Any] | None = None) -> None:
+                      headers: dict[str, Any] | None = None, user_id: str | None = None) -> None:
         self._check_size(body)
         await self._wait_ready()
         await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
-                            correlation_id=correlation_id, headers=headers)
+                            correlation_id=correlation_id, headers=headers, user_id=user_id)
 
-    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                             user_id: str | None = None) -> bool:
         self._check_size(body)
         await self._wait_ready()
         return await self._publish(routing_key, body, exchange=exchange, reply_to=None, correlation_id=None,
-                                   headers=None, mandatory=True)
+                                   headers=None, mandatory=True, user_id=user_id)
 
     async def _publish(self, routing_key: str, body: bytes, *, exchange: str | None, reply_to: str | None,
                        correlation_id: str | None, headers: dict[str, Any] | None,
-                       generation: int | None = None, mandatory: bool = False) -> bool:
+                       generation: int | None = None, mandatory: bool = False, user_id: str | None = None) -> bool:
         """Publish with a publisher confirm; False when ``mandatory`` and the broker returned it."""
         name = self.exchange if exchange is None else exchange
         with _as_transport_error(f"cannot publish {routing_key!r} to exchange {name!r}"):
@@ -517,7 +517,7 @@ class AmqpTransport(Transport):
                 raise TransportError("connection lost")
             properties = aiormq.spec.Basic.Properties(content_type="text/plain", delivery_mode=_PERSISTENT,
                                                       reply_to=reply_to, correlation_id=correlation_id,
-                                                      headers=headers or None)
+                                                      headers=headers or None, user_id=user_id)
             underlay = await ch.get_underlay_channel()
             # with publisher confirms: returns once the broker took it (a Nack raises DeliveryError); an
             # unroutable mandatory message comes back as the returned message instead of the ack
@@ -660,6 +660,8 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(self.publish_timeout):
                 ch = await conn.channel(publisher_confirms=False)
                 q = await ch.declare_queue("", exclusive=True, auto_delete=True)
+                if self.replies_via_exchange:   # host users answer through the exchange (see ``reply``)
+                    await q.bind(self.exchange, routing_key=q.name)
                 await (await ch.get_underlay_channel()).basic_consume(q.name, self._on_reply, no_ack=True)
         self._reply_channel = ch
         self._reply_queue = q.name
@@ -675,6 +677,15 @@ class AmqpTransport(Transport):
 
     def _on_reply(self, incoming: DeliveredMessage) -> None:
         correlation_id = incoming.header.properties.correlation_id
+        if incoming.delivery.exchange:
+            # Through the topic exchange: a host user's answer (the default exchange is closed to them).
+            # Taken only from the user of the host the request went to (RabbitMQ checked user_id).
+            user = incoming.header.properties.user_id
+            if user is None or user != self._expect.get(correlation_id or ""):
+                log.warning("event=reply_refused correlation_id=%s user_id=%s reason=not_the_requested_host",
+                            correlation_id, user)
+                return
+        self._expect.pop(correlation_id or "", None)
         waiters = self._pending.pop(correlation_id or "", None)
         if not waiters:
             log.debug("event=late_reply correlation_id=%s", correlation_id)
@@ -750,7 +761,8 @@ class AmqpTransport(Transport):
             raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
 
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
-                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
+                  exchange: str | None = None, correlation_id: str | None = None,
+                  expect_user: str | None = None) -> bytes:
         self._check_size(body)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
@@ -764,6 +776,8 @@ class AmqpTransport(Transport):
                 cid = correlation_id or uuid.uuid4().hex
                 fut: asyncio.Future[bytes] = loop.create_future()
                 self._pending.setdefault(cid, []).append(fut)
+                if expect_user is not None:
+                    self._expect[cid] = expect_user
                 try:
                     await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
                                         correlation_id=cid, headers=None, generation=generation)
@@ -774,5 +788,6 @@ class AmqpTransport(Transport):
                         waiters.remove(fut)
                         if not waiters:
                             del self._pending[cid]
+                            self._expect.pop(cid, None)
         except TimeoutError as exc:
             raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc

@@ -44,6 +44,8 @@ class Message:
     content_type: str = "text/plain"
     redelivered: bool = False
     headers: dict[str, Any] = field(default_factory=dict)
+    #: AMQP ``user_id``: when set, RabbitMQ has checked it is the publishing connection's user
+    user_id: str | None = None
 
 
 class Delivery(abc.ABC):
@@ -96,24 +98,30 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,
-                      headers: dict[str, Any] | None = None) -> None:
+                      headers: dict[str, Any] | None = None, user_id: str | None = None) -> None:
         """``exchange=None`` is the topic exchange; ``""`` the default exchange."""
 
     @abc.abstractmethod
-    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                             user_id: str | None = None) -> bool:
         """Publish, the broker telling whether a queue took the message (AMQP ``mandatory``): False
         when no queue is bound for it, and nothing was delivered. A check that closes no channel
         (a passive declaration or a binding of a missing queue does)."""
 
-    async def reply(self, request: Message, body: bytes) -> None:
-        """Answer an RPC request on the default exchange (no-op when it asked for no answer)."""
+    async def reply(self, request: Message, body: bytes, *, as_user: str | None = None) -> None:
+        """Answer an RPC request on the default exchange (no-op when it asked for no answer). ``as_user``:
+        a host user, which may not write to the default exchange, answers through the topic exchange
+        (routing key = the reply queue, which gvnfm's VNFM binds under its name) with its ``user_id``."""
         if request.reply_to:
-            await self.publish(request.reply_to, body, exchange="", correlation_id=request.correlation_id)
+            await self.publish(request.reply_to, body, exchange=None if as_user else "",
+                               correlation_id=request.correlation_id, user_id=as_user)
 
     @abc.abstractmethod
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
-                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
-        """Request/reply; raises RpcTimeout after ``timeout`` seconds (None = wait forever)."""
+                  exchange: str | None = None, correlation_id: str | None = None,
+                  expect_user: str | None = None) -> bytes:
+        """Request/reply; raises RpcTimeout after ``timeout`` seconds (None = wait forever). A reply that
+        came through the topic exchange is taken only when its ``user_id`` is ``expect_user``."""
 
     async def request(self, routing_key: str, body: bytes, *, timeout: float | None,
                       exchange: str | None = None) -> bytes:

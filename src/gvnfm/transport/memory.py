@@ -147,7 +147,7 @@ class InMemoryBroker:
                 continue
             copy = Message(body=message.body, routing_key=routing_key, reply_to=message.reply_to,
                            correlation_id=message.correlation_id, content_type=message.content_type,
-                           headers=dict(message.headers))
+                           headers=dict(message.headers), user_id=message.user_id)
             q.messages.append(copy)
             self._dispatch(q)
         return len(targets)
@@ -274,16 +274,17 @@ class InMemoryTransport(Transport):
 
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,
-                      headers: dict[str, Any] | None = None) -> None:
+                      headers: dict[str, Any] | None = None, user_id: str | None = None) -> None:
         self._check()
         self.broker.route(self.exchange if exchange is None else exchange, routing_key,
                           Message(body=body, routing_key=routing_key, reply_to=reply_to,
-                                  correlation_id=correlation_id, headers=headers or {}))
+                                  correlation_id=correlation_id, headers=headers or {}, user_id=user_id))
 
-    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                             user_id: str | None = None) -> bool:
         self._check()
         return self.broker.route(self.exchange if exchange is None else exchange, routing_key,
-                                 Message(body=body, routing_key=routing_key)) > 0
+                                 Message(body=body, routing_key=routing_key, user_id=user_id)) > 0
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
         self._check()
@@ -314,7 +315,8 @@ class InMemoryTransport(Transport):
         return self._reply_queue
 
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
-                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
+                  exchange: str | None = None, correlation_id: str | None = None,
+                  expect_user: str | None = None) -> bytes:   # (no host users on the in-memory broker)
         reply_to = await self._ensure_reply_queue()
         cid = correlation_id or uuid.uuid4().hex
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

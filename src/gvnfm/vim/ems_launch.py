@@ -28,6 +28,7 @@ class EmsLaunch:
     heartbeat: int = 60
     autodelete: bool = True
     virtual_host: str = "/"
+    host_user: bool = False         # the credentials are this host's own broker user (EMS_HOST_USER)
     protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" ("" = amqp)
 
     @staticmethod
@@ -56,14 +57,16 @@ class EmsLaunch:
                    exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
                    # only the literal "false" disables auto-delete, as in the reference EMS
                    autodelete=values.get("EMS_AUTODELETE", "true") != "false",
-                   virtual_host=values.get("VIRTUAL_HOST") or "/", protocol=values.get("EMS_PROTOCOL") or "")
+                   virtual_host=values.get("VIRTUAL_HOST") or "/", protocol=values.get("EMS_PROTOCOL") or "",
+                   host_user=values.get("EMS_HOST_USER", "") == "true")
 
     def replace(self, **changes: Any) -> EmsLaunch:
         return dataclasses.replace(self, **changes)
 
     def with_broker_url(self, url: str) -> EmsLaunch:
         """Broker address, credentials, virtual host (and protocol) from an ``amqp://`` or ``stomp://``
-        ``user:pass@host:port/vhost`` URL (the parts the URL has)."""
+        ``user:pass@host:port/vhost`` URL (the parts the URL has). A host user's credentials (the VM's own)
+        are kept."""
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps", "stomp", "stomp+ssl") or not parts.hostname:
             raise VimError(f"broker URL {url!r} is not amqp:// or stomp://user:password@host:port/")
@@ -73,9 +76,9 @@ class EmsLaunch:
             changes["broker_port"] = parts.port
         elif stomp:
             changes["broker_port"] = 61613
-        if parts.username is not None:
+        if parts.username is not None and not self.host_user:
             changes["username"] = unquote(parts.username)
-        if parts.password is not None:
+        if parts.password is not None and not self.host_user:
             changes["password"] = unquote(parts.password)
         vhost = parts.path[1:] if parts.path.startswith("/") else parts.path
         if vhost:
@@ -103,6 +106,8 @@ class EmsLaunch:
             fields["virtual_host"] = self.virtual_host
         if self.protocol:
             fields["protocol"] = self.protocol
+        if self.host_user:
+            fields["host_user"] = "true"
         fields.update(extra or {})
         for key, value in fields.items():
             if "\n" in value or "\r" in value:

@@ -346,9 +346,9 @@ class NetnsVim(Vim):
 
     def _ems_launch(self, spec: HostSpec, hostname: str, first: _Bridge) -> EmsLaunch:
         launch = self._given_launch(spec, hostname)
-        if self.ems_username is not None:
+        if self.ems_username is not None and not launch.host_user:   # a host user is the VM's own
             launch = launch.replace(username=self.ems_username)
-        if self.ems_password is not None:
+        if self.ems_password is not None and not launch.host_user:
             launch = launch.replace(password=self.ems_password)
         gateways = {b.gateway for b in self._bridges.values()}
         if launch.broker_is_loopback or launch.broker_ip in gateways:

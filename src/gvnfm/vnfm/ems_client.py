@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
@@ -32,6 +32,8 @@ class EmsClient:
         self.retry_pause = retry_pause
         #: hostname -> events of commands to it that met a lost connection (see host_registered)
         self._recovering: dict[str, set[asyncio.Event]] = {}
+        #: the broker user of a host (host users, ``broker_users``): its replies are taken from it only
+        self.user_of: Callable[[str], Awaitable[str | None]] | None = None
 
     def host_registered(self, hostname: str) -> None:
         """The EMS of ``hostname`` registered (again): it (re)connected. A command re-sent after a lost
@@ -40,6 +42,15 @@ class EmsClient:
         connection are not re-sent."""
         for event in self._recovering.get(hostname, ()):
             event.set()
+
+    async def _expected_user(self, hostname: str) -> str | None:
+        if self.user_of is None:
+            return None
+        try:
+            return await self.user_of(hostname)
+        except Exception as exc:   # the management API is down: a host user's reply is refused, not trusted
+            log.warning("event=ems_host_user_unknown hostname=%s error=%r", hostname, str(exc))
+            return None
 
     async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
                    timeout: float | None = None) -> EmsReply:
@@ -50,6 +61,8 @@ class EmsClient:
         deadline = time.monotonic() + limit
         body = json.dumps(command).encode()
         back: asyncio.Event | None = None
+        expect = await self._expected_user(hostname)
+        extra: dict[str, Any] = {"expect_user": expect} if expect is not None else {}
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -57,7 +70,7 @@ class EmsClient:
                     break
                 try:
                     rpc = self.transport.rpc(ems_queue(hostname), body, timeout=remaining,
-                                             correlation_id=correlation_id)
+                                             correlation_id=correlation_id, **extra)
                     raw = await rpc if back is None else await _unless(rpc, back)
                     if raw is not None:
                         return EmsReply.parse(raw)

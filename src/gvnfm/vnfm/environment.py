@@ -2,7 +2,8 @@
 reference), computed from the records alone.
 
 Deliberate differences (docs/compatibility.md): keys that a per-VNFC value overrode are *restored*
-for the next VNFC instead of deleted; ``removing_*`` keys are also given sanitised names.
+for the next VNFC instead of deleted; ``removing_*`` keys are sanitised like every other name (every
+name sent is a shell identifier: gvnfm's EMS refuses any other).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def vnfc_env(inst: VNFCInstance) -> Env:
 def removing_env(removed: VNFCInstance) -> Env:
     """SCALE_IN variables describing the removed VNFC: ``removing_<net>``, ``removing_<net>_floatingIp``,
     ``removing_hostname``. The reference sends the names unsanitised (``removing_private-net``, which
-    bash cannot read); gvnfm sends the sanitised name, and the reference's name too when it differs."""
+    bash cannot read); gvnfm sends the sanitised name only."""
     raw: dict[str, str | None] = {}
     for ip in removed.ips or []:
         raw[f"removing_{ip.netName}"] = ip.ip
@@ -65,7 +66,6 @@ def removing_env(removed: VNFCInstance) -> Env:
     for key, value in raw.items():
         if value is None:
             continue
-        env[key] = value
         env[sanitize(key)] = value
     return env
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
+from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
 from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
@@ -125,6 +127,7 @@ class Operations:
         self.progress = progress
         self.boot = boot
         self._advertised: tuple[str, int] = (boot.broker_ip, boot.broker_port) if boot else ("localhost", 5672)
+        self.host_users: BrokerUsers | None = None   # a broker user per user-data (set by the service)
 
     async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
         """Store what a re-run needs (``context``, default: the state's) before anything that depends on
@@ -205,7 +208,48 @@ class Operations:
                                        vhost=broker_vhost(self.settings.ems_broker_url()) or "/",
                                        ems_user=self.settings.ems_username))
 
-    def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
+    async def _host_user(self, vnfr_name: str | None, state: OperationState) -> tuple[str, str] | None:
+        """A broker user of their own for the VMs of the user-data about to be sent (see
+        ``broker_users``), recorded in the operation's context; None: the shared EMS credentials."""
+        text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
+        if self.host_users is None or not vnfr_name or not userdata.takes_host_user(text):
+            return None
+        try:
+            user, password = await self.host_users.create(vnfr_hosts_pattern(vnfr_name))
+        except ManagementError as exc:
+            raise OperationError(f"cannot create the EMS broker user for {vnfr_name}: {exc}") from exc
+        state.context["ems_user"] = user
+        return user, password
+
+    async def _pin_host_user(self, state: OperationState, hostnames: list[str]) -> None:
+        """The NFVO named the hosts: the user-data's broker user serves exactly those."""
+        user = state.context.get("ems_user")
+        if self.host_users is None or not user:
+            return
+        try:
+            await self.host_users.pin(user, [h for h in hostnames if h])
+        except ManagementError as exc:
+            raise OperationError(f"cannot narrow the EMS broker user {user}: {exc}") from exc
+
+    async def _drop_host_user(self, state: OperationState) -> None:
+        """The NFVO made no host with the user-data: its broker user goes."""
+        user = state.context.pop("ems_user", None)
+        if self.host_users is not None and user:
+            try:
+                await self.host_users.delete(user)
+            except ManagementError as exc:
+                log.warning("event=ems_host_user_release_failed user=%s error=%r", user, str(exc))
+
+    async def _release_host_users(self, gone: list[str], keep: list[str] | None = None) -> None:
+        if self.host_users is None or not gone:
+            return
+        try:
+            await self.host_users.release(gone, keep or [])
+        except ManagementError as exc:   # the hosts are gone either way; say what was left behind
+            log.warning("event=ems_host_user_release_failed hosts=%s error=%r", ",".join(gone), str(exc))
+
+    def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool,
+                  host_user: tuple[str, str] | None = None) -> str:
         ext = msg.extension or {}
         ems_url = self.settings.ems_broker_url()
         stomp = ems_url.startswith(("stomp://", "stomp+ssl://"))
@@ -220,6 +264,8 @@ class Operations:
             package_version=self.settings.ems_package_version,
             monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
             virtual_host=broker_vhost(self.settings.ems_broker_url()))
+        if host_user is not None:
+            boot = dataclasses.replace(boot, username=host_user[0], password=host_user[1], host_user=True)
         self._advertised = (boot.broker_ip, boot.broker_port)   # what the EMSs were told (for a diagnosis)
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         extra = None
@@ -274,13 +320,18 @@ class Operations:
             raise NfvoRefused(f"the NFVO did not grant the instantiation of {vnfr.name}",
                               grant.virtualNetworkFunctionRecord)
         vnfr = grant.virtualNetworkFunctionRecord
+        host_user = await self._host_user(vnfr.name, state)
         request = VnfmOrAllocateResourcesMessage(
             action="ALLOCATE_RESOURCES", virtualNetworkFunctionRecord=vnfr, vimInstances=grant.vduVim or {},
-            userdata=self._userdata(msg, with_package=True) or "none", keyPairs=list(msg.keys or []))
+            userdata=self._userdata(msg, with_package=True, host_user=host_user) or "none",
+            keyPairs=list(msg.keys or []))
         try:
             allocated = await self.nfvo.request(request, correlation_id=f"{state.op_id}:allocate")
         except NfvoError as exc:
+            await self._drop_host_user(state)
             raise OperationError(str(exc), vnfr) from exc
+        if not isinstance(getattr(allocated, "vnfr", None), VirtualNetworkFunctionRecord):
+            await self._drop_host_user(state)   # refused or unusable: no host will ever use it
         if isinstance(allocated, OrVnfmErrorMessage):
             raise NfvoRefused(allocated.message or "the NFVO could not allocate resources", allocated.vnfr or vnfr)
         result = getattr(allocated, "vnfr", None)
@@ -288,6 +339,7 @@ class Operations:
             raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
         state.context["allocated"] = result.to_wire()
         await self._save_context(state)   # durable before any EMS command: a re-run never allocates again
+        await self._pin_host_user(state, [i.hostname or "" for i in result.vnfc_instances()])
         return result
 
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
@@ -347,6 +399,7 @@ class Operations:
         hostnames = [t.hostname for t in targets if t.hostname]
         self.registrations.forget(hostnames)
         await self.store.forget_registrations(hostnames)
+        await self._release_host_users(hostnames)
         if vnfr.id:
             await self.store.delete_vnfr(vnfr.id)
         return VnfmOrGenericMessage(action="RELEASE_RESOURCES", virtualNetworkFunctionRecord=vnfr)
@@ -374,13 +427,17 @@ class Operations:
             before = set(state.context.get("scaled_before") or [i.id for i in vnfr.vnfc_instances()])
         else:
             before = {i.id for i in vnfr.vnfc_instances()}
+            host_user = await self._host_user(vnfr.name, state)
             request = VnfmOrScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr,
-                                           userData=self._userdata(msg, with_package=False),
+                                           userData=self._userdata(msg, with_package=False, host_user=host_user),
                                            vimInstance=msg.vimInstance)
             try:
                 answer = await self.nfvo.request(request, correlation_id=f"{state.op_id}:scaling")
             except NfvoError as exc:
+                await self._drop_host_user(state)
                 raise OperationError(str(exc), vnfr) from exc
+            if vnfr_of(answer) is None or isinstance(answer, OrVnfmErrorMessage):
+                await self._drop_host_user(state)
             if isinstance(answer, OrVnfmErrorMessage):
                 raise NfvoRefused(answer.message or "the NFVO refused the scale-out", answer.vnfr or vnfr)
             got = vnfr_of(answer)
@@ -402,6 +459,7 @@ class Operations:
         if not new:
             raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
         inst = new[0]
+        await self._pin_host_user(state, [inst.hostname or ""])
         if (msg.mode or "").lower() == "standby":
             inst.state = "STANDBY"
         await self._wait_for_ems(scaled, [inst.hostname or ""])
@@ -423,6 +481,8 @@ class Operations:
                    if i.id != msg.vnfcInstance.id or msg.vnfcInstance.id is None]
         if targets:
             await self._run(vnfr, plans.plan_event(vnfr, "SCALE_IN", targets, removing_env(msg.vnfcInstance)), state)
+        if msg.vnfcInstance.hostname:
+            await self._release_host_users([msg.vnfcInstance.hostname], [t.hostname or "" for t in targets])
         return None
 
     # -- HEAL ------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gvnfm.catalogue.base import loads_wire
 from gvnfm.catalogue.messages import (
     NULL_BODY,
     MessageError,
@@ -48,9 +49,11 @@ from gvnfm.catalogue.messages import (
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.logs import bind_operation
 from gvnfm.ops import metrics
+from gvnfm.redact import body_summary
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
 from gvnfm.transport import Delivery, Message, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
+from gvnfm.vnfm.broker_users import BrokerUsers, open_host_users
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
 from gvnfm.vnfm.nfvo_client import NfvoClient
@@ -131,6 +134,7 @@ class VnfmService:
         #: operation id -> the handler of this process working on it (at most one per operation)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
+        self.host_users: BrokerUsers | None = None
 
     # -- queues ----------------------------------------------------------------------------------
     @property
@@ -143,6 +147,7 @@ class VnfmService:
 
     async def start(self) -> None:
         s = self.settings
+        await self._open_host_users()   # first: the reply queue is bound to the exchange from the start
         # this worker is live for the endpoint before it registers: a worker that stops meanwhile does
         # not unregister the endpoint under it
         await self.store.worker_alive(self.worker, s.endpoint, s.lease_seconds)
@@ -170,6 +175,16 @@ class VnfmService:
         if s.script_log_minutes > 0:
             self._prune_task = asyncio.create_task(self._prune_script_logs())
         log.info("event=vnfm_started endpoint=%s type=%s worker=%s", s.endpoint, s.type, self.worker)
+
+    async def _open_host_users(self) -> None:
+        """A broker user per EMS host when the broker's management API allows it (``broker_users``);
+        otherwise the shared EMS credentials, as the reference (one warning names the risk)."""
+        self.host_users = await open_host_users(self.settings)
+        if self.host_users is not None:
+            self.operations.host_users = self.host_users
+            self.ems_client.user_of = self.host_users.user_of
+            if hasattr(self.ems_transport, "replies_via_exchange"):
+                self.ems_transport.replies_via_exchange = True
 
     async def _use_nfvo_credentials(self) -> None:
         """The NFVO answers a registration with broker credentials of this VNFM's own; like the
@@ -235,6 +250,8 @@ class VnfmService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._alive_task
         await self._leave()
+        if self.host_users is not None:
+            await self.host_users.close()
         log.info("event=vnfm_stopped worker=%s", self.worker)
 
     async def _keep_alive(self) -> None:
@@ -268,13 +285,16 @@ class VnfmService:
     # -- EMS registrations -----------------------------------------------------------------------
     async def _on_registration(self, delivery: Delivery) -> None:
         try:
-            data = json.loads(delivery.message.body)
+            data = loads_wire(delivery.message.body)
             hostname = data.get("hostname") if isinstance(data, dict) else None
             if not isinstance(hostname, str) or not hostname.strip():
                 raise ValueError("no 'hostname'")
             hostname = hostname.strip()
         except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("event=bad_registration error=%r body=%r", str(exc), delivery.message.body[:200])
+            log.warning("event=bad_registration error=%r %s", str(exc), body_summary(delivery.message.body))
+            await delivery.ack()
+            return
+        if self.host_users is not None and not await self._registration_allowed(delivery, hostname):
             await delivery.ack()
             return
         # Waiters in this worker learn it at once; the store (other workers, restarts) and the
@@ -286,6 +306,18 @@ class VnfmService:
         self._reg_pending.append((hostname, delivery))
         if self._reg_task is None or self._reg_task.done():
             self._reg_task = asyncio.create_task(self._flush_registrations())
+
+    async def _registration_allowed(self, delivery: Delivery, hostname: str) -> bool:
+        assert self.host_users is not None
+        user = delivery.message.user_id
+        try:
+            allowed = await self.host_users.may_register(user, hostname)
+        except Exception as exc:   # the management API is down: not trusted, the EMS registers again later
+            log.warning("event=registration_unchecked hostname=%s user_id=%s error=%r", hostname, user, str(exc))
+            return False
+        if not allowed:
+            log.warning("event=registration_refused hostname=%s user_id=%s reason=not_the_host_user", hostname, user)
+        return allowed
 
     async def _flush_registrations(self) -> None:
         while self._reg_pending:
@@ -355,7 +387,7 @@ class VnfmService:
         try:
             msg = parse_nfvo_message(raw)
         except MessageError as exc:
-            log.error("event=message_refused op=%s error=%r body=%r", op_id, str(exc), raw[:300])
+            log.error("event=message_refused op=%s error=%r %s", op_id, str(exc), body_summary(raw))
             # an ERROR answer when the message names its VNFR, else null (an ERROR without a VNFR makes the
             # NFVO's ErrorTask fail): the NFVO waits for an answer to every command
             vnfr = salvage_vnfr(raw)

@@ -66,6 +66,8 @@ class VnfmSettings(BaseSettings):
     ems_autodelete: bool = True
     scripts_path: str = "/opt/openbaton/scripts"
     userdata_file: Path | None = None
+    ems_host_users: bool = True               # a broker user per EMS host (RabbitMQ management API)
+    broker_management_url: str | None = None  # default: http://<broker user>@<broker host>:15672
     # time bounds (seconds)
     ems_start_timeout: float = 500.0          # EMS registration deadline (vnfm.ems.start.timeout)
     ems_command_timeout: float = 1000.0       # non-script EMS commands (the reference's RPC budget)
@@ -131,6 +133,7 @@ _KEYS = {
     "vnfm.rabbitmq.durable": "endpoint_queue_durable", "vnfm.connect.tries": "register_tries",
     "vnfm.connect.auth.retry.delays": "nfvo_auth_retry_delays",
     "vnfm.ems.command.timeout": "ems_command_timeout", "vnfm.ems.script.timeout": "script_timeout",
+    "vnfm.ems.host.users": "ems_host_users", "vnfm.rabbitmq.management.url": "broker_management_url",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")

@@ -15,6 +15,7 @@ export GVNFM_VERSION=
 export ENDPOINT=
 export VIRTUAL_HOST=
 export EMS_PROTOCOL=
+export EMS_HOST_USER=
 export #Hostname=
 
 set -e
@@ -47,6 +48,7 @@ type=$ENDPOINT
 hostname=$Hostname
 ${VIRTUAL_HOST:+virtual_host=$VIRTUAL_HOST}
 ${EMS_PROTOCOL:+protocol=$EMS_PROTOCOL}
+${EMS_HOST_USER:+host_user=$EMS_HOST_USER}
 PROPERTIES
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   cat > /etc/systemd/system/gvnfm-ems.service <<UNIT

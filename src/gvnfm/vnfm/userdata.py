@@ -28,6 +28,7 @@ class EmsBootstrap:
     timezone: str = ""
     virtual_host: str = ""          # gvnfm extension: the broker's virtual host when not "/"
     protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" when the EMS broker is STOMP
+    host_user: bool = False         # gvnfm extension: USERNAME/PASSWORD are this VM's own broker user
 
 
 def template() -> str:
@@ -50,6 +51,7 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         "ENDPOINT": boot.endpoint,
         "VIRTUAL_HOST": "" if boot.virtual_host in ("", "/") else boot.virtual_host,
         "EMS_PROTOCOL": boot.protocol,
+        "EMS_HOST_USER": "true" if boot.host_user else "",
     }
     out = []
     for line in (text if text is not None else template()).splitlines():
@@ -63,6 +65,12 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         # A package's own user-data.sh is appended verbatim (BOM stripped), as the reference does.
         result += extra.lstrip("\ufeff")
     return result
+
+
+def takes_host_user(text: str | None = None) -> bool:
+    """Whether a template passes a host user on to the EMS (its ``export EMS_HOST_USER=`` line): an EMS
+    with a host user must know it, its registration and replies go through the exchange."""
+    return "export EMS_HOST_USER=" in (text if text is not None else template()).splitlines()
 
 
 def set_hostname(userdata: str, hostname: str) -> str:

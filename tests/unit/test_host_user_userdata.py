@@ -1,0 +1,45 @@
+"""Host users in the user-data and in the permissions the VNFM gives them (decisions without I/O)."""
+
+from __future__ import annotations
+
+import re
+
+from gvnfm.vim.ems_launch import EmsLaunch
+from gvnfm.vnfm import userdata
+from gvnfm.vnfm.broker_users import host_permissions, hosts_pattern, management_url, serves, vnfr_hosts_pattern
+
+
+def boot(**kw: object) -> userdata.EmsBootstrap:
+    return userdata.EmsBootstrap(broker_ip="10.0.0.1", broker_port=5672, username="gvnfm-ems-ab", password="p w",
+                                 **kw)  # type: ignore[arg-type]
+
+
+def test_a_host_user_travels_in_the_user_data_and_is_kept_by_the_local_vims() -> None:
+    text = userdata.set_hostname(userdata.render(boot(host_user=True)), "web-1234567")
+    assert "export EMS_HOST_USER=true" in text and "host_user=$EMS_HOST_USER" in text
+    launch = EmsLaunch.from_userdata(text, "web-1234567").with_broker_url("amqp://admin:secret@127.0.0.1:5673/vh")
+    assert (launch.username, launch.password, launch.broker_port, launch.virtual_host) == \
+        ("gvnfm-ems-ab", "p w", 5673, "vh")
+    assert "host_user=true\n" in launch.properties()
+    shared = EmsLaunch.from_userdata(userdata.render(boot()), "h-1").with_broker_url("amqp://admin:secret@h/")
+    assert (shared.username, shared.host_user) == ("admin", False) and "host_user" not in shared.properties()
+
+
+def test_only_templates_that_pass_the_host_user_on_get_one() -> None:
+    assert userdata.takes_host_user()
+    assert not userdata.takes_host_user("#!/bin/bash\nexport USERNAME=\nexport PASSWORD=\n")
+
+
+def test_permissions_of_a_host_user() -> None:
+    p = host_permissions(hosts_pattern(["web-1", "web-2"]), exchange="openbaton-exchange",
+                         register_key="ems.generic.register")
+    assert re.fullmatch(p.configure, "vnfm.web-1.actions") and not re.fullmatch(p.configure, "vnfm.web-3.actions")
+    assert not re.fullmatch(p.configure, "openbaton-exchange")          # never configure (delete) the exchange
+    assert re.fullmatch(p.write, "openbaton-exchange") and not re.fullmatch(p.write, "amq.default")
+    assert re.fullmatch(p.topic_write, "ems.generic.register") and re.fullmatch(p.topic_write, "amq.gen-Ab_1-x")
+    for key in ("generic", "#", "vnfm.web-3.actions", "nfvo.vnfm.actions", "ems.other.register"):
+        assert not re.fullmatch(p.topic_write, key), key
+    assert re.fullmatch(p.topic_read, "vnfm.web-2.actions") and not re.fullmatch(p.topic_read, "#")
+    assert serves(host_permissions(vnfr_hosts_pattern("a.b"), exchange="x", register_key="r").configure, "a.b-123")
+    assert not serves(host_permissions(vnfr_hosts_pattern("a.b"), exchange="x", register_key="r").configure, "aXb-123")
+    assert management_url("amqp://u:p%40ss@broker:5672/vh") == "http://u:p%40ss@broker:15672"
