@@ -2,6 +2,7 @@
 
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
+    BrokerRefused,
     Delivery,
     Handler,
     Message,
@@ -13,6 +14,7 @@ from gvnfm.transport.base import (
 
 __all__ = [
     "DEFAULT_EXCHANGE",
+    "BrokerRefused",
     "Delivery",
     "Handler",
     "Message",

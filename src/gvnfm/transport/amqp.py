@@ -40,6 +40,7 @@ from yarl import URL
 
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
+    BrokerRefused,
     Delivery,
     Handler,
     Message,
@@ -100,9 +101,20 @@ def _as_transport_error(what: str) -> Iterator[None]:
     except TransportError:
         raise
     except _BROKER_ERRORS as exc:
-        raise TransportError(f"{what}: {_describe(exc)}") from exc
+        kind = BrokerRefused if _refused_for_good(exc) else TransportError
+        raise kind(f"{what}: {_describe(exc)}") from exc
     except (ValueError, TypeError) as exc:   # not encodable: a name over 255 bytes, a header value...
-        raise TransportError(f"{what}: {exc}") from exc
+        raise BrokerRefused(f"{what}: {exc}") from exc
+
+
+#: Channel-closing reply codes that answer the request itself, not the connection's state:
+#: ACCESS_REFUSED, PRECONDITION_FAILED (e.g. a message over the broker's max_message_size), NOT_ALLOWED.
+_REFUSAL_CODES = frozenset({403, 406, 530})
+
+
+def _refused_for_good(exc: BaseException) -> bool:
+    return (isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 1
+            and exc.args[0] in _REFUSAL_CODES)
 
 
 def _describe(exc: BaseException) -> str:
@@ -488,7 +500,7 @@ class AmqpTransport(Transport):
     # -- publishing ----------------------------------------------------------------------------------------
     def _check_size(self, body: bytes) -> None:
         if len(body) > self.max_message_bytes:
-            raise TransportError(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
+            raise BrokerRefused(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
 
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,

@@ -24,6 +24,12 @@ class TransportError(Exception):
     """The broker refused an operation or the connection is gone."""
 
 
+class BrokerRefused(TransportError):
+    """The broker (or the client library before it) refused this one request for good: a message over
+    the size limit, a name over 255 bytes, a precondition or access refusal. Sending it again gets the
+    same answer, so callers fail at once instead of retrying."""
+
+
 class RpcTimeout(TransportError):
     """No reply within the deadline."""
 

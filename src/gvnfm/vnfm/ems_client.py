@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
-from gvnfm.transport import RpcTimeout, Transport, TransportError
+from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class EmsClient:
                    timeout: float | None = None) -> EmsReply:
         """Send one command and wait for its reply. A lost connection is retried with the same
         correlation id until the deadline (and sent again when the EMS registers again); no reply by
-        then is a failed reply (status -1)."""
+        then is a failed reply (status -1), and so at once is a refusal for good (:class:`BrokerRefused`)."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         body = json.dumps(command).encode()
@@ -64,6 +64,11 @@ class EmsClient:
                              hostname, correlation_id)
                 except RpcTimeout:
                     break
+                except BrokerRefused as exc:   # the same command gets the same refusal: no retry
+                    log.error("event=ems_command_refused hostname=%s correlation_id=%s error=%r",
+                              hostname, correlation_id, str(exc))
+                    return EmsReply(output="", status=-1, err=f"the broker refused {command.get('action')} "
+                                                               f"to EMS {hostname}: {exc}")
                 except TransportError as exc:
                     log.warning("event=ems_rpc_retry hostname=%s correlation_id=%s error=%r",
                                 hostname, correlation_id, str(exc))

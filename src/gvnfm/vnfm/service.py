@@ -31,16 +31,19 @@ import logging
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
+from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
-from gvnfm.transport import Delivery, Subscription, Transport, TransportError
+from gvnfm.transport import BrokerRefused, Delivery, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
+from gvnfm.vnfm.nfvo_answers import NfvoAnswers
 from gvnfm.vnfm.nfvo_client import NfvoClient
 from gvnfm.vnfm.operations import OperationError, Operations, OperationState, ProgressHook, failure_reply
 from gvnfm.vnfm.registrations import RegistrationBook
@@ -58,6 +61,12 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 Reconnect = Callable[[str, str], Awaitable[Transport | None]]
 #: Actions the NFVO expects no answer to.
 NO_REPLY = {"ERROR", "SCALE_IN"}
+#: Fields of a VNFR kept in the ERROR that replaces an answer the broker refused (the NFVO finds the
+#: record by them; the rest, what made the answer too large, is dropped).
+VNFR_IDENTITY = ("id", "hbVersion", "name", "type", "endpoint", "status", "parent_ns_id", "packageId",
+                 "version", "vendor", "descriptor_reference", "deployment_flavour_key")
+#: Messages whose failure count is remembered (oldest forgotten first).
+FAILURE_MEMORY = 4096
 
 
 def operation_key(correlation_id: str | None, body: bytes) -> str:
@@ -82,7 +91,9 @@ class VnfmService:
         self.ems_client = EmsClient(self.ems_transport, timeout=settings.ems_command_timeout)
         self.executor = PlanExecutor(self.ems_client, concurrency=settings.concurrency,
                                      script_timeout=settings.script_timeout)
-        self.operations = Operations(settings, nfvo=NfvoClient(transport, timeout=settings.nfvo_timeout),
+        self.nfvo_answers = NfvoAnswers(store, settings.endpoint)
+        nfvo = NfvoClient(transport, timeout=settings.nfvo_timeout, answers=self.nfvo_answers)
+        self.operations = Operations(settings, nfvo=nfvo,
                                      executor=self.executor, registrations=self.registrations,
                                      store=store, limiter=self.limiter, progress=progress, worker=self.worker)
         self.credentials: dict[str, Any] | None = None
@@ -96,6 +107,8 @@ class VnfmService:
         #: operation id -> the handler of this process working on it (at most one per operation)
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
+        #: operation key of an NFVO message -> failed handlings of it in this process (poison guard)
+        self._failures: OrderedDict[str, int] = OrderedDict()
 
     # -- queues ----------------------------------------------------------------------------------
     @property
@@ -122,6 +135,8 @@ class VnfmService:
         await self.ems_transport.declare_queue(own, exclusive=True, auto_delete=True, bind=False)
         await self.ems_transport.bind(own, self.registered_topic)
         self._subs.append(await self.ems_transport.consume(own, self._on_registered_broadcast, prefetch=64))
+        # the NFVO's answers to GRANT / ALLOCATE / SCALING: one durable queue for the endpoint's workers
+        self._subs.append(await self.nfvo_answers.start(self.transport))
         # NFVO commands
         await self.transport.declare_queue(s.endpoint, durable=s.endpoint_queue_durable,
                                            auto_delete=s.endpoint_queue_auto_delete)
@@ -236,21 +251,73 @@ class VnfmService:
             await self._process(delivery)
         except asyncio.CancelledError:
             raise                       # shutdown: unacknowledged, the broker hands it to another worker
-        except Exception:
+        except Exception as exc:
             # the store or the broker failed under us: the outcome is not committed, so the message
-            # must not be dropped; give it back after a pause (another worker, or this one, retries)
-            log.exception("event=operation_interrupted correlation_id=%s", delivery.message.correlation_id)
-            await asyncio.sleep(1.0)
+            # must not be dropped; give it back after a pause (another worker, or this one, retries).
+            # A message that keeps failing is answered with an ERROR and acknowledged: no poison loop.
+            m = delivery.message
+            key = operation_key(m.correlation_id, m.body)
+            failures = self._failures.pop(key, 0) + 1
+            log.exception("event=operation_interrupted correlation_id=%s failures=%d", m.correlation_id, failures)
+            if failures >= self.settings.max_delivery_failures and await self._give_up(delivery, exc, failures):
+                return
+            self._failures[key] = failures
+            while len(self._failures) > FAILURE_MEMORY:
+                self._failures.popitem(last=False)
+            await asyncio.sleep(min(1.0 * failures, 10.0))
             with contextlib.suppress(Exception):
                 await delivery.reject(requeue=True)
         finally:
             if task is not None:
                 self._inflight.discard(task)
 
+    async def _give_up(self, delivery: Delivery, exc: Exception, failures: int) -> bool:
+        """Answer a message that failed ``failures`` times with an ERROR saying why, and acknowledge it.
+        False when even that cannot be sent (the broker is gone: the message stays unacknowledged)."""
+        m = delivery.message
+        try:
+            msg: NfvMessage | None = parse_nfvo_message(m.body)
+        except MessageError:
+            msg = None
+        action = msg.action if msg is not None else "the message"
+        reply = failure_reply(OperationError(f"gvnfm could not handle {action} ({failures} attempts failed); last "
+                                             f"error: {exc}"), msg)
+        try:
+            await self._reply(delivery, None if msg is not None and msg.action in NO_REPLY else reply,
+                              msg.action if msg is not None else "ERROR")
+        except TransportError as err:
+            log.error("event=give_up_reply_failed correlation_id=%s error=%r", m.correlation_id, str(err))
+            return False
+        with contextlib.suppress(Exception):   # best effort: a later copy then finds the operation finished
+            await self.store.finish_operation(await self._operation_id(delivery), state=FAILED,
+                                              reply=reply.to_wire(), error=str(exc), worker=self.worker)
+        await delivery.ack()
+        log.error("event=message_given_up correlation_id=%s action=%s failures=%d error=%r", m.correlation_id,
+                  action, failures, str(exc))
+        return True
+
     async def _reply(self, delivery: Delivery, reply: NfvMessage | None, action: str) -> None:
+        """Send ``reply``; one the broker refuses for good (over its size limit) is replaced by an ERROR
+        that fits, saying why, so that the NFVO is never left without an answer."""
         if reply is None:
             return
         body = reply.to_json().encode()
+        try:
+            await self._send_reply(delivery, body, action)
+        except BrokerRefused as exc:
+            log.error("event=reply_refused correlation_id=%s action=%s bytes=%d error=%r",
+                      delivery.message.correlation_id, reply.action, len(body), str(exc))
+            text = f"gvnfm's answer to {action} ({reply.action}, {len(body)} bytes) was refused by the broker: {exc}"
+            vnfr = vnfr_of(reply)
+            identity = (VirtualNetworkFunctionRecord.model_validate({k: v for k, v in vnfr.to_wire().items()
+                                                                     if k in VNFR_IDENTITY})
+                        if vnfr is not None else None)
+            try:
+                await self._send_reply(delivery, error_message(identity, text).to_json().encode(), action)
+            except BrokerRefused:
+                await self._send_reply(delivery, error_message(None, text[:4096]).to_json().encode(), action)
+
+    async def _send_reply(self, delivery: Delivery, body: bytes, action: str) -> None:
         if delivery.message.reply_to:
             await self.transport.reply(delivery.message, body)
         else:
