@@ -264,7 +264,7 @@ class VnfmService:
             self._failures[key] = failures
             while len(self._failures) > FAILURE_MEMORY:
                 self._failures.popitem(last=False)
-            await asyncio.sleep(min(1.0 * failures, 10.0))
+            await asyncio.sleep(min(self.settings.redelivery_pause * failures, 10.0))
             with contextlib.suppress(Exception):
                 await delivery.reject(requeue=True)
         finally:
