@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems import journal
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.dedupe import ResultCache, command_key
@@ -104,6 +105,9 @@ class EmsAgent:
         self.handler = EmsCommandHandler(config)
         self.cache = ResultCache(max_entries=config.result_cache_entries, max_bytes=config.result_cache_bytes,
                                  state_file=Path(config.state_dir) / STATE_FILE, max_age=config.result_max_age)
+        self.journal = journal.Journal(config.state_dir, max_output=config.max_output_bytes,
+                                       kill_grace=config.kill_grace)
+        self.cache.on_stored = lambda key: self.journal.spool(key).remove()
         self._subscription: Subscription | None = None
         self._stopping = False
         self._started = False
@@ -130,6 +134,7 @@ class EmsAgent:
             log.warning("event=ems_state_memory_only hostname=%s state_dir=%s", cfg.hostname, cfg.state_dir)
             self.cache.state_file = None
         known = self.cache.load()
+        self._adopt_running()
         log.info("event=ems_starting hostname=%s type=%s queue=%s scripts_path=%s state_dir=%s known_results=%d "
                  "prefetch=%d script_timeout=%s run_as=%s", cfg.hostname, cfg.type, self.queue, cfg.scripts_path,
                  cfg.state_dir, known, cfg.prefetch, cfg.script_timeout, cfg.run_as or "-")
@@ -238,16 +243,32 @@ class EmsAgent:
                 w.cancel()
             await self.stop()
 
+    def _adopt_running(self) -> None:
+        """Scripts a previous run of this agent started and did not answer: answered from their spool
+        (a resend of the command waits for them), never started again."""
+        if self.cache.state_file is None:
+            return
+        for spool, record in self.journal.pending():
+            if spool.key in self.cache:
+                spool.remove()   # its result was stored just before the agent stopped
+                continue
+            self.cache.adopt(spool.key, lambda spool=spool, record=record: self.journal.adopt(spool, record))
+
     # -- deliveries ----------------------------------------------------------------------------------
-    async def _execute(self, body: bytes) -> EmsReply:
+    async def _execute(self, body: bytes, key: str | None = None) -> EmsReply:
         self.executions += 1
-        return await self.handler.handle(body)
+        # a keyed command's script runs with a spool (journal): a restarted agent answers it
+        token = journal.CURRENT.set(self.journal.spool(key) if key and self.cache.state_file is not None else None)
+        try:
+            return await self.handler.handle(body)
+        finally:
+            journal.CURRENT.reset(token)
 
     async def _on_delivery(self, delivery: Delivery) -> None:
         msg = delivery.message
         key = command_key(msg.correlation_id, msg.body)
         try:
-            reply, outcome = await self.cache.run(key, lambda: self._execute(msg.body))
+            reply, outcome = await self.cache.run(key, lambda: self._execute(msg.body, key))
         except asyncio.CancelledError:
             # the agent (or the transport) is going away: leave the message to be delivered again
             with contextlib.suppress(Exception):

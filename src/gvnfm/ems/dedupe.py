@@ -62,6 +62,8 @@ class ResultCache:
         self._inflight: dict[str, asyncio.Task[EmsReply]] = {}
         self._tasks: set[asyncio.Task[EmsReply]] = set()
         self._lines = 0
+        #: called with the key once a result is remembered and persisted (the agent drops its spool)
+        self.on_stored: Callable[[str], None] | None = None
 
     # -- finished results ------------------------------------------------------------------------
     def _expired(self, stamp: float, now: float | None = None) -> bool:
@@ -201,19 +203,26 @@ class ResultCache:
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running), "inflight"
+        return await asyncio.shield(self.adopt(key, factory)), "new"
+
+    def adopt(self, key: str, factory: Callable[[], Awaitable[EmsReply]]) -> asyncio.Task[EmsReply]:
+        """Run ``factory`` as the execution of ``key`` (a script started before a restart, or a new one):
+        every request for ``key`` awaits it, and its result is remembered and persisted."""
 
         async def execute() -> EmsReply:
             try:
                 reply = await factory()
                 stamp = self._remember(key, reply)
                 self._persist(key, reply, stamp)
+                if self.on_stored is not None:
+                    self.on_stored(key)
                 return reply
             finally:
                 self._inflight.pop(key, None)
 
         task = self._spawn(execute())
         self._inflight[key] = task
-        return await asyncio.shield(task), "new"
+        return task
 
     @property
     def running(self) -> int:
