@@ -68,7 +68,8 @@ class RuntimeOptions:
 def vnfm_settings(o: RuntimeOptions, state_dir: Path, broker_user: str, broker_password: str) -> VnfmSettings:
     """The in-process VNFM's settings: defaults < LOCAL_DEFAULTS < GVNFM_* environment < options."""
     settings = load_settings(overrides={
-        "broker": o.broker or "memory://", "endpoint": o.endpoint, "type": o.endpoint, "state_dir": state_dir,
+        # the VNFM is a generic one (type ``generic``, what VNFDs name) on the endpoint queue given
+        "broker": o.broker or "memory://", "endpoint": o.endpoint, "state_dir": state_dir,
         "db": o.db, "ems_username": o.ems_username, "ems_password": o.ems_password, "concurrency": o.concurrency,
         "ems_start_timeout": o.ems_start_timeout, "script_timeout": o.script_timeout,
         "operation_timeout": o.operation_timeout, "script_log_minutes": o.script_log_minutes,
