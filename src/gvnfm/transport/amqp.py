@@ -107,14 +107,16 @@ def _as_transport_error(what: str) -> Iterator[None]:
         raise BrokerRefused(f"{what}: {exc}") from exc
 
 
-#: Channel-closing reply codes that answer the request itself, not the connection's state:
-#: ACCESS_REFUSED, PRECONDITION_FAILED (e.g. a message over the broker's max_message_size), NOT_ALLOWED.
-_REFUSAL_CODES = frozenset({403, 406, 530})
+#: Channel-closing refusals that answer the request itself, not the connection's state: ACCESS_REFUSED,
+#: PRECONDITION_FAILED (a message over the broker's max_message_size, a queue in use), NOT_ALLOWED (530).
+_REFUSALS: tuple[type[BaseException], ...] = (aiormq.exceptions.ChannelAccessRefused,
+                                              aiormq.exceptions.ChannelPreconditionFailed)
 
 
 def _refused_for_good(exc: BaseException) -> bool:
-    return (isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 1
-            and exc.args[0] in _REFUSAL_CODES)
+    if isinstance(exc, _REFUSALS):
+        return True
+    return isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 1 and exc.args[0] == 530
 
 
 def _describe(exc: BaseException) -> str:
@@ -486,6 +488,13 @@ class AmqpTransport(Transport):
         async with self._admin_op(f"cannot declare queue {name!r}") as ch:
             await ch.declare_queue(name, durable=spec.durable, auto_delete=spec.auto_delete,
                                    exclusive=spec.exclusive)
+
+    async def delete_unused_queue(self, name: str) -> int:
+        await self._wait_ready()
+        async with self._admin_op(f"cannot delete queue {name!r} (consumed by another client?)") as ch:
+            ok = await (await ch.get_underlay_channel()).queue_delete(name, if_unused=True)
+        self._queues.pop(name, None)
+        return int(getattr(ok, "message_count", 0) or 0)
 
     async def bind(self, queue: str, routing_key: str) -> None:
         await self._wait_ready()

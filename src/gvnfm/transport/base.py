@@ -92,6 +92,12 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def bind(self, queue: str, routing_key: str) -> None: ...
 
+    async def delete_unused_queue(self, name: str) -> int:
+        """Delete ``name`` with the messages it holds (returns how many) unless a consumer uses it
+        (:class:`BrokerRefused`); a missing queue is no error. An in-process broker ends with its
+        process, leaving nothing behind: nothing to do."""
+        return 0
+
     @abc.abstractmethod
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,

@@ -42,13 +42,14 @@ def answers_queue(endpoint: str) -> str:
 class NfvoAnswers:
     """The shared answer queue of one endpoint's workers, and the waiting for answers."""
 
-    def __init__(self, store: Store, endpoint: str) -> None:
+    def __init__(self, store: Store, endpoint: str, *, auto_delete: bool = False) -> None:
         self.store = store
         self.queue = answers_queue(endpoint)
+        self.auto_delete = auto_delete   # as the endpoint queue: the answers live as long as the requests
         self._waiters: dict[str, asyncio.Future[bytes]] = {}
 
     async def start(self, transport: Transport) -> Subscription:
-        await transport.declare_queue(self.queue, durable=True, auto_delete=False, bind=False)
+        await transport.declare_queue(self.queue, durable=True, auto_delete=self.auto_delete, bind=False)
         return await transport.consume(self.queue, self._on_answer, prefetch=64)
 
     async def _on_answer(self, delivery: Delivery) -> None:

@@ -91,7 +91,7 @@ class VnfmService:
         self.ems_client = EmsClient(self.ems_transport, timeout=settings.ems_command_timeout)
         self.executor = PlanExecutor(self.ems_client, concurrency=settings.concurrency,
                                      script_timeout=settings.script_timeout)
-        self.nfvo_answers = NfvoAnswers(store, settings.endpoint)
+        self.nfvo_answers = NfvoAnswers(store, settings.endpoint, auto_delete=settings.endpoint_queue_auto_delete)
         nfvo = NfvoClient(transport, timeout=settings.nfvo_timeout, answers=self.nfvo_answers)
         self.operations = Operations(settings, nfvo=nfvo,
                                      executor=self.executor, registrations=self.registrations,
