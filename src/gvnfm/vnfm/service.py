@@ -229,17 +229,21 @@ class VnfmService:
                     await delivery.reject(requeue=True)
                 continue
             with contextlib.suppress(TransportError):
-                await self.ems_transport.publish(self.registered_topic, json.dumps({"hostnames": hostnames}).encode())
+                await self.ems_transport.publish(self.registered_topic, json.dumps(
+                    {"hostnames": hostnames, "worker": self.worker}).encode())
             for _, delivery in batch:
                 await delivery.ack()
 
     async def _on_registered_broadcast(self, delivery: Delivery) -> None:
         with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
             data = json.loads(delivery.message.body)
+            # this worker's own copy: its commands in flight were re-sent when the registration came
+            own = data.get("worker") == self.worker
             for hostname in data.get("hostnames") or [data.get("hostname")]:
                 if isinstance(hostname, str):
                     self.registrations.register(hostname)
-                    self.ems_client.host_registered(hostname)
+                    if not own:
+                        self.ems_client.host_registered(hostname)
         await delivery.ack()
 
     # -- NFVO messages ---------------------------------------------------------------------------
