@@ -131,3 +131,28 @@ async def test_a_routing_key_too_long_fails_at_once(nfvo: Nfvo, caplog: pytest.L
     reply = await client.send("h" * 300, {"action": "EXECUTE", "payload": "start.sh"}, correlation_id="op:step")
     assert reply.status == -1 and "Routing key too long" in reply.err, reply
     assert not [r for r in caplog.records if "event=ems_rpc_retry" in r.getMessage()]
+
+
+async def test_an_ems_reply_over_the_size_limit_is_replaced_by_one_that_fits(nfvo: Nfvo, tmp_path: Path) -> None:
+    from gvnfm.ems.agent import EmsAgent
+    from gvnfm.ems.config import EmsConfig
+
+    hostname = unique("big-out")
+    root = tmp_path / "ems"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "big.sh").write_text(f"#!/bin/bash\nhead -c {2 * LIMIT} /dev/zero | tr '\\\\0' x\nexit 3\n")
+    (root / "scripts" / "big.sh").chmod(0o755)
+    transport = AmqpTransport(nfvo.url, max_message_bytes=LIMIT)
+    agent = EmsAgent(EmsConfig(hostname=hostname, type=unique("t"), broker_url=nfvo.url, root=str(root),
+                               max_output_bytes=4 * LIMIT), transport=transport)
+    await transport.connect()
+    await agent.start()
+    try:
+        client = EmsClient(nfvo.t, timeout=120)
+        reply = await client.send(hostname, {"action": "EXECUTE", "payload": "big.sh"}, correlation_id="op:big")
+        assert reply.status == 3 and "was refused by the broker" in reply.err, reply
+        again = await client.send(hostname, {"action": "EXECUTE", "payload": "big.sh"}, correlation_id="op:big")
+        assert again == reply and agent.executions == 1       # answered from the cache, not run again
+    finally:
+        await agent.stop()
+        await transport.close()

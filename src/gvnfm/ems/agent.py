@@ -37,7 +37,7 @@ from gvnfm.ems import journal
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.dedupe import ResultCache, command_key
-from gvnfm.transport import Delivery, Subscription, Transport, TransportError, open_transport
+from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError, open_transport
 
 log = logging.getLogger("gvnfm.ems")
 
@@ -255,6 +255,18 @@ class EmsAgent:
             self.cache.adopt(spool.key, lambda spool=spool, record=record: self.journal.adopt(spool, record))
 
     # -- deliveries ----------------------------------------------------------------------------------
+    async def _reply(self, msg: Message, reply: EmsReply) -> None:
+        """Answer; a reply the broker refuses for good is replaced by one that fits (no message left
+        unacknowledged to be redelivered and refused again)."""
+        assert self.transport is not None
+        body = reply_body(reply)
+        try:
+            await self.transport.reply(msg, body)
+        except BrokerRefused as exc:
+            log.error("event=ems_reply_refused hostname=%s correlation_id=%s bytes=%d error=%r", self.hostname,
+                      msg.correlation_id, len(body), str(exc))
+            await self.transport.reply(msg, reply_body(refused_reply(reply, len(body), exc)))
+
     async def _execute(self, body: bytes, key: str | None = None) -> EmsReply:
         self.executions += 1
         # a keyed command's script runs with a spool (journal): a restarted agent answers it
@@ -286,7 +298,7 @@ class EmsAgent:
         assert self.transport is not None
         try:
             if msg.reply_to:
-                await self.transport.reply(msg, reply_body(reply))
+                await self._reply(msg, reply)
             else:
                 log.warning("event=ems_no_reply_to hostname=%s correlation_id=%s", self.hostname,
                             msg.correlation_id)
@@ -299,6 +311,13 @@ class EmsAgent:
         except Exception as exc:
             log.warning("event=ems_ack_failed hostname=%s correlation_id=%s error=%r", self.hostname,
                         msg.correlation_id, str(exc))
+
+
+def refused_reply(reply: EmsReply, size: int, exc: Exception) -> EmsReply:
+    """What answers a command whose reply the broker refused for good (too large): its status (the script
+    did what it did), and why its output is missing."""
+    return EmsReply(output="", err=f"[gvnfm-ems] the reply ({size} bytes) was refused by the broker: {exc}",
+                    status=reply.status)
 
 
 def fleet_hostnames(base: str, count: int, prefix: str | None = None) -> list[str]:
