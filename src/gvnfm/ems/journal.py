@@ -5,18 +5,22 @@ A command with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.comm
 script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
 
 - ``command.json``: the key, the script's process id (its process group), when it started, its time
-  limit; written (atomically) right after the fork, before the agent awaits anything;
+  limit; written (atomically) before the fork without the process id, and again right after it with
+  it, before the agent awaits anything;
 - ``out`` and ``err``: the script's stdout and stderr, files rather than pipes, so the script neither
   dies of SIGPIPE with the agent nor loses output, and a restarted agent reads them;
-- ``status``: the exit status, written by a small ``sh`` wrapper around the script when it ends (a
-  restarted agent is not its parent and cannot wait for it).
+- ``status``: the exit status, written by a small bash wrapper around the script when it ends, through
+  a descriptor the agent opened (so a ``run_as`` user needs no access to the state folder; the script
+  itself runs with that descriptor closed). A restarted agent is not the script's parent and cannot
+  wait for it: this file is how it learns the status.
 
 Invariants: a spool exists from before the script can do anything until its result is stored in the
 result cache (``results.jsonl``); after a restart, a spool whose key has a stored result is removed,
 and any other is *adopted*: its process is watched (time limit counted from its start) and its result,
 once there, answers the command and every resend of it. A command is never started twice for one key.
-The agent is killed between the fork and the record only within a few instructions: that window is
-the one way a resend can start the script again.
+An agent killed during the fork leaves a record without process id: the wrapper's first line (its pid,
+written as soon as it runs) says whether the script started. Only a restart that comes before a forked
+child has run its first command (a restart takes far longer) could start the script again.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ from gvnfm.catalogue.ems import EmsReply
 log = logging.getLogger(__name__)
 
 RUNNING_DIR = "running"
-#: sh wrapper: run the script (its argv follows), then write its exit status where the agent finds it
-WRAPPER = 'f=$1; shift; "$@"; s=$?; echo "$s" > "$f.tmp" && mv -f "$f.tmp" "$f"; exit "$s"'
+#: bash wrapper: ``$1`` = the descriptor of the status file; write the wrapper's pid there, run the script
+#: (the argv that follows) with that descriptor closed, then write its exit status (short appends: each
+#: line whole or absent)
+WRAPPER = 'f=$1; shift; echo "$$" >&"$f"; "$@" {f}>&-; s=$?; echo "$s" >&"$f"; exit "$s"'
 
 
 @dataclass
@@ -64,7 +70,8 @@ class Spool:
     def record(self) -> Path:
         return self.folder / "command.json"
 
-    def write_record(self, pid: int, timeout: float | None) -> None:
+    def write_record(self, pid: int | None, timeout: float | None) -> None:
+        """Atomically (re)write ``command.json``: before the fork without ``pid``, after it with it."""
         tmp = self.record.with_suffix(".tmp")
         tmp.write_text(json.dumps({"key": self.key, "pid": pid, "started": time.time(), "timeout": timeout}))
         os.replace(tmp, self.record)
@@ -113,9 +120,17 @@ class Journal:
         for folder in sorted(self.root.iterdir()):
             try:
                 record = json.loads((folder / "command.json").read_text())
-                found.append((Spool(folder, str(record["key"])), record))
+                spool = Spool(folder, str(record["key"]))
             except (OSError, ValueError, KeyError, TypeError):
                 shutil.rmtree(folder, ignore_errors=True)
+                continue
+            if not isinstance(record.get("pid"), int):
+                # killed during the fork: the wrapper's first line tells whether the script started
+                record["pid"] = read_pid(spool)
+                if record["pid"] is None:
+                    spool.remove()
+                    continue
+            found.append((spool, record))
         return found
 
     async def adopt(self, spool: Spool, record: dict[str, object]) -> EmsReply:
@@ -126,7 +141,7 @@ class Journal:
         limit = float(timeout) + float(record["started"]) if isinstance(timeout, (int, float)) else None  # type: ignore[arg-type]
         log.info("event=ems_script_adopted pid=%d key=%s", pid, spool.key)
         timed_out = False
-        while not spool.status.exists() and _alive(pid):
+        while read_status(spool) is None and _alive(pid):
             if limit is not None and time.time() > limit and not timed_out:
                 timed_out = True
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -147,10 +162,28 @@ class Journal:
         return EmsReply(output=out, err=err, status=status)
 
 
-def read_status(spool: Spool) -> int | None:
+def _status_lines(spool: Spool) -> list[str]:
+    """The complete lines of the status file: the wrapper's pid, then the exit status."""
     try:
-        return int(spool.status.read_text().strip())
-    except (OSError, ValueError):
+        text = spool.status.read_text()
+    except OSError:
+        return []
+    return text.split("\n")[:-1]
+
+
+def read_pid(spool: Spool) -> int | None:
+    lines = _status_lines(spool)
+    try:
+        return int(lines[0]) if lines else None
+    except ValueError:
+        return None
+
+
+def read_status(spool: Spool) -> int | None:
+    lines = _status_lines(spool)
+    try:
+        return int(lines[1]) if len(lines) >= 2 else None
+    except ValueError:
         return None
 
 

@@ -183,25 +183,19 @@ class _Script:
             self._close_pipe(fd)
 
 
-def _popen_spooled(argv: Sequence[str], spool: journal.Spool, run_as: RunAs | None,
-                   **kwargs: Any) -> subprocess.Popen[bytes]:
+def _popen_spooled(argv: Sequence[str], spool: journal.Spool, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start ``argv`` under the status wrapper with stdout and stderr on the spool's files."""
-    spool.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if run_as is not None and os.geteuid() == 0:
-        os.chown(spool.folder, run_as.uid, run_as.gid)   # the wrapper writes the status file as that user
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    out_w = os.open(spool.out, flags, 0o600)
+    fds: list[int] = []
     try:
-        err_w = os.open(spool.err, flags, 0o600)
-    except BaseException:
-        os.close(out_w)
-        raise
-    try:
-        return subprocess.Popen(["/bin/sh", "-c", journal.WRAPPER, "gvnfm-script", str(spool.status), *argv],
-                                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, **kwargs)
+        for path in (spool.out, spool.err, spool.status):
+            fds.append(os.open(path, flags, 0o600))
+        out_w, err_w, status_w = fds
+        return subprocess.Popen([bash(), "-c", journal.WRAPPER, "gvnfm-script", str(status_w), *argv],
+                                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(status_w,), **kwargs)
     finally:
-        os.close(out_w)
-        os.close(err_w)
+        for fd in fds:
+            os.close(fd)
 
 
 def _popen(argv: Sequence[str], **kwargs: Any) -> tuple[subprocess.Popen[bytes], int, int]:
@@ -264,7 +258,9 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
         spool = None   # what cannot start is answered at once (below), with nothing to journal
     try:
         if spool is not None:
-            proc = _popen_spooled(argv, spool, run_as, cwd=cwd, env=dict(env) if env is not None else None,
+            spool.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            spool.write_record(None, timeout)       # before the fork: a kill during it is seen after a restart
+            proc = _popen_spooled(argv, spool, cwd=cwd, env=dict(env) if env is not None else None,
                                   start_new_session=True, **kwargs)
             spool.write_record(proc.pid, timeout)   # before any await: a restarted agent adopts it
             pipes: dict[int, TailBuffer] = {}
