@@ -225,6 +225,7 @@ class VnfmService:
                 await self.store.record_registrations(hostnames, self.settings.endpoint)
             except Exception:
                 log.exception("event=registration_store_failed count=%d", len(batch))
+                await asyncio.sleep(self.settings.redelivery_pause)   # given back at once, they would spin
                 for _, delivery in batch:
                     await delivery.reject(requeue=True)
                 continue
