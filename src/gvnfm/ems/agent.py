@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,8 @@ from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Tran
 log = logging.getLogger("gvnfm.ems")
 
 STATE_FILE = "results.jsonl"
+#: an EXECUTE command (a JSON string value cannot hold an unescaped quote: no false match inside one)
+_EXECUTE = re.compile(rb'"action"\s*:\s*"EXECUTE"')
 REGISTER_RETRY_FIRST = 0.25
 REGISTER_RETRY_MAX = 5.0
 
@@ -269,8 +272,10 @@ class EmsAgent:
 
     async def _execute(self, body: bytes, key: str | None = None) -> EmsReply:
         self.executions += 1
-        # a keyed command's script runs with a spool (journal): a restarted agent answers it
-        token = journal.CURRENT.set(self.journal.spool(key) if key and self.cache.state_file is not None else None)
+        # a keyed EXECUTE's script runs with a spool (journal): a restarted agent answers it from the script
+        # (other commands are short, or, as CLONE_SCRIPTS, finish with work of their own: they run again)
+        spooled = key and self.cache.state_file is not None and _EXECUTE.search(body) is not None
+        token = journal.CURRENT.set(self.journal.spool(key) if spooled else None)
         try:
             return await self.handler.handle(body)
         finally:

@@ -1,8 +1,8 @@
 """Scripts in progress, recorded so that an agent killed while they run answers them after its restart
 instead of running them again.
 
-A command with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.command_key`) runs its
-script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
+An EXECUTE with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.command_key`) runs
+its script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
 
 - ``command.json``: the key, the script's process id (its process group), when it started, its time
   limit; written (atomically) before the fork without the process id, and again right after it with
