@@ -8,7 +8,7 @@
 - a script that leaves a background process holding its stdout/stderr (a daemon it started) is
   answered as soon as the script itself exits (plus ``drain_grace``); the agent then stops reading
   those pipes (a chatty daemon would otherwise keep it busy for its whole life).
-- with a spool (:mod:`gvnfm.ems.journal`, set for commands that have a key), the output goes to files
+- with a spool (:mod:`gvnfm.ems.journal`, set for an EXECUTE that has a key), the output goes to files
   and the exit status is written by a wrapper, so that a restarted agent can answer the command.
 """
 
