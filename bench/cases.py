@@ -44,10 +44,12 @@ def _cpu_note(ours: list[OpResult], floor: list[FloorResult]) -> str:
 
 
 # -- case 1 -------------------------------------------------------------------------------------------
-async def per_script(cfg: BenchConfig, workdir: Path, report: Report) -> None:
+async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: bool = False) -> None:
+    """With ``stomp``: the VNFM and the EMS over STOMP (``cfg.stomp_broker``), the floor unchanged."""
     s = cfg.scripts
     scripts = messages.script_names(s)
-    rig = Rig(cfg.broker, workdir, "per-script", log_level=cfg.vnfm_log_level)
+    rig = Rig(cfg.broker, workdir, "per-script-stomp" if stomp else "per-script", log_level=cfg.vnfm_log_level,
+              gvnfm_url=cfg.stomp_broker if stomp else None)
     try:
         await rig.start_vnfm(cfg.concurrency)
         warm, host = (await rig.start_fleet(2)).hostnames
@@ -64,12 +66,41 @@ async def per_script(cfg: BenchConfig, workdir: Path, report: Report) -> None:
             bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
                                          spawn="bash")
         g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
-        report.add(Row("per-script", 1, g, f, target=1.5, detail={
+        report.add(Row("per-script STOMP" if stomp else "per-script", 1, g, f, target=1.5, detail={
             "scripts": s, "floor_bash": bash.as_dict(), "ratio_to_bash_floor": g / bash.seconds,
             "note": f"{s} scripts; +{(g - f) / s * 1000:.2f} ms/script; {g / bash.seconds:.2f}× the bash floor; "
                     f"{_cpu_note(ours, floor)}",
             "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor],
             "floor_server": server.stats}))
+    finally:
+        await rig.close()
+
+
+# -- case 2 with the VNFM and the EMSs over STOMP -------------------------------------------------------
+async def fanout_stomp(cfg: BenchConfig, n: int, workdir: Path, report: Report) -> None:
+    """Fan-out at ``n`` with the VNFM and the EMS fleet over STOMP (``cfg.stomp_broker``); the NFVO and
+    the floor on AMQP, as in the AMQP row: the same floor for both."""
+    k = cfg.fanout_scripts
+    scripts = messages.script_names(k)
+    expected = 2 * k * n
+    traffic = fanout_round_trips(n, k, delivered_files=k)
+    rig = Rig(cfg.broker, workdir, f"n{n}-stomp", log_level=cfg.vnfm_log_level, gvnfm_url=cfg.stomp_broker)
+    try:
+        await rig.start_vnfm(cfg.concurrency)
+        warm, *hosts = (await rig.start_fleet(n + 1)).hostnames
+        await rig.warm_up(warm)
+        ours: list[OpResult] = []
+        floor: list[FloorResult] = []
+        async with FloorServer(cfg.broker, n, rig.dir) as server:
+            for _ in range(cfg.repeats_for(n)):
+                ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
+                floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
+                                                   timeout=cfg.op_timeout))
+        g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+        report.add(Row("fan-out STOMP", n, g, f, target=1.5, detail={
+            "scripts": k, "concurrency": cfg.concurrency,
+            "note": f"VNFM and EMSs over STOMP, floor on AMQP; c={cfg.concurrency}; {_cpu_note(ours, floor)}",
+            "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
     finally:
         await rig.close()
 

@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"subset of {','.join(CASES + EXTRA_CASES)} (default: {','.join(CASES)})")
     p.add_argument("--script-sleep", type=float, default=0.05,
                    help="latency case: seconds each script sleeps (default: %(default)s)")
+    p.add_argument("--stomp-broker", metavar="URL",
+                   help="also measure per-script and fan-out N=100 with the VNFM and the EMSs over STOMP at URL "
+                        "(RabbitMQ: stomp://guest:guest@127.0.0.1:61613/); the NFVO and the floor stay on AMQP")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                       fanout_scripts=max(1, args.fanout_scripts), concurrency=max(1, args.concurrency),
                       sequential=not args.no_sequential, repeat=max(1, args.repeat), cases=args.cases,
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
-                      op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep))
+                      op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
+                      stomp_broker=args.stomp_broker)
     report = asyncio.run(run_bench(cfg))
     console = Console()
     if not console.is_terminal:

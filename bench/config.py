@@ -28,6 +28,8 @@ class BenchConfig:
     vnfm_log_level: str = "INFO"
     op_timeout: float = 900.0          # one INSTANTIATE, seconds
     script_sleep: float = 0.05         # "latency" case: seconds every script sleeps
+    stomp_broker: str | None = None    # also per-script and fan-out with the VNFM and EMSs on STOMP
+    stomp_size: int = 100              # N of the fan-out STOMP row
 
     def repeats_for(self, n: int) -> int:
         return max(1, min(self.repeat, 1000 // max(1, n)))
@@ -38,6 +40,7 @@ class BenchConfig:
         out["profile"] = str(self.profile) if self.profile else None
         out["cases"] = list(self.cases)
         out["broker"] = _redact(self.broker)
+        out["stomp_broker"] = _redact(self.stomp_broker) if self.stomp_broker else None
         return out
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+
 from bench import messages
 from bench.amqp import connect
 from bench.fleet import FleetProcess
@@ -42,8 +44,11 @@ class OpResult:
 
 class Rig:
     def __init__(self, url: str, workdir: Path, name: str, *, ems_start_timeout: float = 300.0,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", gvnfm_url: str | None = None) -> None:
         self.url = url
+        #: the broker URL of the VNFM and the EMS fleets (``stomp://`` for the STOMP rows); the bench's
+        #: NFVO, the floor and the clean-up stay on ``url`` (AMQP)
+        self.gvnfm_url = gvnfm_url or url
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:8]
@@ -63,9 +68,11 @@ class Rig:
     async def start_vnfm(self, concurrency: int, *, tag: str = "vnfm", profile: Path | None = None) -> VnfmProcess:
         if self.vnfm is not None:
             await self.stop_vnfm()
-        self.vnfm = VnfmProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
+        if self.nfvo is None and self.gvnfm_url != self.url:
+            await self._declare_exchange()      # STOMP cannot declare it: the NFVO's part, over AMQP
+        self.vnfm = VnfmProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
                                 db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
-                                log_level=self.log_level, profile=profile, tag=tag)
+                                log_level=self.log_level, profile=profile, tag=tag, probe_url=self.url)
         await self.vnfm.start()
         if self.nfvo is None:
             self.nfvo = BenchNfvo(self.url, self.exchange)
@@ -84,7 +91,7 @@ class Rig:
         assert self.vnfm is not None, "start the VNFM first: it declares the register queue"
         index = self._fleets_started
         self._fleets_started += 1
-        fleet = FleetProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint,
+        fleet = FleetProcess(url=self.gvnfm_url, exchange=self.exchange, endpoint=self.endpoint,
                              prefix=f"{self.host_prefix}f{index}", count=count, workdir=self.dir, hold=hold,
                              profile=profile, log_level=self.log_level, tag=f"{tag}-{index}")
         self.fleets.append(fleet)
@@ -175,6 +182,14 @@ class Rig:
             await self.nfvo.__aexit__(None, None, None)
             self.nfvo = None
         await self._delete_broker_objects()
+
+    async def _declare_exchange(self) -> None:
+        conn = await connect(self.url)
+        try:
+            channel = await conn.channel()
+            await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        finally:
+            await conn.close()
 
     async def _delete_broker_objects(self) -> None:
         conn = await connect(self.url)

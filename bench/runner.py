@@ -33,6 +33,10 @@ async def run_bench(cfg: BenchConfig) -> Report:
             for n in sizes:
                 await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report,
                                                             memory="memory" in cfg.cases and n == sizes[-1]))
+        if cfg.stomp_broker:
+            await _guard(report, "per-script STOMP", cases.per_script(cfg, workdir, report, stomp=True))
+            await _guard(report, f"fan-out STOMP N={cfg.stomp_size}",
+                         cases.fanout_stomp(cfg, cfg.stomp_size, workdir, report))
         if cfg.profile is not None:
             await _guard(report, "profile", profile_fanout(cfg, sizes[-1], workdir, cfg.profile, report))
     finally:

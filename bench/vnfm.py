@@ -17,8 +17,9 @@ from bench.procs import Child, python_argv
 class VnfmProcess:
     def __init__(self, *, url: str, exchange: str, endpoint: str, workdir: Path, db: str, concurrency: int,
                  ems_start_timeout: float, log_level: str = "INFO", profile: Path | None = None,
-                 tag: str = "vnfm") -> None:
+                 tag: str = "vnfm", probe_url: str | None = None) -> None:
         self.url = url
+        self.probe_url = probe_url or url   # AMQP: the readiness probe (the VNFM itself may be on STOMP)
         self.endpoint = endpoint
         self.workdir = workdir
         self.profile = profile
@@ -42,7 +43,7 @@ class VnfmProcess:
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start and wait until the VNFM consumes its endpoint queue (probed on one connection)."""
-        conn = await connect(self.url)
+        conn = await connect(self.probe_url)
 
         async def consuming() -> bool:
             await asyncio.sleep(0.1)

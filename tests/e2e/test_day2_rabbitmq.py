@@ -78,8 +78,9 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     first = asyncio.create_task(cli(state, "scale-out", "app"))
     while rt.nfvo.locks.holder(nsr.id, "app") is None and not first.done():
         await asyncio.sleep(0.005)
-    url = json.loads((state / "api.json").read_text())["url"]
-    async with httpx.AsyncClient(timeout=30) as client:
+    info = json.loads((state / "api.json").read_text())
+    url = info["url"]
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {info['token']}"}) as client:
         second = await client.post(f"{url}/api/v1/ns-records/current/vnfrecords/app/scale-out", json={})
     code, out = await first
     assert code == 0, out
@@ -162,7 +163,7 @@ async def test_day2_operations_from_the_command_line(running: tuple[LocalRuntime
     code, out = await cli(state, "scale-out", "db")
     assert code == 1 and "scale" in out.lower(), out
     code, out = await cli(state, "heal", "app", "app-0000000", "--cause", "x")
-    assert code == 1 and "no VNFC instance 'app-0000000'" in out, out
+    assert code == 2 and "no VNFC instance 'app-0000000'" in out, out     # an unknown name: usage
     code, out = await cli(state, "update-script", "db", "nope.sh", str(fixed))
-    assert code == 1 and "no script 'nope.sh'" in out, out
+    assert code == 2 and "no script 'nope.sh'" in out, out
     assert {n: list(v.hosts) for n, v in nsr.vnfrs.items()} == before

@@ -68,8 +68,9 @@ async def nfvo(amqp_vhost: str) -> AsyncIterator[Nfvo]:
 async def start_vnfm(url: str, store: SqlStore, tmp: Path, **settings: Any) -> tuple[VnfmService, AmqpTransport]:
     transport = AmqpTransport(url, max_message_bytes=LIMIT)
     await transport.connect()
+    # the endpoint queue outlives the VNFM here, so that what it left in it can be counted
     s = VnfmSettings(endpoint=unique("poison"), register_with_nfvo=False, state_dir=tmp, script_log_minutes=0,
-                     **settings)
+                     endpoint_queue_auto_delete=False, **settings)
     service = VnfmService(s, transport=transport, store=store)
     await service.start()
     return service, transport

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -38,7 +38,19 @@ async def open_transport(private_rabbit: PrivateRabbit) -> AsyncIterator[Open]:
         await transport.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+@pytest.fixture(autouse=True)
+def broker_back_up(private_rabbit: PrivateRabbit) -> Iterator[None]:
+    """The module's private node is shared by its tests: whatever a test stopped or killed (and however
+    it failed), the next test gets a running broker."""
+    yield
+    if not private_rabbit.running:
+        private_rabbit.start()
+    elif private_rabbit.ctl("await_startup", "--timeout", "1", check=False, timeout=60).returncode != 0:
+        private_rabbit.start_app()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait for ``predicate`` (the timeout is a hang guard, not a time bound)."""
     async with asyncio.timeout(timeout):
         while True:
             if predicate():
@@ -92,7 +104,7 @@ async def test_broker_restart_reconnects_restores_consumers_and_runs_callbacks(
     await until(lambda: len(got) == 1)
 
     await asyncio.to_thread(private_rabbit.restart)
-    await until(lambda: t.reconnects == 1 and callbacks == ["ran"], timeout=15)
+    await until(lambda: t.reconnects == 1 and callbacks == ["ran"])
     assert t.connected
     await t.publish(f"{topic}.x", b"after")                  # the re-made binding routes it
     await until(lambda: len(got) == 3)
@@ -107,27 +119,34 @@ async def test_pending_rpc_fails_fast_when_the_connection_is_lost(
     queue = unique("amqp-pending")
     answered: list[str | None] = []
     answer = asyncio.Event()
+    seen: list[bytes] = []
 
     async def slow_server(delivery: Delivery) -> None:
         await delivery.ack()
+        seen.append(delivery.message.body)
         if answer.is_set():
             answered.append(delivery.message.correlation_id)
             await server.reply(delivery.message, b"done")
 
     await server.declare_queue(queue, durable=True)
     await server.consume(queue, slow_server)
-    pending = asyncio.create_task(client.rpc(queue, b"work", timeout=60, correlation_id="step-7"))
-    await asyncio.sleep(0.3)
-    assert not pending.done()
+    pending = asyncio.create_task(client.rpc(queue, b"work", timeout=600, correlation_id="step-7"))
+    # a request on a reply channel of its own (direct reply-to, the local NFVO's commands) fails as fast
+    request = asyncio.create_task(client.request(queue, b"command", timeout=600))
+    await until(lambda: len(seen) == 2)      # the server has both and answers neither
+    assert not pending.done() and not request.done()
 
-    stopped = time.monotonic()
     await asyncio.to_thread(private_rabbit.stop_app)
     try:
+        # "fast": on the lost connection, not after the call's own 600 s timeout (the guard is far below)
         with pytest.raises(TransportError, match="connection lost") as failure:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(120):
                 await pending
         assert not isinstance(failure.value, RpcTimeout)
-        assert time.monotonic() - stopped < 5
+        with pytest.raises(TransportError) as failure:
+            async with asyncio.timeout(120):
+                await request
+        assert not isinstance(failure.value, RpcTimeout)
         # While the broker is down, a new call waits for the reconnection (connect_timeout), then fails.
         assert not client.connected
     finally:
@@ -135,8 +154,8 @@ async def test_pending_rpc_fails_fast_when_the_connection_is_lost(
 
     # The caller retries with the same correlation id once the broker is back.
     answer.set()
-    await until(lambda: client.connected and server.connected, timeout=15)
-    assert await client.rpc(queue, b"work", timeout=10, correlation_id="step-7") == b"done"
+    await until(lambda: client.connected and server.connected)
+    assert await client.rpc(queue, b"work", timeout=60, correlation_id="step-7") == b"done"
     assert answered == ["step-7"]
     await _delete(server, queue)
 
@@ -155,22 +174,22 @@ async def test_publish_during_an_outage_waits_for_the_reconnection_and_backoff_i
     await t.consume(queue, collect)
     await asyncio.to_thread(private_rabbit.stop_app)
     try:
-        await until(lambda: not t.connected, timeout=5)
+        await until(lambda: not t.connected)
         publishing = asyncio.create_task(t.publish(queue, b"queued while down"))
-        await asyncio.sleep(2.0)
+        await until(lambda: len(t.last_backoff) >= 5)     # five attempts while the broker is away
         assert not publishing.done()
         # 0.1, 0.2, 0.4, then capped at 0.4 while the broker is away.
         assert t.last_backoff[:3] == pytest.approx([0.1, 0.2, 0.4])
         assert len(t.last_backoff) >= 5 and max(t.last_backoff) == pytest.approx(0.4)
     finally:
         await asyncio.to_thread(private_rabbit.start_app)
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(60):
         await publishing
     await until(lambda: got == [b"queued while down"])
 
     # The next outage starts again from the initial delay.
     await asyncio.to_thread(private_rabbit.restart)
-    await until(lambda: t.reconnects == 2, timeout=15)
+    await until(lambda: t.reconnects == 2)
     assert t.last_backoff[0] == pytest.approx(0.1)
 
 
@@ -195,7 +214,7 @@ async def test_ack_after_the_channel_died_does_not_raise_and_the_message_comes_b
     await asyncio.to_thread(private_rabbit.restart)
     await held[0].ack()                # channel gone: logged at debug, no exception
     await held[0].reject(requeue=True)
-    await until(lambda: len(got) == 1, timeout=15)
+    await until(lambda: len(got) == 1)
     assert got[0].body == b"survives"  # durable queue + persistent message, redelivered after reconnect
     await _delete(t, queue)
 
@@ -214,23 +233,24 @@ async def test_killed_broker_is_survived(private_rabbit: PrivateRabbit, open_tra
     await t.consume(queue, collect)
     other = await open_transport()
     await asyncio.to_thread(private_rabbit._kill)
-    await until(lambda: not t.connected and not other.connected, timeout=5)
-    async with asyncio.timeout(5):      # closing while reconnecting neither hangs nor raises
+    await until(lambda: not t.connected and not other.connected)
+    async with asyncio.timeout(60):     # closing while reconnecting neither hangs nor raises
         await other.close()
     with pytest.raises(TransportError, match="not connected"):
         await other.publish(queue, b"closed")
     await asyncio.to_thread(private_rabbit.start)
-    await until(lambda: t.connected and t.reconnects == 1, timeout=20)
+    await until(lambda: t.connected and t.reconnects == 1)
     await t.publish(queue, b"after crash")
     await until(lambda: got == [b"after crash"])
 
 
 async def test_bad_credentials_fail_quickly(private_rabbit: PrivateRabbit) -> None:
-    t = AmqpTransport(private_rabbit.url_for("guest", "wrong-password"), connect_timeout=10)
+    # "quickly": at the first refusal, not after retrying until connect_timeout (the bound is half of it)
+    t = AmqpTransport(private_rabbit.url_for("guest", "wrong-password"), connect_timeout=120)
     started = time.monotonic()
     with pytest.raises(TransportError, match="refused") as failure:
         await t.connect()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 60
     assert "wrong-password" not in str(failure.value)
     user, password = unique("u"), unique("p")
     await asyncio.to_thread(private_rabbit.add_user, user, password)
@@ -243,8 +263,8 @@ async def test_bad_urls_and_unencodable_input_are_transport_errors(
         private_rabbit: PrivateRabbit, open_transport: Open) -> None:
     started = time.monotonic()
     with pytest.raises(TransportError, match="virtual host"):
-        await AmqpTransport(private_rabbit.url + unique("no-vhost"), connect_timeout=10).connect()
-    assert time.monotonic() - started < 3
+        await AmqpTransport(private_rabbit.url + unique("no-vhost"), connect_timeout=120).connect()
+    assert time.monotonic() - started < 60           # at the first refusal, not after connect_timeout
     with pytest.raises(TransportError, match="invalid broker URL"):
         await AmqpTransport("amqp://guest:guest@127.0.0.1:notaport/").connect()
 
@@ -278,7 +298,9 @@ async def test_unreachable_broker_fails_after_connect_timeout() -> None:
     started = time.monotonic()
     with pytest.raises(TransportError, match="cannot connect"):
         await t.connect()
-    assert 0.5 <= time.monotonic() - started < 3
+    # it retries until connect_timeout (the lower bound is the behaviour), then gives up (the upper bound
+    # only says "not forever": a slow machine only adds to it)
+    assert 0.5 <= time.monotonic() - started < 60
     with pytest.raises(TransportError):
         await t.publish("x", b"never connected")
 

@@ -81,6 +81,32 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
     assert report.table().row_count == len(report.rows)
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.timeout(240)
+async def test_bench_stomp_rows_run_against_the_same_floor(amqp_url: str, tmp_path: Path) -> None:
+    """The VNFM and the EMS fleet over STOMP (RabbitMQ's plugin, same broker), the floor on AMQP."""
+    from tests.support.services import RABBIT_STOMP_PORT, amqp_to_stomp
+
+    cfg = BenchConfig(broker=amqp_url, stomp_broker=amqp_to_stomp(amqp_url, RABBIT_STOMP_PORT), stomp_size=N,
+                      cases=("per-script",), scripts=SCRIPTS, fanout_scripts=FANOUT_SCRIPTS, repeat=1,
+                      workdir=tmp_path, op_timeout=120)
+    report = await run_bench(cfg)
+    assert report.errors == []
+    rows: dict[tuple[str, int], Row] = {(r.case, r.n): r for r in report.rows}
+    assert set(rows) == {("per-script", 1), ("per-script STOMP", 1), ("fan-out STOMP", N)}
+    per = rows[("per-script STOMP", 1)]
+    assert per.detail["gvnfm"]["ems_commands_ok"] == [2 * SCRIPTS] and per.detail["gvnfm"]["ems_commands_failed"] == [0]
+    assert per.detail["floor"][0]["round_trips"] == 3 + 2 * SCRIPTS
+    fan = rows[("fan-out STOMP", N)]
+    assert fan.detail["gvnfm"]["ems_commands_ok"] == [2 * FANOUT_SCRIPTS * N]
+    assert fan.detail["floor"][0]["round_trips"] == 3 + 2 * FANOUT_SCRIPTS * N == fan.detail["floor"][0]["replies_ok"]
+    assert "stomp://guest:***@" in report.settings["stomp_broker"]
+    for row in report.rows:
+        assert _finite_positive(row.ratio), row
+    logs = (tmp_path / "per-script-stomp" / "vnfm.log", tmp_path / f"n{N}-stomp" / "vnfm.log")
+    assert all("event=stomp_connected" in log.read_text() for log in logs)
+
+
 def test_command_line_options_map_onto_the_config() -> None:
     args = parser().parse_args(["--sizes", "10,100", "--scripts", "20", "--cases", "fan-out,storm",
                                 "--no-sequential", "--json", "out.json"])

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ from gvnfm.api.server import ApiServer
 from gvnfm.catalogue.descriptors import NetworkServiceDescriptor
 from gvnfm.catalogue.messages import OrVnfmInstantiateMessage
 from gvnfm.catalogue.scripts import Script
+from gvnfm.cli import day2_cmd
 from gvnfm.cli.main import app as cli_app
 from gvnfm.orchestrator import (
     DeployFailed,
@@ -47,6 +52,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 10.0
 
 
+async def eventually(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Wait until ``predicate()`` holds (the timeout is a hang guard: the caller asserts afterwards)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate() and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 # -- a fake VIM -----------------------------------------------------------------------------------
 
 class FakeVim(Vim):
@@ -57,6 +70,7 @@ class FakeVim(Vim):
         self._hosts: dict[str, Host] = {}
         self.created: list[HostSpec] = []
         self.removed: list[str] = []
+        self.rebuilt: list[tuple[str, str | None]] = []
         self.fail_images: set[str] = set()
         self._n = 0
 
@@ -81,11 +95,20 @@ class FakeVim(Vim):
         self._hosts.pop(hostname, None)
         self.removed.append(hostname)
 
+    async def rebuild_host(self, hostname: str, image: str | None = None) -> Host:
+        if hostname not in self._hosts:
+            raise VimError(f"host {hostname} does not exist")
+        self.rebuilt.append((hostname, image))
+        return self._hosts[hostname]
+
     async def close(self) -> None:
         self._hosts.clear()
 
 
 # -- a scripted fake VNFM ------------------------------------------------------------------------------
+
+#: an answer whose body is the four bytes `null` (the Java VNFM's answer to SCALE_IN and ERROR)
+NULL = object()
 
 def vnfr_name_of(msg: dict[str, Any]) -> str:
     for key in ("virtualNetworkFunctionRecord", "vnfr", "vnfd"):
@@ -114,8 +137,12 @@ class FakeVnfm:
     #: ("recv"|"reply", action, vnfr) in the order they happened
     log: list[tuple[str, str, str]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: (reply_to, correlation_id) of every command, in order
+    envelopes: list[tuple[str | None, str | None]] = field(default_factory=list)
     nfvo_answers: list[dict[str, Any]] = field(default_factory=list)
     resume_as: str = "INSTANTIATE"
+    #: what ALLOCATE_RESOURCES carries (python-vnfm-sdk: "none" when it has no user-data file)
+    userdata: str = "#!/bin/bash\n#Hostname=\n"
 
     async def start(self) -> None:
         await self.transport.declare_queue(self.endpoint, auto_delete=True)
@@ -132,6 +159,7 @@ class FakeVnfm:
         action, name = msg["action"], vnfr_name_of(msg)
         self.log.append(("recv", action, name))
         self.messages.append(msg)
+        self.envelopes.append((delivery.message.reply_to, delivery.message.correlation_id))
         try:
             if (action, name) in self.hooks:
                 await self.hooks[(action, name)]()
@@ -139,7 +167,10 @@ class FakeVnfm:
             reply = await self._handle(action, name, msg)
         except Exception as exc:   # the fake must answer whatever happens
             reply = {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM failed: {exc!r}"}}
-        if reply is not None:
+        if reply is NULL:       # the Java VNFM answers SCALE_IN and ERROR with the body `null`
+            self.log.append(("reply", "null", name))
+            await self.transport.reply(delivery.message, b"null")
+        elif reply is not None:
             self.log.append(("reply", reply["action"], name))
             await self.transport.reply(delivery.message, json.dumps(reply).encode())
         await delivery.ack()
@@ -160,7 +191,7 @@ class FakeVnfm:
         return {"action": "ERROR", "nsrId": vnfr.get("parent_ns_id"), "virtualNetworkFunctionRecord": vnfr,
                 "exception": {"detailMessage": detail, "cause": {"detailMessage": text}}}
 
-    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> dict[str, Any] | None:
+    async def _handle(self, action: str, name: str, msg: dict[str, Any]) -> Any:
         fail = self.fail.get((action, name))
         if (action, name) in self.refuse:
             return {"action": "ERROR", "virtualNetworkFunctionRecord": msg.get("vnfr") or msg.get(
@@ -174,6 +205,11 @@ class FakeVnfm:
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results,
                         "exception": {"detailMessage": f"EXECUTE failed on {len(results)} VNFC(s)"}}
             return {"action": "EXECUTE", "virtualNetworkFunctionRecord": vnfr, "scriptResults": results}
+        if action == "INSTANTIATE" and msg.get("vnfr"):
+            # the NFVO's restart path (AbstractVnfm: `if (vnfr != null)`): no GRANT, no ALLOCATE
+            if fail:
+                return self._error(msg["vnfr"], action, fail)
+            return {"action": "INSTANTIATE", "virtualNetworkFunctionRecord": msg["vnfr"]}
         if action == "INSTANTIATE":
             vnfr = build_vnfr(OrVnfmInstantiateMessage.model_validate(msg)).to_wire()
             grant = await self._nfvo({"action": "GRANT_OPERATION", "virtualNetworkFunctionRecord": vnfr})
@@ -181,7 +217,7 @@ class FakeVnfm:
                 return self._error(grant.get("vnfr") or vnfr, action, grant["message"])
             vnfr = grant["virtualNetworkFunctionRecord"]
             alloc = await self._nfvo({"action": "ALLOCATE_RESOURCES", "virtualNetworkFunctionRecord": vnfr,
-                                      "vimInstances": grant["vduVim"], "userdata": "#!/bin/bash\n#Hostname=\n",
+                                      "vimInstances": grant["vduVim"], "userdata": self.userdata,
                                       "keyPairs": []})
             if alloc["action"] == "ERROR":
                 return self._error(alloc.get("vnfr") or vnfr, action, alloc["message"])
@@ -197,8 +233,8 @@ class FakeVnfm:
         if action in ("START", "STOP"):
             return {"action": action, "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg.get("vnfcInstance")}
         if action == "HEAL":
-            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"],
-                    "cause": msg["cause"]}
+            # VnfmOrHealedMessage: the Java VNFM leaves `cause` out
+            return {"action": "HEAL", "virtualNetworkFunctionRecord": vnfr, "vnfcInstance": msg["vnfcInstance"]}
         if action == "LOG_REQUEST":
             lines = self.log_lines.get(msg["hostname"], [f"log of {msg['hostname']}"])
             return {"action": "LOG_REQUEST", "outputLog": list(lines), "errorLog": []}
@@ -211,12 +247,13 @@ class FakeVnfm:
             if answer["action"] == "ERROR":   # as gvnfm's VNFM: the NFVO refused, nothing happened
                 return {"action": "ERROR", "virtualNetworkFunctionRecord": vnfr,
                         "exception": {"detailMessage": answer["message"]}}
-            scaled = answer["virtualNetworkFunctionRecord"]
+            assert answer["action"] == "SCALED", answer     # ScalingTask: the VNFR under `vnfr`
+            scaled = answer["vnfr"]
             new = [i for vdu in scaled["vdu"] for i in vdu["vnfc_instance"]
                    if i["id"] not in before and i["vnfComponent"]["id"] == msg["component"]["id"]]
             return {"action": "SCALED", "virtualNetworkFunctionRecord": scaled, "vnfcInstance": new[0]}
-        if action == "SCALE_IN":
-            return None
+        if action in ("SCALE_IN", "ERROR"):
+            return NULL
         return {"action": "ERROR", "exception": {"detailMessage": f"fake VNFM: unexpected {action}"}}
 
 
@@ -303,10 +340,7 @@ def chain(endpoint: str) -> ServiceBundle:
 async def test_chain_deploys_in_dependency_order(env: Env) -> None:
     async def db_is_slow() -> None:
         # db (a source) instantiates last: web, which depends only on app, must not wait for it
-        for _ in range(500):
-            if ("recv", "START", "web") in env.vnfm.log:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: ("recv", "START", "web") in env.vnfm.log)
 
     env.vnfm.hooks[("INSTANTIATE", "db")] = db_is_slow
     nsr = await env.deployment.deploy(chain(env.endpoint))
@@ -351,6 +385,7 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
                  and a["virtualNetworkFunctionRecord"]["name"] == "app")
     granted = grant["virtualNetworkFunctionRecord"]
     assert grant["grantAllowed"] is True and granted["hbVersion"] == 1 and granted["id"]
+    assert [h["event"] for h in granted["lifecycle_event_history"]] == ["GRANTED"]     # GrantoperationTask's
     assert set(grant["vduVim"]) == {granted["vdu"][0]["id"]}
     assert all(c["id"] for c in granted["vdu"][0]["vnfc"]) and all(le["id"] for le in granted["lifecycle_event"])
     # ALLOCATE answered with the VNFC instances
@@ -372,6 +407,9 @@ async def test_messages_carry_what_the_reference_nfvo_sends(env: Env) -> None:
     assert modify["vnfr"]["status"] == INITIALIZED
     db_dep = env.vnfm.received("MODIFY", "app")[0]["vnfrd"]
     assert db_dep["parameters"] == {"db": {"parameters": {"private": "", "hostname": "", "port": "5432"}}}
+    # every command as the Java NFVO sends it: a reply address of its own, no correlation id
+    assert env.vnfm.envelopes and all(r and c is None for r, c in env.vnfm.envelopes)
+    assert len({r for r, _ in env.vnfm.envelopes}) == len(env.vnfm.envelopes)
     # START carries the whole VNFR and no VNFC
     start = env.vnfm.received("START", "web")[0]
     assert start["virtualNetworkFunctionRecord"]["name"] == "web" and "vnfcInstance" not in start
@@ -429,15 +467,23 @@ async def test_service_that_does_not_fit_is_refused_up_front(env: Env) -> None:
     assert nsr.status == ERROR and env.nfvo.resources.reserved == {}
 
 
+async def test_any_userdata_is_handed_to_the_vim(env: Env) -> None:
+    """As the Java NFVO: the user-data goes to the VIM as it came, python-vnfm-sdk's "none" included."""
+    env.vnfm.userdata = "none"
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    assert nsr.status == ACTIVE
+    assert sorted(s.vnfr_name for s in env.vim.created) == ["app", "app", "db", "web"]
+    assert {s.userdata for s in env.vim.created} == {"none"}
+    alloc = next(a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES")
+    assert [i["hostname"] for i in alloc["vnfr"]["vdu"][0]["vnfc_instance"]]
+
+
 async def test_grant_refused_when_capacity_went_away(env: Env) -> None:
     service = bundle(vnfd("small", "ts", env.endpoint), vnfd("big", "tb", env.endpoint, vnfc=3))
 
     async def shrink() -> None:
         # once small is deployed, someone else takes most of the VIM, before big asks for its grant
-        for _ in range(500):
-            if ("recv", "START", "small") in env.vnfm.log:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: ("recv", "START", "small") in env.vnfm.log)
         env.vim.capacity = 2
 
     env.vnfm.hooks[("INSTANTIATE", "big")] = shrink
@@ -532,6 +578,26 @@ async def test_release_failure_still_removes_hosts(env: Env) -> None:
     assert [e.action for e in nsr.errors] == ["RELEASE_RESOURCES"]
 
 
+async def test_teardown_stops_waiting_when_told(env: Env) -> None:
+    """A VNFM that never answers RELEASE_RESOURCES: ``stop_waiting`` (gvnfm up's second Ctrl-C) ends the
+    wait at once, the hosts are removed, the unanswered releases are recorded."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    stuck = asyncio.Event()
+    for name in ("db", "app", "web"):
+        env.vnfm.hooks[("RELEASE_RESOURCES", name)] = stuck.wait
+    teardown = asyncio.create_task(env.deployment.teardown(nsr, timeout=3600))
+    for _ in range(500):
+        if len(env.vnfm.received("RELEASE_RESOURCES")) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert not teardown.done()
+    env.nfvo.stop_waiting()
+    await asyncio.wait_for(teardown, TIMEOUT)
+    assert env.vim.hosts == {} and nsr.status == TERMINATED
+    assert sorted(e.vnfr for e in nsr.errors if "not awaited" in e.message) == ["app", "db", "web"]
+    stuck.set()
+
+
 async def test_unanswered_action_times_out_as_an_error(env: Env) -> None:
     env.nfvo.reply_timeout = 0.5
     env.vnfm.delay[("START", "db")] = 3.0
@@ -579,10 +645,7 @@ async def test_registration_and_unregistration(env: Env) -> None:
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(wrong).encode())
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(
         {**wrong, "password": answer["rabbitPassword"]}).encode())
-    for _ in range(100):
-        if env.endpoint not in env.nfvo.vnfms:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: env.endpoint not in env.nfvo.vnfms)
     assert env.endpoint not in env.nfvo.vnfms
     assert env.nfvo.endpoint_for(env.endpoint) == env.endpoint
 
@@ -590,7 +653,7 @@ async def test_registration_and_unregistration(env: Env) -> None:
 async def test_registered_endpoint_is_where_commands_go(env: Env) -> None:
     reg = {"action": "register", "type": "fancy-type", "vnfmManagerEndpoint": {"endpoint": env.endpoint}}
     await env.peer.rpc(env.nfvo.registration_queue, json.dumps(reg).encode(), timeout=TIMEOUT)
-    assert await env.nfvo.wait_for_vnfm("fancy-type", 1.0)
+    assert await env.nfvo.wait_for_vnfm("fancy-type", 60)
     nsr = await env.deployment.deploy(bundle(vnfd("solo", "ts", "fancy-type")))
     assert nsr.status == ACTIVE and env.vnfm.received("START", "solo")
 
@@ -616,10 +679,7 @@ async def test_error_notice_marks_the_vnfr(env: Env) -> None:
               "exception": {"detailMessage": "something broke", "cause": {"detailMessage": "stderr text"}}}
     await env.peer.publish(env.nfvo.async_queue, json.dumps(notice).encode())
     await env.peer.publish(env.nfvo.async_queue, b"not json at all")
-    for _ in range(100):
-        if nsr.vnfrs["n"].status == ERROR:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: nsr.vnfrs["n"].status == ERROR)
     assert nsr.vnfrs["n"].status == ERROR and nsr.status == ERROR
     assert nsr.errors[-1].message == "something broke" and nsr.errors[-1].stderr == "stderr text"
 
@@ -633,10 +693,19 @@ async def test_scale_out_and_in(env: Env) -> None:
     component = (app_record.vdu or [])[0].vnfc[1]  # type: ignore[index]
     new = await env.nfvo.scale_out(nsr, "app", component.id)
     assert new.hostname in env.vim.hosts and new.hostname in nsr.vnfrs["app"].hosts
-    assert new.vnfComponent is not None and new.vnfComponent.id == component.id
     scale = env.vnfm.received("SCALE_OUT", "app")[0]
-    assert scale["component"]["id"] == component.id and scale["vnfPackage"]["scripts"]
+    # as the Java NFVO: a new VNFComponent (the chosen one's connection points, new ids) in the VDU,
+    # without an instance until SCALING; the new VNFC instance is of that component
+    added = scale["component"]
+    assert added["id"] not in {c.id for c in (app_record.vdu or [])[0].vnfc or []}
+    assert [cp["virtual_link_reference"] for cp in added["connection_point"]] == ["private"]
+    assert added in scale["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc"] and scale["vnfPackage"]["scripts"]
+    assert new.vnfComponent is not None and new.vnfComponent.id == added["id"]
     assert scale["dependency"]["idType"] == {"db": "db"}           # app is a target: its full dependency
+    scaled = next(a for a in env.vnfm.nfvo_answers if a["action"] == "SCALED")
+    assert scaled["vnfr"]["lifecycle_event_history"][-1]["event"] == "SCALE_OUT"      # ScalingTask's
+    assert set(scaled) == {"action", "vnfr"} and new.hostname in [
+        i["hostname"] for vdu in scaled["vnfr"]["vdu"] for i in vdu["vnfc_instance"]]
     # web (target of app) is reconfigured with only the new VNFC, unfiltered
     modify = env.vnfm.received("MODIFY", "web")[-1]["vnfrd"]
     assert list(modify["vnfcParameters"]["app"]["parameters"]) == [new.id]
@@ -646,12 +715,14 @@ async def test_scale_out_and_in(env: Env) -> None:
     # scale_in_out is 3: a fourth is refused before anything is sent
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
-    # scale in: SCALE_IN to the target (web), no answer expected, host removed
+    # scale in: SCALE_IN to the target (web), a command of its own (answered `null`), host removed
+    before = len(env.vnfm.messages)
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
-    for _ in range(100):
-        if env.vnfm.received("SCALE_IN"):
-            break
-        await asyncio.sleep(0.02)
+    # the barrier: a query answered after the scale-in; the VNFM receives in order, so whatever the
+    # scale-in sent is in by then
+    await env.nfvo.logs(nsr, "web", nsr.vnfrs["web"].hosts[0])
+    sent = [(m["action"], vnfr_name_of(m)) for m in env.vnfm.messages[before:]]
+    assert sent == [("SCALE_IN", "web"), ("LOG_REQUEST", "web")], sent   # nothing for app or the removed VNFC
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]
     assert scale_in["vnfcInstance"]["hostname"] == new.hostname
     assert new.hostname not in env.vim.hosts and new.hostname not in nsr.vnfrs["app"].hosts
@@ -668,6 +739,37 @@ async def test_scale_out_standby_is_not_given_to_targets(env: Env) -> None:
     assert new.state == "STANDBY"
     assert len(env.vnfm.received("MODIFY", "web")) == modifies
     assert env.vnfm.received("SCALE_OUT", "app")[0]["mode"] == "standby"
+
+
+async def test_restart_rebuilds_the_hosts_and_instantiates_with_the_vnfr(env: Env) -> None:
+    """As the Java NFVO's restartVnfr: the VNFR's hosts rebuilt (same names and addresses, the new image),
+    INSTANTIATE carrying the VNFR (the VNFM allocates nothing), then MODIFY (app is a target) and START."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    hosts = list(nsr.vnfrs["app"].hosts)
+    before = nsr.vnfrs["app"].record()
+    assert before is not None
+    grants, allocations = (len([a for a in env.vnfm.nfvo_answers if a["action"] == x])
+                           for x in ("GRANT_OPERATION", "ALLOCATE_RESOURCES"))
+    env.vnfm.log.clear()
+    await env.deployment.restart(nsr, "app", "centos")
+    assert sorted(env.vim.rebuilt) == sorted((h, "centos") for h in hosts)
+    assert sorted(env.vim.hosts) == sorted(h for v in nsr.vnfrs.values() for h in v.hosts)   # no new host
+    (inst,) = env.vnfm.received("INSTANTIATE", "app")[1:]
+    assert inst["vnfr"]["id"] == before.id and inst["vnfd"]["name"] == "app"
+    assert [i["hostname"] for i in inst["vnfr"]["vdu"][0]["vnfc_instance"]] == hosts
+    assert inst["vnfr"]["vdu"][0]["vm_image"] == ["centos"]
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "GRANT_OPERATION"][grants:] == []
+    assert [a for a in env.vnfm.nfvo_answers if a["action"] == "ALLOCATE_RESOURCES"][allocations:] == []
+    assert [m[:2] for m in env.vnfm.log if m[2] == "app"] == [
+        ("recv", "INSTANTIATE"), ("reply", "INSTANTIATE"), ("recv", "MODIFY"), ("reply", "MODIFY"),
+        ("recv", "START"), ("reply", "START")]
+    assert nsr.vnfrs["app"].status == ACTIVE and nsr.status == ACTIVE
+    # a host that cannot be rebuilt: the VNFR is in ERROR, nothing is sent
+    env.vim._hosts.pop(nsr.vnfrs["web"].hosts[0])
+    sent = len(env.vnfm.messages)
+    with pytest.raises(OrchestratorError, match="rebuilding the hosts of VNFR web failed"):
+        await env.deployment.restart(nsr, "web")
+    assert len(env.vnfm.messages) == sent and nsr.vnfrs["web"].status == ERROR
 
 
 async def test_day2_messages(env: Env) -> None:
@@ -762,6 +864,11 @@ async def test_concurrent_scale_outs_wait_their_turn(env: Env) -> None:
 class Api:
     url: str
     state: Path
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     async def cli(self, *args: str) -> tuple[int, str]:
         result = await asyncio.to_thread(CliRunner().invoke, cli_app, [*args, "--state-dir", str(self.state)])
@@ -775,21 +882,24 @@ async def api(env: Env, tmp_path: Path) -> AsyncIterator[Api]:
     server = ApiServer(runtime)
     await server.start()
     try:
-        yield Api(server.url, tmp_path)
+        yield Api(server.url, tmp_path, server.token)
     finally:
         await server.stop()
 
 
 async def test_api_refuses_a_request_on_a_busy_vnfr_with_409(env: Env, api: Api) -> None:
     nsr = await env.deployment.deploy(chain(env.endpoint))
-    env.vnfm.delay[("SCALE_OUT", "app")] = 0.3
+    release = asyncio.Event()           # the VNFM answers the SCALE_OUT when the test says so
+    env.vnfm.hooks[("SCALE_OUT", "app")] = release.wait
     path = f"{api.url}/api/v1/ns-records/current/vnfrecords"
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+    async with httpx.AsyncClient(timeout=TIMEOUT, headers=api.headers) as client:
         first = asyncio.create_task(client.post(f"{path}/app/scale-out", json={}))
         while not env.vnfm.received("SCALE_OUT"):
             await asyncio.sleep(0.01)
         second = await client.post(f"{path}/app/scale-out", json={})
         web = await client.post(f"{path}/web/stop", json={})     # web is reconfigured by the scale-out
+        assert not first.done()
+        release.set()
         assert (await first).status_code == 200
     assert second.status_code == 409 and "VNFR app is busy with SCALE_OUT" in second.json()["detail"]
     assert web.status_code == 409 and "VNFR web is busy with SCALE_OUT of VNFR app" in web.json()["detail"]
@@ -809,9 +919,10 @@ async def test_requests_that_cannot_succeed_are_refused_before_sending(env: Env,
     with pytest.raises(Conflict, match="is ACTIVE, not ERROR"):
         await env.nfvo.resume(nsr, "web")
     code, out = await api.cli("heal", "web", host, "--cause", "switchToStandby")
-    assert code == 1 and "409" in out and "not STANDBY" in out, out
-    code, out = await api.cli("update", "web")
-    assert code == 1 and "400" in out and "no UPDATE lifecycle event" in out, out
+    # one line on stderr, exit 1 (the VNF is not in a state for it), no HTTP status code
+    assert code == 1 and out.startswith("error: ") and "not STANDBY" in out and "409" not in out, out
+    code, out = await api.cli("heal", "nope", host, "--cause", "restart")
+    assert code == 2 and "has no VNFR 'nope'" in out and "404" not in out, out
     assert len(env.vnfm.messages) == sent
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
 
@@ -825,7 +936,7 @@ async def test_a_request_the_vnfm_refuses_keeps_the_state(env: Env, api: Api) ->
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
     assert nsr.vnfrs["web"].history[-1].result == "refused" and nsr.vnfrs["web"].action is None
     code, out = await api.cli("heal", "web", host, "--cause", "restart")
-    assert code == 1 and "409" in out and "nothing was changed" in out, out
+    assert code == 1 and "nothing was changed" in out and "409" not in out, out
     # a SCALING the orchestrator refuses (the VIM filled up meanwhile): the VNFM gives up, app stays ACTIVE
     async def fill_the_vim() -> None:
         env.vim.capacity = len(env.vim.hosts)
@@ -865,6 +976,41 @@ async def test_failing_execute_reports_per_vnfc_and_keeps_the_state(env: Env, ap
 
 # -- update, logs --follow -----------------------------------------------------------------------------------
 
+async def test_update_and_heal_without_scripts_behave_alike(env: Env, api: Api) -> None:
+    """A VNF with no scripts for the event: the operation is sent, nothing runs, exit 0, both say so."""
+    nsr = await env.deployment.deploy(chain(env.endpoint))
+    host = nsr.vnfrs["web"].hosts[0]
+    code, out = await api.cli("update", "web")
+    assert code == 0 and "no UPDATE scripts: none ran" in out, out
+    code, out = await api.cli("heal", "web", host, "--cause", "restart")
+    assert code == 0 and "no HEAL scripts: none ran" in out, out
+    assert env.vnfm.received("UPDATE", "web") and env.vnfm.received("HEAL", "web")
+    assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE
+
+
+async def test_api_needs_the_runs_token_but_for_healthz_and_the_docs(env: Env, api: Api) -> None:
+    info = json.loads((api.state / "api.json").read_text())
+    assert info == {"url": api.url, "token": api.token} and len(api.token) >= 32
+    assert (api.state / "api.json").stat().st_mode & 0o777 == 0o600
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        assert (await client.get(f"{api.url}/healthz")).json() == {"status": "ok"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": api.token}):
+            r = await client.get(f"{api.url}/api/v1/ns-records", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+            r = await client.post(f"{api.url}/api/v1/ns-records/current/vnfrecords/web/execute",
+                                  json={"script": "touch /tmp/owned"}, headers=headers)
+            assert r.status_code == 401
+        assert (await client.get(f"{api.url}/api/v1/ns-records", headers=api.headers)).status_code == 200
+        # the OpenAPI page works offline: its assets come from this server, nothing from a CDN
+        page = (await client.get(f"{api.url}/docs")).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+        for asset in assets:
+            assert (await client.get(api.url + asset)).status_code == 200, asset
+        assert "bearer" in json.dumps((await client.get(f"{api.url}/openapi.json")).json()["components"]).lower()
+    assert not env.vnfm.received("EXECUTE")
+
+
 async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("u", "u", env.endpoint, events=("UPDATE",))))
     code, out = await api.cli("update", "u")
@@ -874,17 +1020,54 @@ async def test_update_runs_the_update_event(env: Env, api: Api) -> None:
     assert nsr.vnfrs["u"].status == ACTIVE
 
 
-async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api) -> None:
+async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
+    nsr = await env.deployment.deploy(bundle(vnfd("r", "r", env.endpoint, vnfc=2)))
+    hosts = nsr.vnfrs["r"].hosts
+    code, out = await api.cli("restart", "r", "--image", "bare")
+    assert code == 0 and f"r: ACTIVE ({', '.join(hosts)} rebuilt)" in out, out
+    assert env.vnfm.received("INSTANTIATE", "r")[-1]["vnfr"]["vdu"][0]["vm_image"] == ["bare"]
+    sent = len(env.vnfm.messages)
+    code, out = await api.cli("restart", "r", "--image", "unknown-image")
+    assert code == 1 and "image 'unknown-image' does not exist" in out, out
+    assert len(env.vnfm.messages) == sent
+    assert nsr.vnfrs["r"].status == ACTIVE
+
+
+async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("f", "f", env.endpoint)))
     env.nfvo.log_settle = 0.05
     host = nsr.vnfrs["f"].hosts[0]
     env.vnfm.log_lines[host] = ["one"]
+    # the follow's --timeout runs out when the test says so (its clock stands still until then), and the
+    # test counts its polls: every step waits for polls, not for time
+    over = threading.Event()
+    monkeypatch.setattr(day2_cmd, "time", SimpleNamespace(monotonic=lambda: math.inf if over.is_set() else 0.0,
+                                                          sleep=time.sleep))
+    polls: list[int] = []
+    real_logs = env.nfvo.logs
+
+    async def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        result = await real_logs(*args, **kwargs)
+        polls.append(result["version"])
+        return result
+
+    monkeypatch.setattr(env.nfvo, "logs", counted)
+
+    async def polled(more: int) -> None:
+        target = len(polls) + more
+        async with asyncio.timeout(60):
+            while len(polls) < target:
+                await asyncio.sleep(0.01)
+
     follow = asyncio.create_task(api.cli("logs", "f", host, "--follow", "--interval", "0.02", "--timeout", "1"))
-    await asyncio.sleep(0.3)
+    await polled(15)
     env.vnfm.log_lines[host] = ["one", "two"]      # the VNFM has more, but nothing told the orchestrator
-    await asyncio.sleep(0.15)
+    await polled(8)
     asked = len(env.vnfm.received("LOG_REQUEST"))
     await env.nfvo.heal(nsr, "f", host, "restart")  # an answered action: the log may have changed
+    await polled(15)
+    over.set()
     code, out = await follow
     assert code == 0, out
     assert out.splitlines() == ["one", "two"]

@@ -107,8 +107,9 @@ async def _chain_lifecycle(stack: Stack) -> None:
     assert state_files(stack, new.hostname or "")["db.conf"] == f"db={db} {db_ip}:5432/orders\n"
     assert len(state_files(stack, web)["backends"].splitlines()) == 3          # web reconfigured with it
     await stack.nfvo.scale_in(nsr, "app", new.hostname or "")
-    for _ in range(100):                                                   # SCALE_IN has no answer
-        if len(state_files(stack, web)["backends"].splitlines()) == 2:
+    deadline = asyncio.get_running_loop().time() + 60                     # SCALE_IN has no answer: wait for
+    while len(state_files(stack, web)["backends"].splitlines()) != 2:     # its effect (hang guard 60 s)
+        if asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
     assert new.hostname not in state_files(stack, web)["backends"]

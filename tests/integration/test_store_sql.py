@@ -19,7 +19,7 @@ from sqlalchemy import inspect, text
 
 from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, StepResult
 from gvnfm.store.migrate import VERSION_TABLE, head_revision, upgrade
-from gvnfm.store.sql import KEY_BYTES, OperationNotFound, SqlStore, open_store
+from gvnfm.store.sql import KEY_BYTES, OperationNotFound, SqlStore, open_store, utcnow
 from gvnfm.store.tables import Base
 from tests.support.pg import temporary_pg_database
 from tests.support.services import unique
@@ -63,8 +63,9 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
             lambda c: MigrationContext.configure(c, opts={"version_table": VERSION_TABLE}).get_current_revision())
         tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     await s1.close()
-    assert rev == head_revision() == "0002"
-    assert {"operations", "steps", "vnfrs", "ems_registrations", "nfvo_requests", VERSION_TABLE} <= tables
+    assert rev == head_revision() == "0003"
+    assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", "nfvo_requests",
+            VERSION_TABLE} <= tables
 
     s2 = await SqlStore.open(fresh_db_url)     # again: no error, data kept, one version row
     try:
@@ -72,7 +73,7 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
         assert op is not None and op.state == RUNNING
         async with s2.engine.connect() as conn:
             versions = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()
-        assert versions == ["0002"]
+        assert versions == ["0003"]
     finally:
         await s2.close()
 
@@ -226,10 +227,15 @@ async def test_ten_concurrent_claimers_in_separate_processes(store: SqlStore, db
 
 async def test_expired_lease_can_be_taken_over(store: SqlStore) -> None:
     op_id = unique("op")
-    first, owned = await claim(store, op_id, "w1", lease=0.3)
+    first, owned = await claim(store, op_id, "w1", lease=600)
     assert owned
     assert not (await claim(store, op_id, "w2"))[1]
-    await asyncio.sleep(0.45)
+    # the holder's lease runs out (the test expires it: 1 ms from now, then waits for that moment)
+    assert await store.renew_lease(op_id, "w1", 0.001)
+    held = await store.get_operation(op_id)
+    assert held is not None and held.lease_until is not None
+    while utcnow() <= held.lease_until:
+        await asyncio.sleep(0.01)
     taken, owned2 = await claim(store, op_id, "w2", lease=30)
     assert owned2 and taken.worker == "w2" and taken.created_at == first.created_at
     assert not (await claim(store, op_id, "w1"))[1]           # the old holder lost it

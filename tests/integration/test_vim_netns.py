@@ -48,6 +48,15 @@ def sh(argv: list[str]) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
 
 
+@pytest.fixture(autouse=True)
+def private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and the processes it starts) records its VIMs and hosts in a registry of its own:
+    ``cleanup_stale`` here never touches what other runs on this machine registered."""
+    run_dir = tmp_path / "netns-run"
+    monkeypatch.setenv("GVNFM_NETNS_RUN_DIR", str(run_dir))
+    return run_dir
+
+
 @pytest.fixture
 async def vim(tmp_path: Path) -> AsyncIterator[NetnsVim]:
     v = NetnsVim(tmp_path / "state", capacity=4, start_ems=False)
@@ -241,30 +250,29 @@ def _no_trace(info: dict[str, object], tmp_path: Path) -> None:
     assert not any(r.id == info["vim"] for r in reg.vims()) and not any(r.id == info["host"] for r in reg.hosts())
 
 
-async def test_crashed_owner_host_stops_itself_and_cleanup_removes_the_rest(tmp_path: Path) -> None:
+async def test_crashed_owner_host_stops_itself_and_cleanup_removes_the_rest(tmp_path: Path,
+                                                                             private_registry: Path) -> None:
     info = await _crash(tmp_path, "free")
     unshare = ProcessId.of(int(info["unshare"]))  # type: ignore[call-overload]
-    for _ in range(100):                          # the host's init sees its control pipe close and stops
-        if not unshare.alive():
-            break
+    deadline = asyncio.get_running_loop().time() + 60   # hang guard: the host's init sees its control pipe
+    while unshare.alive() and asyncio.get_running_loop().time() < deadline:   # close and stops
         await asyncio.sleep(0.1)
     assert not unshare.alive()
     assert info["bridge"] in links()              # what only clean-up removes
-    removed = await NetnsVim.cleanup_stale()
-    assert any(str(info["vim"]) in r for r in removed) or not any(r.id == info["vim"] for r in Registry().vims())
+    removed = await NetnsVim.cleanup_stale(private_registry)
+    assert any(f"vim gv{info['vim']} " in r for r in removed), removed
     _no_trace(info, tmp_path)
 
 
-async def test_cleanup_stale_kills_a_host_whose_owner_died(tmp_path: Path) -> None:
+async def test_cleanup_stale_kills_a_host_whose_owner_died(tmp_path: Path, private_registry: Path) -> None:
     info = await _crash(tmp_path, "hold")
     holder = int(info["holder"])  # type: ignore[call-overload]
     try:
         await asyncio.sleep(0.5)
         assert ProcessId.of(int(info["init"])).alive()      # type: ignore[call-overload]
         assert f"gv{info['host']}v0" in links()
-        removed = await NetnsVim.cleanup_stale()
-        assert any(f"gv{info['host']}" in r for r in removed) or \
-            not any(r.id == info["host"] for r in Registry().hosts())
+        removed = await NetnsVim.cleanup_stale(private_registry)
+        assert any(f"(gv{info['host']}," in r for r in removed), removed
         _no_trace(info, tmp_path)
     finally:
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,30 +14,34 @@ import pytest
 from gvnfm.cli.vnfm_cmd import ems_connection_url, open_ems_transport, run_vnfm
 from gvnfm.transport import TransportError
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
+from tests.support.broker_admin import BrokerAdmin, broker_admin
 from tests.support.services import unique
 
 pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
-def ems_user(amqp_vhost: str) -> Iterator[tuple[str, str]]:
+def ems_user(amqp_vhost: str, rabbit_admin: BrokerAdmin) -> Iterator[tuple[str, str]]:
     """A broker user of the test's virtual host, as an operator creates for the EMSs."""
     user, password = unique("ems"), unique("pw")
     vhost = amqp_vhost.rsplit("/", 1)[1]
-    subprocess.run(["rabbitmqctl", "-q", "add_user", user, password], check=True, capture_output=True, timeout=60)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-                   check=True, capture_output=True, timeout=60)
+    rabbit_admin.add_user(user, password)
     try:
+        rabbit_admin.set_permissions(vhost, user, ".*", ".*", ".*")
         yield user, password
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, timeout=60)
+        rabbit_admin.delete_user(user)
 
 
-def connection_users(vhost: str) -> list[str]:
-    out = subprocess.run(["rabbitmqctl", "-q", "list_connections", "user", "vhost"], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
-    return [cols[0] for cols in (line.split("\t") for line in out.splitlines()[1:]) if len(cols) == 2
-            and cols[1] == vhost]
+async def connection_users(vhost: str, expected: set[str]) -> list[str]:
+    """The users connected to ``vhost``, once ``expected`` are among them (or after a hang guard)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        users = await asyncio.to_thread(broker_admin().connection_users, vhost)
+        if expected <= set(users) or loop.time() > deadline:
+            return users
+        await asyncio.sleep(0.2)
 
 
 def test_the_ems_connection_url() -> None:
@@ -57,7 +60,7 @@ async def test_the_ems_side_connects_with_the_ems_credentials(amqp_vhost: str, e
     transport = await open_ems_transport(settings)
     assert transport is not None
     try:
-        assert user in await asyncio.to_thread(connection_users, amqp_vhost.rsplit("/", 1)[1])
+        assert user in await connection_users(amqp_vhost.rsplit("/", 1)[1], {user})
     finally:
         await transport.close()
     wrong = load_settings(None, {"broker": amqp_vhost, "ems_username": user, "ems_password": "wrong"}, environ={})
@@ -89,7 +92,7 @@ async def test_the_vnfm_consumes_ems_registrations_as_the_ems_user(
                 break
             await asyncio.sleep(0.05)
         assert "event=vnfm_started" in caplog.text
-        users = await asyncio.to_thread(connection_users, vhost)
+        users = await connection_users(vhost, {"guest", user})
         assert sorted(set(users)) == sorted({"guest", user}), users
     finally:
         stop.set()

@@ -81,7 +81,10 @@ class Cluster:
 
     async def add_worker(self) -> VnfmProcess:
         w = VnfmProcess(broker=self.url, endpoint=self.endpoint, state_dir=self.tmp / "vnfm", db=self.db,
-                        extra=["--ems-start-timeout", "30"], env={"GVNFM_LEASE_SECONDS": "2"})
+                        extra=["--ems-start-timeout", "30"],
+                        # messages kept while no worker consumes (vnfm.rabbitmq.autodelete=false): the crash
+                        # tests take every worker down at times
+                        env={"GVNFM_LEASE_SECONDS": "2", "GVNFM_ENDPOINT_QUEUE_AUTO_DELETE": "false"})
         await w.start()
         await w.wait_for_log("event=vnfm_started")
         self.workers.append(w)
@@ -107,6 +110,21 @@ class Cluster:
         await worker.kill()
         self.workers.remove(worker)
         await self.add_worker()
+
+    async def quiesce(self, timeout: float = 60) -> None:
+        """The barrier before asserting that nothing more is answered: every worker shuts down cleanly
+        (no worker is left to answer anything), then a marker sent to the reply queue comes back after
+        every reply already published there."""
+        for w in self.workers:
+            await w.terminate(timeout=timeout)
+        marker = f"marker-{uuid.uuid4().hex}"
+        await self.t.publish(self.reply_queue, b"{}", correlation_id=marker, exchange="")
+        for _ in range(int(timeout * 20)):
+            if self.replies[marker]:
+                del self.replies[marker]
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the marker did not come back through the reply queue")
 
     async def holder_pid(self, cid: str, timeout: float = 30) -> int:
         for _ in range(int(timeout * 20)):

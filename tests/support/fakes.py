@@ -25,6 +25,11 @@ class FakeEms:
     fail: dict[str, tuple[int, str]] = field(default_factory=dict)
     delay: float = 0.0
     runs: dict[str, int] = field(default_factory=dict)   # correlation id -> times executed
+    #: when set, EXECUTE commands wait for it before answering; ``running`` counts those waiting and
+    #: ``on_running`` is called with that count each time one starts
+    gate: asyncio.Event | None = None
+    running: int = 0
+    on_running: Callable[[int], None] | None = None
 
     async def add_host(self, hostname: str, endpoint: str = "generic", register: bool = True) -> None:
         queue = f"vnfm.{hostname}.actions"
@@ -37,6 +42,14 @@ class FakeEms:
             self.runs[cid] = self.runs.get(cid, 0) + 1
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if self.gate is not None and cmd.get("action") == "EXECUTE":
+                self.running += 1
+                if self.on_running is not None:
+                    self.on_running(self.running)
+                try:
+                    await self.gate.wait()
+                finally:
+                    self.running -= 1
             script = str(cmd.get("payload", "")).split(" ")[0]
             status, err = self.fail.get(f"{script}@{hostname}", self.fail.get(script, (0, "")))
             out = {"output": f"ran {cmd.get('payload')!s:.40}", "err": err, "status": status}
@@ -70,6 +83,9 @@ class FakeNfvo:
     register_ems: bool = True
     #: what a registration is answered with (the NFVO creates a broker user per VNFM)
     credentials: tuple[str, str] = ("guest", "guest")
+    #: the first this many registrations are answered ``null`` (the NFVO's answer to a message it cannot
+    #: use; the reference VNFM retries it)
+    null_answers: int = 0
 
     async def start(self) -> None:
         for queue in ("nfvo.manager.handling", "vnfm.nfvo.actions.reply", "vnfm.nfvo.actions"):
@@ -80,8 +96,12 @@ class FakeNfvo:
     async def _on_registration(self, delivery: Delivery) -> None:
         data = json.loads(delivery.message.body)
         self.registered.append(data)
-        if data.get("action") == "register":
+        if data.get("action") == "register" and self.null_answers > 0:
+            self.null_answers -= 1
+            await self.transport.reply(delivery.message, b"null")
+        elif data.get("action") == "register":
             user, password = self.credentials
+            # ManagerCredentials as Gson writes it
             await self.transport.reply(delivery.message, json.dumps(
                 {"rabbitUsername": user, "rabbitPassword": password}).encode())
         await delivery.ack()
@@ -125,8 +145,10 @@ class FakeNfvo:
                         await self.host_factory(hostname, userdata)
                     elif self.ems is not None:
                         await self.ems.add_host(hostname, register=self.register_ems)
-            key = "vnfr" if msg["action"] == "ALLOCATE_RESOURCES" else "virtualNetworkFunctionRecord"
-            answer = {"action": msg["action"], key: vnfr}
+            # ALLOCATE_RESOURCES is answered with an OrVnfmGenericMessage of the same action, SCALING with
+            # one of action SCALED (the Java NFVO's ScalingTask): both carry the VNFR under ``vnfr``
+            answer = {"action": "ALLOCATE_RESOURCES" if msg["action"] == "ALLOCATE_RESOURCES" else "SCALED",
+                      "vnfr": vnfr, "vnfrd": None}
         else:
             answer = {"action": "ERROR", "message": f"unexpected {msg['action']}"}
         await self.transport.reply(delivery.message, json.dumps(answer).encode())

@@ -11,10 +11,12 @@ from gvnfm.catalogue.messages import (
     NFVO_TO_VNFM,
     VNFM_TO_NFVO,
     MessageError,
+    OrVnfmGenericMessage,
     OrVnfmInstantiateMessage,
     error_message,
     parse_nfvo_message,
     parse_vnfm_message,
+    vnfr_of,
 )
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFRecordDependency
 from gvnfm.catalogue.scripts import Script
@@ -55,6 +57,8 @@ NFVO_MESSAGES = {
     "ERROR": {"action": "ERROR", "vnfr": VNFR, "message": "Not enough resources for deploying VNFR iperf-client"},
     "LOG_REQUEST": {"action": "LOG_REQUEST", "vnfrName": "iperf-client", "hostname": "iperf-client-3333333"},
     "EXECUTE": {"action": "EXECUTE", "script": SCRIPT, "vnfr": VNFR},
+    # ScalingTask: new OrVnfmGenericMessage(vnfr, Action.SCALED), as Gson writes it (vnfrd null)
+    "SCALED": {"action": "SCALED", "vnfr": VNFR, "vnfrd": None},
 }
 
 VNFM_MESSAGES = {
@@ -130,6 +134,13 @@ def test_instantiate_carries_the_package_scripts() -> None:
     assert isinstance(msg, OrVnfmInstantiateMessage)
     assert msg.vnfPackage is not None and msg.vnfPackage.scripts
     assert msg.vnfPackage.scripts[0].payload.startswith(b"#!/bin/bash")
+
+
+@pytest.mark.parametrize("action", ["INSTANTIATE_FINISH", "RELEASE_RESOURCES_FINISH", "UPDATEVNFR", "SCALED"])
+def test_an_action_without_a_class_of_its_own_is_a_generic_message(action: str) -> None:
+    msg = parse_nfvo_message(json.dumps({"action": action, "vnfr": VNFR}))
+    assert type(msg) is OrVnfmGenericMessage and msg.action == action
+    assert vnfr_of(msg) is not None and vnfr_of(msg).name == VNFR["name"]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("body,needle", [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -158,19 +157,26 @@ async def test_a_user_not_allowed_to_bind_registers_unchecked(env: tuple[Vnfm, I
         await transport.close()
 
 
-async def test_long_script_does_not_block_other_commands(env: tuple[Vnfm, InMemoryBroker, EmsConfig]) -> None:
+async def test_long_script_does_not_block_other_commands(env: tuple[Vnfm, InMemoryBroker, EmsConfig],
+                                                          tmp_path: Path) -> None:
     vnfm, broker, cfg = env
     agent = await started_agent(broker, cfg)
     try:
-        for name, text in (("long.sh", "sleep 3; echo long-done"), ("quick.sh", "echo quick")):
+        # the long script runs until the test releases it: the quick one is answered meanwhile
+        started, release = tmp_path / "long-started", tmp_path / "release"
+        long_sh = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done; echo long-done"
+        for name, text in (("long.sh", long_sh), ("quick.sh", "echo quick")):
             await vnfm.call(cfg.hostname, {"action": "SAVE_SCRIPTS", "payload": b64(text), "name": name,
                                            "script-path": "/opt/openbaton/scripts"})
-        long = asyncio.create_task(vnfm.call(cfg.hostname, {"action": "EXECUTE", "payload": "long.sh"}, cid="L"))
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
-        quick = await vnfm.call(cfg.hostname, {"action": "EXECUTE", "payload": "quick.sh"}, cid="Q")
-        assert quick.output == "quick\n" and time.monotonic() - started < 2
+        long = asyncio.create_task(vnfm.call(cfg.hostname, {"action": "EXECUTE", "payload": "long.sh"}, cid="L",
+                                             timeout=120))
+        async with asyncio.timeout(60):    # hang guard
+            while not started.exists():
+                await asyncio.sleep(0.02)
+        quick = await vnfm.call(cfg.hostname, {"action": "EXECUTE", "payload": "quick.sh"}, cid="Q", timeout=60)
+        assert quick.output == "quick\n"
         assert not long.done()
+        release.touch()
         assert (await long).output == "long-done\n"
     finally:
         await agent.stop()

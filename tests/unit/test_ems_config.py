@@ -73,7 +73,7 @@ def test_merge_order_file_env_flags(tmp_path: Path) -> None:
 
 def test_broker_url_overrides_and_extras_in_file(tmp_path: Path) -> None:
     path = write(tmp_path, REFERENCE_PROPERTIES + "broker_url=memory://x\nscript_timeout=5\n"
-                 'extra_env={"PATH": "/shim:/usr/bin"}\nunknown_key=1\n')
+                 'extra_env={"PATH": "/shim:/usr/bin"}\n')
     cfg = load_config(path, environ={})
     assert cfg.amqp_url() == "memory://x"
     assert cfg.script_timeout == 5
@@ -81,6 +81,11 @@ def test_broker_url_overrides_and_extras_in_file(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, "[ems]\nresult_max_age=600\n"), environ={}).result_max_age == 600
     with pytest.raises(ConfigError):
         load_config(write(tmp_path, "[ems]\nresult_max_age=0\n"), environ={})
+
+
+def test_unknown_key_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'brokerip' \(did you mean 'broker_ip'\?\)"):
+        load_config(write(tmp_path, REFERENCE_PROPERTIES + "brokerip=10.0.0.1\n"), environ={})
 
 
 def test_missing_or_bad_file_is_a_config_error(tmp_path: Path) -> None:

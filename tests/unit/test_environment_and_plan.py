@@ -170,3 +170,13 @@ def test_targets_of_one_vnfc_and_errors() -> None:
         plans.targets_of(vnfr, VNFCInstance(id="nope"))
     with pytest.raises(plans.PlanError, match="no VNFC instances"):
         plans.targets_of(VirtualNetworkFunctionRecord(name="empty", vdu=[]))
+
+
+def test_adhoc_execute_gets_the_variables_of_a_lifecycle_script() -> None:
+    vnfr = client_vnfr(2)
+    targets = plans.targets_of(vnfr)
+    plan = plans.plan_adhoc_execute(targets, Script(name="adhoc.sh", payload=b"env"), base=envs.base_env(vnfr))
+    runs = [s for s in plan.steps() if s.is_script]
+    lifecycle = [s for s in plans.plan_event(vnfr, "INSTANTIATE", targets).steps() if s.script == "install.sh"]
+    assert [r.command["env"] for r in runs] == [s.command["env"] for s in lifecycle]
+    assert runs[0].command["env"]["mode"] == "tcp" and runs[1].command["env"]["private"] == "192.168.1.21"

@@ -37,3 +37,34 @@ async def test_runs_of_an_earlier_service_with_the_same_names_are_not_reported(t
     assert vnfc["scripts"] == [{"event": "INSTANTIATE", "script": "install.sh", "exit_status": 0,
                                 "stdout": "this run", "stderr": "warning: slow\n",
                                 "started_at": started.isoformat(), "duration": 0.1235}]
+
+
+async def test_operations_with_their_script_runs_in_the_order_they_finished(tmp_path: Path) -> None:
+    """``GET /api/v1/operations?steps=true`` (the web page's operations): script runs only, no deliveries."""
+    from datetime import timedelta
+
+    from gvnfm.local.history import operations
+
+    store = await open_store(None, tmp_path)
+    try:
+        t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        await store.claim_operation("op", action="SCALE_OUT", vnfr_id="v1", vnfr_name="app", request={},
+                                    worker="w", lease_seconds=30)
+        for step_id, index, script, host, status, start, took in (
+                ("deliver/app-2", -1, "", "app-2", 0, 0.0, 0.1),                      # a delivery: left out
+                ("INSTANTIATE/0/app-1", 0, "install.sh", "app-1", 0, 0.0, 3.0),       # finishes last
+                ("INSTANTIATE/0/app-2", 0, "install.sh", "app-2", 5, 0.5, 1.0)):
+            await store.record_step(StepResult(
+                operation_id="op", step_id=step_id, event="INSTANTIATE", script_index=index, script=script,
+                hostname=host, vnfr_name="app", status=status, output="", error="", duration=took,
+                started_at=t0 + timedelta(seconds=start)))
+        nsr = NetworkServiceRecord(name="svc", status="ACTIVE")
+        nsr.vnfrs["app"] = VnfrState(name="app", status="ACTIVE", vnfr={"id": "v1", "name": "app"})
+        (plain,) = await operations(store, nsr)
+        (op,) = await operations(store, nsr, steps=True)
+    finally:
+        await store.close()
+    assert "steps" not in plain and op["state"] == "RUNNING" and op["ended_at"] is None
+    assert op["steps"] == [
+        {"hostname": "app-2", "event": "INSTANTIATE", "script": "install.sh", "exit_status": 5, "duration": 1.0},
+        {"hostname": "app-1", "event": "INSTANTIATE", "script": "install.sh", "exit_status": 0, "duration": 3.0}]

@@ -51,8 +51,21 @@ def problems_of(nsd: dict[str, Any], scripts: set[str] | None = None) -> list[st
     return err.value.problems
 
 
+def accepted(bundle: ServiceBundle) -> bool:
+    """``validate`` accepts the bundle: it returns (None), and leaves the descriptors and packages as they were."""
+    before = (bundle.nsd.model_dump(), {n: (p.script_names, p.scripts_link) for n, p in bundle.packages.items()},
+              list(bundle.problems))
+    assert validate(bundle, image_exists) is None
+    after = (bundle.nsd.model_dump(), {n: (p.script_names, p.scripts_link) for n, p in bundle.packages.items()},
+             list(bundle.problems))
+    assert after == before
+    return True
+
+
 def test_valid_service_passes() -> None:
-    validate(bundle_of(base_nsd()), image_exists)
+    assert accepted(bundle_of(base_nsd()))
+    # and the same service with one script missing from its package does not: the check ran
+    assert problems_of(base_nsd(), scripts={"install.sh"}) != []
 
 
 def mutate(fn: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -173,13 +186,18 @@ def test_virtual_links_of_the_vnfd_count_and_none_defined_is_allowed() -> None:
         n["vnfd"][0]["virtual_link"] = [{"name": "mgmt"}]
         n["vnfd"][0]["vdu"][0]["vnfc"][0]["connection_point"][0]["virtual_link_reference"] = "mgmt"
 
-    validate(bundle_of(mutate(own_link)), image_exists)
+    assert accepted(bundle_of(mutate(own_link)))
 
     def no_links(n: dict[str, Any]) -> None:
         n.pop("vld")
         n["vnfd"][0]["vdu"][0]["vnfc"][0]["connection_point"][0]["virtual_link_reference"] = "anything"
 
-    validate(bundle_of(mutate(no_links)), image_exists)
+    assert accepted(bundle_of(mutate(no_links)))
+
+    def unknown_link(n: dict[str, Any]) -> None:     # the control: with links defined, "anything" is refused
+        n["vnfd"][0]["vdu"][0]["vnfc"][0]["connection_point"][0]["virtual_link_reference"] = "anything"
+
+    assert any("anything" in p for p in problems_of(mutate(unknown_link)))
 
 
 def test_unknown_scripts_when_served_by_link_are_not_checked() -> None:
@@ -188,7 +206,13 @@ def test_unknown_scripts_when_served_by_link_are_not_checked() -> None:
         package.script_names = None                     # a remote link: the file list is unknown
         package.scripts_link = "file:///somewhere.git"
     bundle.nsd.vnfd[0].lifecycle_event[0].lifecycle_events = ["whatever.sh"]  # type: ignore[index]
-    validate(bundle, image_exists)
+    assert accepted(bundle)
+    # the control: the same script in a package whose file list is known is refused, naming it
+    known = bundle_of(mutate(lambda n: None))
+    known.nsd.vnfd[0].lifecycle_event[0].lifecycle_events = ["whatever.sh"]  # type: ignore[index]
+    with pytest.raises(DescriptorError) as err:
+        validate(known, image_exists)
+    assert any("whatever.sh" in p for p in err.value.problems)
 
 
 def test_empty_service_and_loader_problems() -> None:

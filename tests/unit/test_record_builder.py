@@ -68,17 +68,21 @@ def test_vdus_are_copied_without_ids_and_point_at_their_descriptor() -> None:
 
 def test_virtual_links_get_the_vim_network_id_of_their_record() -> None:
     links = {link["name"]: link for link in build()["virtual_link"]}
-    assert links["private"] == {"name": "private", "exId": "net-private-on-vim"}   # extId, not the record's id
+    # the Java field extId (Gson drops an exId), the VLR's extId, not the record's id
+    assert links["private"] == {"name": "private", "extId": "net-private-on-vim"}
     assert links["mgmt"] == {"name": "mgmt"}                                       # a record without extId
 
 
 def test_configurations_provides_requires() -> None:
-    vnfr = build(vnfd={**message()["vnfd"], "requires": {"client": {"parameters": ["private"]}}})
+    vnfr = build(vnfd={**message()["vnfd"], "requires": {"client": {"parameters": ["private"]},
+                                                         "db": {"parameters": ["hostname", "port"]}}})
     assert vnfr["configurations"] == {"name": "server-conf",
                                       "configurationParameters": [{"confKey": "port", "value": "5001"}]}
     # provides: the keys, no values (as the Java SDK's VNFRUtils); they give no variable
     assert vnfr["provides"] == {"name": "provides", "configurationParameters": [{"confKey": "port"}]}
-    assert vnfr["requires"] == {"client": {"parameters": ["private"]}}
+    # a Configuration, as VNFRUtils.setRequires makes it
+    assert vnfr["requires"] == {"name": "requires", "configurationParameters": [
+        {"confKey": "private"}, {"confKey": "hostname"}, {"confKey": "port"}]}
     assert vnfr["cyclicDependency"] is False
     assert vnfr["auto_scale_policy"] == [{"name": "cpu", "threshold": 80, "alarms": [{}]}]
     record = build_vnfr(OrVnfmInstantiateMessage.model_validate(message()))

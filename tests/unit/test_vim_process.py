@@ -15,6 +15,7 @@ from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import HostSpec, VimError
 from gvnfm.vim.images import UnknownImage
 from gvnfm.vim.process import ProcessVim
+from gvnfm.vim.reaper import processes_of
 from gvnfm.vnfm.userdata import EmsBootstrap, render, set_hostname
 from tests.support.services import unique
 
@@ -90,13 +91,21 @@ async def test_bad_requests_are_refused_before_anything_is_created(tmp_path: Pat
     await vim.close()
 
 
-async def test_missing_broker_in_userdata_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
-    vim = ProcessVim(tmp_path, capacity=3)
-    bad = HostSpec("h-1", "h", "ubuntu", ["mgmt"], "#!/bin/bash\necho no broker\n")
-    with pytest.raises(VimError, match="BROKER_IP"):
-        await vim.create_host(bad)
-    assert not (tmp_path / "hosts" / "h-1").exists()
-    assert vim.free() == 3
+@pytest.mark.parametrize("userdata", ["none", "", "#!/bin/bash\necho no broker > /tmp/should-not-run\n"])
+async def test_userdata_that_starts_no_ems_still_gives_a_host(tmp_path: Path, userdata: str) -> None:
+    """python-vnfm-sdk sends ``none`` when it has no user-data; the Java NFVO hands any user-data to the
+    VIM. Such a host has no EMS but is a host: created, addressed, removed; its user-data is not run."""
+    broker = InMemoryBroker()
+    vim = ProcessVim(tmp_path, capacity=3, transport_factory=lambda: InMemoryTransport(broker))
+    host = await vim.create_host(HostSpec("h-1", "h", "ubuntu", ["mgmt"], userdata))
+    assert host.ips["mgmt"].startswith("127.") and "h-1" in vim.hosts and vim.free() == 2
+    assert host.root is not None and (host.root / "opt/openbaton/scripts").is_dir()
+    assert not (host.root / "etc/openbaton/openbaton-ems.properties").exists()     # no EMS configured
+    assert broker.queues == {}                                                     # and none registered
+    rc, out, _ = await vim.run("h-1", ["sh", "-c", "echo up"])
+    assert (rc, out) == (0, "up\n")
+    await vim.remove_host("h-1")
+    assert not host.root.exists() and vim.hosts == {} and vim.free() == 3
     await vim.close()
 
 
@@ -238,3 +247,45 @@ async def test_subprocess_ems_dies_with_its_vim(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.05)
     assert not ems.alive()
+
+
+async def test_rebuild_keeps_name_and_addresses_gives_a_fresh_disk_and_a_new_ems(tmp_path: Path) -> None:
+    """A rebuild (the NFVO's VNFR restart): same hostname and addresses, a fresh folder of the new image,
+    the host's processes killed, its EMS started again from the same user-data and registered again."""
+    broker = InMemoryBroker.named(unique("rebuild"))
+    endpoint = unique("ep")
+    vnfm = InMemoryTransport(broker)
+    await vnfm.connect()
+    await vnfm.declare_queue(f"ems.{endpoint}.register")
+    registered: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_register(delivery):  # type: ignore[no-untyped-def]
+        await registered.put(json.loads(delivery.message.body)["hostname"])
+        await delivery.ack()
+
+    await vnfm.consume(f"ems.{endpoint}.register", on_register)
+    vim = ProcessVim(tmp_path, capacity=2, transport_factory=lambda: InMemoryTransport(broker))
+    try:
+        before = await vim.create_host(spec("app-1234567", ["mgmt", "data"], endpoint=endpoint))
+        assert await asyncio.wait_for(registered.get(), 10) == "app-1234567"
+        assert before.root is not None
+        (before.root / "opt/openbaton/scripts/old.sh").write_text("echo old\n")
+        rc, _, err = await vim.run("app-1234567", ["sh", "-c", "nohup sleep 600 >/dev/null 2>&1 &"])
+        assert rc == 0, err
+        assert processes_of(before.root)
+        after = await vim.rebuild_host("app-1234567", "bare")
+        assert (after.hostname, after.ips, after.root) == (before.hostname, before.ips, before.root)
+        assert after.image == "bare" and set(vim.hosts) == {"app-1234567"} and vim.free() == 1
+        assert not (before.root / "opt/openbaton/scripts/old.sh").exists()        # a fresh disk
+        assert processes_of(before.root) == []                                     # its daemon is gone
+        assert await asyncio.wait_for(registered.get(), 10) == "app-1234567"        # a new EMS registered
+        reply = await _rpc(vnfm, "app-1234567", {"action": "EXECUTE", "payload": "nothing.sh"})
+        assert reply["status"] != 0 and "nothing.sh" in str(reply)                 # and answers commands
+        with pytest.raises(VimError, match="does not exist"):
+            await vim.rebuild_host("nobody-1")
+        with pytest.raises(UnknownImage):
+            await vim.rebuild_host("app-1234567", "windows")
+        assert set(vim.hosts) == {"app-1234567"}                                   # refused: host kept
+    finally:
+        await vim.close()
+        await vnfm.close()

@@ -37,12 +37,14 @@ def hostnames(vnfr: dict[str, Any]) -> list[str]:
     return [i["hostname"] for vdu in vnfr["vdu"] for i in vdu.get("vnfc_instance") or []]
 
 
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if await predicate():
-            return
+async def until(predicate: Any, timeout: float = 60.0) -> None:
+    """Wait for ``await predicate()`` (the timeout is a hang guard, not a time bound)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 async def async_replies(h: Harness) -> list[dict[str, Any]]:
@@ -77,13 +79,14 @@ async def finished(h: Harness, cid: str) -> Any:
 
 
 # -- SCALE_OUT / SCALE_IN under RESUME ---------------------------------------------------------------
-async def test_resume_of_a_failed_scale_out_finishes_it_on_the_new_vnfc(h: Harness) -> None:
+@pytest.mark.parametrize("failing,answer", [("start.sh", "START"), ("install-srv.sh", "INSTANTIATE")])
+async def test_resume_of_a_failed_scale_out_finishes_it_on_the_new_vnfc(h: Harness, failing: str, answer: str) -> None:
     vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
     first = hostnames(vnfr)
     original_add = h.ems.add_host
 
     async def add_host(hostname: str, endpoint: str = "generic", register: bool = True) -> None:
-        h.ems.fail[f"start.sh@{hostname}"] = (2, "port in use")     # START fails on the new VNFC only
+        h.ems.fail[f"{failing}@{hostname}"] = (2, "port in use")     # fails on the new VNFC only
         await original_add(hostname, endpoint, register)
 
     h.ems.add_host = add_host  # type: ignore[method-assign]
@@ -92,16 +95,23 @@ async def test_resume_of_a_failed_scale_out_finishes_it_on_the_new_vnfc(h: Harne
                            "virtualNetworkFunctionRecord": vnfr, "extension": {"brokerIp": "127.0.0.1"}})
     assert failed["action"] == "ERROR" and "port in use" in failed["exception"]["detailMessage"]
     [new_host] = [hn for hn in hostnames(failed["virtualNetworkFunctionRecord"]) if hn not in first]
-    assert [(hn, c["payload"]) for hn, c in h.ems.commands if c["action"] == "EXECUTE"] == [
-        (new_host, "install.sh"), (new_host, "install-srv.sh"), (new_host, "start.sh")]
+    steps = [(new_host, "install.sh"), (new_host, "install-srv.sh"), (new_host, "start.sh")]
+    upto = [p for _, p in steps].index(failing) + 1
+    assert [(hn, c["payload"]) for hn, c in h.ems.commands if c["action"] == "EXECUTE"] == steps[:upto]
 
     # the NFVO's VNFR (what RESUME carries) already holds the new VNFC
     h.ems.fail.clear()
     h.ems.commands.clear()
     resumed = await h.call({"action": "RESUME", "vnfr": failed["virtualNetworkFunctionRecord"]})
-    assert resumed["action"] == "SCALED", resumed
-    assert resumed["vnfcInstance"]["hostname"] == new_host and resumed["vnfcInstance"]["state"] == "ACTIVE"
-    assert [(hn, c["action"], c.get("payload")) for hn, c in h.ems.commands] == [(new_host, "EXECUTE", "start.sh")]
+    # as the reference: the action of the event that failed (INSTANTIATE or START), never SCALED (the
+    # NFVO has no task for it: the NSR would stay RESUMING)
+    assert resumed["action"] == answer, resumed
+    assert resumed.get("vnfcInstance") is None
+    [inst] = [i for i in resumed["virtualNetworkFunctionRecord"]["vdu"][0]["vnfc_instance"]
+              if i["hostname"] == new_host]
+    assert inst["state"] == "ACTIVE"
+    assert [(hn, c["action"], c.get("payload")) for hn, c in h.ems.commands] == [
+        (hn, "EXECUTE", p) for hn, p in steps[upto - 1:]]
     assert [r["action"] for r in h.nfvo.requests].count("SCALING") == 1     # no second VM
     assert sorted(hostnames(resumed["virtualNetworkFunctionRecord"])) == sorted([*first, new_host])
 
@@ -235,7 +245,7 @@ async def test_a_rerun_execute_reports_the_vnfcs_done_before(h: Harness) -> None
 
 
 # -- the ERROR action, NFVO refusals ----------------------------------------------------------------
-async def test_error_action_runs_error_scripts_and_gets_no_answer(h: Harness) -> None:
+async def test_error_action_runs_error_scripts_and_its_null_answer_needs_a_reply_to(h: Harness) -> None:
     replies = await async_replies(h)
     msg = instantiate_msg(2)
     msg["vnfd"]["lifecycle_event"].append({"event": "ERROR", "lifecycle_events": ["on_error.sh"]})
@@ -244,17 +254,19 @@ async def test_error_action_runs_error_scripts_and_gets_no_answer(h: Harness) ->
     await h.nfvo_t.publish("generic", json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "NSR failed"}).encode(),
                            correlation_id="error-1")
     op = await finished(h, "error-1")
-    assert op.state == DONE and op.reply is None
+    assert op.state == DONE and op.reply == {}      # the answer null, stored
     assert sorted((hn, c["payload"]) for hn, c in h.ems.commands) == sorted(
         (hn, "on_error.sh") for hn in hostnames(vnfr))
     assert h.ems.commands[0][1]["env"]["port"] == "5001"
-    # failing ERROR scripts are swallowed: still no answer
+    # failing ERROR scripts are swallowed; without reply_to a null answer has nowhere to go: none sent
     h.ems.fail["on_error.sh"] = (1, "oops")
     await h.nfvo_t.publish("generic", json.dumps({"action": "ERROR", "vnfr": vnfr, "message": "again"}).encode(),
                            correlation_id="error-2")
     assert (await finished(h, "error-2")).state == DONE
-    await asyncio.sleep(0.1)
-    assert replies == []
+    # the barrier: a marker sent to the same queue now comes after anything the VNFM sent there
+    await h.nfvo_t.publish("vnfm.nfvo.actions", json.dumps({"action": "MARKER"}).encode(), exchange="")
+    await until(lambda: answered([r for r in replies if r == {"action": "MARKER"}]))
+    assert replies == [{"action": "MARKER"}]
 
 
 async def test_nfvo_refusing_allocate_resources_ends_with_its_error(tmp_path: Path) -> None:

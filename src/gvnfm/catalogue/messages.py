@@ -126,6 +126,9 @@ NFVO_TO_VNFM: dict[str, type[NfvMessage]] = {
     "ERROR": OrVnfmErrorMessage,
     "LOG_REQUEST": OrVnfmLogMessage,
     "EXECUTE": OrVnfmExecuteScriptMessage,
+    # the NFVO's answer to the VNFM's SCALING request (``ScalingTask``): the VNFR, new VNFC included, is
+    # under ``vnfr``
+    "SCALED": OrVnfmGenericMessage,
 }
 
 
@@ -226,8 +229,10 @@ def _parse(body: bytes | str | dict[str, Any], registry: dict[str, type[NfvMessa
 
 
 def parse_nfvo_message(body: bytes | str | dict[str, Any]) -> NfvMessage:
-    """Parse what the NFVO sends to a VNFM."""
-    return _parse(body, NFVO_TO_VNFM, None)
+    """Parse what the NFVO sends to a VNFM. As the reference VNFM's deserialiser, an action of the
+    ``Action`` enum without a class of its own is a generic message (``vnfr``, ``vnfrd``); a name outside
+    the enum is refused."""
+    return _parse(body, NFVO_TO_VNFM, OrVnfmGenericMessage)
 
 
 def parse_vnfm_message(body: bytes | str | dict[str, Any]) -> NfvMessage:
@@ -241,6 +246,28 @@ def vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
         value = getattr(msg, attr, None)
         if isinstance(value, VirtualNetworkFunctionRecord):
             return value
+    return None
+
+
+#: The body of an answer without a message: Gson's ``toJson(null)``. The reference VNFM answers every
+#: command in a ``finally`` block, so ERROR, SCALE_IN and a command it could not parse get these bytes.
+NULL_BODY = b"null"
+
+
+def salvage_vnfr(body: bytes | str) -> VirtualNetworkFunctionRecord | None:
+    """The VNFR of a message that could not be parsed as a whole, if one can be read from it (an ERROR
+    answer is only useful to the NFVO with a VNFR: its ErrorTask fails on a null one)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("vnfr", "virtualNetworkFunctionRecord"):
+        try:
+            return VirtualNetworkFunctionRecord.model_validate(data[key])
+        except (KeyError, ValidationError):
+            continue
     return None
 
 

@@ -96,7 +96,7 @@ class VirtualDeploymentUnit(WireModel):
 class VirtualLink(WireModel):
     id: str | None = None
     name: str | None = None
-    exId: str | None = None
+    extId: str | None = None        # the VIM's network id (Java ``AbstractVirtualLink.extId``)
 
 
 class LifecycleEventHistory(WireModel):

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import signal
 from pathlib import Path
 
 import typer
 
+from gvnfm.configfile import render_settings
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import ConfigError, EmsConfig, load_config
-from gvnfm.logs import KeyValueFormatter, setup_logging
+from gvnfm.logs import formatter, quote, setup_logging
+from gvnfm.ops.health import Health
+from gvnfm.ops.http import OpsServer
+from gvnfm.ops.signals import run_until_signalled
 
 log = logging.getLogger("gvnfm.ems")
 LOG_FILE = "ems-receiver.log"
 
 
-def add_file_log(log_dir: str) -> Path | None:
+def add_file_log(log_dir: str, fmt: str = "text") -> Path | None:
     """Also log to ``<log_dir>/ems-receiver.log`` when the folder is writable."""
     path = Path(log_dir) / LOG_FILE
     try:
@@ -30,33 +34,40 @@ def add_file_log(log_dir: str) -> Path | None:
         return None
     with contextlib.suppress(OSError):
         os.chmod(path, 0o640)
-    handler.setFormatter(KeyValueFormatter())
+    handler.setFormatter(formatter(fmt))
     logging.getLogger().addHandler(handler)
     return path
 
 
 async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | None = None,
-                  stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set or SIGTERM/SIGINT arrives (also while still connecting)."""
+                  stop: asyncio.Event | None = None, http: str | None = None) -> None:
+    """Run until ``stop`` is set (also while still connecting); signals are the caller's
+    (:func:`gvnfm.ops.signals.run_until_signalled`). ``http``: HOST:PORT of /healthz and /metrics."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
     target: EmsAgent | EmsFleet
     if hosts > 1 or hostname_prefix:
         target = EmsFleet(config, hosts, hostname_prefix=hostname_prefix)
     else:
         target = EmsAgent(config)
-    log.info("event=ems_config %s", " ".join(f"{k}={v!r}" for k, v in sorted(config.redacted().items())))
+    log.info("event=ems_config %s", " ".join(f"{k}={quote(repr(v))}" for k, v in sorted(config.redacted().items())))
+    health = Health()
+    server = OpsServer(http, health) if http else None
+    agents = target.agents if isinstance(target, EmsFleet) else [target]
+
+    def broker() -> str | None:
+        down = [a.hostname for a in agents if not getattr(a.transport, "connected", a.transport is not None)]
+        return f"not connected to the broker: {', '.join(down[:5])}" if down else None
+
+    health.add("broker", broker)
+    if server is not None:
+        await server.start()
     starting = asyncio.ensure_future(target.start())
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # raises a start-up failure
+            health.set_ready(True)
             await stop.wait()
         else:
             starting.cancel()
@@ -65,8 +76,8 @@ async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | N
     finally:
         stopping.cancel()
         await target.stop()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        if server is not None:
+            await server.stop()
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +85,7 @@ def register(app: typer.Typer) -> None:
     def ems(
         config: Path | None = typer.Option(None, "--config", "-c",
                                            help="properties file (default /etc/openbaton/openbaton-ems.properties)"),
-        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://user:pass@host:port/vhost or memory://x"),
+        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://, stomp://... or memory://x"),
         broker_ip: str | None = typer.Option(None, "--broker-ip"),
         broker_port: int | None = typer.Option(None, "--broker-port"),
         username: str | None = typer.Option(None, "--username"),
@@ -97,9 +108,17 @@ def register(app: typer.Typer) -> None:
         hostname_prefix: str | None = typer.Option(None, "--hostname-prefix",
                                                    help="fleet hostnames <prefix>-1..N (default: the hostname)"),
         log_level: str = typer.Option("INFO", "--log-level"),
+        log_format: str = typer.Option("text", "--log-format", help="text (logfmt) or json"),
+        http: str | None = typer.Option(None, "--http", help="serve /healthz, /readyz, /metrics on HOST:PORT"),
+        check_config: bool = typer.Option(False, "--check-config",
+                                          help="print the effective settings (secrets masked) and exit"),
     ) -> None:
         """Run the EMS agent: register with the VNFM and execute its commands (Open Baton compatible)."""
-        setup_logging(log_level)
+        try:
+            setup_logging(log_level, fmt=log_format)
+        except ValueError as exc:
+            typer.echo(f"gvnfm ems: {exc}", err=True)
+            raise typer.Exit(2) from None
         overrides = {"broker_url": broker_url, "broker_ip": broker_ip, "broker_port": broker_port,
                      "username": username, "password": password, "hostname": hostname, "type": type_,
                      "exchange": exchange, "scripts_path": scripts_path, "log_dir": log_dir, "state_dir": state_dir,
@@ -110,9 +129,13 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"gvnfm ems: {exc}", err=True)
             raise typer.Exit(2) from None
-        add_file_log(cfg.log_dir)
+        if check_config:
+            typer.echo(render_settings(cfg.model_dump()))
+            raise typer.Exit(0)
+        add_file_log(cfg.log_dir, log_format)
         try:
-            asyncio.run(run_ems(cfg, hosts=hosts, hostname_prefix=hostname_prefix))
+            run_until_signalled(functools.partial(run_ems, cfg, hosts=hosts, hostname_prefix=hostname_prefix,
+                                                  http=http))
         except (ConfigError, ValueError) as exc:
             log.error("event=ems_failed error=%r", str(exc))
             typer.echo(f"gvnfm ems: {exc}", err=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import typer
+
+from gvnfm.cli.day2_cmd import FAILED, USAGE, Output
 
 
 def register(app: typer.Typer) -> None:
@@ -16,6 +19,7 @@ def register(app: typer.Typer) -> None:
     def cleanup(
         run_dir: Path | None = typer.Option(None, "--run-dir",
                                             help="records of netns hosts (default /run/gvnfm/netns)"),
+        output: Output = typer.Option(Output.text, "--output", "-o", help="text, or json for tools"),
     ) -> None:
         """Remove netns hosts and bridges whose `gvnfm` process is gone (SIGKILL, power loss)."""
         from gvnfm.vim.netns import NetnsVim
@@ -27,20 +31,27 @@ def register(app: typer.Typer) -> None:
         except PermissionError as exc:
             typer.echo(f"cannot clean up {registry.run_dir}: {exc} (the netns VIM runs as root; so must this)",
                        err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(USAGE) from None
         except Exception as exc:
             typer.echo(f"clean-up failed: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(FAILED) from None
+        if output == "json":
+            typer.echo(json.dumps({"run_dir": str(registry.run_dir), "removed": [str(i) for i in removed]}))
+            return
         if not removed:
             typer.echo(f"nothing to clean up ({registry.run_dir})")
         for item in removed:
             typer.echo(f"removed {item}")
 
     @vim.command("images")
-    def images() -> None:
+    def images(output: Output = typer.Option(Output.text, "--output", "-o", help="text, or json for tools")) -> None:
         """List the images a VNFD's vm_image can name."""
         from gvnfm.vim.images import known_images
 
+        if output == "json":
+            typer.echo(json.dumps([{"name": i.name, "patterns": list(i.patterns), "shims": sorted(i.shims),
+                                    "description": i.description} for i in known_images()], indent=2))
+            return
         for image in known_images():
             typer.echo(f"{image.name}")
             typer.echo(f"  matches: {', '.join(image.patterns)}")

@@ -46,6 +46,7 @@ from gvnfm.catalogue.ems import EmsReply
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
 from gvnfm.ems.runner import RunAs, run_script, script_argv
+from gvnfm.ops import metrics
 
 log = logging.getLogger("gvnfm.ems")
 
@@ -209,6 +210,8 @@ class EmsCommandHandler:
                 self._log_command(command)
             reply = await handler(command)
             if action == "EXECUTE":
+                metrics.EMS_COMMANDS.labels(action).inc()
+                metrics.EMS_SCRIPTS.labels("ok" if reply.status == 0 else "failed").inc()
                 return reply   # execute() logged its end (ems_command_done with the script's figures)
         except (CommandError, PathRefused) as exc:
             status = exc.status if isinstance(exc, CommandError) else 1
@@ -230,6 +233,7 @@ class EmsCommandHandler:
             log.info("event=ems_command_done hostname=%s action=%s status=%s seconds=%.3f output_chars=%d "
                      "err_chars=%d", self.config.hostname, action, reply.status, time.monotonic() - started,
                      len(reply.output), len(reply.err))
+        metrics.EMS_COMMANDS.labels(action).inc()
         return reply
 
     @staticmethod

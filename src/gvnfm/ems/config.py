@@ -5,6 +5,7 @@ Merge order (later wins): defaults < properties file < environment (``GVNFM_EMS_
 Reference keys (section ``[ems]``, ``EMS/ems.py:57-78``): ``broker_ip``, ``broker_port`` (5672),
 ``username``, ``password``, ``hostname``, ``type`` (generic), ``autodelete`` (only the literal ``false``
 disables it), ``exchange`` (openbaton-exchange), ``heartbeat`` (60), ``virtual_host`` (/).
+gvnfm extension: ``protocol`` (amqp, stomp, stomp+ssl; a ``broker_port`` of 61613 alone means stomp).
 
 Differences from the reference, on purpose:
 - the file is read without ``%`` interpolation (a password with ``%`` works);
@@ -26,17 +27,20 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+from gvnfm.configfile import ConfigFileError, classify_keys
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROPERTIES = "/etc/openbaton/openbaton-ems.properties"
 ENV_PREFIX = "GVNFM_EMS_"
+#: STOMP's registered port: a ``broker_port`` of 61613 without ``protocol`` means STOMP.
+STOMP_PORT = 61613
 DIR_FIELDS = ("scripts_path", "log_dir", "state_dir")
 _DEFAULT_DIRS = {"scripts_path": DEFAULT_SCRIPTS_PATH, "log_dir": "/var/log/openbaton",
                  "state_dir": "/var/lib/gvnfm/ems"}
@@ -63,6 +67,9 @@ class EmsConfig(BaseModel):
     heartbeat: int = Field(default=60, ge=0)
     virtual_host: str = "/"
     # -- gvnfm extras ------------------------------------------------------------------------------
+    protocol: Literal["amqp", "stomp", "stomp+ssl"] | None = None
+    """The broker protocol (a gvnfm extension): ``stomp``/``stomp+ssl`` for RabbitMQ's STOMP plugin or
+    ActiveMQ. Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
     broker_url: str | None = None
     """Overrides broker_ip/port/username/password/virtual_host when set (``amqp://...``, ``memory://x``)."""
     root: str | None = None
@@ -154,12 +161,15 @@ class EmsConfig(BaseModel):
         return f"ems.{self.type}.register"
 
     def amqp_url(self) -> str:
-        """The broker URL: ``broker_url`` when set, else built from the reference keys."""
+        """The broker URL: ``broker_url`` when set, else built from the reference keys (and ``protocol``)."""
         if self.broker_url:
             return self.broker_url
         host = f"[{self.broker_ip}]" if ":" in self.broker_ip and not self.broker_ip.startswith("[") else self.broker_ip
         vhost = quote(self.virtual_host, safe="")
         auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
+        protocol = self.protocol or ("stomp" if self.broker_port == STOMP_PORT else "amqp")
+        if protocol != "amqp":
+            return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}"
         return f"amqp://{auth}@{host}:{self.broker_port}/{vhost}?heartbeat={self.heartbeat}"
 
     def redacted(self) -> dict[str, Any]:
@@ -189,7 +199,10 @@ class EmsConfig(BaseModel):
 
 
 def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``[ems]`` section of a reference properties file, without interpolation (keys lower-case)."""
+    """The ``[ems]`` section of a reference properties file, without interpolation (keys lower-case).
+    The reference EMS reads it with Python's ConfigParser, so this one does too. A key this EMS does not
+    know is a :class:`ConfigError` naming the closest known key (the reference would ignore a misspelt
+    ``brokerip`` and connect to nothing)."""
     parser = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8") as fh:
@@ -200,9 +213,11 @@ def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
         raise ConfigError(f"properties file {os.fspath(path)!r} has no [ems] section")
     values = {k.strip().lower(): v.strip() for k, v in parser.items("ems")}
     known = set(EmsConfig.model_fields)
-    for key in sorted(set(values) - known):
-        log.warning("event=ems_config_unknown_key file=%s key=%s", os.fspath(path), key)
-    return {k: v for k, v in values.items() if k in known}
+    try:
+        classify_keys(values, known.__contains__, lambda _k: False, known, f"{os.fspath(path)} [ems]")
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
+    return values
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.local.statedir import StateDirLock
 from gvnfm.orchestrator.deploy import Deployment
-from gvnfm.orchestrator.loader import aload_service
+from gvnfm.orchestrator.loader import ServiceBundle, aload_service
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import NetworkServiceRecord
 from gvnfm.store.api import Store
@@ -27,6 +28,7 @@ from gvnfm.transport import BrokerRefused, Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
+from gvnfm.vim.watchdog import Watchdog
 from gvnfm.vnfm.nfvo_answers import answers_queue
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
@@ -89,7 +91,8 @@ def vnfm_settings(o: RuntimeOptions, state_dir: Path, broker_user: str, broker_p
 
 def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
     """Hosts of a previous ``gvnfm up`` on this state dir that did not end cleanly (killed): kill what
-    their scripts left running (daemons included, found by the host marker) and remove their folders."""
+    their scripts left running (daemons included, found by the host marker) and remove their folders.
+    Called only by the state dir's lock holder: every host found then belongs to a dead owner."""
     removed = []
     if not hosts_dir.is_dir():
         return removed
@@ -129,6 +132,9 @@ class LocalRuntime:
         self.deployment: Deployment | None = None
         self.settings: VnfmSettings | None = None
         self._broker: InMemoryBroker | None = None
+        #: kills the process hosts' processes once this process is gone, however it went (kill -9 too)
+        self.watchdog: Watchdog | None = None
+        self.lock = StateDirLock(self.state_dir)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def _transport(self) -> Transport:
@@ -163,7 +169,8 @@ class LocalRuntime:
 
     async def start(self) -> None:
         o = self.options
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire()     # StateDirBusy: another live `gvnfm up` owns the folder; nothing touched
+        (self.state_dir / "api.json").unlink(missing_ok=True)   # a dead owner's
         if o.broker is None or o.broker.startswith("memory://"):
             self._broker = InMemoryBroker()
             broker_ip, broker_port, user, password = "127.0.0.1", 5672, "memory", "memory"
@@ -174,6 +181,9 @@ class LocalRuntime:
         settings = self.settings = vnfm_settings(o, self.state_dir, user, password)
         self.store = await open_store(settings.db, self.state_dir)
         await asyncio.to_thread(remove_stale_process_hosts, self.state_dir / "vim" / "hosts")
+        if o.vim == "process":
+            self.watchdog = Watchdog(self.state_dir / "vim" / "hosts")
+            await asyncio.to_thread(self.watchdog.start)
         self.vim = self._vim()
         cleanup = getattr(self.vim, "cleanup_stale", None)
         if callable(cleanup):
@@ -204,8 +214,11 @@ class LocalRuntime:
         for t in reversed(self._transports):
             with contextlib.suppress(Exception):
                 await t.close()
+        if self.watchdog is not None:
+            await self.watchdog.stop()
         if self.store is not None:
             await self.store.close()
+        self.lock.release()
 
     async def __aenter__(self) -> LocalRuntime:
         await self.start()
@@ -215,14 +228,18 @@ class LocalRuntime:
         await self.close()
 
     # -- work -----------------------------------------------------------------------------------------
-    async def deploy(self, path: Path) -> NetworkServiceRecord:
+    async def load(self, path: Path) -> ServiceBundle:
+        """Load a service into this run's catalogue (local scripts are served from the state dir)."""
+        return await aload_service(path, self.state_dir / "catalogue")
+
+    async def deploy(self, path: Path | ServiceBundle) -> NetworkServiceRecord:
         assert self.deployment is not None
-        bundle = await aload_service(path, self.state_dir / "catalogue")
+        bundle = path if isinstance(path, ServiceBundle) else await self.load(path)
         return await self.deployment.deploy(bundle)
 
-    async def teardown(self, nsr: NetworkServiceRecord) -> NetworkServiceRecord:
+    async def teardown(self, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
         assert self.deployment is not None
-        return await self.deployment.teardown(nsr)
+        return await self.deployment.teardown(nsr, timeout=timeout)
 
     async def report(self, nsr: NetworkServiceRecord) -> dict[str, Any]:
         """The NSR's records, and per VNFC every script run with its outcome."""

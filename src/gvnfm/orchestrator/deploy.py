@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from gvnfm.orchestrator.dependencies import sources_of
-from gvnfm.orchestrator.errors import DeployFailed, NotEnoughResources, OrchestratorError
+from gvnfm.orchestrator.errors import Conflict, DeployFailed, NotEnoughResources, OrchestratorError
 from gvnfm.orchestrator.loader import ServiceBundle
 from gvnfm.orchestrator.nfvo import LocalNfvo
 from gvnfm.orchestrator.records import (
@@ -160,10 +160,23 @@ class Deployment:
                 await self.advance(nsr, pending)
         return nsr
 
+    # -- restart -----------------------------------------------------------------------------------
+    async def restart(self, nsr: NetworkServiceRecord, name: str, image: str | None = None, *,
+                      wait: bool = True) -> NetworkServiceRecord:
+        """Restart a VNFR (``LocalNfvo.restart``: hosts rebuilt, INSTANTIATE with the VNFR), then go on as
+        the NFVO does after an INSTANTIATE: MODIFY when it is a dependency target, START. An unknown
+        image is refused before anything changes."""
+        if image is not None and not self.image_exists(image):
+            raise Conflict(f"image {image!r} does not exist on the {self.nfvo.vim.name} VIM: nothing was restarted")
+        await self.nfvo.restart(nsr, name, image, wait=wait)
+        await self.advance(nsr, [name])
+        return nsr
+
     # -- teardown ----------------------------------------------------------------------------------
     async def teardown(self, nsr: NetworkServiceRecord, *, timeout: float | None = None) -> NetworkServiceRecord:
-        """RELEASE_RESOURCES to every VNFR with hosts (errors are recorded, teardown goes on), then
-        remove every host; the NSR ends TERMINATED."""
+        """RELEASE_RESOURCES to every VNFR with hosts (answers awaited at most ``timeout`` s, or until
+        ``LocalNfvo.stop_waiting``; errors are recorded, teardown goes on), then remove every host; the NSR
+        ends TERMINATED."""
         nsr.terminating = True
         self.nfvo.emit(nsr, None, action="TEARDOWN", state="started")
         names = [n for n, s in nsr.vnfrs.items() if s.hosts and s.vnfr is not None]

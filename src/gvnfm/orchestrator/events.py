@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,6 +54,19 @@ class EventHub:
 
     def queue(self, maxsize: int = 10_000) -> asyncio.Queue[ProgressEvent]:
         """A queue receiving every event from now on; when full, the oldest event is dropped."""
+        q, _ = self._queue(maxsize)
+        return q
+
+    @contextlib.contextmanager
+    def subscription(self, maxsize: int = 1_000) -> Iterator[asyncio.Queue[ProgressEvent]]:
+        """``queue()`` for as long as the ``with`` block runs (a web page's event stream)."""
+        q, put = self._queue(maxsize)
+        try:
+            yield q
+        finally:
+            self.remove(put)
+
+    def _queue(self, maxsize: int) -> tuple[asyncio.Queue[ProgressEvent], Listener]:
         q: asyncio.Queue[ProgressEvent] = asyncio.Queue(maxsize=maxsize)
 
         def put(event: ProgressEvent) -> None:
@@ -63,4 +76,4 @@ class EventHub:
             q.put_nowait(event)
 
         self.add(put)
-        return q
+        return q, put

@@ -1,28 +1,41 @@
 """The NFVO's answers to a VNFM's resource requests (protocol §4 steps 2-3, §5 SCALE_OUT):
 GRANT_OPERATION (ids, capacity check, a VIM per VDU), ALLOCATE_RESOURCES (one host per VNFC through the
-VIM, VNFC instances in the VNFR) and SCALING (one host for the component being scaled out)."""
+VIM, VNFC instances in the VNFR) and SCALING (one host for the component being scaled out, answered
+SCALED with the VNFR under ``vnfr``).
+
+Answers have the Java NFVO's shapes (``GrantoperationTask``, ``AllocateresourcesTask``, ``ScalingTask``):
+what a VNFM built on the Java or the Python SDK reads, nothing of gvnfm's own."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from gvnfm.catalogue.messages import (
     NfvMessage,
     OrVnfmGenericMessage,
     OrVnfmGrantLifecycleOperationMessage,
-    OrVnfmScalingMessage,
     VnfmOrAllocateResourcesMessage,
     VnfmOrGenericMessage,
     VnfmOrScalingMessage,
 )
-from gvnfm.catalogue.records import VirtualDeploymentUnit, VirtualNetworkFunctionRecord, VNFComponent
+from gvnfm.catalogue.records import (
+    LifecycleEventHistory,
+    VirtualDeploymentUnit,
+    VirtualNetworkFunctionRecord,
+    VNFComponent,
+)
 from gvnfm.orchestrator import outgoing
 from gvnfm.orchestrator.records import ERROR, TERMINATED, HistoryEntry, NetworkServiceRecord, VnfrState
 from gvnfm.orchestrator.resources import Resources, add_instances, vnfc_count
 from gvnfm.vim.base import Host, VimError
 
 log = logging.getLogger(__name__)
+
+#: the descriptions of GrantoperationTask and ScalingTask
+GRANTED_TEXT = "All the resources that are contained in this VNFR were granted to be deployed in the chosen VIM(s)"
+SCALING_TEXT = "The resources of this VNFR are scaling at the moment"
 
 #: ``emit(nsr, vnfr_name, **fields of ProgressEvent)``
 Emit = Callable[..., None]
@@ -68,6 +81,7 @@ class ResourceRequests:
             state.history.append(HistoryEntry(action="GRANT_OPERATION", result="ERROR", detail=text))
             self.emit(nsr, vnfr.name, action="GRANT_OPERATION", state=ERROR, message=text)
             return outgoing.error(vnfr, text)
+        add_history(vnfr, "GRANTED", GRANTED_TEXT)
         state.keep(vnfr)
         state.history.append(HistoryEntry(action="GRANT_OPERATION", result="ok", detail=f"{need} host(s)"))
         self.emit(nsr, vnfr.name, action="GRANT_OPERATION", state="granted")
@@ -87,8 +101,8 @@ class ResourceRequests:
         nsr, state = found
         key = (nsr.id, vnfr.name)
         assign_ids(vnfr)
-        userdata = msg.userdata if msg.userdata and msg.userdata != "none" else ""
-        placements = self.resources.placements(vnfr, userdata)
+        # handed to the VIM as it came, as the Java NFVO does ("none" included: such a host starts no EMS)
+        placements = self.resources.placements(vnfr, msg.userdata or "")
         if not self.resources.reserve(key, len(placements)):
             text = f"Not enough resources for deploying VNFR {vnfr.name}"
             vnfr.status = ERROR
@@ -140,8 +154,7 @@ class ResourceRequests:
             return outgoing.error(vnfr, f"cannot scale out VNFR {vnfr.name}: {pick}")
         vdu, component = pick
         key = (nsr.id, f"{vnfr.name}#scale")
-        userdata = msg.userData if msg.userData and msg.userData != "none" else ""
-        placements = self.resources.placements(vnfr, userdata, only=[(vdu, component)])
+        placements = self.resources.placements(vnfr, msg.userData or "", only=[(vdu, component)])
         if not self.resources.reserve(key, 1):
             return outgoing.error(vnfr, f"Not enough resources for scaling out VNFR {vnfr.name}")
 
@@ -155,9 +168,20 @@ class ResourceRequests:
             return outgoing.error(vnfr, f"Could not allocate resources for scaling out VNFR {vnfr.name}: {exc}")
         inst_state = "STANDBY" if (mode or "").lower() == "standby" else "ACTIVE"
         add_instances(vnfr, [(placements[0], self.resources.instance(placements[0], hosts[0], inst_state))])
+        add_history(vnfr, "SCALE_OUT", SCALING_TEXT)
         state.keep(vnfr)
         self.emit(nsr, vnfr.name, action="SCALING", hostname=hosts[0].hostname, state="host created")
-        return OrVnfmScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr)
+        # ScalingTask: ``new OrVnfmGenericMessage(vnfr, Action.SCALED)``, the VNFR under ``vnfr``
+        return OrVnfmGenericMessage(action="SCALED", vnfr=vnfr)
+
+
+def add_history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -> None:
+    """The entry the NFVO's task adds to the VNFR (``AbstractTask.setHistoryLifecycleEvent``), its
+    ``executedAt`` in the NFVO's format (``yyyy.MM.dd-HH:mm:ss:SSS-z``)."""
+    now = datetime.now(UTC)
+    at = now.strftime("%Y.%m.%d-%H:%M:%S:") + f"{now.microsecond // 1000:03d}-UTC"
+    vnfr.lifecycle_event_history = [*(vnfr.lifecycle_event_history or []),
+                                    LifecycleEventHistory(event=event, description=description, executedAt=at)]
 
 
 def assign_ids(vnfr: VirtualNetworkFunctionRecord) -> None:

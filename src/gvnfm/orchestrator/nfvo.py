@@ -62,6 +62,7 @@ from gvnfm.orchestrator.records import (
     ERROR,
     INACTIVE,
     INITIALIZED,
+    NULL,
     RESUMING,
     SCALING,
     TERMINATED,
@@ -122,6 +123,10 @@ class LocalNfvo:
         self.nsrs: dict[str, NetworkServiceRecord] = {}
         self.requests = ResourceRequests(self.resources, self.nsrs, self.emit)
         self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: requests to VNFMs whose answers ``_call`` is waiting for; ``stop_waiting`` gives up on them
+        self._waiters: set[asyncio.Future[bytes]] = set()
+        self._impatient = False
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_cache = answer_cache
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
@@ -156,6 +161,15 @@ class LocalNfvo:
             except Exception as exc:
                 log.warning("event=nfvo_unsubscribe_failed error=%r", str(exc))
         self._subs.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def stop_waiting(self) -> None:
+        """Wait for no VNFM answer any more (an operator's second Ctrl-C during the teardown): requests
+        in flight fail at once with VnfmError, later ones fail without being sent."""
+        self._impatient = True
+        for waiter in list(self._waiters):
+            waiter.cancel()
 
     def add_listener(self, listener: Any) -> None:
         self.events.add(listener)
@@ -407,8 +421,24 @@ class LocalNfvo:
             return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
                              reply=reply)
 
+        waiter: asyncio.Future[bytes] | None = None
         try:
-            raw = await self.transport.rpc(routing_key, message.to_json().encode(), timeout=limit)
+            if self._impatient:
+                raise fail("not sent: the orchestrator waits for no VNFM answer any more (teardown interrupted)")
+            # as the Java NFVO (RabbitVnfmSender): a reply address per request, no correlation id
+            waiter = asyncio.ensure_future(self.transport.request(routing_key, message.to_json().encode(),
+                                                                  timeout=limit))
+            self._waiters.add(waiter)
+            try:
+                raw = await waiter
+            finally:
+                self._waiters.discard(waiter)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if self._impatient and waiter is not None and waiter.cancelled() and task is not None \
+                    and not task.cancelling():
+                raise fail("the answer was not awaited (teardown interrupted)") from exc
+            raise
         except RpcTimeout as exc:
             raise fail(f"the VNFM (endpoint {routing_key!r}) did not answer within {limit:g} s") from exc
         except TransportError as exc:
@@ -499,6 +529,48 @@ class LocalNfvo:
             self.resources.release((nsr.id, name))
             return self._current(nsr, name)
 
+    async def restart(self, nsr: NetworkServiceRecord, name: str, image: str | None = None, *,
+                      wait: bool = True) -> VirtualNetworkFunctionRecord:
+        """Restart a VNFR as the Java NFVO does (``restartVnfr``): rebuild every host of it (same names,
+        addresses and user-data, a fresh disk of ``image``, default its own), then INSTANTIATE carrying the
+        VNFR, "so the allocate resources will be skipped": the VNFM asks for no GRANT_OPERATION and no
+        ALLOCATE_RESOURCES and runs the INSTANTIATE scripts on the rebuilt VNFCs. The VNFR ends
+        INITIALIZED; the caller continues with MODIFY and START (``Deployment.restart``)."""
+        self._check_day2(nsr, name)
+        async with self.locks.hold(nsr.id, name, "RESTART", wait=wait):
+            state = nsr.vnfr(name)
+            record = self._current(nsr, name)
+            if not state.hosts:
+                raise Conflict(f"VNFR {name} has no hosts to restart")
+            if image is not None:
+                for vdu in record.vdu or []:
+                    vdu.vm_image = [image]
+            self._set_status(nsr, name, NULL, "RESTART")
+            hosts = list(state.hosts)
+            results = await asyncio.gather(*(self.vim.rebuild_host(h, image) for h in hosts), return_exceptions=True)
+            failed = [f"{h}: {r}" for h, r in zip(hosts, results, strict=True) if isinstance(r, BaseException)]
+            state.hosts = [h for h in hosts if h in self.vim.hosts]
+            for h, r in zip(hosts, results, strict=True):
+                if not isinstance(r, BaseException):
+                    self.emit(nsr, name, action="RESTART", hostname=h, state="host rebuilt")
+            if failed:
+                text = f"rebuilding the hosts of VNFR {name} failed: {'; '.join(failed)}"
+                state.status = ERROR
+                nsr.add_error(ErrorInfo(vnfr=name, action="RESTART", message=text))
+                nsr.refresh_status()
+                raise OrchestratorError(text)
+            state.keep(record)
+            bundle: ServiceBundle = nsr._bundle
+            content = bundle.packages.get(name) if bundle is not None else None
+            message = outgoing.instantiate(
+                nsr._vnfds[name], content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
+                vlrs=nsr._vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone,
+                vnfr=self._current(nsr, name))
+            await self._call(nsr, name, message, ("INSTANTIATE",))
+            state.configured = False
+            self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
+            return self._current(nsr, name)
+
     async def modify(self, nsr: NetworkServiceRecord, name: str,
                      dependency: VNFRecordDependency | None = None) -> VirtualNetworkFunctionRecord:
         async with self.locks.hold(nsr.id, name, "MODIFY"):
@@ -571,7 +643,7 @@ class LocalNfvo:
         pick = pick_component(record, vnfc_component_id)
         if isinstance(pick, str):
             raise OrchestratorError(f"cannot scale out VNFR {vnfr_name}: {pick}")
-        _vdu, component = pick
+        vdu, template = pick
         if self.resources.available() < 1:
             raise NotEnoughResources(f"Not enough resources for scaling out VNFR {vnfr_name}")
         bundle: ServiceBundle = nsr._bundle
@@ -579,6 +651,9 @@ class LocalNfvo:
         before = {i.id for i in record.vnfc_instances()}
         key = (nsr.id, vnfr_name)
         # one slot per VNFR is enough: the VNFR is held, so one SCALE_OUT (and its SCALING) at a time
+        # as the Java NFVO (addVNFCInstance): a new VNFComponent in the VDU, sent as SCALE_OUT's component
+        component = outgoing.new_component(template)
+        vdu.vnfc = [*(vdu.vnfc or []), component]
         self.requests.pending_scale[key] = (component.id, mode)
         previous = nsr.vnfr(vnfr_name).status
         self._set_status(nsr, vnfr_name, SCALING, "SCALE_OUT")
@@ -639,12 +714,12 @@ class LocalNfvo:
             if not target.instantiated or target.vnfr is None:
                 continue
             body = outgoing.scale_in(self._current(nsr, edge.target), removed).to_json().encode()
-            try:   # no answer expected (vnfm-ems §7.2)
-                await self.transport.publish(self.endpoint_for(target.endpoint), body)
-                target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
-                self._logs_changed(target.hosts)
-            except TransportError as exc:
-                log.error("event=scale_in_send_failed target=%s error=%r", edge.target, str(exc))
+            # sent as every command (with a reply address); as the Java NFVO (removeVnfcDependency is
+            # @Async) the scale-in goes on without waiting for the answer (`null` from the Java VNFM)
+            target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
+            self._logs_changed(target.hosts)
+            self._background(self._scale_in_target(edge.target, self.endpoint_for(target.endpoint), body,
+                                                   target.hosts))
         remove_instance(record, vnfc_hostname)
         state = nsr.vnfr(vnfr_name)
         state.keep(record)
@@ -654,6 +729,22 @@ class LocalNfvo:
         self.emit(nsr, vnfr_name, action="SCALE_IN", hostname=vnfc_hostname, state="removed")
         if errors:
             raise OrchestratorError(f"VNFR {vnfr_name}: removing {vnfc_hostname} failed: {'; '.join(errors)}")
+
+    async def _scale_in_target(self, target: str, routing_key: str, body: bytes, hosts: list[str]) -> None:
+        try:
+            answer = await self.transport.request(routing_key, body, timeout=self.reply_timeout)
+        except TransportError as exc:
+            log.error("event=scale_in_unanswered target=%s error=%r", target, str(exc))
+            return
+        finally:
+            self._logs_changed(hosts)
+        log.info("event=scale_in_answered target=%s answer=%r", target, answer[:200])
+
+    def _background(self, coro: Any) -> None:
+        """Run ``coro`` on its own (cancelled by ``stop``)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def heal(self, nsr: NetworkServiceRecord, vnfr_name: str, hostname: str, cause: str, *,
                    wait: bool = True) -> VirtualNetworkFunctionRecord:
@@ -682,14 +773,11 @@ class LocalNfvo:
     async def update_script(self, nsr: NetworkServiceRecord, vnfr_name: str, script_name: str | None,
                             content: str | bytes | None, *, wait: bool = True) -> VirtualNetworkFunctionRecord:
         """UPDATE with a script (SCRIPTS_UPDATE on every VNFC; the package keeps the new version), or
-        with ``script_name=None`` the UPDATE lifecycle event (refused when the VNFR has none)."""
+        with ``script_name=None`` the UPDATE lifecycle event (none: the VNFM runs nothing, as for HEAL)."""
         self._check_day2(nsr, vnfr_name)
         async with self.locks.hold(nsr.id, vnfr_name, "UPDATE", wait=wait):
             record = self._current(nsr, vnfr_name)
             script = None
-            if script_name is None and not record.scripts_of("UPDATE"):
-                raise OrchestratorError(f"VNFR {vnfr_name} has no UPDATE lifecycle event (or it lists no script): "
-                                        "nothing to run")
             if script_name is not None:
                 payload = content.encode() if isinstance(content, str) else (content or b"")
                 script = Script(id=outgoing.new_id(), name=script_name, payload=payload)

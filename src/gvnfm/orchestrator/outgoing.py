@@ -101,7 +101,9 @@ def vim_instance(vim_name: str) -> dict[str, Any]:
 
 def instantiate(vnfd: VirtualNetworkFunctionDescriptor, package: VNFPackage | None, *, nsr_id: str, vim_name: str,
                 vlrs: list[dict[str, Any]], broker_ip: str, broker_port: int, timezone: str,
-                monitoring_ip: str = "") -> OrVnfmInstantiateMessage:
+                monitoring_ip: str = "", vnfr: VirtualNetworkFunctionRecord | None = None) -> OrVnfmInstantiateMessage:
+    """``vnfr``: the NFVO's restart path (``VnfmManager.restartVnfr``: "so the allocate resources will be
+    skipped"); None on a deployment."""
     flavour = (vnfd.deployment_flavour or [None])[0]
     vnfdf: dict[str, Any] = {"flavour_key": (flavour.flavour_key if flavour and flavour.flavour_key else "m1.small")}
     if flavour is not None and flavour.id:
@@ -112,7 +114,7 @@ def instantiate(vnfd: VirtualNetworkFunctionDescriptor, package: VNFPackage | No
         vlrs=[dict(v) for v in vlrs],                 # every virtual link record of the service, as the NFVO
         extension={"nsr-id": nsr_id, "brokerIp": broker_ip, "brokerPort": str(broker_port),
                    "monitoringIp": monitoring_ip, "timezone": timezone},
-        vimInstances=vims, vnfPackage=package, keys=[])
+        vimInstances=vims, vnfPackage=package, keys=[], **({"vnfr": vnfr} if vnfr is not None else {}))
 
 
 def modify(vnfr: VirtualNetworkFunctionRecord, dependency: VNFRecordDependency) -> OrVnfmGenericMessage:
@@ -151,6 +153,13 @@ def scale_out(vnfr: VirtualNetworkFunctionRecord, component: VNFComponent, packa
     if mode:
         fields["mode"] = mode
     return OrVnfmScalingMessage(**fields)
+
+
+def new_component(template: VNFComponent) -> VNFComponent:
+    """The VNFComponent the NFVO adds to a VDU to scale out (``addVNFCInstance``): the connection points
+    of ``template``, new ids."""
+    return VNFComponent(id=new_id(), connection_point=[
+        cp.model_copy(update={"id": new_id()}) for cp in template.connection_point or []])
 
 
 def scale_in(target: VirtualNetworkFunctionRecord, removed: VNFCInstance) -> OrVnfmScalingMessage:

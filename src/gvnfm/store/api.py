@@ -174,6 +174,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def nfvo_request(self, correlation_id: str) -> NfvoRequest | None: ...
 
+    # -- live workers of an endpoint (who unregisters from the NFVO) -----------------------------------
+    @abc.abstractmethod
+    async def worker_alive(self, worker: str, endpoint: str, lease_seconds: float) -> None:
+        """Record (or renew) that ``worker`` serves ``endpoint`` for the next ``lease_seconds``."""
+
+    @abc.abstractmethod
+    async def worker_leaving(self, worker: str, endpoint: str) -> int:
+        """Remove ``worker``'s row and return how many other workers of ``endpoint`` are still live
+        (lease not expired). Atomic across processes: of workers leaving at once, exactly the last one
+        sees 0 (it unregisters from the NFVO); a crashed worker's row only counts until it expires."""
+
     # -- script logs ------------------------------------------------------------------------------
     @abc.abstractmethod
     async def script_results(self, *, vnfr_name: str | None = None, hostname: str | None = None,

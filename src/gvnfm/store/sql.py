@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -29,10 +30,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gvnfm.ops.metrics import STORE_COMMIT_SECONDS
 from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, NfvoRequest, Operation, StepResult, Store
 from gvnfm.store.engine import DEFAULT_BUSY_TIMEOUT, is_memory, make_engine, normalise_url, writer
 from gvnfm.store.migrate import default_url, upgrade_engine
-from gvnfm.store.tables import ems_registrations, nfvo_requests, operations, steps, vnfrs
+from gvnfm.store.tables import ems_registrations, nfvo_requests, operations, steps, vnfm_workers, vnfrs
 
 log = logging.getLogger("gvnfm.store")
 
@@ -192,8 +194,11 @@ class SqlStore(Store):
     # -- transactions ----------------------------------------------------------------------------------
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._lock or nullcontext(), self._writer.begin() as conn:
-            yield conn
+        async with self._lock or nullcontext():
+            started = time.monotonic()
+            async with self._writer.begin() as conn:
+                yield conn
+            STORE_COMMIT_SECONDS.observe(time.monotonic() - started)
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -299,6 +304,33 @@ class SqlStore(Store):
         if row is None:
             raise OperationNotFound(f"operation {op_id!r} is not in the store")
         raise LeaseLost(f"operation {op_id!r} is {row.state} under {row.worker!r}, not RUNNING under {holder!r}")
+
+    # -- live workers ----------------------------------------------------------------------------------
+    async def worker_alive(self, worker: str, endpoint: str, lease_seconds: float) -> None:
+        if not math.isfinite(lease_seconds) or lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be a positive number, not {lease_seconds!r}")
+        async with self._write() as conn:
+            now = utcnow()
+            stmt = self._insert(vnfm_workers).values(worker=key(worker), endpoint=key(endpoint),
+                                                     lease_until=now + timedelta(seconds=lease_seconds),
+                                                     started_at=now)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["worker"], set_={"endpoint": stmt.excluded.endpoint,
+                                                 "lease_until": stmt.excluded.lease_until}))
+
+    async def worker_leaving(self, worker: str, endpoint: str) -> int:
+        async with self._write() as conn:
+            # every row of the endpoint locked (PostgreSQL; SQLite: one writer at a time): of two workers
+            # leaving at once, the second waits here and then sees the first gone
+            await conn.execute(select(vnfm_workers.c.worker).where(vnfm_workers.c.endpoint == key(endpoint))
+                               .with_for_update())
+            await conn.execute(delete(vnfm_workers).where(vnfm_workers.c.worker == key(worker)))
+            # expired rows (crashed workers) are dropped on the way
+            await conn.execute(delete(vnfm_workers).where(vnfm_workers.c.endpoint == key(endpoint),
+                                                          vnfm_workers.c.lease_until <= utcnow()))
+            others = (await conn.execute(select(func.count()).select_from(vnfm_workers)
+                                         .where(vnfm_workers.c.endpoint == key(endpoint)))).scalar_one()
+        return int(others)
 
     async def latest_operation(self, prefix: str) -> Operation | None:
         query = (select(operations).where(operations.c.id.startswith(clean_text(prefix), autoescape=True))

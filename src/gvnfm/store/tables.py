@@ -134,8 +134,22 @@ class NfvoRequestRow(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class WorkerRow(Base):
+    """A live VNFM worker of an endpoint: its row is renewed while it runs (``lease_until``), deleted
+    when it stops; a crashed worker's row expires. Only the last live worker unregisters."""
+
+    __tablename__ = "vnfm_workers"
+    __table_args__ = (Index("ix_vnfm_workers_endpoint", "endpoint"),)
+
+    worker: Mapped[str] = mapped_column(Text, primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    lease_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 operations = OperationRow.__table__
 steps = StepRow.__table__
 vnfrs = VnfrRow.__table__
 ems_registrations = EmsRegistrationRow.__table__
 nfvo_requests = NfvoRequestRow.__table__
+vnfm_workers = WorkerRow.__table__

@@ -1,4 +1,4 @@
-"""Message transports: one async interface, an AMQP (RabbitMQ) and an in-memory implementation."""
+"""Message transports: one async interface; AMQP (RabbitMQ), STOMP (RabbitMQ, ActiveMQ) and in-memory."""
 
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
@@ -12,8 +12,15 @@ from gvnfm.transport.base import (
     TransportError,
 )
 
+#: URL schemes of the STOMP transport.
+STOMP_SCHEMES = ("stomp://", "stomp+ssl://")
+#: URL schemes of a real broker (AMQP or STOMP).
+BROKER_SCHEMES = ("amqp://", "amqps://", *STOMP_SCHEMES)
+
 __all__ = [
+    "BROKER_SCHEMES",
     "DEFAULT_EXCHANGE",
+    "STOMP_SCHEMES",
     "BrokerRefused",
     "Delivery",
     "Handler",
@@ -38,8 +45,8 @@ def url_with_credentials(url: str, username: str, password: str) -> str:
 
 
 def open_transport(url: str | None, *, exchange: str = DEFAULT_EXCHANGE, **kwargs: object) -> Transport:
-    """A transport for a broker URL: ``amqp://...`` for RabbitMQ, ``memory://<name>`` (or None) for
-    the in-process broker of that name."""
+    """A transport for a broker URL: ``amqp://...`` for RabbitMQ, ``stomp://...`` (``stomp+ssl://``) for
+    RabbitMQ's STOMP plugin or ActiveMQ, ``memory://<name>`` (or None) for the in-process broker of that name."""
     if url is None or url.startswith("memory://"):
         from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 
@@ -49,4 +56,8 @@ def open_transport(url: str | None, *, exchange: str = DEFAULT_EXCHANGE, **kwarg
         from gvnfm.transport.amqp import AmqpTransport
 
         return AmqpTransport(url, exchange=exchange, **kwargs)  # type: ignore[arg-type]
-    raise ValueError(f"unsupported broker URL {url!r} (use amqp://... or memory://...)")
+    if url.startswith(STOMP_SCHEMES):
+        from gvnfm.transport.stomp import StompTransport
+
+        return StompTransport(url, exchange=exchange, **kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unsupported broker URL {url!r} (use amqp://..., stomp://... or memory://...)")

@@ -53,6 +53,8 @@ from gvnfm.transport.base import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: RabbitMQ's direct reply-to pseudo-queue (consumed no-ack on the channel that publishes the request)
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 _PERSISTENT = 2   # delivery_mode
 
 # Errors of the broker or of the socket that become TransportError.
@@ -719,6 +721,54 @@ class AmqpTransport(Transport):
             for fut in waiters:
                 if not fut.done():
                     fut.set_exception(error)
+
+    async def request(self, routing_key: str, body: bytes, *, timeout: float | None,
+                      exchange: str | None = None) -> bytes:
+        """As Spring AMQP's RabbitTemplate with direct reply-to (the Java NFVO): a channel of the request's
+        own consumes ``amq.rabbitmq.reply-to`` and publishes the request with that ``reply_to`` and no
+        correlation id; the first message on the channel is the answer. The channel closes afterwards, so
+        a late or repeated answer reaches nobody (the broker drops it). A lost connection or a closed
+        channel fails the request with TransportError."""
+        self._check_size(body)
+        loop = asyncio.get_running_loop()
+        name = self.exchange if exchange is None else exchange
+        key = f"request:{uuid.uuid4().hex}"     # in _pending only so that a lost connection fails it
+        answer: asyncio.Future[bytes] = loop.create_future()
+        ch: AbstractChannel | None = None
+
+        def on_answer(incoming: DeliveredMessage) -> None:
+            if not answer.done():
+                answer.set_result(incoming.body)
+
+        async def closed(_sender: Any, exc: BaseException | None) -> None:
+            if not answer.done():
+                why = _describe(exc) if exc else "closed"
+                answer.set_exception(TransportError(f"the request channel closed: {why}"))
+
+        try:
+            async with asyncio.timeout(timeout):
+                conn = await self._wait_ready(timeout)
+                self._pending[key] = [answer]
+                try:
+                    with _as_transport_error(f"cannot send a request to {routing_key!r} on exchange {name!r}"):
+                        ch = await conn.channel(publisher_confirms=True)
+                        ch.close_callbacks.add(closed)
+                        underlay = await ch.get_underlay_channel()
+                        await underlay.basic_consume(DIRECT_REPLY_TO, on_answer, no_ack=True)
+                        properties = aiormq.spec.Basic.Properties(content_type="text/plain", delivery_mode=_PERSISTENT,
+                                                                  reply_to=DIRECT_REPLY_TO)
+                        await underlay.basic_publish(body, exchange=name, routing_key=routing_key,
+                                                     properties=properties, timeout=self.publish_timeout)
+                    return await answer
+                finally:
+                    self._pending.pop(key, None)
+                    if ch is not None:
+                        ch.close_callbacks.discard(closed)
+                        task = loop.create_task(self._close_channel(ch))     # never delays a cancellation
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+        except TimeoutError as exc:
+            raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
 
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
                   exchange: str | None = None, correlation_id: str | None = None) -> bytes:

@@ -8,11 +8,18 @@ Semantics shared by every implementation (and relied upon by the VNFM and the EM
   neither acked nor rejected when the connection goes away is delivered again (``redelivered``).
 - ``rpc(rk, body, timeout)`` publishes with ``reply_to`` = a private reply queue and a fresh
   ``correlation_id`` and waits for the answer; ``reply(msg, body)`` answers such a request.
+- ``request(rk, body, timeout)`` is request/reply as the Java NFVO does it (Spring AMQP's
+  ``convertSendAndReceive`` without a reply queue): a reply address of the request's own and **no**
+  ``correlation_id``; the first message that arrives there is the answer, whatever correlation id it
+  carries (python-vnfm-sdk answers with none). Answers are never matched by correlation id alone.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -119,6 +126,31 @@ class Transport(abc.ABC):
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
                   exchange: str | None = None, correlation_id: str | None = None) -> bytes:
         """Request/reply; raises RpcTimeout after ``timeout`` seconds (None = wait forever)."""
+
+    async def request(self, routing_key: str, body: bytes, *, timeout: float | None,
+                      exchange: str | None = None) -> bytes:
+        """Request/reply on a reply queue of this request's own (exclusive, auto-delete, gone once the
+        answer is in), without a correlation id; raises RpcTimeout after ``timeout`` seconds (None =
+        wait forever, as the Java NFVO's reply timeout -1). Transports with a cheaper private reply
+        address (RabbitMQ's direct reply-to) override it."""
+        name = f"gvnfm.reply-{uuid.uuid4().hex}"
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def on_answer(delivery: Delivery) -> None:
+            await delivery.ack()
+            if not answer.done():
+                answer.set_result(delivery.message.body)
+
+        await self.declare_queue(name, exclusive=True, auto_delete=True, bind=False)
+        subscription = await self.consume(name, on_answer)
+        try:
+            await self.publish(routing_key, body, exchange=exchange, reply_to=name)
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError as exc:
+            raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
+        finally:
+            with contextlib.suppress(TransportError):
+                await subscription.cancel()     # auto-delete: the queue goes with its consumer
 
     @abc.abstractmethod
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription: ...

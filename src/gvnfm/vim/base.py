@@ -43,6 +43,11 @@ class Vim(abc.ABC):
     @abc.abstractmethod
     async def remove_host(self, hostname: str) -> None: ...
 
+    async def rebuild_host(self, hostname: str, image: str | None = None) -> Host:
+        """Rebuild a host as a VIM rebuilds a server (the NFVO's VNFR restart): same name, addresses and
+        user-data, a fresh disk of ``image`` (None: its own), its processes gone. VIMs that cannot say so."""
+        raise VimError(f"the {self.name} VIM cannot rebuild hosts (host {hostname})")
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Remove every host this VIM created."""

@@ -28,6 +28,14 @@ class EmsLaunch:
     heartbeat: int = 60
     autodelete: bool = True
     virtual_host: str = "/"
+    protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" ("" = amqp)
+
+    @staticmethod
+    def starts_ems(userdata: str) -> bool:
+        """Whether the user-data starts an EMS at all: it sets ``BROKER_IP`` (gvnfm's and the reference's
+        EMS bootstrap do). Any other user-data (python-vnfm-sdk's ``none``, a script of the VNF's own)
+        gives a host without an EMS, as a VM booted with it would be."""
+        return bool(userdata_mod.parse(userdata or "").get("BROKER_IP", "").strip())
 
     @classmethod
     def from_userdata(cls, userdata: str, hostname: str) -> EmsLaunch:
@@ -48,20 +56,23 @@ class EmsLaunch:
                    exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
                    # only the literal "false" disables auto-delete, as in the reference EMS
                    autodelete=values.get("EMS_AUTODELETE", "true") != "false",
-                   virtual_host=values.get("VIRTUAL_HOST") or "/")
+                   virtual_host=values.get("VIRTUAL_HOST") or "/", protocol=values.get("EMS_PROTOCOL") or "")
 
     def replace(self, **changes: Any) -> EmsLaunch:
         return dataclasses.replace(self, **changes)
 
     def with_broker_url(self, url: str) -> EmsLaunch:
-        """Broker address, credentials and virtual host from an ``amqp://user:pass@host:port/vhost`` URL
-        (the parts the URL has)."""
+        """Broker address, credentials, virtual host (and protocol) from an ``amqp://`` or ``stomp://``
+        ``user:pass@host:port/vhost`` URL (the parts the URL has)."""
         parts = urlsplit(url)
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise VimError(f"broker URL {url!r} is not amqp://user:password@host:port/")
-        changes: dict[str, Any] = {"broker_ip": parts.hostname}
+        if parts.scheme not in ("amqp", "amqps", "stomp", "stomp+ssl") or not parts.hostname:
+            raise VimError(f"broker URL {url!r} is not amqp:// or stomp://user:password@host:port/")
+        stomp = parts.scheme.startswith("stomp")
+        changes: dict[str, Any] = {"broker_ip": parts.hostname, "protocol": parts.scheme if stomp else ""}
         if parts.port:
             changes["broker_port"] = parts.port
+        elif stomp:
+            changes["broker_port"] = 61613
         if parts.username is not None:
             changes["username"] = unquote(parts.username)
         if parts.password is not None:
@@ -90,6 +101,8 @@ class EmsLaunch:
                   "hostname": self.hostname}
         if self.virtual_host != "/":
             fields["virtual_host"] = self.virtual_host
+        if self.protocol:
+            fields["protocol"] = self.protocol
         fields.update(extra or {})
         for key, value in fields.items():
             if "\n" in value or "\r" in value:

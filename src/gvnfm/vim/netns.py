@@ -357,11 +357,14 @@ class NetnsVim(Vim):
 
     async def _create(self, spec: HostSpec, hostname: str, image: Image) -> Host:
         networks = list(dict.fromkeys(spec.networks))
-        if self.start_ems and not networks:
+        start_ems = self.start_ems and EmsLaunch.starts_ems(spec.userdata)
+        if self.start_ems and not start_ems:
+            log.info("event=host_without_ems host=%s reason=%r", hostname, "the user-data starts no EMS")
+        if start_ems and not networks:
             raise VimError(f"host {hostname}: a netns host needs a virtual link to reach the broker")
         bridges = [await self._ensure_bridge(net) for net in networks]
         launch: EmsLaunch | None = None
-        if self.start_ems:
+        if start_ems:
             given = self._given_launch(spec, hostname)
             launch = self._ems_launch(spec, hostname, bridges[0])
             if self.relay and launch.broker_ip == bridges[0].gateway:

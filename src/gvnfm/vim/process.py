@@ -12,12 +12,17 @@ properties in ``<root>/etc/openbaton/openbaton-ems.properties``; the scripts run
 - Otherwise each host's EMS is a process of its own, ``python -m gvnfm.ems --config <properties>``,
   configured from the user-data exactly as the user-data script would (``broker_url`` overrides the
   broker address and credentials). It dies with this process (parent-death signal).
+- The user-data itself is not run (a process host is no VM with cloud-init, and the script would write
+  to this machine's ``/etc``): the VIM starts the EMS the user-data would start, from its values. A
+  user-data that starts no EMS (no ``BROKER_IP``: python-vnfm-sdk's ``none``, a script of the VNF's
+  own) gives a host without an EMS: created, addressed and removed like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
@@ -80,6 +85,7 @@ class _Running:
     agent: Any = None
     transport: Transport | None = None
     proc: asyncio.subprocess.Process | None = None
+    spec: HostSpec | None = None
 
 
 class ProcessVim(Vim):
@@ -98,6 +104,7 @@ class ProcessVim(Vim):
         self._hosts: dict[str, Host] = {}
         self._running: dict[str, _Running] = {}
         self._pending: set[str] = set()
+        self._rebuilding: set[str] = set()
         self._addresses = LoopbackPlan()
         self._shared_transports: set[int] = set()
         self._lock = asyncio.Lock()
@@ -141,8 +148,9 @@ class ProcessVim(Vim):
                  running.host.ips, image.name, running.root)
         return running.host
 
-    async def _build(self, spec: HostSpec, hostname: str, image: Image) -> _Running:
-        ips = self._addresses.allocate(hostname, list(spec.networks))
+    async def _build(self, spec: HostSpec, hostname: str, image: Image,
+                     ips: dict[str, str] | None = None) -> _Running:
+        ips = ips if ips is not None else self._addresses.allocate(hostname, list(spec.networks))
         floating = {net: ips[net] for net in spec.floating_networks if net in ips}
         root = self.host_root(hostname)
         await asyncio.to_thread(self._make_tree, root)
@@ -150,8 +158,10 @@ class ProcessVim(Vim):
         env = host_env(root, image.path(shim_dir), hostname)
         host = Host(hostname=hostname, ips=ips, floating_ips=floating, root=root,
                     scripts_path=str(root / SCRIPTS), image=image.name)
-        running = _Running(host=host, root=root, env=env)
-        if self.start_ems:
+        running = _Running(host=host, root=root, env=env, spec=spec)
+        if self.start_ems and not EmsLaunch.starts_ems(spec.userdata):
+            log.info("event=host_without_ems host=%s reason=%r", hostname, "the user-data starts no EMS")
+        elif self.start_ems:
             launch = EmsLaunch.from_userdata(spec.userdata, hostname)
             if self.broker_url:
                 launch = launch.with_broker_url(self.broker_url)
@@ -218,6 +228,36 @@ class ProcessVim(Vim):
             raise VimError(f"host {running.host.hostname}: cannot start the EMS: {exc}") from exc
         finally:
             out.close()
+
+    async def rebuild_host(self, hostname: str, image: str | None = None) -> Host:
+        running = self._running.get(hostname)
+        if running is None or running.spec is None or hostname in self._rebuilding:
+            raise VimError(f"host {hostname} does not exist on the {self.name} VIM (or is being rebuilt)")
+        spec = dataclasses.replace(running.spec, image=image or running.spec.image)
+        new_image = get_image(spec.image)       # UnknownImage before anything is touched
+        self._rebuilding.add(hostname)
+        try:
+            await self._stop(running)
+            reaped = await asyncio.to_thread(reap, running.root)
+            if reaped:
+                log.info("event=host_processes_reaped host=%s pids=%s", hostname, reaped)
+            rebuilt = await self._build(spec, hostname, new_image, ips=dict(running.host.ips))
+        except BaseException as exc:
+            # the old host is gone and the new one did not come up: no host at all
+            self._running.pop(hostname, None)
+            self._hosts.pop(hostname, None)
+            self._addresses.release(hostname)
+            await asyncio.shield(asyncio.to_thread(remove_tree, running.root))
+            if isinstance(exc, Exception) and not isinstance(exc, VimError):
+                raise VimError(f"host {hostname} could not be rebuilt: {exc!r}") from exc
+            raise
+        finally:
+            self._rebuilding.discard(hostname)
+        self._running[hostname] = rebuilt
+        self._hosts[hostname] = rebuilt.host
+        log.info("event=host_rebuilt vim=%s host=%s ips=%s image=%s", self.name, hostname, rebuilt.host.ips,
+                 new_image.name)
+        return rebuilt.host
 
     async def remove_host(self, hostname: str) -> None:
         running = self._running.pop(hostname, None)

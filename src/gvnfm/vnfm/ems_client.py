@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ops import metrics
 from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class EmsClient:
                     log.info("event=ems_resend hostname=%s correlation_id=%s reason=ems_registered_again",
                              hostname, correlation_id)
                 except RpcTimeout:
+                    metrics.EMS_COMMAND_TIMEOUTS.inc()
                     break
                 except BrokerRefused as exc:   # the same command gets the same refusal: no retry
                     log.error("event=ems_command_refused hostname=%s correlation_id=%s error=%r",

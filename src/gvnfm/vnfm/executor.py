@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ops import metrics
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.plan import Plan, Step
 
@@ -195,9 +196,14 @@ class PlanExecutor:
         started = datetime.now(UTC)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        reply = await self.ems.send(step.hostname, command, correlation_id=f"{op_id}:{step.step_id}",
-                                    timeout=timeout)
+        metrics.STEPS_IN_FLIGHT.inc()
+        try:
+            reply = await self.ems.send(step.hostname, command, correlation_id=f"{op_id}:{step.step_id}",
+                                        timeout=timeout)
+        finally:
+            metrics.STEPS_IN_FLIGHT.dec()
         duration = loop.time() - t0
+        metrics.STEP_SECONDS.labels(step.event).observe(duration)
         log.info("event=step op=%s step=%s hostname=%s status=%s duration=%.3f",
                  op_id, step.step_id, step.hostname, reply.status, duration)
         if progress:

@@ -3,11 +3,10 @@ GRANT_OPERATION / ALLOCATE_RESOURCES / SCALING requests on ``vnfm.nfvo.actions.r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_fixed
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
 from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
@@ -63,30 +62,29 @@ def endpoint_description(endpoint: str, type_: str, description: str) -> dict[st
 async def register(transport: Transport, *, endpoint: str, type_: str, description: str, tries: int,
                    pause: float, timeout: float = 10.0) -> dict[str, Any] | None:
     """Register with the NFVO; returns its ``{"rabbitUsername", "rabbitPassword"}`` answer. A lost or
-    unusable answer is asked again (``tries`` times, ``pause`` apart); a refusal for good at once."""
+    unusable answer is asked again (``tries`` times, ``pause`` apart); a refusal for good fails at once."""
     body = json.dumps({"action": "register", "type": type_,
                        "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
-
-    def log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        log.warning("event=nfvo_registration_retry endpoint=%s attempt=%d error=%r", endpoint, state.attempt_number,
-                    str(exc))
-
-    retrying = AsyncRetrying(stop=stop_after_attempt(max(1, tries)), wait=wait_fixed(pause), reraise=True,
-                             retry=retry_if_exception(lambda e: isinstance(e, (TransportError, json.JSONDecodeError))
-                                                      and not isinstance(e, BrokerRefused)),
-                             before_sleep=log_retry)
-    try:
-        async for attempt in retrying:
-            with attempt:
-                raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
-                answer = json.loads(raw) if raw and raw.strip() not in (b"null", b"") else None
-        log.info("event=registered_with_nfvo endpoint=%s attempt=%d", endpoint, attempt.retry_state.attempt_number)
-        return answer if isinstance(answer, dict) else None
-    except BrokerRefused as exc:
-        raise NfvoError(f"the broker refused the registration with the NFVO: {exc}") from exc
-    except (TransportError, json.JSONDecodeError) as exc:
-        raise NfvoError(f"could not register with the NFVO after {tries} attempts: {exc}") from exc
+    last: Exception | str | None = None
+    for attempt in range(1, max(1, tries) + 1):
+        try:
+            raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
+            answer = json.loads(raw) if raw and raw.strip() else None
+        except BrokerRefused as exc:    # refused for good (permissions, a name too long): no retry
+            raise NfvoError(f"the broker refused the registration with the NFVO: {exc}") from exc
+        except (TransportError, json.JSONDecodeError) as exc:
+            last = exc
+        else:
+            if isinstance(answer, dict) and answer.get("rabbitUsername"):
+                log.info("event=registered_with_nfvo endpoint=%s attempt=%d", endpoint, attempt)
+                return answer
+            # as the reference: a null (or credential-less) answer is a failed registration, retried
+            last = f"the NFVO answered {raw[:200]!r} instead of the manager credentials"
+        log.warning("event=nfvo_registration_retry endpoint=%s attempt=%d of=%d in=%gs error=%r", endpoint,
+                    attempt, tries, pause, str(last))
+        if attempt < tries:
+            await asyncio.sleep(pause)     # cancellable: a stop request ends the retries at once
+    raise NfvoError(f"could not register with the NFVO after {tries} attempts: {last}")
 
 
 async def unregister(transport: Transport, *, endpoint: str, type_: str, description: str,

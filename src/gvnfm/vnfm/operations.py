@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -41,12 +41,13 @@ from gvnfm.catalogue.messages import (
     parse_nfvo_message,
     vnfr_of,
 )
-from gvnfm.catalogue.records import LifecycleEventHistory, VirtualNetworkFunctionRecord, VNFCInstance
+from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
+from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
-from gvnfm.vnfm.environment import removing_env
+from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
 from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
 from gvnfm.vnfm.record_builder import RecordError, build_vnfr
@@ -61,6 +62,9 @@ RESUMABLE = "resumable"
 #: Resumed actions whose own message gets no answer (§5.1). RESUME answers them with ERROR, as the
 #: reference's ``getResumedAction`` does for events it does not map (§5.3): the NFVO always gets a reply.
 NO_ANSWER = {"ERROR", "SCALE_IN"}
+#: The action RESUME answers for the lifecycle event whose script failed (the reference's
+#: ``getResumedAction`` mapping; used for a resumed SCALE_OUT, whose steps are INSTANTIATE, CONFIGURE, START).
+RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFIGURE": "MODIFY", "START": "START"}
 
 
 class OperationError(Exception):
@@ -99,21 +103,11 @@ ProgressHook = Callable[[dict[str, Any]], None]
 
 
 def broker_vhost(url: str) -> str:
-    """The virtual host of an ``amqp://`` URL ("" for the default ``/``)."""
-    if not url.startswith(("amqp://", "amqps://")):
+    """The virtual host of an ``amqp://`` or ``stomp://`` URL ("" for the default ``/``)."""
+    if not url.startswith(("amqp://", "amqps://", "stomp://", "stomp+ssl://")):
         return ""
     path = urlsplit(url).path
     return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _history(vnfr: VirtualNetworkFunctionRecord, event: str, description: str) -> None:
-    history = list(vnfr.lifecycle_event_history or [])
-    history.append(LifecycleEventHistory(event=event, description=description, executedAt=_now()))
-    vnfr.lifecycle_event_history = history
 
 
 class Operations:
@@ -130,6 +124,7 @@ class Operations:
         self.limiter = limiter
         self.progress = progress
         self.boot = boot
+        self._advertised: tuple[str, int] = (boot.broker_ip, boot.broker_port) if boot else ("localhost", 5672)
 
     async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
         """Store what a re-run needs (``context``, default: the state's) before anything that depends on
@@ -187,22 +182,50 @@ class Operations:
             for h in hostnames:
                 self.progress({"vnfr": vnfr.name, "hostname": h, "event": "EMS", "script": "",
                                "action": "WAIT", "status": "running"})
-        missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        waited = time.monotonic()
+        half = asyncio.get_running_loop().call_later(self.settings.ems_start_timeout / 2, self._diagnose_wait,
+                                                     vnfr.name, hostnames)
+        try:
+            missing = await self.registrations.wait(hostnames, self.settings.ems_start_timeout)
+        finally:
+            half.cancel()
+        metrics.EMS_WAIT_SECONDS.observe(time.monotonic() - waited)
+        metrics.EMS_WAITS.labels("timeout" if missing else "registered").inc()
         if missing:
             raise OperationError(f"Timeout waiting for EMS: {', '.join(missing)} did not register within "
                                  f"{self.settings.ems_start_timeout:g} s", vnfr)
 
+    def _diagnose_wait(self, vnfr_name: str, hostnames: list[str]) -> None:
+        """Once per wait, at half the EMS deadline: which hosts are silent and the usual causes."""
+        from gvnfm.ops.doctor import ems_wait_diagnosis
+
+        missing = [h for h in hostnames if not self.registrations.is_registered(h)]
+        if not missing:
+            return
+        ip, port = self._advertised
+        log.warning("event=ems_wait_half_deadline vnfr=%s waited=%.0fs %s", vnfr_name,
+                    self.settings.ems_start_timeout / 2,
+                    ems_wait_diagnosis(missing=missing, registered=len(hostnames) - len(missing),
+                                       endpoint=self.settings.endpoint, broker_ip=ip, broker_port=port,
+                                       vhost=broker_vhost(self.settings.ems_broker_url()) or "/",
+                                       ems_user=self.settings.ems_username))
+
     def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool) -> str:
         ext = msg.extension or {}
+        ems_url = self.settings.ems_broker_url()
+        stomp = ems_url.startswith(("stomp://", "stomp+ssl://"))
         boot = self.boot or userdata.EmsBootstrap(
-            broker_ip=str(ext.get("brokerIp") or "localhost"),
-            broker_port=int(ext.get("brokerPort") or 5672),
+            # an EMS broker over STOMP (--ems-broker): its address, port and protocol, not the NFVO's AMQP ones
+            broker_ip=(urlsplit(ems_url).hostname or "localhost") if stomp else str(ext.get("brokerIp") or "localhost"),
+            broker_port=(urlsplit(ems_url).port or 61613) if stomp else int(ext.get("brokerPort") or 5672),
+            protocol=urlsplit(ems_url).scheme if stomp else "",
             username=self.settings.ems_username, password=self.settings.ems_password,
             heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
             endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
             package_version=self.settings.ems_package_version,
             monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
             virtual_host=broker_vhost(self.settings.ems_broker_url()))
+        self._advertised = (boot.broker_ip, boot.broker_port)   # what the EMSs were told (for a diagnosis)
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         extra = None
         if with_package and msg.vnfPackage is not None:
@@ -221,17 +244,23 @@ class Operations:
     async def _on_instantiate(self, msg: OrVnfmInstantiateMessage, state: OperationState) -> NfvMessage:
         if "allocated" in state.context:
             vnfr = VirtualNetworkFunctionRecord.model_validate(state.context["allocated"])
+        elif msg.vnfr is not None:
+            # The NFVO's restart path (VnfmManager.restartVnfr: "so the allocate resources will be
+            # skipped"): the VNFR and its VNFC instances exist; no GRANT_OPERATION, no ALLOCATE_RESOURCES.
+            vnfr = msg.vnfr
         else:
             try:
-                vnfr = msg.vnfr if msg.vnfr is not None and msg.vnfr.vdu else build_vnfr(msg)
+                vnfr = build_vnfr(msg)
             except RecordError as exc:
                 raise OperationError(f"INSTANTIATE refused: {exc}", msg.vnfr) from exc
             vnfr = await self._grant_and_allocate(msg, vnfr, state)
-        targets = plans.targets_of(vnfr)
+        try:
+            targets = plans.targets_of(vnfr)
+        except plans.PlanError as exc:
+            raise OperationError(str(exc), vnfr) from exc
         await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
         plan = self._delivery(targets, msg.vnfPackage).then(plans.plan_event(vnfr, "INSTANTIATE", targets))
         await self._run(vnfr, plan, state)
-        _history(vnfr, "INSTANTIATE", "INSTANTIATE scripts executed")
         return VnfmOrInstantiateMessage(action="INSTANTIATE", virtualNetworkFunctionRecord=vnfr)
 
     async def _grant_and_allocate(self, msg: OrVnfmInstantiateMessage, vnfr: VirtualNetworkFunctionRecord,
@@ -273,7 +302,6 @@ class Operations:
         plan = plans.plan_configure(vnfr, msg.vnfrd, targets, scripts_path=self.settings.scripts_path,
                                     save_dependency_file=self._ems_saves_dependency())
         await self._run(vnfr, plan, state)
-        _history(vnfr, "CONFIGURE", "CONFIGURE scripts executed")
         return VnfmOrGenericMessage(action="MODIFY", virtualNetworkFunctionRecord=vnfr)
 
     def _ems_saves_dependency(self) -> bool:
@@ -304,7 +332,8 @@ class Operations:
             for inst in targets:
                 inst.state = "ACTIVE" if event == "START" else "INACTIVE"
             msg.vnfcInstance.state = targets[0].state
-        _history(vnfr, event, f"{event} scripts executed")
+        if msg.vnfcInstance is None:       # no "vnfcInstance": null (Gson leaves null fields out)
+            return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr)
         return VnfmOrStartStopMessage(action=event, virtualNetworkFunctionRecord=vnfr,
                                       vnfcInstance=msg.vnfcInstance)
 
@@ -325,7 +354,6 @@ class Operations:
         await self.store.forget_registrations(hostnames)
         if vnfr.id:
             await self.store.delete_vnfr(vnfr.id)
-        _history(vnfr, "TERMINATE", "TERMINATE scripts executed")
         return VnfmOrGenericMessage(action="RELEASE_RESOURCES", virtualNetworkFunctionRecord=vnfr)
 
     async def _on_error(self, msg: OrVnfmErrorMessage, state: OperationState) -> None:
@@ -390,7 +418,6 @@ class Operations:
         if (inst.state or "").upper() != "STANDBY":
             plan = plan.then(plans.plan_event(scaled, "START", [inst]))
         await self._run(scaled, plan, state)
-        _history(scaled, "SCALE_OUT", f"scaled out with {inst.hostname}")
         return VnfmOrScaledMessage(action="SCALED", virtualNetworkFunctionRecord=scaled, vnfcInstance=inst)
 
     async def _on_scale_in(self, msg: OrVnfmScalingMessage, state: OperationState) -> None:
@@ -424,9 +451,9 @@ class Operations:
             msg.vnfcInstance.state = "ACTIVE"
         else:
             await self._run(vnfr, plans.plan_event(vnfr, "HEAL", [inst], {"cause": msg.cause or ""}), state)
-        _history(vnfr, "HEAL", f"healed {inst.hostname}: {msg.cause}")
-        return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst,
-                                   cause=msg.cause)
+        # no ``cause`` in the answer (the Java VNFM leaves it null): the NFVO's HealTask returns early when
+        # it is set and is not switchToStandby, and would skip the dependants' MODIFY
+        return VnfmOrHealedMessage(action="HEAL", virtualNetworkFunctionRecord=vnfr, vnfcInstance=inst)
 
     # -- UPDATE / EXECUTE ---------------------------------------------------------------------------
     async def _not_resumable(self, state: OperationState) -> None:
@@ -459,7 +486,7 @@ class Operations:
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
-        plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path)
+        plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path, base_env(vnfr))
         saves = {s.hostname: s for s in plan.steps() if not s.is_script}
         runs = [s for s in plan.steps() if s.is_script]
         outcomes: list[StepOutcome] = []
@@ -559,6 +586,8 @@ class Operations:
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
                  original.action, len(done))
         reply = await self.handle(original, OperationState(op_id=state.op_id, done=done, context=context))
+        if original.action == "SCALE_OUT" and reply is not None:
+            reply = await self._resumed_scale_out_answer(chain[0].id, vnfr_of(reply) or vnfr)
         for op in chain:
             await self.store.finish_operation(op.id, state="DONE", reply=op.reply, error=f"resumed by {state.op_id}")
         if reply is None or original.action in NO_ANSWER:
@@ -569,6 +598,19 @@ class Operations:
                                            "answers ERROR (as the reference does for events it does not map)")
         return reply
 
+    async def _resumed_scale_out_answer(self, failed_op: str, vnfr: VirtualNetworkFunctionRecord) -> NfvMessage:
+        """What a resumed SCALE_OUT answers: as the reference, the action of the lifecycle event that
+        failed (INSTANTIATE, CONFIGURE → MODIFY, START), never SCALED (the NFVO has no task for a SCALED
+        answer to RESUME, and the NSR would stay RESUMING). A failure before any script (delivery, EMS
+        wait) resumes as INSTANTIATE."""
+        events = [s.event for s in await self.store.steps(failed_op) if s.status != 0]
+        action = RESUMED_ACTION.get(events[0] if events else "", "INSTANTIATE")
+        if action == "INSTANTIATE":
+            return VnfmOrInstantiateMessage(action=action, virtualNetworkFunctionRecord=vnfr)
+        if action == "START":
+            return VnfmOrStartStopMessage(action=action, virtualNetworkFunctionRecord=vnfr)
+        return VnfmOrGenericMessage(action=action, virtualNetworkFunctionRecord=vnfr)
+
     # -- helpers ----------------------------------------------------------------------------------------
     @staticmethod
     def _require_vnfr(msg: NfvMessage) -> VirtualNetworkFunctionRecord:
@@ -578,8 +620,12 @@ class Operations:
         return vnfr
 
 
-def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage:
+def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> NfvMessage | None:
+    """The ERROR answer of a failed operation; ``None`` (the answer ``null``) when there is no VNFR to
+    put in it: the NFVO's ErrorTask fails on an ERROR without one, and the NSR would stay as it is."""
     vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
+    if vnfr is None:
+        return None
     reply = error_message(vnfr, str(exc), getattr(exc, "cause", None))
     if isinstance(exc, ScriptsFailed):
         reply.scriptResults = exc.results  # type: ignore[attr-defined]

@@ -198,9 +198,10 @@ def plan_script_update(targets: list[VNFCInstance], script: Script,
 
 
 def plan_adhoc_execute(targets: list[VNFCInstance], script: Script,
-                       scripts_path: str = DEFAULT_SCRIPTS_PATH) -> Plan:
+                       scripts_path: str = DEFAULT_SCRIPTS_PATH, base: envs.Env | None = None) -> Plan:
     """EXECUTE of the NFVO: save the script on every VNFC once (not N² times as the reference), then
-    run it everywhere with the VNFC's own variables."""
+    run it everywhere with the variables a lifecycle script gets there: ``base`` (the VNFR's
+    configurations and provides, ``envs.base_env``) overlaid with the VNFC's own."""
     save = plan_script_update(targets, script, scripts_path)
     save.stages[0].steps = [
         Step(step_id=f"EXECUTE_SAVE/{s.hostname}", hostname=s.hostname, action="SAVE_SCRIPTS",
@@ -209,7 +210,8 @@ def plan_adhoc_execute(targets: list[VNFCInstance], script: Script,
         for s in save.stages[0].steps]
     run = Stage([
         Step(step_id=f"EXECUTE/0/{_require_hostname(inst)}/", hostname=_require_hostname(inst), action="EXECUTE",
-             command={"action": "EXECUTE", "payload": script.name, "env": envs.vnfc_env(inst)},
+             command={"action": "EXECUTE", "payload": script.name,
+                      "env": envs.compose(base or {}, envs.vnfc_env(inst))},
              event="EXECUTE", script_index=0, script=script.name, vnfc_id=inst.id)
         for inst in targets])
     return Plan([*save.stages, run])

@@ -39,7 +39,7 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
         raise RecordError(f"VNFD {vnfd.name!r} has no VDU")
     extension = msg.extension or {}
     vim_instances = msg.vimInstances or {}
-    # exId = the VIM's network id, i.e. the record's extId (its id is the NFVO's own record id)
+    # extId = the VIM's network id, as the record has it (its id is the NFVO's own record id)
     vlr_ids = {v.get("name"): v.get("extId") for v in msg.vlrs or [] if isinstance(v, dict)}
 
     vdus = []
@@ -56,7 +56,7 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
     for link in vnfd.virtual_link or []:
         copy_link = VirtualLink.model_validate(_strip_ids(link.to_wire()))
         if vlr_ids.get(link.name):
-            copy_link.exId = vlr_ids[link.name]
+            copy_link.extId = vlr_ids[link.name]
         links.append(copy_link)
 
     conf = vnfd.configurations
@@ -73,7 +73,11 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
     # VNFD fields the reference copies as they are (descriptors §1.12)
     extra = {k: _strip_ids(v) for k, v in (vnfd.model_extra or {}).items()
              if k in ("auto_scale_policy", "connection_point", "cyclicDependency") and v is not None}
-    requires = {k: v.to_wire() for k, v in (vnfd.requires or {}).items()}
+    # a Configuration named "requires" with one key per required parameter (VNFRUtils.setRequires), not
+    # the VNFD's {source: {parameters}} map
+    requires = Configuration(name="requires", configurationParameters=[
+        ConfigurationParameter(confKey=param) for req in (vnfd.requires or {}).values()
+        for param in req.parameters or []])
 
     return VirtualNetworkFunctionRecord(
         name=vnfd.name,

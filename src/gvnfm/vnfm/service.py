@@ -30,22 +30,41 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gvnfm.catalogue.messages import MessageError, NfvMessage, error_message, parse_nfvo_message, vnfr_of
+from gvnfm.catalogue.messages import (
+    NULL_BODY,
+    MessageError,
+    NfvMessage,
+    error_message,
+    parse_nfvo_message,
+    salvage_vnfr,
+    vnfr_of,
+)
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
+from gvnfm.logs import bind_operation
+from gvnfm.ops import metrics
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
-from gvnfm.transport import BrokerRefused, Delivery, Subscription, Transport, TransportError
+from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
 from gvnfm.vnfm.nfvo_answers import NfvoAnswers
 from gvnfm.vnfm.nfvo_client import NfvoClient
-from gvnfm.vnfm.operations import OperationError, Operations, OperationState, ProgressHook, failure_reply
+from gvnfm.vnfm.operations import (
+    OperationError,
+    Operations,
+    OperationState,
+    ProgressHook,
+    broker_vhost,
+    failure_reply,
+)
+from gvnfm.vnfm.queues import declare_own_queue
 from gvnfm.vnfm.registrations import RegistrationBook
 from gvnfm.vnfm.settings import VnfmSettings
 
@@ -59,7 +78,8 @@ REGISTRATION_PREFETCH = 512
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Opens a transport with the credentials the NFVO gave (None: keep the current one).
 Reconnect = Callable[[str, str], Awaitable[Transport | None]]
-#: Actions the NFVO expects no answer to.
+#: Actions without an answer message: answered with the body ``null`` (the NFVO waits for an answer
+#: to every command, with no timeout).
 NO_REPLY = {"ERROR", "SCALE_IN"}
 #: Fields of a VNFR kept in the ERROR that replaces an answer the broker refused (the NFVO finds the
 #: record by them; the rest, what made the answer too large, is dropped).
@@ -67,6 +87,19 @@ VNFR_IDENTITY = ("id", "hbVersion", "name", "type", "endpoint", "status", "paren
                  "version", "vendor", "descriptor_reference", "deployment_flavour_key")
 #: Messages whose failure count is remembered (oldest forgotten first).
 FAILURE_MEMORY = 4096
+#: How a ``null`` answer is stored as an operation's reply (``None`` there means "none yet").
+NULL_REPLY: dict[str, Any] = {}
+#: RabbitMQ direct reply-to: the name stands for the requester's channel, not for one request. A
+#: requester that keeps the channel for its next request receives there whatever is sent to the name.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to."
+
+
+def reply_at_most_once(message: Message) -> bool:
+    """An answer to direct reply-to without a correlation id is sent at most once: marked replied
+    before it is published, so that a worker taking over after a crash never re-sends it. Re-sent, it
+    could reach the requester's next request on the same channel, which cannot tell the answers apart
+    (``docs/compatibility.md``, correlation ids and direct reply-to)."""
+    return bool(message.reply_to) and message.reply_to.startswith(DIRECT_REPLY_TO) and not message.correlation_id
 
 
 def operation_key(correlation_id: str | None, body: bytes) -> str:
@@ -102,6 +135,7 @@ class VnfmService:
         self._reg_pending: list[tuple[str, Delivery]] = []
         self._reg_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._alive_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         #: operation id -> the handler of this process working on it (at most one per operation)
@@ -121,6 +155,10 @@ class VnfmService:
 
     async def start(self) -> None:
         s = self.settings
+        # this worker is live for the endpoint before it registers: a worker that stops meanwhile does
+        # not unregister the endpoint under it
+        await self.store.worker_alive(self.worker, s.endpoint, s.lease_seconds)
+        self._alive_task = asyncio.create_task(self._keep_alive())
         if s.register_with_nfvo:
             self.credentials = await nfvo_client.register(
                 self.transport, endpoint=s.endpoint, type_=s.type, description=s.description,
@@ -128,7 +166,9 @@ class VnfmService:
             await self._use_nfvo_credentials()
         # EMS registrations: the shared register queue, and a per-worker queue that every worker's
         # consumer re-publishes registrations to, so the worker that waits hears of it.
-        await self.ems_transport.declare_queue(self.register_queue, durable=True, auto_delete=False)
+        # both queues as the reference declares them (durable, auto-delete; vnfm.rabbitmq.* to change)
+        await declare_own_queue(self.ems_transport, self.register_queue, durable=s.endpoint_queue_durable,
+                                auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.ems_broker_url()))
         self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration,
                                                            prefetch=REGISTRATION_PREFETCH))
         own = f"gvnfm.{s.endpoint}.worker.{uuid.uuid4().hex[:12]}"
@@ -138,8 +178,8 @@ class VnfmService:
         # the NFVO's answers to GRANT / ALLOCATE / SCALING: one durable queue for the endpoint's workers
         self._subs.append(await self.nfvo_answers.start(self.transport))
         # NFVO commands
-        await self.transport.declare_queue(s.endpoint, durable=s.endpoint_queue_durable,
-                                           auto_delete=s.endpoint_queue_auto_delete)
+        await declare_own_queue(self.transport, s.endpoint, durable=s.endpoint_queue_durable,
+                                auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.broker))
         self._subs.append(await self.transport.consume(s.endpoint, self._on_nfvo_message, prefetch=s.consumers))
         if s.script_log_minutes > 0:
             self._prune_task = asyncio.create_task(self._prune_script_logs())
@@ -152,7 +192,20 @@ class VnfmService:
         user, password = creds.get("rabbitUsername"), creds.get("rabbitPassword")
         if self._reconnect is None or not user or password is None:
             return
-        new = await self._reconnect(str(user), str(password))
+        # The NFVO may answer before its broker user exists: a refused connection is retried after each
+        # of ``nfvo_auth_retry_delays`` (the reference: 40, 80, 160 s), cancellable at once.
+        delays = list(self.settings.nfvo_auth_retry_delays)
+        while True:
+            try:
+                new = await self._reconnect(str(user), str(password))
+                break
+            except TransportError as exc:
+                if not delays:
+                    raise
+                delay = delays.pop(0)
+                log.warning("event=nfvo_credentials_refused user=%s retry_in=%gs retries_left=%d error=%r", user,
+                            delay, len(delays), str(exc))
+                await asyncio.sleep(delay)
         if new is None:
             return
         self.transport = new
@@ -191,10 +244,40 @@ class VnfmService:
             _done, pending = await asyncio.wait(self._inflight, timeout=grace)
             for task in pending:
                 task.cancel()
-        if self.settings.register_with_nfvo:
-            await nfvo_client.unregister(self._bootstrap, endpoint=self.settings.endpoint, type_=self.settings.type,
-                                         description=self.settings.description, credentials=self.credentials)
+        if self._alive_task is not None:
+            self._alive_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alive_task
+        await self._leave()
         log.info("event=vnfm_stopped worker=%s", self.worker)
+
+    async def _keep_alive(self) -> None:
+        """Renew this worker's row (lease_seconds) every third of it."""
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.lease_seconds / 3))
+            try:
+                await self.store.worker_alive(self.worker, self.settings.endpoint, self.settings.lease_seconds)
+            except Exception:
+                log.exception("event=worker_renew_failed worker=%s", self.worker)
+
+    async def _leave(self) -> None:
+        """Unregister from the NFVO only as the endpoint's last live worker: the NFVO's unregister deletes
+        the endpoint, its credentials and its broker user, which every other worker uses."""
+        s = self.settings
+        try:
+            others = await self.store.worker_leaving(self.worker, s.endpoint)
+        except Exception as exc:
+            log.warning("event=nfvo_unregister_skipped worker=%s reason=store_unreachable error=%r", self.worker,
+                        str(exc))
+            return
+        if not s.register_with_nfvo or self.credentials is None:
+            return                       # never registered (stopped during start-up): nothing to undo
+        if others:
+            log.info("event=nfvo_unregister_skipped worker=%s endpoint=%s live_workers=%d", self.worker, s.endpoint,
+                     others)
+            return
+        await nfvo_client.unregister(self._bootstrap, endpoint=s.endpoint, type_=s.type,
+                                     description=s.description, credentials=self.credentials)
 
     # -- EMS registrations -----------------------------------------------------------------------
     async def _on_registration(self, delivery: Delivery) -> None:
@@ -212,6 +295,7 @@ class VnfmService:
         # broadcast follow in batches, and the message is acknowledged once it is stored.
         self.registrations.register(hostname)
         self.ems_client.host_registered(hostname)
+        metrics.EMS_REGISTRATIONS.inc()
         log.info("event=ems_registered hostname=%s", hostname)
         self._reg_pending.append((hostname, delivery))
         if self._reg_task is None or self._reg_task.done():
@@ -287,62 +371,73 @@ class VnfmService:
         action = msg.action if msg is not None else "the message"
         reply = failure_reply(OperationError(f"gvnfm could not handle {action} ({failures} attempts failed); last "
                                              f"error: {exc}"), msg)
+        # null for what has no answer message, and for an ERROR without a VNFR (the NFVO's ErrorTask needs one)
+        answer = None if msg is None or msg.action in NO_REPLY or vnfr_of(reply) is None else reply
         try:
-            await self._reply(delivery, None if msg is not None and msg.action in NO_REPLY else reply,
-                              msg.action if msg is not None else "ERROR")
+            await self._reply(delivery, answer, msg.action if msg is not None else "ERROR")
         except TransportError as err:
             log.error("event=give_up_reply_failed correlation_id=%s error=%r", m.correlation_id, str(err))
             return False
         with contextlib.suppress(Exception):   # best effort: a later copy then finds the operation finished
             await self.store.finish_operation(await self._operation_id(delivery), state=FAILED,
-                                              reply=reply.to_wire(), error=str(exc), worker=self.worker)
+                                              reply=answer.to_wire() if answer is not None else NULL_REPLY,
+                                              error=str(exc), worker=self.worker)
         await delivery.ack()
         log.error("event=message_given_up correlation_id=%s action=%s failures=%d error=%r", m.correlation_id,
                   action, failures, str(exc))
         return True
 
     async def _reply(self, delivery: Delivery, reply: NfvMessage | None, action: str) -> None:
-        """Send ``reply``; one the broker refuses for good (over its size limit) is replaced by an ERROR
-        that fits, saying why, so that the NFVO is never left without an answer."""
-        if reply is None:
-            return
-        body = reply.to_json().encode()
+        """Answer the NFVO: to ``reply_to`` (the NFVO always sets it; ``None`` is the body ``null``), or
+        without one, a message to the NFVO's queues (a ``null`` answer has nowhere to go then). An answer
+        the broker refuses for good (over its size limit) is replaced by an ERROR that fits, carrying the
+        VNFR's identity (``null`` without a VNFR): the NFVO is never left without an answer."""
+        body = NULL_BODY if reply is None else reply.to_json().encode()
         try:
-            await self._send_reply(delivery, body, action)
+            await self._send_reply(delivery, body, reply, action)
         except BrokerRefused as exc:
             log.error("event=reply_refused correlation_id=%s action=%s bytes=%d error=%r",
-                      delivery.message.correlation_id, reply.action, len(body), str(exc))
-            text = f"gvnfm's answer to {action} ({reply.action}, {len(body)} bytes) was refused by the broker: {exc}"
-            vnfr = vnfr_of(reply)
-            identity = (VirtualNetworkFunctionRecord.model_validate({k: v for k, v in vnfr.to_wire().items()
-                                                                     if k in VNFR_IDENTITY})
-                        if vnfr is not None else None)
+                      delivery.message.correlation_id, getattr(reply, "action", None), len(body), str(exc))
+            text = (f"gvnfm's answer to {action} ({getattr(reply, 'action', None)}, {len(body)} bytes) was refused "
+                    f"by the broker: {exc}")
+            vnfr = vnfr_of(reply) if reply is not None else None
+            if vnfr is None:
+                await self._send_reply(delivery, NULL_BODY, None, action)
+                return
+            identity = VirtualNetworkFunctionRecord.model_validate({k: v for k, v in vnfr.to_wire().items()
+                                                                    if k in VNFR_IDENTITY})
+            fallback = error_message(identity, text)
             try:
-                await self._send_reply(delivery, error_message(identity, text).to_json().encode(), action)
+                await self._send_reply(delivery, fallback.to_json().encode(), fallback, action)
             except BrokerRefused:
-                await self._send_reply(delivery, error_message(None, text[:4096]).to_json().encode(), action)
+                await self._send_reply(delivery, NULL_BODY, None, action)
 
-    async def _send_reply(self, delivery: Delivery, body: bytes, action: str) -> None:
+    async def _send_reply(self, delivery: Delivery, body: bytes, reply: NfvMessage | None, action: str) -> None:
         if delivery.message.reply_to:
             await self.transport.reply(delivery.message, body)
-        else:
+        elif reply is not None:
             queue = nfvo_client.NFVO_SYNC_QUEUE if action == "INSTANTIATE" else nfvo_client.NFVO_ASYNC_QUEUE
             await self.transport.publish(queue, body)
+        metrics.REPLIES.labels("null" if reply is None else reply.action).inc()
 
     async def _process(self, delivery: Delivery) -> None:
         raw = delivery.message.body
         op_id = delivery.message.correlation_id   # for the log lines until the operation id is known
         if len(raw) > MAX_MESSAGE_BYTES:
             log.error("event=message_refused op=%s reason=too_large bytes=%d", op_id, len(raw))
-            await self._reply(delivery, error_message(None, f"message of {len(raw)} bytes exceeds the limit of "
-                                                            f"{MAX_MESSAGE_BYTES} bytes"), "ERROR")
+            # not even read: answered null (an ERROR without a VNFR makes the NFVO's ErrorTask fail)
+            await self._reply(delivery, None, "ERROR")
             await delivery.ack()
             return
         try:
             msg = parse_nfvo_message(raw)
         except MessageError as exc:
             log.error("event=message_refused op=%s error=%r body=%r", op_id, str(exc), raw[:300])
-            await self._reply(delivery, error_message(None, f"gvnfm could not handle the message: {exc}"), "ERROR")
+            # an ERROR answer when the message names its VNFR, else null (an ERROR without a VNFR makes the
+            # NFVO's ErrorTask fail): the NFVO waits for an answer to every command
+            vnfr = salvage_vnfr(raw)
+            await self._reply(delivery, error_message(vnfr, f"gvnfm could not handle the message: {exc}")
+                              if vnfr is not None else None, "ERROR")
             await delivery.ack()
             return
         op_id = await self._operation_id(delivery)
@@ -422,8 +517,11 @@ class VnfmService:
                 # once a lease time has passed)
                 log.info("event=reply_pending_elsewhere op=%s holder=%s", op.id, op.worker)
                 return False
+        early = reply_at_most_once(m) and not op.replied
+        if early:
+            await self.store.mark_replied(op.id)
         await self._reply(delivery, parse_reply(op.reply), msg.action)
-        if not op.replied:
+        if not op.replied and not early:
             await self.store.mark_replied(op.id)
         log.info("event=duplicate_answered op=%s action=%s redelivered=%s replied_before=%s", op.id, msg.action,
                  m.redelivered, op.replied)
@@ -441,6 +539,8 @@ class VnfmService:
                  op_id, msg.action, getattr(vnfr, "name", None) or op.vnfr_name, len(state.done),
                  delivery.message.redelivered, remaining)
         lost = asyncio.Event()
+        bind_operation(op_id, getattr(vnfr, "name", None) or op.vnfr_name, msg.action)  # this handler's task only
+        started = time.monotonic()
         run = asyncio.create_task(self._handle(msg, state, op, remaining))
         lease = asyncio.create_task(self._keep_lease(op_id, run, lost))
         try:
@@ -476,16 +576,22 @@ class VnfmService:
                      and final == DONE and msg.action != "RELEASE_RESOURCES")
         try:
             await self.store.finish_operation(
-                op_id, state=final, reply=reply.to_wire() if reply else None, error=error,
+                op_id, state=final, reply=reply.to_wire() if reply else NULL_REPLY, error=error,
                 vnfr_id=getattr(vnfr, "id", None), vnfr_name=getattr(vnfr, "name", None), worker=self.worker,
                 save_vnfr=vnfr.to_wire() if keep_vnfr else None)
         except LeaseLost as exc:
             log.warning("event=lease_lost op=%s action=%s worker=%s error=%r; outcome %s dropped, no reply",
                         op_id, msg.action, self.worker, str(exc), final)
             return False
+        early = reply_at_most_once(delivery.message)
+        if early:
+            await self.store.mark_replied(op_id)
         await self._reply(delivery, reply, msg.action)
-        await self.store.mark_replied(op_id)
+        if not early:
+            await self.store.mark_replied(op_id)
         await delivery.ack()
+        metrics.OPERATIONS.labels(msg.action, final).inc()
+        metrics.OPERATION_SECONDS.labels(msg.action).observe(time.monotonic() - started)
         log.info("event=operation_end op=%s action=%s state=%s", op_id, msg.action, final)
         return True
 
@@ -496,7 +602,7 @@ class VnfmService:
         def exceeded() -> OperationError:
             return OperationError(f"{msg.action} exceeded the operation deadline of "
                                   f"{self.settings.operation_timeout:g} s (started {op.created_at:%Y-%m-%dT%H:%M:%SZ})",
-                                  vnfr_of(msg))
+                                  vnfr_of(msg) or _allocated(state))
 
         if remaining <= 0:
             raise exceeded()
@@ -527,7 +633,14 @@ class VnfmService:
                 return
 
 
-def parse_reply(data: dict[str, Any]) -> NfvMessage:
+def _allocated(state: OperationState) -> VirtualNetworkFunctionRecord | None:
+    """The VNFR the NFVO allocated for an INSTANTIATE that has not finished (the ERROR answer's VNFR)."""
+    data = state.context.get("allocated")
+    return VirtualNetworkFunctionRecord.model_validate(data) if isinstance(data, dict) else None
+
+
+def parse_reply(data: dict[str, Any]) -> NfvMessage | None:
+    """A stored reply as a message (``None``: the answer ``null``)."""
     from gvnfm.catalogue.messages import parse_vnfm_message
 
-    return parse_vnfm_message(data)
+    return None if data == NULL_REPLY else parse_vnfm_message(data)

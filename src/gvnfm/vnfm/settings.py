@@ -1,23 +1,38 @@
-"""VNFM settings: defaults < config file < environment (GVNFM_*) < command-line flags.
+"""VNFM settings (pydantic-settings): defaults < config file < environment (GVNFM_*) < command-line flags.
 
-The config file may be a Spring-style properties file with the reference's keys
-(``vnfm.endpoint``, ``vnfm.ems.start.timeout``, ``spring.rabbitmq.host``, ...) or gvnfm's own keys
-(``endpoint=``, ``broker=``, ...); both map onto the same fields.
+The config file is a Java properties file (read as Java reads it, see :mod:`gvnfm.configfile`) with the
+reference's keys (``vnfm.endpoint``, ``vnfm.ems.start.timeout``, ``spring.rabbitmq.host``, ...) or
+gvnfm's own keys (``endpoint=``, ``broker=``, ``http.listen`` ...); both map onto the same fields.
+``${...}`` placeholders are resolved (environment, other keys, default) or refused; an unknown key is
+an error naming the closest known one; reference keys gvnfm does not use get one warning.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gvnfm import __version__
+from gvnfm.configfile import ConfigFileError, classify_keys, read_java_properties, render_settings, resolve_value
+
+log = logging.getLogger(__name__)
 
 
-class VnfmSettings(BaseModel):
+class VnfmSettings(BaseSettings):
+    """Built directly (``VnfmSettings(...)``) it takes only its arguments; :func:`load_settings` adds the
+    file and the environment underneath them."""
+
+    model_config = SettingsConfigDict(env_prefix="GVNFM_", extra="ignore", validate_default=False)
+
     broker: str = "memory://default"          # amqp://user:pass@host:port/vhost or memory://name
     ems_broker: str | None = None             # broker URL for EMS traffic (default: ``broker``)
     exchange: str = "openbaton-exchange"
@@ -30,10 +45,18 @@ class VnfmSettings(BaseModel):
     register_with_nfvo: bool = True
     register_tries: int = 20
     register_pause: float = 2.5
+    # a refused connection with the NFVO's credentials (its broker user not created yet): retried after
+    # each of these pauses (seconds; ``vnfm.connect.auth.retry.delays=40,80,160``)
+    nfvo_auth_retry_delays: list[float] = Field(default_factory=lambda: [40.0, 80.0, 160.0])
     # queues
+    # the endpoint queue and ems.<endpoint>.register, flagged as the reference does (durable, auto-delete):
+    # auto_delete=False keeps messages while no worker consumes, but a reference VNFM started later on
+    # that broker fails (PRECONDITION_FAILED) and the NFVO no longer sees a dead VNFM go inactive
     endpoint_queue_durable: bool = True
-    endpoint_queue_auto_delete: bool = False  # reference: true (loses messages while no consumer)
-    consumers: int = 16                       # NFVO messages handled at once by this worker
+    endpoint_queue_auto_delete: bool = True
+    # NFVO messages handled at once by this worker (the prefetch of the endpoint queue): the NFVO sends
+    # one INSTANTIATE per VNFR of an NSR at once, and each waits for its answer
+    consumers: int = 256
     # EMS / user-data
     ems_username: str = "admin"
     ems_password: str = "openbaton"
@@ -45,7 +68,7 @@ class VnfmSettings(BaseModel):
     userdata_file: Path | None = None
     # time bounds (seconds)
     ems_start_timeout: float = 500.0          # EMS registration deadline (vnfm.ems.start.timeout)
-    ems_command_timeout: float = 120.0        # non-script EMS commands
+    ems_command_timeout: float = 1000.0       # non-script EMS commands (the reference's RPC budget)
     script_timeout: float = 1800.0            # one script
     operation_timeout: float = 7200.0         # one whole operation
     nfvo_timeout: float = 1000.0              # GRANT / ALLOCATE / SCALING answers (vnfm.rabbitmq.sar.timeout)
@@ -58,6 +81,35 @@ class VnfmSettings(BaseModel):
     # script logs
     script_log_minutes: float = 180.0         # retention (vnfm.ems.script.old); 0 keeps them forever
     script_log_prune_interval: float = 180.0  # seconds between prunings
+    # operations
+    http_listen: str | None = None            # host:port of /healthz, /readyz, /metrics (vnfm.http.listen); off
+    log_format: Literal["text", "json"] = "text"   # text (logfmt) or json (vnfm.log.format)
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value:
+            from gvnfm.ops.http import parse_listen
+
+            parse_listen(value)      # ValueError: "... is not HOST:PORT"
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        layers = _LAYERS.get()
+        if layers is None:
+            return (init_settings,)
+        file_values, environ = layers
+        return (init_settings, _MappingEnvSource(settings_cls, environ), _FileSource(settings_cls, file_values))
+
+    @field_validator("nfvo_auth_retry_delays", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [v for v in value.replace(" ", "").split(",") if v] if isinstance(value, str) else value
 
     def ems_broker_url(self) -> str:
         return self.ems_broker or self.broker
@@ -78,31 +130,97 @@ _KEYS = {
     "vnfm.ems.queue.heartbeat": "ems_heartbeat", "vnfm.ems.queue.autodelete": "ems_autodelete",
     "vnfm.ems.script.old": "script_log_minutes", "vnfm.ems.userdata.filepath": "userdata_file",
     "script-path": "scripts_path", "vnfm.rabbitmq.autodelete": "endpoint_queue_auto_delete",
-    "vnfm.rabbitmq.durable": "endpoint_queue_durable",
+    "vnfm.rabbitmq.durable": "endpoint_queue_durable", "vnfm.connect.tries": "register_tries",
+    "vnfm.connect.auth.retry.delays": "nfvo_auth_retry_delays",
+    "vnfm.ems.command.timeout": "ems_command_timeout", "vnfm.ems.script.timeout": "script_timeout",
 }
 _SPRING_BROKER = ("spring.rabbitmq.host", "spring.rabbitmq.port", "spring.rabbitmq.username",
                   "spring.rabbitmq.password", "spring.rabbitmq.virtual-host")
 
 
-def read_properties(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", "!", "[")):
-            continue
-        sep = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
-        if sep < 0:
-            continue
-        values[line[:sep].strip()] = line[sep + 1:].strip()
-    return values
+# keys of the reference's application.properties (and the vnfm-sdk's) that gvnfm reads nowhere
+_REFERENCE_IGNORED = frozenset({
+    "vnfm.endpoint.type", "vnfm.enabled", "vnfm.rabbitmq.brokerIp", "vnfm.rabbitmq.exclusive",
+    "vnfm.rabbitmq.minConcurrency", "vnfm.rabbitmq.maxConcurrency", "vnfm.rabbitmq.virtual-host",
+    "vnfm.ems.script.logpath", "vnfm.connect.tries.retryPause",
+    "vnfm.connect.tries.authentication", "vnfm.connect.tries.authentication.retryPause",
+    "spring.rabbitmq.requested-heartbeat", "spring.rabbitmq.addresses", "spring.rabbitmq.dynamic",
+    "spring.rabbitmq.virtualHost", "spring.rabbitmq.listener.concurrency", "spring.rabbitmq.listener.max-concurrency",
+    "rabbitmq.host", "rabbitmq.username", "rabbitmq.password", "rabbitmq.port",
+    "allocate", "enabled", "endpoint-type", "scriptIndex-max-time", "transacted",
+})
+_REFERENCE_IGNORED_PREFIXES = ("logging.", "spring.activemq.", "spring.datasource.", "spring.jpa.",
+                               "spring.rabbitmq.listener.", "spring.rabbitmq.ssl.", "spring.rabbitmq.template.",
+                               "spring.http.", "spring.main.", "spring.application.", "server.", "management.",
+                               "endpoints.")
+_LAYERS: contextvars.ContextVar[tuple[dict[str, Any], Mapping[str, str]] | None] = contextvars.ContextVar(
+    "vnfm_settings_layers", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """``GVNFM_*`` variables of a given mapping (``os.environ`` by default)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {(k if self.case_sensitive else k.lower()): v for k, v in self._environ.items()
+                if not (self.env_ignore_empty and v == "")}
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The properties file's values, already mapped to field names (below the environment)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _field_of(key: str) -> str | None:
+    if key in _KEYS:
+        return _KEYS[key]
+    name = key.replace("-", "_").replace(".", "_")
+    if name in VnfmSettings.model_fields:
+        return name
+    if key.startswith("vnfm."):  # vnfm.http.listen, vnfm.log.format: gvnfm's keys under the reference prefix
+        name = name[len("vnfm_"):]
+        return name if name in VnfmSettings.model_fields else None
+    return None
+
+
+def _used(key: str) -> bool:
+    return key in _SPRING_BROKER or _field_of(key) is not None
+
+
+def _reference_ignored(key: str) -> bool:
+    return key in _REFERENCE_IGNORED or key.startswith(_REFERENCE_IGNORED_PREFIXES)
+
+
+def read_properties(path: Path, environ: Mapping[str, str] | None = None, *, warn: bool = True) -> dict[str, str]:
+    """The keys gvnfm uses of a Java properties file, placeholders resolved; raises
+    :class:`ConfigFileError` for an unknown key or an unresolvable placeholder, and logs one warning
+    naming the reference's keys that gvnfm ignores."""
+    raw = read_java_properties(path)
+    env = os.environ if environ is None else environ
+    known = [*_KEYS, *_SPRING_BROKER, *VnfmSettings.model_fields, *_REFERENCE_IGNORED]
+    ignored = classify_keys(raw, _used, _reference_ignored, known, os.fspath(path))
+    if ignored and warn:
+        log.warning("event=config_keys_ignored file=%s keys=%s", os.fspath(path), ",".join(ignored))
+    return {k: resolve_value(k, raw, env).strip() for k in raw if _used(k)}
 
 
 def _from_mapping(values: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    fields = VnfmSettings.model_fields
     for key, value in values.items():
-        name = _KEYS.get(key) or key.replace("-", "_").replace(".", "_")
-        if name in fields:
+        name = _field_of(key)
+        if name is not None:
             out[name] = value
     if any(k in values for k in _SPRING_BROKER):
         user = quote(values.get("spring.rabbitmq.username", "guest"), safe="")
@@ -114,14 +232,39 @@ def _from_mapping(values: dict[str, str]) -> dict[str, Any]:
 
 
 def load_settings(config: Path | None = None, overrides: dict[str, Any] | None = None,
-                  environ: dict[str, str] | None = None) -> VnfmSettings:
-    data: dict[str, Any] = {}
-    if config is not None:
-        data.update(_from_mapping(read_properties(config)))
+                  environ: Mapping[str, str] | None = None) -> VnfmSettings:
+    """Defaults < ``config`` < ``GVNFM_*`` of ``environ`` (default ``os.environ``) < ``overrides`` (flags;
+    None values are ignored). Raises :class:`ConfigFileError` for a bad file, pydantic's
+    ValidationError for a bad value."""
     env = os.environ if environ is None else environ
+    file_values = _from_mapping(read_properties(config, env)) if config is not None else {}
+    token = _LAYERS.set((file_values, env))
+    try:
+        return VnfmSettings(**{k: v for k, v in (overrides or {}).items() if v is not None})
+    finally:
+        _LAYERS.reset(token)
+
+
+def settings_sources(config: Path | None, overrides: Mapping[str, Any] | None,
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Field -> where its effective value came from (``file``, ``env GVNFM_X``, ``flag``), for
+    ``--check-config``; fields absent are defaults."""
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    if config is not None:
+        out.update(dict.fromkeys(_from_mapping(read_properties(config, env, warn=False)), f"file {config}"))
+    upper = {k.upper(): k for k in env}
     for name in VnfmSettings.model_fields:
-        key = f"GVNFM_{name.upper()}"
-        if key in env:
-            data[name] = env[key]
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return VnfmSettings.model_validate(data)
+        if f"GVNFM_{name.upper()}" in upper:
+            out[name] = f"env {upper[f'GVNFM_{name.upper()}']}"
+    out.update({k: "flag" for k, v in (overrides or {}).items() if v is not None})
+    return out
+
+
+def describe_settings(settings: VnfmSettings, sources: Mapping[str, str] | None = None) -> str:
+    """The effective settings, one per line, secrets masked (``gvnfm vnfm --check-config``)."""
+    return render_settings(settings.model_dump(), sources)
+
+
+__all__ = ["ConfigFileError", "VnfmSettings", "describe_settings", "load_settings", "read_properties",
+           "settings_sources"]

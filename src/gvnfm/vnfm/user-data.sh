@@ -14,6 +14,7 @@ export EMS_VERSION=
 export GVNFM_VERSION=
 export ENDPOINT=
 export VIRTUAL_HOST=
+export EMS_PROTOCOL=
 export #Hostname=
 
 set -e
@@ -45,6 +46,7 @@ autodelete=$EMS_AUTODELETE
 type=$ENDPOINT
 hostname=$Hostname
 ${VIRTUAL_HOST:+virtual_host=$VIRTUAL_HOST}
+${EMS_PROTOCOL:+protocol=$EMS_PROTOCOL}
 PROPERTIES
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   cat > /etc/systemd/system/gvnfm-ems.service <<UNIT

@@ -27,6 +27,7 @@ class EmsBootstrap:
     monitoring_ip: str = ""
     timezone: str = ""
     virtual_host: str = ""          # gvnfm extension: the broker's virtual host when not "/"
+    protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" when the EMS broker is STOMP
 
 
 def template() -> str:
@@ -48,6 +49,7 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         "GVNFM_VERSION": boot.package_version,
         "ENDPOINT": boot.endpoint,
         "VIRTUAL_HOST": "" if boot.virtual_host in ("", "/") else boot.virtual_host,
+        "EMS_PROTOCOL": boot.protocol,
     }
     out = []
     for line in (text if text is not None else template()).splitlines():

@@ -1,0 +1,1 @@
+"""What operators run the daemons with: metrics, health, the small HTTP endpoint, signals."""
