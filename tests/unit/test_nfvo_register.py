@@ -1,4 +1,4 @@
-"""Registration with the NFVO: an unusable or missing answer is asked again (tenacity), a refusal for
+"""Registration with the NFVO: an unusable or missing answer is asked again, a refusal for
 good of the broker is not."""
 
 from __future__ import annotations
