@@ -200,12 +200,15 @@ async def test_sigterm_while_waiting_for_ems_leaves_the_operation_to_the_next_wo
 
         call = asyncio.create_task(ask())
         await asyncio.wait_for(hosts.allocated.wait(), 60)       # the VNFM now waits for the EMS
+        # the next worker consumes the endpoint queue too (it is auto-delete by default, as the
+        # reference's: with no consumer left it would go, and the unacknowledged message with it)
+        await second.start()
+        await second.wait_for_log("event=vnfm_started")
         assert await first.terminate() == 0, first.log()
         a, b = log_order(first.log(), "stopping signal=SIGTERM", "stopped")
         assert 0 <= a < b, first.log()
         assert answers == [] and "event=operation_end" not in first.log()    # nothing half answered
         # the next worker takes the unacknowledged message over and finishes it once the EMS is up
-        await second.start()
         await second.wait_for_log("event=operation_start")
         await hosts.boot(hosts.names[0])
         await asyncio.wait_for(call, 120)
@@ -239,9 +242,10 @@ async def test_sigterm_mid_script_answers_once_from_the_next_worker(amqp_vhost: 
                 break
             await asyncio.sleep(0.05)
         assert runs.exists(), first.log()
+        await second.start()                                   # the next worker (the queue is auto-delete)
+        await second.wait_for_log("event=vnfm_started")
         assert await first.terminate() == 0, first.log()       # mid-script
         assert not call.done() and "event=operation_end" not in first.log()
-        await second.start()
         await second.wait_for_log("event=operation_start")
         release.touch()
         reply = json.loads(await asyncio.wait_for(call, 120))

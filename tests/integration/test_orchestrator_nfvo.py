@@ -288,6 +288,9 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     await nfvo.start()
     vnfm = FakeVnfm(vnfm_t, endpoint, nfvo.sync_queue)
     await vnfm.start()
+    # registered as a VNFM of type = its endpoint (what the VNFDs below name); the wire form of the
+    # registration has tests of its own
+    nfvo.registry.handle({"action": "register", "type": endpoint, "vnfmManagerEndpoint": {"endpoint": endpoint}})
     try:
         yield Env(nfvo, vnfm, vim, Deployment(nfvo, image_exists=lambda image: image != "unknown-image"), endpoint,
                   vnfm_t)

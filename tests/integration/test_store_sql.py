@@ -63,8 +63,9 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
             lambda c: MigrationContext.configure(c, opts={"version_table": VERSION_TABLE}).get_current_revision())
         tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     await s1.close()
-    assert rev == head_revision() == "0002"
-    assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", VERSION_TABLE} <= tables
+    assert rev == head_revision() == "0003"
+    assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", "nfvo_requests",
+            VERSION_TABLE} <= tables
 
     s2 = await SqlStore.open(fresh_db_url)     # again: no error, data kept, one version row
     try:
@@ -72,7 +73,7 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
         assert op is not None and op.state == RUNNING
         async with s2.engine.connect() as conn:
             versions = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()
-        assert versions == ["0002"]
+        assert versions == ["0003"]
     finally:
         await s2.close()
 

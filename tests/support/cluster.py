@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ def instantiate(name: str, outdir: Path, n: int = 3, scripts: dict[str, bytes] |
 class Cluster:
     """A test NFVO, in-process EMS agents (they outlive the workers, as VMs do), N VNFM workers."""
 
-    def __init__(self, url: str, db: str, tmp: Path, workers: int = 2) -> None:
+    def __init__(self, url: str, db: str, tmp: Path, workers: int = 2,
+                 nfvo_factory: Callable[..., FakeNfvo] = FakeNfvo) -> None:
         self.url, self.db, self.tmp, self.n = url, db, tmp, workers
+        self.nfvo_factory = nfvo_factory
         self.endpoint = unique("crash")
         self.agents: list[EmsAgent] = []
         self.workers: list[VnfmProcess] = []
@@ -68,7 +71,7 @@ class Cluster:
     async def start(self) -> None:
         self.t = AmqpTransport(self.url, reconnect_max=1)
         await self.t.connect()
-        self.nfvo = FakeNfvo(self.t, host_factory=self.add_host)
+        self.nfvo = self.nfvo_factory(self.t, host_factory=self.add_host)
         await self.nfvo.start()
         await self.t.declare_queue(self.reply_queue, durable=True, bind=False)
         await self.t.consume(self.reply_queue, self.on_reply)
@@ -100,6 +103,13 @@ class Cluster:
                 return self.reply_bodies[cid]
             await asyncio.sleep(0.05)
         raise AssertionError(f"no reply for {cid}\n" + "\n".join(w.log()[-3000:] for w in self.workers))
+
+    async def kill(self, pid: int) -> None:
+        """SIGKILL the worker ``pid`` and start another in its place."""
+        [worker] = [w for w in self.workers if w.proc is not None and w.proc.pid == pid]
+        await worker.kill()
+        self.workers.remove(worker)
+        await self.add_worker()
 
     async def quiesce(self, timeout: float = 60) -> None:
         """The barrier before asserting that nothing more is answered: every worker shuts down cleanly

@@ -95,8 +95,8 @@ def append(path: Path, text: str) -> None:
         fh.write(text)
 
 
-async def _reply(text: str) -> EmsReply:
-    return EmsReply(output=text)
+async def _reply(text: str, err: str = "") -> EmsReply:
+    return EmsReply(output=text, err=err)
 
 
 async def test_state_file_persists_compacts_and_skips_bad_lines(tmp_path: Path) -> None:
@@ -171,3 +171,21 @@ async def test_compaction_keeps_the_time_stamps(tmp_path: Path) -> None:
     clock.now += 75   # k3 was stored 85 s ago, k4 75 s ago
     again = ResultCache(max_entries=2, state_file=state, clock=clock, max_age=80)
     assert again.load() == 1 and again.get("k4") == EmsReply(output="r4")
+
+
+async def test_state_file_is_bounded_by_bytes_whatever_the_output(tmp_path: Path) -> None:
+    # binary output (replacement characters once decoded) of 64 KiB per stream, far fewer results than
+    # the entry bound: the file stays within max_file_bytes (plus the line being appended)
+    state = tmp_path / "results.jsonl"
+    noise = bytes(range(128, 256)).decode("utf-8", "replace") * 512
+    cache = ResultCache(max_entries=1024, max_bytes=256 * 1024, max_file_bytes=512 * 1024, state_file=state)
+    line_bytes = 0
+    for i in range(40):
+        await cache.run(f"k{i}", lambda i=i: _reply(noise + str(i), err=noise))
+        assert state.stat().st_size <= cache.max_file_bytes, i
+        line_bytes = max(line_bytes, len(state.read_bytes().splitlines()[-1]))
+    again = ResultCache(max_entries=1024, max_bytes=256 * 1024, max_file_bytes=512 * 1024, state_file=state)
+    again.load()
+    assert again.get("k39") is not None and again.get("k39").output.endswith("39")  # type: ignore[union-attr]
+    assert again.get("k0") is None   # the oldest went with a compaction
+    assert line_bytes < 3 * 2 * len(noise) + 200   # not ASCII-escaped: 3 bytes per replacement character

@@ -123,11 +123,11 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     for _ in range(2):                                       # twice: idempotent
         res = runner.invoke(_db_app(), ["db", "upgrade", "--db", f"sqlite:///{db}"])
         assert res.exit_code == 0, res.output
-        assert "is at revision 0002" in res.output
+        assert "is at revision 0003" in res.output
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0002",)]
-    assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers"} <= tables
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003",)]
+    assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", "nfvo_requests"} <= tables
 
     res = runner.invoke(_db_app(), ["db", "upgrade", "--state-dir", str(tmp_path / "state")])
     assert res.exit_code == 0, res.output

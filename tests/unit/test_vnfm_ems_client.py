@@ -1,5 +1,6 @@
-"""EmsClient: a command that met a lost connection is sent again when its EMS registers again (the
-broker dropped the retry published before the EMS had re-declared its queue); others are not."""
+"""EmsClient: a command in flight is sent again when its EMS registers again (the broker dropped the
+retry published before the EMS had re-declared its queue, or the command went with the auto-delete
+queue of an EMS that restarted); the EMS answers the copy without running the script twice."""
 
 from __future__ import annotations
 
@@ -54,13 +55,15 @@ async def test_a_command_that_met_a_lost_connection_is_resent_when_its_ems_regis
     assert client._recovering == {}
 
 
-async def test_a_command_without_a_lost_connection_is_not_resent() -> None:
-    transport = ScriptedRpc(["answer"], delay=0.3)
+async def test_a_command_in_flight_is_resent_once_when_its_ems_registers_again() -> None:
+    # the EMS restarted while the command was in flight: its queue (auto-delete) went with the command
+    transport = ScriptedRpc(["dropped", "answer"], delay=0.05)
     client = EmsClient(transport, timeout=30, retry_pause=0.05)
-    again = asyncio.create_task(registers_soon(client, "vm-1", 0.1))   # e.g. the broadcast copy of its registration
+    again = asyncio.create_task(registers_soon(client, "vm-1", 0.1))
     reply = await client.send("vm-1", {"action": "SAVE_SCRIPTS"}, correlation_id="op:s")
     await again
-    assert reply.status == 0 and len(transport.calls) == 1
+    assert reply.status == 0 and transport.calls == [("vnfm.vm-1.actions", "op:s")] * 2
+    assert client._recovering == {}
 
 
 async def test_no_answer_after_a_lost_connection_ends_at_the_deadline() -> None:

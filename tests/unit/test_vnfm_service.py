@@ -177,6 +177,23 @@ async def test_bad_input_gets_an_error_reply_and_the_service_keeps_serving(
     assert (await h.call(instantiate_msg(1)))["action"] == "INSTANTIATE"
 
 
+async def test_a_record_the_plan_cannot_use_is_refused_naming_what_is_wrong(h: Harness) -> None:
+    vnfr = (await h.call(instantiate_msg(1)))["virtualNetworkFunctionRecord"]
+    no_vnfc = {**vnfr, "vdu": [{**vnfr["vdu"][0], "name": "web-vdu", "vnfc_instance": []}]}
+    cases = [(no_vnfc, "none of its VDUs ('web-vdu') has a VNFC instance")]
+    for hostname, shown in [("", "''"), (None, "null"), ("  ", "'  '")]:
+        inst = {**vnfr["vdu"][0]["vnfc_instance"][0], "hostname": hostname}
+        cases.append(({**vnfr, "vdu": [{**vnfr["vdu"][0], "vnfc_instance": [inst]}]},
+                      f"has no usable hostname (hostname is {shown})"))
+    for action in ("START", "MODIFY", "RELEASE_RESOURCES"):
+        for record, needle in cases if action != "RELEASE_RESOURCES" else cases[1:]:   # nothing to release: fine
+            field = "virtualNetworkFunctionRecord" if action == "START" else "vnfr"   # the Java classes' names
+            reply = await h.call({"action": action, field: record})
+            assert reply["action"] == "ERROR", (action, reply)
+            text = reply["exception"]["detailMessage"]
+            assert needle in text and "iperf-server" in text and "internal error" not in text, (action, text)
+
+
 async def test_missing_ems_times_out_naming_the_hostnames(tmp_path: Path) -> None:
     async with Harness(tmp_path, ems_start_timeout=0.5) as h:
         h.nfvo.register_ems = False

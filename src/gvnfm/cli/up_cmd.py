@@ -97,6 +97,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     from gvnfm.local.view import render
     from gvnfm.orchestrator.checks import Finding, check_service
     from gvnfm.orchestrator.errors import DeployFailed, DescriptorError, NotEnoughResources
+    from gvnfm.orchestrator.registry import NoVnfm
     from gvnfm.transport import TransportError
     from gvnfm.vim.base import VimError
 
@@ -170,7 +171,7 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
         else:
             try:
                 nsr = deploy_task.result()
-            except DescriptorError as exc:
+            except (DescriptorError, NoVnfm) as exc:
                 stop_task.cancel()
                 _error(console, str(exc))
                 if report is not None:

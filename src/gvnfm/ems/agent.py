@@ -28,19 +28,23 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems import journal
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.dedupe import ResultCache, command_key
-from gvnfm.transport import Delivery, Subscription, Transport, TransportError, open_transport
+from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError, open_transport
 
 log = logging.getLogger("gvnfm.ems")
 
 STATE_FILE = "results.jsonl"
+#: an EXECUTE command (a JSON string value cannot hold an unescaped quote: no false match inside one)
+_EXECUTE = re.compile(rb'"action"\s*:\s*"EXECUTE"')
 REGISTER_RETRY_FIRST = 0.25
 REGISTER_RETRY_MAX = 5.0
 
@@ -104,6 +108,9 @@ class EmsAgent:
         self.handler = EmsCommandHandler(config)
         self.cache = ResultCache(max_entries=config.result_cache_entries, max_bytes=config.result_cache_bytes,
                                  state_file=Path(config.state_dir) / STATE_FILE, max_age=config.result_max_age)
+        self.journal = journal.Journal(config.state_dir, max_output=config.max_output_bytes,
+                                       kill_grace=config.kill_grace)
+        self.cache.on_stored = lambda key: self.journal.spool(key).remove()
         self._subscription: Subscription | None = None
         self._stopping = False
         self._started = False
@@ -130,6 +137,7 @@ class EmsAgent:
             log.warning("event=ems_state_memory_only hostname=%s state_dir=%s", cfg.hostname, cfg.state_dir)
             self.cache.state_file = None
         known = self.cache.load()
+        self._adopt_running()
         log.info("event=ems_starting hostname=%s type=%s queue=%s scripts_path=%s state_dir=%s known_results=%d "
                  "prefetch=%d script_timeout=%s run_as=%s", cfg.hostname, cfg.type, self.queue, cfg.scripts_path,
                  cfg.state_dir, known, cfg.prefetch, cfg.script_timeout, cfg.run_as or "-")
@@ -242,16 +250,48 @@ class EmsAgent:
                 w.cancel()
             await self.stop()
 
+    def _adopt_running(self) -> None:
+        """Scripts a previous run of this agent started and did not answer: answered from their spool
+        (a resend of the command waits for them), never started again."""
+        if self.cache.state_file is None:
+            return
+        for spool, record in self.journal.pending():
+            if spool.key in self.cache:
+                spool.remove()   # its result was stored just before the agent stopped
+                continue
+            self.cache.adopt(spool.key, lambda spool=spool, record=record: self.journal.adopt(spool, record))
+
     # -- deliveries ----------------------------------------------------------------------------------
-    async def _execute(self, body: bytes) -> EmsReply:
+    async def _reply(self, msg: Message, reply: EmsReply) -> None:
+        """Answer; a reply the broker refuses for good is replaced by one that fits (no message left
+        unacknowledged to be redelivered and refused again)."""
+        assert self.transport is not None
+        body = reply_body(reply)
+        # a host user (the VM's own broker user) replies through the exchange with its user_id
+        as_user = self.config.broker_user if self.config.host_user else None
+        try:
+            await self.transport.reply(msg, body, as_user=as_user)
+        except BrokerRefused as exc:
+            log.error("event=ems_reply_refused hostname=%s correlation_id=%s bytes=%d error=%r", self.hostname,
+                      msg.correlation_id, len(body), str(exc))
+            await self.transport.reply(msg, reply_body(refused_reply(reply, len(body), exc)), as_user=as_user)
+
+    async def _execute(self, body: bytes, key: str | None = None) -> EmsReply:
         self.executions += 1
-        return await self.handler.handle(body)
+        # a keyed EXECUTE's script runs with a spool (journal): a restarted agent answers it from the script
+        # (other commands are short, or, as CLONE_SCRIPTS, finish with work of their own: they run again)
+        spooled = key and self.cache.state_file is not None and _EXECUTE.search(body) is not None
+        token = journal.CURRENT.set(self.journal.spool(key) if spooled else None)
+        try:
+            return await self.handler.handle(body)
+        finally:
+            journal.CURRENT.reset(token)
 
     async def _on_delivery(self, delivery: Delivery) -> None:
         msg = delivery.message
         key = command_key(msg.correlation_id, msg.body)
         try:
-            reply, outcome = await self.cache.run(key, lambda: self._execute(msg.body))
+            reply, outcome = await self.cache.run(key, lambda: self._execute(msg.body, key))
         except asyncio.CancelledError:
             # the agent (or the transport) is going away: leave the message to be delivered again
             with contextlib.suppress(Exception):
@@ -269,8 +309,7 @@ class EmsAgent:
         assert self.transport is not None
         try:
             if msg.reply_to:
-                await self.transport.reply(msg, reply_body(reply),
-                                           as_user=self.config.broker_user if self.config.host_user else None)
+                await self._reply(msg, reply)
             else:
                 log.warning("event=ems_no_reply_to hostname=%s correlation_id=%s", self.hostname,
                             msg.correlation_id)
@@ -283,6 +322,13 @@ class EmsAgent:
         except Exception as exc:
             log.warning("event=ems_ack_failed hostname=%s correlation_id=%s error=%r", self.hostname,
                         msg.correlation_id, str(exc))
+
+
+def refused_reply(reply: EmsReply, size: int, exc: Exception) -> EmsReply:
+    """What answers a command whose reply the broker refused for good (too large): its status (the script
+    did what it did), and why its output is missing."""
+    return EmsReply(output="", err=f"[gvnfm-ems] the reply ({size} bytes) was refused by the broker: {exc}",
+                    status=reply.status)
 
 
 def fleet_hostnames(base: str, count: int, prefix: str | None = None) -> list[str]:

@@ -4,7 +4,10 @@ The key is the request's ``correlation_id`` plus a digest of its body (a redeliv
 command is byte-identical; a different command that reuses a correlation id is not mistaken for it).
 Finished replies live in a bounded LRU (entries and bytes) and are appended to a JSON-lines state
 file (mode 0600) so an agent restart does not run them again; the file is compacted when it has
-grown to twice the LRU. Commands without a key are just executed.
+grown to twice the LRU's entries or past ``max_file_bytes`` (default twice ``max_bytes``): compaction
+keeps the newest results that fit in half of that, so the file never holds much more than
+``max_file_bytes`` whatever the output (binary output escapes to several bytes per byte in JSON).
+Commands without a key are just executed.
 
 Results also have an age limit (``max_age``, the agent's ``result_max_age``, default 24 h): an older
 result is neither returned nor loaded from the state file, so a VNFM whose correlation ids start again
@@ -50,9 +53,10 @@ def _size(reply: EmsReply) -> int:
 class ResultCache:
     def __init__(self, *, max_entries: int = 1024, max_bytes: int = 64 * 1024 * 1024,
                  state_file: str | os.PathLike[str] | None = None, max_age: float = DEFAULT_MAX_AGE,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_file_bytes: int | None = None) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.max_file_bytes = max_file_bytes if max_file_bytes is not None else 2 * max_bytes
         self.max_age = max_age
         self.clock = clock   # wall clock: ages must survive a restart
         self.state_file = Path(state_file) if state_file else None
@@ -62,6 +66,9 @@ class ResultCache:
         self._inflight: dict[str, asyncio.Task[EmsReply]] = {}
         self._tasks: set[asyncio.Task[EmsReply]] = set()
         self._lines = 0
+        self._file_bytes = 0
+        #: called with the key once a result is remembered and persisted (the agent drops its spool)
+        self.on_stored: Callable[[str], None] | None = None
 
     # -- finished results ------------------------------------------------------------------------
     def _expired(self, stamp: float, now: float | None = None) -> bool:
@@ -127,7 +134,9 @@ class ResultCache:
         except OSError as exc:
             log.warning("event=ems_state_unreadable file=%s error=%r", self.state_file, str(exc))
             return len(self._done)
-        if stale:
+        with contextlib.suppress(OSError):
+            self._file_bytes = self.state_file.stat().st_size
+        if stale or self._file_bytes > self.max_file_bytes:
             log.info("event=ems_state_expired file=%s dropped=%d max_age=%g", self.state_file, stale, self.max_age)
             try:
                 self._compact()
@@ -137,8 +146,10 @@ class ResultCache:
 
     @staticmethod
     def _line(key: str, reply: EmsReply, stamp: float) -> str:
+        # not ASCII-escaped: a replacement character is 3 bytes, not the 6 of ``\ufffd``
         return json.dumps({"k": key, "t": round(stamp, 3),
-                           "r": {"output": reply.output, "err": reply.err, "status": reply.status}}) + "\n"
+                           "r": {"output": reply.output, "err": reply.err, "status": reply.status}},
+                          ensure_ascii=False) + "\n"
 
     def _append(self, key: str, reply: EmsReply, stamp: float) -> None:
         """One line, appended with a single ``write`` (O_APPEND: whole lines, in order)."""
@@ -156,23 +167,33 @@ class ResultCache:
         finally:
             os.close(fd)
         self._lines += 1
-        if self._lines > 2 * self.max_entries:
+        self._file_bytes += len(line)
+        if self._lines > 2 * self.max_entries or self._file_bytes > self.max_file_bytes:
             self._compact()
 
     def _compact(self) -> None:
         assert self.state_file is not None
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        now, lines = self.clock(), 0
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for key, reply in list(self._done.items()):
-                stamp = self._stamps.get(key)
-                if stamp is None or self._expired(stamp, now):
-                    continue
-                fh.write(self._line(key, reply, stamp))
-                lines += 1
+        now, budget, kept = self.clock(), self.max_file_bytes // 2, []
+        size = 0
+        for key, reply in reversed(list(self._done.items())):   # newest first, while they fit
+            stamp = self._stamps.get(key)
+            if stamp is None or self._expired(stamp, now):
+                continue
+            line = self._line(key, reply, stamp).encode()
+            if kept and size + len(line) > budget:
+                break
+            kept.append((key, line))
+            size += len(line)
+        keep = {key for key, _ in kept}
+        for key in [k for k in self._done if k not in keep]:
+            self._forget(key)   # not in the file: not remembered either (the same after a restart)
+        with os.fdopen(fd, "wb") as fh:
+            for _, line in reversed(kept):
+                fh.write(line)
         os.replace(tmp, self.state_file)
-        self._lines = lines
+        self._lines, self._file_bytes = len(kept), size
 
     def _persist(self, key: str, reply: EmsReply, stamp: float) -> None:
         """Append the result to the state file, in the loop: a few small system calls on a local
@@ -201,19 +222,26 @@ class ResultCache:
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running), "inflight"
+        return await asyncio.shield(self.adopt(key, factory)), "new"
+
+    def adopt(self, key: str, factory: Callable[[], Awaitable[EmsReply]]) -> asyncio.Task[EmsReply]:
+        """Run ``factory`` as the execution of ``key`` (a script started before a restart, or a new one):
+        every request for ``key`` awaits it, and its result is remembered and persisted."""
 
         async def execute() -> EmsReply:
             try:
                 reply = await factory()
                 stamp = self._remember(key, reply)
                 self._persist(key, reply, stamp)
+                if self.on_stored is not None:
+                    self.on_stored(key)
                 return reply
             finally:
                 self._inflight.pop(key, None)
 
         task = self._spawn(execute())
         self._inflight[key] = task
-        return await asyncio.shield(task), "new"
+        return task
 
     @property
     def running(self) -> int:

@@ -6,8 +6,10 @@
   process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds; the status is 124 and the
   error text says ``timed out after N s``.
 - a script that leaves a background process holding its stdout/stderr (a daemon it started) is
-  answered as soon as the script itself exits (plus ``drain_grace``); the pipes of such processes
-  keep being drained (and discarded) in the background, so they never get SIGPIPE.
+  answered as soon as the script itself exits (plus ``drain_grace``); the agent then stops reading
+  those pipes (a chatty daemon would otherwise keep it busy for its whole life).
+- with a spool (:mod:`gvnfm.ems.journal`, set for an EXECUTE that has a key), the output goes to files
+  and the exit status is written by a wrapper, so that a restarted agent can answer the command.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gvnfm.ems import journal
+
 TIMEOUT_STATUS = 124
 _CHUNK = 64 * 1024
-_background: set[_Script] = set()   # scripts answered whose pipes a daemon still holds
 
 
 @dataclass
@@ -126,6 +129,8 @@ class _Script:
         self._pipes = pipes
         self.exited: asyncio.Future[None] = loop.create_future()
         self.pipes_closed: asyncio.Future[None] = loop.create_future()
+        if not pipes:
+            self.pipes_closed.set_result(None)   # output goes to files
         for fd, sink in pipes.items():
             os.set_blocking(fd, False)
             loop.add_reader(fd, self._readable, fd, sink)
@@ -162,7 +167,6 @@ class _Script:
         os.close(fd)
         if not self._pipes and not self.pipes_closed.done():
             self.pipes_closed.set_result(None)
-            _background.discard(self)   # the daemon that held them (if any) is gone
 
     def _pidfd_readable(self, pidfd: int) -> None:
         self._loop.remove_reader(pidfd)
@@ -177,6 +181,21 @@ class _Script:
     def close_pipes(self) -> None:
         for fd in list(self._pipes):
             self._close_pipe(fd)
+
+
+def _popen_spooled(argv: Sequence[str], spool: journal.Spool, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under the status wrapper with stdout and stderr on the spool's files."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    fds: list[int] = []
+    try:
+        for path in (spool.out, spool.err, spool.status):
+            fds.append(os.open(path, flags, 0o600))
+        out_w, err_w, status_w = fds
+        return subprocess.Popen([bash(), "-c", journal.WRAPPER, "gvnfm-script", str(status_w), *argv],
+                                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(status_w,), **kwargs)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _popen(argv: Sequence[str], **kwargs: Any) -> tuple[subprocess.Popen[bytes], int, int]:
@@ -234,9 +253,21 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
         if os.geteuid() == 0:
             kwargs["extra_groups"] = []
     out, err = TailBuffer(max_output), TailBuffer(max_output)
+    spool = journal.CURRENT.get()
+    if spool is not None and not os.access(argv[0], os.X_OK):
+        spool = None   # what cannot start is answered at once (below), with nothing to journal
     try:
-        proc, out_fd, err_fd = _popen(argv, cwd=cwd, env=dict(env) if env is not None else None,
-                                      start_new_session=True, **kwargs)
+        if spool is not None:
+            spool.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            spool.write_record(None, timeout)       # before the fork: a kill during it is seen after a restart
+            proc = _popen_spooled(argv, spool, cwd=cwd, env=dict(env) if env is not None else None,
+                                  start_new_session=True, **kwargs)
+            spool.write_record(proc.pid, timeout)   # before any await: a restarted agent adopts it
+            pipes: dict[int, TailBuffer] = {}
+        else:
+            proc, out_fd, err_fd = _popen(argv, cwd=cwd, env=dict(env) if env is not None else None,
+                                          start_new_session=True, **kwargs)
+            pipes = {out_fd: out, err_fd: err}
     except FileNotFoundError as exc:
         return ScriptResult(127, "", f"cannot execute {argv[0]}: {exc.strerror or exc}",
                             duration=time.monotonic() - started)
@@ -246,7 +277,7 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return ScriptResult(126, "", f"cannot execute {argv[0]}: {exc}", duration=time.monotonic() - started)
 
-    script = _Script(proc, {out_fd: out, err_fd: err}, asyncio.get_running_loop())
+    script = _Script(proc, pipes, asyncio.get_running_loop())
     pgid = proc.pid
     timed_out = False
     try:
@@ -258,11 +289,18 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
         await _kill_group(pgid, script.exited, 0)
         script.close_pipes()
         raise
-    stdout, stderr = out.text(), err.text()
+    if spool is not None:
+        (stdout, out.total), (stderr, err.total) = journal.tail(spool.out, max_output), journal.tail(spool.err,
+                                                                                                     max_output)
+    else:
+        stdout, stderr = out.text(), err.text()
     status = proc.returncode if proc.returncode is not None else -9
-    if not script.pipes_closed.done():   # a daemon holds the pipes: keep draining them (discarded)
-        out.discard = err.discard = True
-        _background.add(script)
+    if spool is not None and (wrapped := journal.read_status(spool)) is not None and not timed_out:
+        status = wrapped   # the script's own status (the wrapper's is the same unless it was signalled)
+    if not script.pipes_closed.done():
+        # a daemon the script started holds the pipes: stop reading them (it would keep the agent busy
+        # for as long as it writes); its further writes fail with EPIPE, as to a closed terminal
+        script.close_pipes()
     if timed_out:
         status = TIMEOUT_STATUS
         note = f"[gvnfm-ems] script timed out after {timeout:g} s; its process group was killed"

@@ -26,11 +26,12 @@ from gvnfm.private import private_dir
 from gvnfm.redact import mask_urls
 from gvnfm.store.api import Store
 from gvnfm.store.sql import open_store
-from gvnfm.transport import Transport, open_transport
+from gvnfm.transport import BrokerRefused, Transport, open_transport
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
 from gvnfm.vim.watchdog import Watchdog
+from gvnfm.vnfm.nfvo_answers import answers_queue
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 
 #: VNFM settings ``gvnfm up`` uses unless an option or a GVNFM_* variable sets them
-LOCAL_DEFAULTS: dict[str, Any] = {"ems_start_timeout": 120.0, "register_pause": 0.2}
+#: (the endpoint queue is auto-delete: it goes with this process, and so do its messages)
+LOCAL_DEFAULTS: dict[str, Any] = {"ems_start_timeout": 120.0, "register_pause": 0.2,
+                                  "endpoint_queue_auto_delete": True}
 #: the orchestrator waits this much longer for an answer than the VNFM's operation deadline
 REPLY_MARGIN = 30.0
 
@@ -72,7 +75,8 @@ class RuntimeOptions:
 def vnfm_settings(o: RuntimeOptions, state_dir: Path, broker_user: str, broker_password: str) -> VnfmSettings:
     """The in-process VNFM's settings: defaults < LOCAL_DEFAULTS < GVNFM_* environment < options."""
     settings = load_settings(overrides={
-        "broker": o.broker or "memory://", "endpoint": o.endpoint, "type": o.endpoint, "state_dir": state_dir,
+        # the VNFM is a generic one (type ``generic``, what VNFDs name) on the endpoint queue given
+        "broker": o.broker or "memory://", "endpoint": o.endpoint, "state_dir": state_dir,
         "db": o.db, "ems_username": o.ems_username, "ems_password": o.ems_password, "concurrency": o.concurrency,
         "ems_start_timeout": o.ems_start_timeout, "script_timeout": o.script_timeout,
         "operation_timeout": o.operation_timeout, "script_log_minutes": o.script_log_minutes,
@@ -102,6 +106,20 @@ def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
         removed.append(root.name)
         log.warning("event=stale_host_removed host=%s killed=%s", root.name, pids)
     return removed
+
+
+async def discard_leftovers(transport: Transport, settings: VnfmSettings) -> None:
+    """The VNFM queues a killed earlier run left on the broker go, with their messages, before this run
+    starts: a stale INSTANTIATE is never taken by this run. A queue that a live consumer uses (another
+    run or VNFM on this endpoint) refuses: this run does not start, saying why."""
+    for queue in (settings.endpoint, answers_queue(settings.endpoint)):
+        try:
+            dropped = await transport.delete_unused_queue(queue)
+        except BrokerRefused as exc:
+            raise BrokerRefused(f"the endpoint {settings.endpoint!r} is in use on this broker (another gvnfm up or "
+                               f"VNFM consumes {queue!r}): {exc}") from exc
+        if dropped:
+            log.warning("event=stale_messages_discarded queue=%s count=%d", queue, dropped)
 
 
 class LocalRuntime:
@@ -177,7 +195,9 @@ class LocalRuntime:
         self.nfvo = LocalNfvo(await self._transport(), self.vim, broker_ip=broker_ip, broker_port=broker_port,
                               endpoint_credentials=(user, password), reply_timeout=reply_timeout)
         await self.nfvo.start()
-        self.vnfm = VnfmService(settings, transport=await self._transport(), store=self.store,
+        vnfm_transport = await self._transport()
+        await discard_leftovers(vnfm_transport, settings)
+        self.vnfm = VnfmService(settings, transport=vnfm_transport, store=self.store,
                                 progress=self.nfvo.on_vnfm_progress, worker_id=f"up-{uuid.uuid4().hex[:8]}")
         await self.vnfm.start()
         self.deployment = Deployment(self.nfvo)

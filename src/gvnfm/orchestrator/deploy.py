@@ -48,9 +48,12 @@ class Deployment:
 
     # -- deploy ------------------------------------------------------------------------------------
     async def deploy(self, bundle: ServiceBundle) -> NetworkServiceRecord:
-        """Raises DescriptorError (nothing deployed), NotEnoughResources (nothing deployed; the NSR is
-        recorded in ERROR) or DeployFailed (``.nsr`` to tear down)."""
+        """Raises DescriptorError (nothing deployed), NoVnfm (no registered VNFM of a VNFD's type: nothing
+        deployed), NotEnoughResources (nothing deployed; the NSR is recorded in ERROR) or DeployFailed
+        (``.nsr`` to tear down)."""
         validate(bundle, self.image_exists)
+        for vnfd in bundle.nsd.vnfd:   # routed as the Java NFVO does: refused at once if no VNFM can take it
+            self.nfvo.registry.require(vnfd.endpoint)
         nsr = self.nfvo.onboard(bundle)
         try:
             self.nfvo.reserve(nsr)

@@ -10,7 +10,13 @@ import secrets
 import string
 from typing import Any
 
+from gvnfm.orchestrator.errors import OrchestratorError
+
 log = logging.getLogger(__name__)
+
+
+class NoVnfm(OrchestratorError):
+    """No VNFM of the type a VNFD names is registered."""
 
 
 class VnfmRegistry:
@@ -60,6 +66,20 @@ class VnfmRegistry:
             return dict(known["credentials"])
         alphabet = string.ascii_letters + string.digits
         return {"rabbitUsername": type_, "rabbitPassword": "".join(secrets.choice(alphabet) for _ in range(16))}
+
+    def describe(self) -> str:
+        """What is registered, for messages: ``type 'generic' (endpoint 'x')``, ..., or ``none``."""
+        return ", ".join(f"type {t!r} (endpoint {v['endpoint']!r})" for t, v in sorted(self.vnfms.items())) or "none"
+
+    def require(self, vnfm_type: str | None) -> str:
+        """The endpoint of the registered VNFM of that type (the VNFD's ``endpoint`` is the VNFM type, as
+        the Java NFVO reads it); :class:`NoVnfm` naming the type and what is registered when there is none."""
+        key = vnfm_type or "generic"
+        known = self.vnfms.get(key)
+        if known is None:
+            raise NoVnfm(f"no VNFM of type {key!r} is registered (the VNFD's endpoint names the VNFM type); "
+                         f"registered: {self.describe()}")
+        return str(known["endpoint"])
 
     def endpoint_for(self, vnfm_type: str | None) -> str:
         """The queue of the VNFM of that type: its registered endpoint, else the type itself."""

@@ -56,6 +56,17 @@ class StepResult:
     duration: float
 
 
+@dataclass
+class NfvoRequest:
+    """A request to the NFVO recorded before it was sent; ``answer`` once a worker received it."""
+
+    correlation_id: str
+    action: str | None
+    asked_at: datetime
+    answer: bytes | None = None
+    created: bool = False    # this record_nfvo_request call recorded it (nobody asked before)
+
+
 class Store(abc.ABC):
     # -- lifecycle ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -149,6 +160,19 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def forget_registrations(self, hostnames: list[str]) -> None: ...
+
+    # -- requests to the NFVO ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_nfvo_request(self, correlation_id: str, action: str) -> NfvoRequest:
+        """Record that the request is about to be sent (kept as it is when already recorded); returns
+        the record, which tells whether it was asked before and holds the answer if one came."""
+
+    @abc.abstractmethod
+    async def record_nfvo_answer(self, correlation_id: str, answer: bytes) -> None:
+        """Store the NFVO's answer (the first one wins; an answer to an unrecorded request is kept too)."""
+
+    @abc.abstractmethod
+    async def nfvo_request(self, correlation_id: str) -> NfvoRequest | None: ...
 
     # -- live workers of an endpoint (who unregisters from the NFVO) -----------------------------------
     @abc.abstractmethod

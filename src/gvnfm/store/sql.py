@@ -31,10 +31,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gvnfm.ops.metrics import STORE_COMMIT_SECONDS
-from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, StepResult, Store
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, NfvoRequest, Operation, StepResult, Store
 from gvnfm.store.engine import DEFAULT_BUSY_TIMEOUT, is_memory, make_engine, normalise_url, writer
 from gvnfm.store.migrate import default_url, upgrade_engine
-from gvnfm.store.tables import ems_registrations, operations, steps, vnfm_workers, vnfrs
+from gvnfm.store.tables import ems_registrations, nfvo_requests, operations, steps, vnfm_workers, vnfrs
 
 log = logging.getLogger("gvnfm.store")
 
@@ -128,6 +128,12 @@ def _operation(row: Row[Any]) -> Operation:
         request=row.request if row.request is not None else {}, reply=row.reply, error=row.error,
         worker=row.worker, lease_until=row.lease_until, created_at=row.created_at, updated_at=row.updated_at,
         replied=bool(row.replied), context=dict(row.context or {}))
+
+
+def _nfvo_request(row: Row[Any]) -> NfvoRequest:
+    answer = row.answer.encode() if row.answer is not None else None
+    return NfvoRequest(correlation_id=row.correlation_id, action=row.action, asked_at=as_utc(row.asked_at),
+                       answer=answer)
 
 
 def _step(row: Row[Any]) -> StepResult:
@@ -452,6 +458,34 @@ class SqlStore(Store):
             for chunk in _chunks(keys):
                 await conn.execute(delete(ems_registrations).where(ems_registrations.c.hostname.in_(chunk)))
 
+    # -- requests to the NFVO -------------------------------------------------------------------------------
+    async def record_nfvo_request(self, correlation_id: str, action: str) -> NfvoRequest:
+        async with self._write() as conn:
+            res = await conn.execute(self._insert(nfvo_requests).values(
+                correlation_id=key(correlation_id), action=clean_text(action), asked_at=utcnow(),
+                answer=None, answered_at=None).on_conflict_do_nothing(index_elements=["correlation_id"]))
+            row = (await conn.execute(select(nfvo_requests)
+                                      .where(nfvo_requests.c.correlation_id == key(correlation_id)))).one()
+        return dataclasses.replace(_nfvo_request(row), created=(res.rowcount or 0) > 0)
+
+    async def record_nfvo_answer(self, correlation_id: str, answer: bytes) -> None:
+        now = utcnow()
+        text = clean_text(answer.decode("utf-8", "replace"))
+        async with self._write() as conn:
+            await conn.execute(self._insert(nfvo_requests).values(
+                correlation_id=key(correlation_id), action=None, asked_at=now, answer=text, answered_at=now)
+                .on_conflict_do_nothing(index_elements=["correlation_id"]))
+            await conn.execute(update(nfvo_requests)
+                               .where(nfvo_requests.c.correlation_id == key(correlation_id),
+                                      nfvo_requests.c.answer.is_(None))
+                               .values(answer=text, answered_at=now))
+
+    async def nfvo_request(self, correlation_id: str) -> NfvoRequest | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(nfvo_requests)
+                                      .where(nfvo_requests.c.correlation_id == key(correlation_id)))).first()
+        return None if row is None else _nfvo_request(row)
+
     # -- script logs ----------------------------------------------------------------------------------------
     async def script_results(self, *, vnfr_name: str | None = None, hostname: str | None = None,
                              limit: int = 1000) -> list[StepResult]:
@@ -474,6 +508,8 @@ class SqlStore(Store):
             res = await conn.execute(
                 delete(steps).where(steps.c.started_at < as_utc(older_than), steps.c.operation_id.not_in(running)))
             count = max(0, res.rowcount or 0)
+            # the requests to the NFVO of that age (their operations ended long ago, or gave up waiting)
+            await conn.execute(delete(nfvo_requests).where(nfvo_requests.c.asked_at < as_utc(older_than)))
         if count:
             log.info("event=script_results_pruned count=%d older_than=%s", count, as_utc(older_than).isoformat())
         return count

@@ -119,6 +119,21 @@ class EmsRegistrationRow(Base):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class NfvoRequestRow(Base):
+    """A request of the VNFM to the NFVO (GRANT_OPERATION, ALLOCATE_RESOURCES, SCALING), recorded before
+    it is sent, and the NFVO's answer once any worker received it: the worker that takes an operation
+    over collects the answer instead of asking again."""
+
+    __tablename__ = "nfvo_requests"
+    __table_args__ = (Index("ix_nfvo_requests_asked_at", "asked_at"),)
+
+    correlation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    action: Mapped[str | None] = mapped_column(Text)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class WorkerRow(Base):
     """A live VNFM worker of an endpoint: its row is renewed while it runs (``lease_until``), deleted
     when it stops; a crashed worker's row expires. Only the last live worker unregisters."""
@@ -136,4 +151,5 @@ operations = OperationRow.__table__
 steps = StepRow.__table__
 vnfrs = VnfrRow.__table__
 ems_registrations = EmsRegistrationRow.__table__
+nfvo_requests = NfvoRequestRow.__table__
 vnfm_workers = WorkerRow.__table__

@@ -2,6 +2,7 @@
 
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
+    BrokerRefused,
     Delivery,
     Handler,
     Message,
@@ -20,6 +21,7 @@ __all__ = [
     "BROKER_SCHEMES",
     "DEFAULT_EXCHANGE",
     "STOMP_SCHEMES",
+    "BrokerRefused",
     "Delivery",
     "Handler",
     "Message",

@@ -41,6 +41,7 @@ from yarl import URL
 from gvnfm.redact import mask_urls
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
+    BrokerRefused,
     Delivery,
     Handler,
     Message,
@@ -98,9 +99,22 @@ def _as_transport_error(what: str) -> Iterator[None]:
     except TransportError:
         raise
     except _BROKER_ERRORS as exc:
-        raise TransportError(f"{what}: {_describe(exc)}") from exc
+        kind = BrokerRefused if _refused_for_good(exc) else TransportError
+        raise kind(f"{what}: {_describe(exc)}") from exc
     except (ValueError, TypeError) as exc:   # not encodable: a name over 255 bytes, a header value...
-        raise TransportError(f"{what}: {exc}") from exc
+        raise BrokerRefused(f"{what}: {exc}") from exc
+
+
+#: Channel-closing refusals that answer the request itself, not the connection's state: ACCESS_REFUSED,
+#: PRECONDITION_FAILED (a message over the broker's max_message_size, a queue in use), NOT_ALLOWED (530).
+_REFUSALS: tuple[type[BaseException], ...] = (aiormq.exceptions.ChannelAccessRefused,
+                                              aiormq.exceptions.ChannelPreconditionFailed)
+
+
+def _refused_for_good(exc: BaseException) -> bool:
+    if isinstance(exc, _REFUSALS):
+        return True
+    return isinstance(exc, aiormq.exceptions.ChannelClosed) and len(exc.args) >= 1 and exc.args[0] == 530
 
 
 def _describe(exc: BaseException) -> str:
@@ -476,6 +490,13 @@ class AmqpTransport(Transport):
             await ch.declare_queue(name, durable=spec.durable, auto_delete=spec.auto_delete,
                                    exclusive=spec.exclusive)
 
+    async def delete_unused_queue(self, name: str) -> int:
+        await self._wait_ready()
+        async with self._admin_op(f"cannot delete queue {name!r} (consumed by another client?)") as ch:
+            ok = await (await ch.get_underlay_channel()).queue_delete(name, if_unused=True)
+        self._queues.pop(name, None)
+        return int(getattr(ok, "message_count", 0) or 0)
+
     async def bind(self, queue: str, routing_key: str) -> None:
         await self._wait_ready()
         await self._bind(queue, routing_key)
@@ -489,7 +510,7 @@ class AmqpTransport(Transport):
     # -- publishing ----------------------------------------------------------------------------------------
     def _check_size(self, body: bytes) -> None:
         if len(body) > self.max_message_bytes:
-            raise TransportError(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
+            raise BrokerRefused(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
 
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,

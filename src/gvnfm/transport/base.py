@@ -31,6 +31,12 @@ class TransportError(Exception):
     """The broker refused an operation or the connection is gone."""
 
 
+class BrokerRefused(TransportError):
+    """The broker (or the client library before it) refused this one request for good: a message over
+    the size limit, a name over 255 bytes, a precondition or access refusal. Sending it again gets the
+    same answer, so callers fail at once instead of retrying."""
+
+
 class RpcTimeout(TransportError):
     """No reply within the deadline."""
 
@@ -94,6 +100,12 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def bind(self, queue: str, routing_key: str) -> None: ...
+
+    async def delete_unused_queue(self, name: str) -> int:
+        """Delete ``name`` with the messages it holds (returns how many) unless a consumer uses it
+        (:class:`BrokerRefused`); a missing queue is no error. An in-process broker ends with its
+        process, leaving nothing behind: nothing to do."""
+        return 0
 
     @abc.abstractmethod
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
+    BrokerRefused,
     Delivery,
     Handler,
     Message,
@@ -130,8 +131,10 @@ class InMemoryBroker:
 
     # -- routing ----------------------------------------------------------------------------
     def route(self, exchange: str, routing_key: str, message: Message) -> int:
+        if len(routing_key.encode()) > 255:   # an AMQP short string, as RabbitMQ's client refuses it
+            raise BrokerRefused(f"routing key of {len(routing_key.encode())} bytes is longer than 255 bytes")
         if len(message.body) > self.max_message_bytes:
-            raise TransportError(f"message of {len(message.body)} bytes exceeds the broker limit")
+            raise BrokerRefused(f"message of {len(message.body)} bytes exceeds the broker limit")
         self.published += 1
         targets: list[str] = []
         if exchange == "":

@@ -75,6 +75,13 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _RPC_TEMP = "gvnfm-rpc"
 
 
+
+def _no_user_ids(user: str | None) -> None:
+    """Host users (a broker user per VM, checked through AMQP ``user_id``) exist only on an AMQP EMS
+    broker (``vnfm.broker_users``): over STOMP the VNFM never asks for them."""
+    if user is not None:
+        raise TransportError("per-host broker users (user_id) are not supported over STOMP")
+
 class _FatalConnectError(TransportError):
     """The broker answered CONNECT with ERROR (credentials, virtual host): retrying does not help."""
 
@@ -620,7 +627,8 @@ class StompTransport(Transport):
 
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,
-                      headers: dict[str, Any] | None = None) -> None:
+                      headers: dict[str, Any] | None = None, user_id: str | None = None) -> None:
+        _no_user_ids(user_id)
         self._check_size(body)
         await self._wait_ready()
         name = self.exchange if exchange is None else exchange
@@ -644,11 +652,13 @@ class StompTransport(Transport):
             raise TransportError("connection lost")
         await self._send_frame("SEND", frame, body, what=what)
 
-    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None) -> bool:
+    async def publish_routed(self, routing_key: str, body: bytes, *, exchange: str | None = None,
+                             user_id: str | None = None) -> bool:
         """On the default exchange of RabbitMQ: whether the queue exists (a SUBSCRIBE on a throw-away
         connection: an ERROR there disturbs nothing), then publish. STOMP cannot tell whether a key is
         bound on the topic exchange, and ActiveMQ makes a queue on the first SEND: both publish and
         answer True (the message waits in the queue)."""
+        _no_user_ids(user_id)
         self._check_size(body)
         await self._wait_ready()
         name = self.exchange if exchange is None else exchange
@@ -839,7 +849,8 @@ class StompTransport(Transport):
                 if not fut.done():
                     fut.set_exception(error)
 
-    async def reply(self, request: Message, body: bytes) -> None:
+    async def reply(self, request: Message, body: bytes, *, as_user: str | None = None) -> None:
+        _no_user_ids(as_user)
         if not request.reply_to:
             return
         self._check_size(body)
@@ -849,7 +860,9 @@ class StompTransport(Transport):
                             what=f"cannot reply to {request.reply_to!r}")
 
     async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
-                  exchange: str | None = None, correlation_id: str | None = None) -> bytes:
+                  exchange: str | None = None, correlation_id: str | None = None,
+                  expect_user: str | None = None) -> bytes:
+        _no_user_ids(expect_user)
         self._check_size(body)
         loop = asyncio.get_running_loop()
         started = time.monotonic()

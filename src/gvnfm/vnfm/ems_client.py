@@ -16,7 +16,7 @@ from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
 from gvnfm.ops import metrics
-from gvnfm.transport import RpcTimeout, Transport, TransportError
+from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,11 @@ class EmsClient:
         self.user_of: Callable[[str], Awaitable[str | None]] | None = None
 
     def host_registered(self, hostname: str) -> None:
-        """The EMS of ``hostname`` registered (again): it (re)connected. A command re-sent after a lost
-        connection may have been published before the EMS had declared its (non-durable) queue again,
-        and so dropped by the broker: such commands are sent once more. Commands that never met a lost
-        connection are not re-sent."""
+        """The EMS of ``hostname`` registered (again): it (re)connected or restarted. Its queue may have
+        gone with it (auto-delete), and with it the commands in flight to it, or a command re-sent after
+        a lost connection was published before the EMS had declared its queue again: every command in
+        flight to it is sent once more, with the same correlation id (the EMS answers it from its
+        result cache or from the script still running, never running it twice)."""
         for event in self._recovering.get(hostname, ()):
             event.set()
 
@@ -56,11 +57,12 @@ class EmsClient:
                    timeout: float | None = None) -> EmsReply:
         """Send one command and wait for its reply. A lost connection is retried with the same
         correlation id until the deadline (and sent again when the EMS registers again); no reply by
-        then is a failed reply (status -1)."""
+        then is a failed reply (status -1), and so at once is a refusal for good (:class:`BrokerRefused`)."""
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         body = json.dumps(command).encode()
-        back: asyncio.Event | None = None
+        back = asyncio.Event()
+        self._recovering.setdefault(hostname, set()).add(back)
         expect = await self._expected_user(hostname)
         extra: dict[str, Any] = {"expect_user": expect} if expect is not None else {}
         try:
@@ -71,7 +73,7 @@ class EmsClient:
                 try:
                     rpc = self.transport.rpc(ems_queue(hostname), body, timeout=remaining,
                                              correlation_id=correlation_id, **extra)
-                    raw = await rpc if back is None else await _unless(rpc, back)
+                    raw = await _unless(rpc, back)
                     if raw is not None:
                         return EmsReply.parse(raw)
                     log.info("event=ems_resend hostname=%s correlation_id=%s reason=ems_registered_again",
@@ -79,24 +81,24 @@ class EmsClient:
                 except RpcTimeout:
                     metrics.EMS_COMMAND_TIMEOUTS.inc()
                     break
+                except BrokerRefused as exc:   # the same command gets the same refusal: no retry
+                    log.error("event=ems_command_refused hostname=%s correlation_id=%s error=%r",
+                              hostname, correlation_id, str(exc))
+                    return EmsReply(output="", status=-1, err=f"the broker refused {command.get('action')} "
+                                                               f"to EMS {hostname}: {exc}")
                 except TransportError as exc:
                     log.warning("event=ems_rpc_retry hostname=%s correlation_id=%s error=%r",
                                 hostname, correlation_id, str(exc))
-                    if back is None:
-                        back = asyncio.Event()
-                        self._recovering.setdefault(hostname, set()).add(back)
                 # a pause before sending again (registrations arriving meanwhile, e.g. the broadcast
                 # copy of the one that woke us, do not cause one more)
                 await asyncio.sleep(min(self.retry_pause, max(0.0, deadline - time.monotonic())))
-                if back is not None:
-                    back.clear()
+                back.clear()
         finally:
-            if back is not None:
-                waiting = self._recovering.get(hostname)
-                if waiting is not None:
-                    waiting.discard(back)
-                    if not waiting:
-                        del self._recovering[hostname]
+            waiting = self._recovering.get(hostname)
+            if waiting is not None:
+                waiting.discard(back)
+                if not waiting:
+                    del self._recovering[hostname]
         return EmsReply(output="", status=-1,
                         err=f"EMS {hostname} did not answer {command.get('action')} within {limit:g} s")
 

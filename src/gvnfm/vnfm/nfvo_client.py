@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
-from gvnfm.transport import RpcTimeout, Transport, TransportError
+from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
+
+if TYPE_CHECKING:
+    from gvnfm.vnfm.nfvo_answers import NfvoAnswers
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,21 @@ class NfvoError(Exception):
 
 
 class NfvoClient:
-    def __init__(self, transport: Transport, *, timeout: float) -> None:
+    def __init__(self, transport: Transport, *, timeout: float, answers: NfvoAnswers | None = None) -> None:
         self.transport = transport
         self.timeout = timeout
+        #: the endpoint's shared answer queue: with a correlation id, the answer survives this worker
+        self.answers = answers
 
     async def request(self, message: NfvMessage, *, correlation_id: str | None = None) -> NfvMessage:
         try:
-            raw = await self.transport.rpc(NFVO_SYNC_QUEUE, message.to_json().encode(), timeout=self.timeout,
-                                           correlation_id=correlation_id)
+            body = message.to_json().encode()
+            if self.answers is not None and correlation_id:
+                raw = await self.answers.ask(self.transport, NFVO_SYNC_QUEUE, body, action=message.action,
+                                             correlation_id=correlation_id, timeout=self.timeout)
+            else:
+                raw = await self.transport.rpc(NFVO_SYNC_QUEUE, body, timeout=self.timeout,
+                                               correlation_id=correlation_id)
         except RpcTimeout as exc:
             raise NfvoError(f"the NFVO did not answer {message.action} within {self.timeout:g} s") from exc
         except TransportError as exc:
@@ -51,7 +61,8 @@ def endpoint_description(endpoint: str, type_: str, description: str) -> dict[st
 
 async def register(transport: Transport, *, endpoint: str, type_: str, description: str, tries: int,
                    pause: float, timeout: float = 10.0) -> dict[str, Any] | None:
-    """Register with the NFVO; returns its ``{"rabbitUsername", "rabbitPassword"}`` answer."""
+    """Register with the NFVO; returns its ``{"rabbitUsername", "rabbitPassword"}`` answer. A lost or
+    unusable answer is asked again (``tries`` times, ``pause`` apart); a refusal for good fails at once."""
     body = json.dumps({"action": "register", "type": type_,
                        "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
     last: Exception | str | None = None
@@ -59,6 +70,8 @@ async def register(transport: Transport, *, endpoint: str, type_: str, descripti
         try:
             raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
             answer = json.loads(raw) if raw and raw.strip() else None
+        except BrokerRefused as exc:    # refused for good (permissions, a name too long): no retry
+            raise NfvoError(f"the broker refused the registration with the NFVO: {exc}") from exc
         except (TransportError, json.JSONDecodeError) as exc:
             last = exc
         else:

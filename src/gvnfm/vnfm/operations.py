@@ -142,7 +142,12 @@ class Operations:
         handler = getattr(self, f"_on_{msg.action.lower()}", None)
         if handler is None:
             raise OperationError(f"action {msg.action} is not handled by a VNFM", vnfr_of(msg))
-        return await handler(msg, state)
+        try:
+            return await handler(msg, state)
+        except plans.PlanError as exc:   # a record the plan cannot use: say what is wrong with it
+            vnfr = vnfr_of(msg)
+            raise OperationError(f"{msg.action} refused: the VNFR {getattr(vnfr, 'name', None)!r} is not usable: "
+                                 f"{exc}", vnfr) from exc
 
     # -- plan execution --------------------------------------------------------------------------
     async def _run(self, vnfr: VirtualNetworkFunctionRecord, plan: plans.Plan, state: OperationState, *,

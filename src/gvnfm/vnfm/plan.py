@@ -67,9 +67,11 @@ def is_script_run(step_id: str, script_index: int) -> bool:
     return script_index >= 0 and not step_id.endswith("/dependency")
 
 
-def _require_hostname(inst: VNFCInstance) -> str:
-    if not inst.hostname:
-        raise PlanError(f"VNFC instance {inst.id or '?'} has no hostname")
+def _require_hostname(inst: VNFCInstance, where: str = "") -> str:
+    if not inst.hostname or not inst.hostname.strip():
+        got = "null" if inst.hostname is None else repr(inst.hostname)
+        raise PlanError(f"VNFC instance {inst.id or '?'}{where} has no usable hostname (hostname is {got}): the "
+                        "EMS of a VNFC is addressed by its hostname")
     return inst.hostname
 
 
@@ -79,7 +81,12 @@ def targets_of(vnfr: VirtualNetworkFunctionRecord, only: VNFCInstance | None = N
     instances = vnfr.vnfc_instances()
     if only is None:
         if not instances:
-            raise PlanError(f"VNFR {vnfr.name!r} has no VNFC instances (no VDU or nothing allocated)")
+            vdus = [f"{vdu.name or vdu.id or '?'!r}" for vdu in vnfr.vdu or []]
+            where = (f"none of its VDUs ({', '.join(vdus)}) has a VNFC instance" if vdus else "it has no VDU")
+            raise PlanError(f"VNFR {vnfr.name!r} has no VNFC instances: {where} (nothing was allocated for it)")
+        for vdu in vnfr.vdu or []:
+            for inst in vdu.vnfc_instance or []:
+                _require_hostname(inst, f" of VDU {vdu.name or vdu.id or '?'!r} in VNFR {vnfr.name!r}")
         return instances
     for inst in instances:
         if (only.id and inst.id == only.id) or (only.hostname and inst.hostname == only.hostname):

@@ -32,6 +32,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,11 +52,12 @@ from gvnfm.logs import bind_operation
 from gvnfm.ops import metrics
 from gvnfm.redact import body_summary
 from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
-from gvnfm.transport import Delivery, Message, Subscription, Transport, TransportError
+from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
 from gvnfm.vnfm.broker_users import BrokerUsers, open_host_users
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
+from gvnfm.vnfm.nfvo_answers import NfvoAnswers
 from gvnfm.vnfm.nfvo_client import NfvoClient
 from gvnfm.vnfm.operations import (
     OperationError,
@@ -82,6 +84,12 @@ Reconnect = Callable[[str, str], Awaitable[Transport | None]]
 #: Actions without an answer message: answered with the body ``null`` (the NFVO waits for an answer
 #: to every command, with no timeout).
 NO_REPLY = {"ERROR", "SCALE_IN"}
+#: Fields of a VNFR kept in the ERROR that replaces an answer the broker refused (the NFVO finds the
+#: record by them; the rest, what made the answer too large, is dropped).
+VNFR_IDENTITY = ("id", "hbVersion", "name", "type", "endpoint", "status", "parent_ns_id", "packageId",
+                 "version", "vendor", "descriptor_reference", "deployment_flavour_key")
+#: Messages whose failure count is remembered (oldest forgotten first).
+FAILURE_MEMORY = 4096
 #: How a ``null`` answer is stored as an operation's reply (``None`` there means "none yet").
 NULL_REPLY: dict[str, Any] = {}
 #: RabbitMQ direct reply-to: the name stands for the requester's channel, not for one request. A
@@ -119,7 +127,9 @@ class VnfmService:
         self.ems_client = EmsClient(self.ems_transport, timeout=settings.ems_command_timeout)
         self.executor = PlanExecutor(self.ems_client, concurrency=settings.concurrency,
                                      script_timeout=settings.script_timeout)
-        self.operations = Operations(settings, nfvo=NfvoClient(transport, timeout=settings.nfvo_timeout),
+        self.nfvo_answers = NfvoAnswers(store, settings.endpoint, auto_delete=settings.endpoint_queue_auto_delete)
+        nfvo = NfvoClient(transport, timeout=settings.nfvo_timeout, answers=self.nfvo_answers)
+        self.operations = Operations(settings, nfvo=nfvo,
                                      executor=self.executor, registrations=self.registrations,
                                      store=store, limiter=self.limiter, progress=progress, worker=self.worker)
         self.credentials: dict[str, Any] | None = None
@@ -135,6 +145,8 @@ class VnfmService:
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._stopping = asyncio.Event()
         self.host_users: BrokerUsers | None = None
+        #: operation key of an NFVO message -> failed handlings of it in this process (poison guard)
+        self._failures: OrderedDict[str, int] = OrderedDict()
 
     # -- queues ----------------------------------------------------------------------------------
     @property
@@ -168,6 +180,8 @@ class VnfmService:
         await self.ems_transport.declare_queue(own, exclusive=True, auto_delete=True, bind=False)
         await self.ems_transport.bind(own, self.registered_topic)
         self._subs.append(await self.ems_transport.consume(own, self._on_registered_broadcast, prefetch=64))
+        # the NFVO's answers to GRANT / ALLOCATE / SCALING: one durable queue for the endpoint's workers
+        self._subs.append(await self.nfvo_answers.start(self.transport))
         # NFVO commands
         await declare_own_queue(self.transport, s.endpoint, durable=s.endpoint_queue_durable,
                                 auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.broker))
@@ -327,21 +341,26 @@ class VnfmService:
                 await self.store.record_registrations(hostnames, self.settings.endpoint)
             except Exception:
                 log.exception("event=registration_store_failed count=%d", len(batch))
+                await asyncio.sleep(self.settings.redelivery_pause)   # given back at once, they would spin
                 for _, delivery in batch:
                     await delivery.reject(requeue=True)
                 continue
             with contextlib.suppress(TransportError):
-                await self.ems_transport.publish(self.registered_topic, json.dumps({"hostnames": hostnames}).encode())
+                await self.ems_transport.publish(self.registered_topic, json.dumps(
+                    {"hostnames": hostnames, "worker": self.worker}).encode())
             for _, delivery in batch:
                 await delivery.ack()
 
     async def _on_registered_broadcast(self, delivery: Delivery) -> None:
         with contextlib.suppress(ValueError, UnicodeDecodeError, AttributeError, TypeError):
             data = json.loads(delivery.message.body)
+            # this worker's own copy: its commands in flight were re-sent when the registration came
+            own = data.get("worker") == self.worker
             for hostname in data.get("hostnames") or [data.get("hostname")]:
                 if isinstance(hostname, str):
                     self.registrations.register(hostname)
-                    self.ems_client.host_registered(hostname)
+                    if not own:
+                        self.ems_client.host_registered(hostname)
         await delivery.ack()
 
     # -- NFVO messages ---------------------------------------------------------------------------
@@ -353,21 +372,79 @@ class VnfmService:
             await self._process(delivery)
         except asyncio.CancelledError:
             raise                       # shutdown: unacknowledged, the broker hands it to another worker
-        except Exception:
+        except Exception as exc:
             # the store or the broker failed under us: the outcome is not committed, so the message
-            # must not be dropped; give it back after a pause (another worker, or this one, retries)
-            log.exception("event=operation_interrupted correlation_id=%s", delivery.message.correlation_id)
-            await asyncio.sleep(1.0)
+            # must not be dropped; give it back after a pause (another worker, or this one, retries).
+            # A message that keeps failing is answered with an ERROR and acknowledged: no poison loop.
+            m = delivery.message
+            key = operation_key(m.correlation_id, m.body)
+            failures = self._failures.pop(key, 0) + 1
+            log.exception("event=operation_interrupted correlation_id=%s failures=%d", m.correlation_id, failures)
+            if failures >= self.settings.max_delivery_failures and await self._give_up(delivery, exc, failures):
+                return
+            self._failures[key] = failures
+            while len(self._failures) > FAILURE_MEMORY:
+                self._failures.popitem(last=False)
+            await asyncio.sleep(min(self.settings.redelivery_pause * failures, 10.0))
             with contextlib.suppress(Exception):
                 await delivery.reject(requeue=True)
         finally:
             if task is not None:
                 self._inflight.discard(task)
 
+    async def _give_up(self, delivery: Delivery, exc: Exception, failures: int) -> bool:
+        """Answer a message that failed ``failures`` times with an ERROR saying why, and acknowledge it.
+        False when even that cannot be sent (the broker is gone: the message stays unacknowledged)."""
+        m = delivery.message
+        try:
+            msg: NfvMessage | None = parse_nfvo_message(m.body)
+        except MessageError:
+            msg = None
+        action = msg.action if msg is not None else "the message"
+        reply = failure_reply(OperationError(f"gvnfm could not handle {action} ({failures} attempts failed); last "
+                                             f"error: {exc}"), msg)
+        # null for what has no answer message, and for an ERROR without a VNFR (the NFVO's ErrorTask needs one)
+        answer = None if msg is None or msg.action in NO_REPLY or vnfr_of(reply) is None else reply
+        try:
+            await self._reply(delivery, answer, msg.action if msg is not None else "ERROR")
+        except TransportError as err:
+            log.error("event=give_up_reply_failed correlation_id=%s error=%r", m.correlation_id, str(err))
+            return False
+        with contextlib.suppress(Exception):   # best effort: a later copy then finds the operation finished
+            await self.store.finish_operation(await self._operation_id(delivery), state=FAILED,
+                                              reply=answer.to_wire() if answer is not None else NULL_REPLY,
+                                              error=str(exc), worker=self.worker)
+        await delivery.ack()
+        log.error("event=message_given_up correlation_id=%s action=%s failures=%d error=%r", m.correlation_id,
+                  action, failures, str(exc))
+        return True
+
     async def _reply(self, delivery: Delivery, reply: NfvMessage | None, action: str) -> None:
         """Answer the NFVO: to ``reply_to`` (the NFVO always sets it; ``None`` is the body ``null``), or
-        without one, a message to the NFVO's queues (a ``null`` answer has nowhere to go then)."""
+        without one, a message to the NFVO's queues (a ``null`` answer has nowhere to go then). An answer
+        the broker refuses for good (over its size limit) is replaced by an ERROR that fits, carrying the
+        VNFR's identity (``null`` without a VNFR): the NFVO is never left without an answer."""
         body = NULL_BODY if reply is None else reply.to_json().encode()
+        try:
+            await self._send_reply(delivery, body, reply, action)
+        except BrokerRefused as exc:
+            log.error("event=reply_refused correlation_id=%s action=%s bytes=%d error=%r",
+                      delivery.message.correlation_id, getattr(reply, "action", None), len(body), str(exc))
+            text = (f"gvnfm's answer to {action} ({getattr(reply, 'action', None)}, {len(body)} bytes) was refused "
+                    f"by the broker: {exc}")
+            vnfr = vnfr_of(reply) if reply is not None else None
+            if vnfr is None:
+                await self._send_reply(delivery, NULL_BODY, None, action)
+                return
+            identity = VirtualNetworkFunctionRecord.model_validate({k: v for k, v in vnfr.to_wire().items()
+                                                                    if k in VNFR_IDENTITY})
+            fallback = error_message(identity, text)
+            try:
+                await self._send_reply(delivery, fallback.to_json().encode(), fallback, action)
+            except BrokerRefused:
+                await self._send_reply(delivery, NULL_BODY, None, action)
+
+    async def _send_reply(self, delivery: Delivery, body: bytes, reply: NfvMessage | None, action: str) -> None:
         if delivery.message.reply_to:
             await self.transport.reply(delivery.message, body)
         elif reply is not None:

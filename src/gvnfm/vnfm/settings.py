@@ -75,6 +75,8 @@ class VnfmSettings(BaseSettings):
     operation_timeout: float = 7200.0         # one whole operation
     nfvo_timeout: float = 1000.0              # GRANT / ALLOCATE / SCALING answers (vnfm.rabbitmq.sar.timeout)
     lease_seconds: float = 15.0               # how long a worker's claim on an operation lasts unrenewed
+    max_delivery_failures: int = 5            # failed handlings of one NFVO message before it is answered ERROR
+    redelivery_pause: float = 1.0             # before giving a failed message back: this × its failures (≤ 10 s)
     # parallelism
     concurrency: int = 32                     # VNFCs of one step in parallel, per operation
     max_inflight_commands: int = 512          # EMS commands in flight, VNFM-wide

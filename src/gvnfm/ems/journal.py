@@ -1,0 +1,196 @@
+"""Scripts in progress, recorded so that an agent killed while they run answers them after its restart
+instead of running them again.
+
+An EXECUTE with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.command_key`) runs
+its script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
+
+- ``command.json``: the key, the script's process id (its process group), when it started, its time
+  limit; written (atomically) before the fork without the process id, and again right after it with
+  it, before the agent awaits anything;
+- ``out`` and ``err``: the script's stdout and stderr, files rather than pipes, so the script neither
+  dies of SIGPIPE with the agent nor loses output, and a restarted agent reads them;
+- ``status``: the exit status, written by a small bash wrapper around the script when it ends, through
+  a descriptor the agent opened (so a ``run_as`` user needs no access to the state folder; the script
+  itself runs with that descriptor closed). A restarted agent is not the script's parent and cannot
+  wait for it: this file is how it learns the status.
+
+Invariants: a spool exists from before the script can do anything until its result is stored in the
+result cache (``results.jsonl``); after a restart, a spool whose key has a stored result is removed,
+and any other is *adopted*: its process is watched (time limit counted from its start) and its result,
+once there, answers the command and every resend of it. A command is never started twice for one key.
+An agent killed during the fork leaves a record without process id: the wrapper's first line (its pid,
+written as soon as it runs) says whether the script started. Only a restart that comes before a forked
+child has run its first command (a restart takes far longer) could start the script again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+from gvnfm.catalogue.ems import EmsReply
+
+log = logging.getLogger(__name__)
+
+RUNNING_DIR = "running"
+#: bash wrapper: ``$1`` = the descriptor of the status file; write the wrapper's pid there, run the script
+#: (the argv that follows) with that descriptor closed, then write its exit status (short appends: each
+#: line whole or absent)
+WRAPPER = 'f=$1; shift; echo "$$" >&"$f"; "$@" {f}>&-; s=$?; echo "$s" >&"$f"; exit "$s"'
+
+
+@dataclass
+class Spool:
+    folder: Path
+    key: str
+
+    @property
+    def out(self) -> Path:
+        return self.folder / "out"
+
+    @property
+    def err(self) -> Path:
+        return self.folder / "err"
+
+    @property
+    def status(self) -> Path:
+        return self.folder / "status"
+
+    @property
+    def record(self) -> Path:
+        return self.folder / "command.json"
+
+    def write_record(self, pid: int | None, timeout: float | None) -> None:
+        """Atomically (re)write ``command.json``: before the fork without ``pid``, after it with it."""
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": self.key, "pid": pid, "started": time.time(), "timeout": timeout}))
+        os.replace(tmp, self.record)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+#: The spool of the command being executed in this task (set by the agent around a keyed command).
+CURRENT: ContextVar[Spool | None] = ContextVar("gvnfm_ems_spool", default=None)
+
+
+def tail(path: Path, limit: int) -> tuple[str, int]:
+    """The last ``limit`` bytes of ``path`` as text (a cut marked as the runner marks it), and its size."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max(1, limit)))
+            data = fh.read()
+    except OSError:
+        return "", 0
+    body = data.decode("utf-8", "replace")
+    cut = size - len(data)
+    return (f"[... {cut} bytes cut ...]\n{body}" if cut else body), size
+
+
+class Journal:
+    """The spools of one agent (``<state_dir>/running``)."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], *, max_output: int, kill_grace: float = 2.0,
+                 poll: float = 0.1) -> None:
+        self.root = Path(state_dir) / RUNNING_DIR
+        self.max_output = max_output
+        self.kill_grace = kill_grace
+        self.poll = poll
+
+    def spool(self, key: str) -> Spool:
+        return Spool(self.root / hashlib.sha256(key.encode()).hexdigest()[:32], key)
+
+    def pending(self) -> list[tuple[Spool, dict[str, object]]]:
+        """The spools left by a previous run of the agent (those without a record are removed: their
+        script was never started)."""
+        found: list[tuple[Spool, dict[str, object]]] = []
+        if not self.root.is_dir():
+            return found
+        for folder in sorted(self.root.iterdir()):
+            try:
+                record = json.loads((folder / "command.json").read_text())
+                spool = Spool(folder, str(record["key"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            if not isinstance(record.get("pid"), int):
+                # killed during the fork: the wrapper's first line tells whether the script started
+                record["pid"] = read_pid(spool)
+                if record["pid"] is None:
+                    spool.remove()
+                    continue
+            found.append((spool, record))
+        return found
+
+    async def adopt(self, spool: Spool, record: dict[str, object]) -> EmsReply:
+        """The result of a script started before the agent restarted: wait for its status file (or for
+        its process to be gone), kill its group at its time limit, then read its output files."""
+        pid = int(record["pid"])  # type: ignore[call-overload]
+        timeout = record.get("timeout")
+        limit = float(timeout) + float(record["started"]) if isinstance(timeout, (int, float)) else None  # type: ignore[arg-type]
+        log.info("event=ems_script_adopted pid=%d key=%s", pid, spool.key)
+        timed_out = False
+        while read_status(spool) is None and _alive(pid):
+            if limit is not None and time.time() > limit and not timed_out:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGTERM)
+                await asyncio.sleep(self.kill_grace)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            await asyncio.sleep(self.poll)
+        status = read_status(spool)
+        out, _ = tail(spool.out, self.max_output)
+        err, _ = tail(spool.err, self.max_output)
+        if timed_out:
+            note = f"[gvnfm-ems] script timed out after {timeout:g} s; its process group was killed"  # type: ignore[str-format]
+            return EmsReply(output=out, err=f"{err}\n{note}" if err else note, status=124)
+        if status is None:
+            note = "[gvnfm-ems] the script's process ended without an exit status while the agent was down"
+            return EmsReply(output=out, err=f"{err}\n{note}" if err else note, status=-9)
+        return EmsReply(output=out, err=err, status=status)
+
+
+def _status_lines(spool: Spool) -> list[str]:
+    """The complete lines of the status file: the wrapper's pid, then the exit status."""
+    try:
+        text = spool.status.read_text()
+    except OSError:
+        return []
+    return text.split("\n")[:-1]
+
+
+def read_pid(spool: Spool) -> int | None:
+    lines = _status_lines(spool)
+    try:
+        return int(lines[0]) if lines else None
+    except ValueError:
+        return None
+
+
+def read_status(spool: Spool) -> int | None:
+    lines = _status_lines(spool)
+    try:
+        return int(lines[1]) if len(lines) >= 2 else None
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie of ours is reaped by nobody after a restart)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
