@@ -1,4 +1,9 @@
-"""``gvnfm ems``: run the EMS agent (one host, or ``--hosts N`` in one process)."""
+"""``gvnfm ems``: run the EMS agent (one host, or ``--hosts N`` in one process).
+
+The agent runs on every VM: this module imports only what an idle agent uses (typer without rich,
+the agent, its dataclass config). ``--http`` loads the ops server (FastAPI, prometheus_client) and
+``--check-config`` the settings renderer, each only when given (docs/performance.md, *A light EMS*).
+``gvnfm ems`` reaches this module without building the whole ``gvnfm`` app (:mod:`gvnfm.cli.entry`)."""
 
 from __future__ import annotations
 
@@ -11,12 +16,10 @@ from pathlib import Path
 
 import typer
 
-from gvnfm.configfile import render_settings
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import ConfigError, EmsConfig, load_config
 from gvnfm.logs import formatter, quote, setup_logging
 from gvnfm.ops.health import Health
-from gvnfm.ops.http import OpsServer
 from gvnfm.ops.signals import run_until_signalled
 
 log = logging.getLogger("gvnfm.ems")
@@ -51,7 +54,11 @@ async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | N
         target = EmsAgent(config)
     log.info("event=ems_config %s", " ".join(f"{k}={quote(repr(v))}" for k, v in sorted(config.redacted().items())))
     health = Health()
-    server = OpsServer(http, health) if http else None
+    server = None
+    if http:
+        from gvnfm.ops.http import OpsServer  # FastAPI and prometheus_client: only with --http
+
+        server = OpsServer(http, health)
     agents = target.agents if isinstance(target, EmsFleet) else [target]
 
     def broker() -> str | None:
@@ -130,6 +137,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"gvnfm ems: {exc}", err=True)
             raise typer.Exit(2) from None
         if check_config:
+            from gvnfm.configfile import render_settings
+
             typer.echo(render_settings(cfg.model_dump()))
             raise typer.Exit(0)
         add_file_log(cfg.log_dir, log_format)

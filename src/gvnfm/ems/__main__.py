@@ -1,4 +1,5 @@
-"""``python -m gvnfm.ems [options]``: the same as ``gvnfm ems [options]``."""
+"""``python -m gvnfm.ems [options]`` (also the ``gvnfm-ems`` script): the same as ``gvnfm ems [options]``,
+without building the whole ``gvnfm`` app."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import typer
 from gvnfm.cli.ems_cmd import register
 
 
-def main() -> None:
-    app = typer.Typer(add_completion=False)
+def main(argv: list[str] | None = None, prog_name: str = "gvnfm-ems") -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     register(app)
-    app()
+    app(args=argv, prog_name=prog_name)
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="python -m gvnfm.ems")
