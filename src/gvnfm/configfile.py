@@ -20,7 +20,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-
 SECRET_WORDS = ("password", "secret", "token", "passwd")
 MAX_PLACEHOLDER_DEPTH = 32
 

@@ -41,7 +41,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-
 from gvnfm.catalogue.ems import EmsReply
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
