@@ -42,8 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fanout-scripts", type=int, default=3, help="scripts per VNFC in fan-out (default: 3)")
     p.add_argument("--concurrency", type=int, default=32, help="the VNFM's per-operation bound (default: 32)")
     p.add_argument("--no-sequential", action="store_true", help="skip fan-out with concurrency 1")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="measurements per figure, median taken; capped so N × repeat ≤ 1000 (default: 3)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="alternating gvnfm/floor pairs per figure: median ratio and its min–max; capped so "
+                        "N × repeat ≤ 5000 (default: 5)")
     p.add_argument("--cases", type=_cases, default=CASES,
                    help=f"subset of {','.join(CASES + EXTRA_CASES)} (default: {','.join(CASES)})")
     p.add_argument("--script-sleep", type=float, default=0.05,

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-CASES = ("per-script", "fan-out", "storm", "memory")
+CASES = ("ems-footprint", "per-script", "fan-out", "storm", "memory")
 #: Not run by default: fan-out with scripts that sleep (latency-bound work, to show how wall time
 #: follows ⌈N / concurrency⌉ when the machine is not the limit).
 EXTRA_CASES = ("latency",)
@@ -21,7 +21,7 @@ class BenchConfig:
     fanout_scripts: int = 3            # case 2: empty scripts per VNFC
     concurrency: int = 32              # the VNFM's per-operation bound (its default)
     sequential: bool = True            # also run fan-out with concurrency 1 (the reference's order)
-    repeat: int = 3                    # measurements per figure (median), capped so N × repeat ≤ 1000
+    repeat: int = 5                    # alternating pairs per figure (median, min–max), capped so N × repeat ≤ 5000
     cases: tuple[str, ...] = CASES
     workdir: Path | None = None        # None: a temporary folder, removed afterwards
     profile: Path | None = None        # write a cProfile of the hottest case (VNFM and fleet) here
@@ -30,7 +30,7 @@ class BenchConfig:
     script_sleep: float = 0.05         # "latency" case: seconds every script sleeps
 
     def repeats_for(self, n: int) -> int:
-        return max(1, min(self.repeat, 1000 // max(1, n)))
+        return max(1, min(self.repeat, 5000 // max(1, n)))
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench import cases, machine
 from bench.config import BenchConfig
+from bench.footprint import ems_footprint
 from bench.profiling import profile_fanout
 from bench.report import Report
 
@@ -27,6 +28,8 @@ async def run_bench(cfg: BenchConfig) -> Report:
     report.settings["workdir"] = str(workdir)
     sizes = sorted(set(cfg.sizes))
     try:
+        if "ems-footprint" in cfg.cases:
+            await _guard(report, "ems-footprint", ems_footprint(cfg, workdir, report))
         if "per-script" in cfg.cases:
             await _guard(report, "per-script", cases.per_script(cfg, workdir, report))
         if any(c in cfg.cases for c in ("fan-out", "storm", "memory", "latency")):

@@ -3,15 +3,13 @@ without building the whole ``gvnfm`` app."""
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from gvnfm.cli.ems_cmd import register
+from gvnfm.cli.ems_cmd import main as ems_main
 
 
 def main(argv: list[str] | None = None, prog_name: str = "gvnfm-ems") -> None:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    register(app)
-    app(args=argv, prog_name=prog_name)
+    sys.exit(ems_main(argv, prog=prog_name))
 
 
 if __name__ == "__main__":
