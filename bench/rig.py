@@ -56,6 +56,7 @@ class Rig:
         self.vnfm: VnfmProcess | None = None
         self.nfvo: BenchNfvo | None = None
         self.fleets: list[FleetProcess] = []
+        self.agent_hostnames: list[str] = []   # every agent ever started: their queues go at ``close``
         self._fleets_started = 0
         self._ops = 0
 
@@ -88,6 +89,7 @@ class Rig:
                              prefix=f"{self.host_prefix}f{index}", count=count, workdir=self.dir, hold=hold,
                              profile=profile, log_level=self.log_level, tag=f"{tag}-{index}")
         self.fleets.append(fleet)
+        self.agent_hostnames.extend(fleet.hostnames)
         await fleet.start()
         if not hold and wait_registered:
             await self.wait_registered(fleet.hostnames, timeout=60 + count / 10)
@@ -168,22 +170,33 @@ class Rig:
 
     # -- teardown ---------------------------------------------------------------------------------
     async def close(self) -> None:
-        for fleet in list(self.fleets):
-            await self.stop_fleet(fleet)
-        await self.stop_vnfm()
-        if self.nfvo is not None:
-            await self.nfvo.__aexit__(None, None, None)
-            self.nfvo = None
-        await self._delete_broker_objects()
+        """Stop every process and delete what the rig put on the broker, whatever failed before: a
+        fleet that could not consume leaves its agents' ``vnfm.<hostname>.actions`` queues (auto-delete
+        queues that never had a consumer stay), so they are deleted by name."""
+        try:
+            for fleet in list(self.fleets):
+                with contextlib.suppress(Exception):
+                    await self.stop_fleet(fleet)
+            with contextlib.suppress(Exception):
+                await self.stop_vnfm()
+            if self.nfvo is not None:
+                with contextlib.suppress(Exception):
+                    await self.nfvo.__aexit__(None, None, None)
+                self.nfvo = None
+        finally:
+            await self._delete_broker_objects()
 
     async def _delete_broker_objects(self) -> None:
+        queues = [self.endpoint, f"ems.{self.endpoint}.register",
+                  *(f"vnfm.{h}.actions" for h in self.agent_hostnames)]
         conn = await connect(self.url)
         try:
-            for queue in (self.endpoint, f"ems.{self.endpoint}.register"):
-                channel = await conn.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(queue)
             channel = await conn.channel()
+            for queue in queues:
+                try:
+                    await channel.queue_delete(queue)   # RabbitMQ: deleting a missing queue is not an error
+                except Exception:
+                    channel = await conn.channel()   # a channel error closed it: go on with a new one
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(self.exchange)
         finally:
