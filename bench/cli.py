@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.config import CASES, DEFAULT_BROKER, EXTRA_CASES, BenchConfig
+from bench.config import CASES, DEFAULT_BROKER, DEFAULT_PG, EXTRA_CASES, BenchConfig
 from bench.runner import run_bench
 
 
@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
         "Benchmark gvnfm's VNFM and EMS on RabbitMQ; every figure is a ratio against a floor measured "
         "in the same run on the same broker (see docs/performance.md)."))
     p.add_argument("--broker", default=DEFAULT_BROKER, help="AMQP URL (default: %(default)s)")
+    p.add_argument("--pg", default=DEFAULT_PG,
+                   help="many-ns: PostgreSQL server for the two-worker set-up, '' to skip it (default: %(default)s)")
     p.add_argument("--sizes", type=_sizes, default=[10, 100, 1000],
                    help="VNFC counts for fan-out, storm and memory (default: 10,100,1000)")
     p.add_argument("--scripts", type=int, default=200, help="scripts of the per-script case (default: 200)")
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                       fanout_scripts=max(1, args.fanout_scripts), concurrency=max(1, args.concurrency),
                       sequential=not args.no_sequential, repeat=max(1, args.repeat), cases=args.cases,
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
-                      op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep))
+                      op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
+                      pg_url=args.pg or None)
     report = asyncio.run(run_bench(cfg))
     console = Console()
     if not console.is_terminal:

@@ -9,8 +9,9 @@ from typing import Any
 CASES = ("ems-footprint", "per-script", "fan-out", "storm", "memory")
 #: Not run by default: fan-out with scripts that sleep (latency-bound work, to show how wall time
 #: follows ⌈N / concurrency⌉ when the machine is not the limit).
-EXTRA_CASES = ("latency",)
+EXTRA_CASES = ("latency", "many-ns")
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -28,6 +29,7 @@ class BenchConfig:
     vnfm_log_level: str = "INFO"
     op_timeout: float = 900.0          # one INSTANTIATE, seconds
     script_sleep: float = 0.05         # "latency" case: seconds every script sleeps
+    pg_url: str | None = DEFAULT_PG    # "many-ns": the PostgreSQL server of the two-worker set-up (None: skip it)
 
     def repeats_for(self, n: int) -> int:
         return max(1, min(self.repeat, 5000 // max(1, n)))
@@ -38,6 +40,7 @@ class BenchConfig:
         out["profile"] = str(self.profile) if self.profile else None
         out["cases"] = list(self.cases)
         out["broker"] = _redact(self.broker)
+        out["pg_url"] = _redact(self.pg_url) if self.pg_url else None
         return out
 
 

@@ -129,7 +129,8 @@ CASE_ORDER = ("ems start", "ems RSS", "per-script", "fan-out", "fan-out c=1", "f
 
 
 def _order(row: Row) -> tuple[int, int]:
-    return (CASE_ORDER.index(row.case) if row.case in CASE_ORDER else len(CASE_ORDER), row.n)
+    case = row.case.split(" (")[0]
+    return (CASE_ORDER.index(case) if case in CASE_ORDER else len(CASE_ORDER), row.n)
 
 
 def _target(r: Row) -> str:

@@ -42,7 +42,7 @@ class OpResult:
 
 class Rig:
     def __init__(self, url: str, workdir: Path, name: str, *, ems_start_timeout: float = 300.0,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", db: str | None = None) -> None:
         self.url = url
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -50,10 +50,11 @@ class Rig:
         self.exchange = f"bench-{tag}-exchange"
         self.endpoint = f"bench-{tag}-vnfm"
         self.host_prefix = f"b{tag}"
-        self.vnfm_db = f"sqlite+aiosqlite:///{self.dir / 'vnfm.db'}"   # shared by the VNFMs of the rig
+        self.vnfm_db = db or f"sqlite+aiosqlite:///{self.dir / 'vnfm.db'}"   # shared by the VNFMs of the rig
         self.ems_start_timeout = ems_start_timeout
         self.log_level = log_level
         self.vnfm: VnfmProcess | None = None
+        self.workers: list[VnfmProcess] = []   # more VNFM processes on the same endpoint and store
         self.nfvo: BenchNfvo | None = None
         self.fleets: list[FleetProcess] = []
         self.agent_hostnames: list[str] = []   # every agent ever started: their queues go at ``close``
@@ -72,6 +73,16 @@ class Rig:
             self.nfvo = BenchNfvo(self.url, self.exchange)
             await self.nfvo.__aenter__()
         return self.vnfm
+
+    async def start_worker(self, concurrency: int, *, tag: str) -> VnfmProcess:
+        """One more VNFM process on the rig's endpoint and store (start it after ``start_vnfm``, which
+        migrated the store)."""
+        worker = VnfmProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
+                             db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
+                             log_level=self.log_level, tag=tag)
+        self.workers.append(worker)
+        await worker.start()
+        return worker
 
     async def stop_vnfm(self) -> None:
         if self.vnfm is not None:
@@ -177,6 +188,9 @@ class Rig:
             for fleet in list(self.fleets):
                 with contextlib.suppress(Exception):
                     await self.stop_fleet(fleet)
+            for worker in self.workers:
+                with contextlib.suppress(Exception):
+                    await worker.stop()
             with contextlib.suppress(Exception):
                 await self.stop_vnfm()
             if self.nfvo is not None:

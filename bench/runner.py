@@ -13,6 +13,7 @@ from pathlib import Path
 from bench import cases, machine
 from bench.config import BenchConfig
 from bench.footprint import ems_footprint
+from bench.many import many_ns
 from bench.profiling import profile_fanout
 from bench.report import Report
 
@@ -36,6 +37,8 @@ async def run_bench(cfg: BenchConfig) -> Report:
             for n in sizes:
                 await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report,
                                                             memory="memory" in cfg.cases and n == sizes[-1]))
+        if "many-ns" in cfg.cases:
+            await _guard(report, "many-ns", many_ns(cfg, workdir, report))
         if cfg.profile is not None:
             await _guard(report, "profile", profile_fanout(cfg, sizes[-1], workdir, cfg.profile, report))
     finally:
