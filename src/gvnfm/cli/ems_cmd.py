@@ -104,7 +104,8 @@ def parser(prog: str = "gvnfm ems") -> argparse.ArgumentParser:
     p.add_argument("--username")
     p.add_argument("--password", help="prefer GVNFM_EMS_PASSWORD (not shown by ps)")
     p.add_argument("--hostname")
-    p.add_argument("--type", dest="type_", metavar="TYPE", help="the VNFM endpoint (register queue ems.<type>.register)")
+    p.add_argument("--type", dest="type_", metavar="TYPE",
+                   help="the VNFM endpoint (register queue ems.<type>.register)")
     p.add_argument("--exchange")
     p.add_argument("--scripts-path")
     p.add_argument("--log-dir")
