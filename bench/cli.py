@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from bench.config import CASES, DEFAULT_BROKER, DEFAULT_PG, EXTRA_CASES, BenchConfig
+from bench.report import Report
 from bench.runner import run_bench
 
 
@@ -62,6 +65,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+async def _interruptible(cfg: BenchConfig) -> Report:
+    """``run_bench`` that SIGTERM and SIGINT cancel (also when started in the background, where SIGINT
+    is ignored): the cancellation runs every ``finally``, so the processes stop and the rigs delete
+    their queues and exchanges before the bench exits."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run_bench(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -73,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
                       pg_url=args.pg or None)
-    report = asyncio.run(run_bench(cfg))
+    try:
+        report = asyncio.run(_interruptible(cfg))
+    except asyncio.CancelledError:
+        print("bench interrupted: its processes were stopped and its broker objects deleted", file=sys.stderr)
+        return 130
     console = Console()
     if not console.is_terminal:
         console = Console(width=150)
