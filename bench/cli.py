@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=DEFAULT_BROKER, help="AMQP URL (default: %(default)s)")
     p.add_argument("--pg", default=DEFAULT_PG,
                    help="many-ns: PostgreSQL server for the two-worker set-up, '' to skip it (default: %(default)s)")
+    p.add_argument("--many", default="100x10", metavar="OPSxVNFCS",
+                   help="many-ns: INSTANTIATEs at once × VNFCs each (default: %(default)s)")
     p.add_argument("--sizes", type=_sizes, default=[10, 100, 1000],
                    help="VNFC counts for fan-out, storm and memory (default: 10,100,1000)")
     p.add_argument("--scripts", type=int, default=200, help="scripts of the per-script case (default: 200)")
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                       sequential=not args.no_sequential, repeat=max(1, args.repeat), cases=args.cases,
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
-                      pg_url=args.pg or None)
+                      pg_url=args.pg or None, many_ops=int(args.many.split("x")[0]),
+                      many_vnfcs=int(args.many.split("x")[1]))
     try:
         report = asyncio.run(_interruptible(cfg))
     except asyncio.CancelledError:

@@ -29,6 +29,8 @@ class BenchConfig:
     vnfm_log_level: str = "INFO"
     op_timeout: float = 900.0          # one INSTANTIATE, seconds
     script_sleep: float = 0.05         # "latency" case: seconds every script sleeps
+    many_ops: int = 100                # "many-ns": INSTANTIATEs at once ...
+    many_vnfcs: int = 10               # ... of this many VNFCs each
     pg_url: str | None = DEFAULT_PG    # "many-ns": the PostgreSQL server of the two-worker set-up (None: skip it)
 
     def repeats_for(self, n: int) -> int:

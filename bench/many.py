@@ -1,4 +1,4 @@
-"""Case ``many-ns``: many network services at once. ``ops`` INSTANTIATEs of ``vnfcs`` VNFCs each
+"""Case ``many-ns``: many network services at once. ``--many 100x10``: 100 INSTANTIATEs of 10 VNFCs each
 arrive together (an NFVO deploying many NSRs), through one VNFM worker on SQLite and through two
 workers on PostgreSQL (same endpoint, same store). Figure: VNFC-scripts per second, against a floor
 doing the same round trips (each operation its own stages under its own bound, all at once).
@@ -18,8 +18,6 @@ from bench.floors import FloorServer, fanout_round_trips, run_many_round_trips, 
 from bench.report import Report, Row
 from bench.rig import BenchFailure, Rig
 
-OPS, VNFCS = 100, 10
-
 
 async def many_ns(cfg: BenchConfig, workdir: Path, report: Report) -> None:
     await _one_setup(cfg, workdir, report, workers=1, db=None)
@@ -34,6 +32,7 @@ async def many_ns(cfg: BenchConfig, workdir: Path, report: Report) -> None:
 async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers: int, db: str | None) -> None:
     k = cfg.fanout_scripts
     scripts = messages.script_names(k)
+    OPS, VNFCS = cfg.many_ops, cfg.many_vnfcs
     total = OPS * VNFCS
     label = "SQLite, 1 worker" if db is None else f"PostgreSQL, {workers} workers"
     rig = Rig(cfg.broker, workdir, f"many-{workers}w", log_level=cfg.vnfm_log_level, db=db)
