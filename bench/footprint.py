@@ -94,8 +94,8 @@ async def ems_footprint(cfg: BenchConfig, workdir: Path, report: Report) -> None
     arrivals = _Arrivals()
     ours: list[tuple[float, int]] = []
     floor: list[tuple[float, int]] = []
+    channel = await conn.channel()
     try:
-        channel = await conn.channel()
         ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(queue_name, auto_delete=True)
         await queue.bind(ex, routing_key=queue_name)
@@ -112,6 +112,8 @@ async def ems_footprint(cfg: BenchConfig, workdir: Path, report: Report) -> None
                                     host, arrivals, folder / "floor.log", cfg.op_timeout))
             shutil.rmtree(folder / f"b{tag}-ems-{i}", ignore_errors=True)
     finally:
+        with contextlib.suppress(Exception):
+            await channel.close()   # the consumer first: no "consumer cancelled by the broker"
         with contextlib.suppress(Exception):
             ch = await conn.channel()
             await ch.queue_delete(queue_name)
