@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import messages
 from bench.config import BenchConfig
+from bench.fleet import FleetProcess
 from bench.floors import FloorResult, FloorServer, fanout_round_trips, run_round_trips, storm_floor
 from bench.report import Report, Row
 from bench.rig import OpResult, Rig
@@ -145,24 +146,33 @@ async def _memory_rows(rig: Rig, n: int, before: dict[str, int], after: dict[str
 
 
 async def _storm(cfg: BenchConfig, rig: Rig, n: int, report: Report) -> None:
-    fleet = await rig.start_fleet(n, hold=True, tag="storm")
-    hosts = fleet.hostnames
+    """``repeats_for(n)`` alternating pairs, each with a fleet of its own held at its registration."""
     assert rig.nfvo is not None
+    ours: list[float] = []
+    floors: list[float] = []
+    registered: list[object] = []
+    floor_runs: list[dict[str, object]] = []
+    for _ in range(cfg.repeats_for(n)):
+        fleet = await rig.start_fleet(n, hold=True, tag="storm")
 
-    async def go(_hostnames: list[str]) -> None:
-        fleet.go()   # the agents publish their registrations now, while the VNFM waits for them
+        async def go(_hostnames: list[str], fleet: FleetProcess = fleet) -> None:
+            fleet.go()   # the agents publish their registrations now, while the VNFM waits for them
 
-    rig.nfvo.on_allocated = go
-    try:
-        result = await rig.instantiate(hosts, [], timeout=cfg.op_timeout, expect_steps=0)
-    finally:
-        rig.nfvo.on_allocated = None
-    floor = await storm_floor(cfg.broker, n, timeout=cfg.op_timeout)
-    assert result.since_allocated is not None
-    report.add(Row("storm", n, result.since_allocated, floor.seconds, target=2.0 if n <= 10 else None, detail={
+        rig.nfvo.on_allocated = go
+        try:
+            result = await rig.instantiate(fleet.hostnames, [], timeout=cfg.op_timeout, expect_steps=0)
+        finally:
+            rig.nfvo.on_allocated = None
+        assert result.since_allocated is not None
+        ours.append(result.since_allocated)
+        registered.append(await fleet.registered())
+        await rig.stop_fleet(fleet)
+        floor = await storm_floor(cfg.broker, n, timeout=cfg.op_timeout)
+        floors.append(floor.seconds)
+        floor_runs.append(floor.as_dict())
+    report.add(Row.paired("storm", n, ours, floors, target=2.0 if n <= 10 else None, detail={
         "note": f"{n} agents register at once; until INSTANTIATE is answered",
-        "registered": await fleet.registered(), "floor": floor.as_dict()}))
-    await rig.stop_fleet(fleet)
+        "registered": registered, "floor": floor_runs}))
 
 
 async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm: str, report: Report) -> None:
