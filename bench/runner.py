@@ -36,7 +36,7 @@ async def run_bench(cfg: BenchConfig) -> Report:
         if any(c in cfg.cases for c in ("fan-out", "storm", "memory", "latency")):
             for n in sizes:
                 await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report,
-                                                            memory="memory" in cfg.cases and n == sizes[-1]))
+                                                            memory="memory" in cfg.cases and (n == sizes[-1] or n >= 1000)))
         if "many-ns" in cfg.cases:
             await _guard(report, "many-ns", many_ns(cfg, workdir, report))
         if cfg.profile is not None:
