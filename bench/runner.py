@@ -35,8 +35,8 @@ async def run_bench(cfg: BenchConfig) -> Report:
             await _guard(report, "per-script", cases.per_script(cfg, workdir, report))
         if any(c in cfg.cases for c in ("fan-out", "storm", "memory", "latency")):
             for n in sizes:
-                await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report,
-                                                            memory="memory" in cfg.cases and (n == sizes[-1] or n >= 1000)))
+                memory = "memory" in cfg.cases and (n == sizes[-1] or n >= 1000)
+                await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report, memory=memory))
         if "many-ns" in cfg.cases:
             await _guard(report, "many-ns", many_ns(cfg, workdir, report))
         if cfg.profile is not None:
