@@ -17,6 +17,7 @@ from typing import Any
 
 from bench import messages
 from bench.config import BenchConfig
+from bench.fleet import FleetProcess
 from bench.floors import FloorResult, FloorServer, fanout_round_trips, run_round_trips, storm_floor
 from bench.report import Report, Row
 from bench.rig import OpResult, Rig
@@ -66,7 +67,9 @@ async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: 
             bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
                                          spawn="bash")
         g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
-        report.add(Row("per-script STOMP" if stomp else "per-script", 1, g, f, target=1.5, detail={
+        report.add(Row.paired("per-script STOMP" if stomp else "per-script", 1, [r.seconds for r in ours],
+                              [r.seconds for r in floor], target=1.2,
+                              detail={
             "scripts": s, "floor_bash": bash.as_dict(), "ratio_to_bash_floor": g / bash.seconds,
             "note": f"{s} scripts; +{(g - f) / s * 1000:.2f} ms/script; {g / bash.seconds:.2f}× the bash floor; "
                     f"{_cpu_note(ours, floor)}",
@@ -132,10 +135,11 @@ async def at_size(cfg: BenchConfig, n: int, workdir: Path, report: Report, *, me
                                                        timeout=cfg.op_timeout))
                 bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
                                              spawn="bash")
-            g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+            g = _median([r.seconds for r in ours])
             waves = -(-n // cfg.concurrency)
             if "fan-out" in cfg.cases:
-                report.add(Row("fan-out", n, g, f, target=1.5, detail={
+                report.add(Row.paired("fan-out", n, [r.seconds for r in ours], [r.seconds for r in floor],
+                                      target=1.3, detail={
                     "scripts": k, "concurrency": cfg.concurrency, "floor_bash": bash.as_dict(),
                     "ratio_to_bash_floor": g / bash.seconds,
                     "note": f"c={cfg.concurrency}; {g / waves * 1000:.0f} ms per ⌈N/c⌉; {g / bash.seconds:.2f}× the "
@@ -159,7 +163,7 @@ async def _memory_rows(rig: Rig, n: int, before: dict[str, int], after: dict[str
     retained = (after["VmRSS"] - before["VmRSS"]) / n
     peak = (after["VmHWM"] - before["VmRSS"]) / n
     # the target is per VNFC at N = 1000: at small N the process's own noise dominates the delta
-    report.add(Row("memory VNFM/VNFC", n, peak, None, unit="KiB", target=50 if n >= 1000 else None, detail={
+    report.add(Row("memory VNFM/VNFC", n, peak, None, unit="KiB", target=25 if n >= 1000 else None, detail={
         "note": f"peak RSS growth per VNFC; retained {retained:.1f} KiB/VNFC",
         "rss_before_kib": before["VmRSS"], "rss_after_kib": after["VmRSS"], "hwm_after_kib": after["VmHWM"],
         "retained_kib_per_vnfc": retained, "peak_kib_per_vnfc": peak}))
@@ -174,24 +178,33 @@ async def _memory_rows(rig: Rig, n: int, before: dict[str, int], after: dict[str
 
 
 async def _storm(cfg: BenchConfig, rig: Rig, n: int, report: Report) -> None:
-    fleet = await rig.start_fleet(n, hold=True, tag="storm")
-    hosts = fleet.hostnames
+    """``repeats_for(n)`` alternating pairs, each with a fleet of its own held at its registration."""
     assert rig.nfvo is not None
+    ours: list[float] = []
+    floors: list[float] = []
+    registered: list[object] = []
+    floor_runs: list[dict[str, object]] = []
+    for _ in range(cfg.repeats_for(n)):
+        fleet = await rig.start_fleet(n, hold=True, tag="storm")
 
-    async def go(_hostnames: list[str]) -> None:
-        fleet.go()   # the agents publish their registrations now, while the VNFM waits for them
+        async def go(_hostnames: list[str], fleet: FleetProcess = fleet) -> None:
+            fleet.go()   # the agents publish their registrations now, while the VNFM waits for them
 
-    rig.nfvo.on_allocated = go
-    try:
-        result = await rig.instantiate(hosts, [], timeout=cfg.op_timeout, expect_steps=0)
-    finally:
-        rig.nfvo.on_allocated = None
-    floor = await storm_floor(cfg.broker, n, timeout=cfg.op_timeout)
-    assert result.since_allocated is not None
-    report.add(Row("storm", n, result.since_allocated, floor.seconds, detail={
+        rig.nfvo.on_allocated = go
+        try:
+            result = await rig.instantiate(fleet.hostnames, [], timeout=cfg.op_timeout, expect_steps=0)
+        finally:
+            rig.nfvo.on_allocated = None
+        assert result.since_allocated is not None
+        ours.append(result.since_allocated)
+        registered.append(await fleet.registered())
+        await rig.stop_fleet(fleet)
+        floor = await storm_floor(cfg.broker, n, timeout=cfg.op_timeout)
+        floors.append(floor.seconds)
+        floor_runs.append(floor.as_dict())
+    report.add(Row.paired("storm", n, ours, floors, target=2.0 if n <= 10 else None, detail={
         "note": f"{n} agents register at once; until INSTANTIATE is answered",
-        "registered": await fleet.registered(), "floor": floor.as_dict()}))
-    await rig.stop_fleet(fleet)
+        "registered": registered, "floor": floor_runs}))
 
 
 async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm: str, report: Report) -> None:
@@ -207,10 +220,10 @@ async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm
         for _ in range(cfg.repeats_for(n)):
             ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
             floor.append(await run_round_trips(server, traffic, concurrency=1, timeout=cfg.op_timeout))
-    g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
+    g = _median([r.seconds for r in ours])
     bounded = next((r for r in report.rows if r.case == "fan-out" and r.n == n), None)
     gain = f"; {g / bounded.gvnfm:.1f}× the time with c={cfg.concurrency}" if bounded and bounded.gvnfm else ""
-    report.add(Row("fan-out c=1", n, g, f, target=1.5, detail={
+    report.add(Row.paired("fan-out c=1", n, [r.seconds for r in ours], [r.seconds for r in floor], target=1.3, detail={
         "scripts": k, "concurrency": 1,
         "note": f"reference order; {g / n * 1000:.1f} ms per VNFC{gain}; {_cpu_note(ours, floor)}",
         "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))

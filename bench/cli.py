@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from bench.config import CASES, DEFAULT_BROKER, EXTRA_CASES, BenchConfig
+from bench.config import CASES, DEFAULT_BROKER, DEFAULT_PG, EXTRA_CASES, BenchConfig
+from bench.report import Report
 from bench.runner import run_bench
 
 
@@ -36,14 +39,19 @@ def parser() -> argparse.ArgumentParser:
         "Benchmark gvnfm's VNFM and EMS on RabbitMQ; every figure is a ratio against a floor measured "
         "in the same run on the same broker (see docs/performance.md)."))
     p.add_argument("--broker", default=DEFAULT_BROKER, help="AMQP URL (default: %(default)s)")
+    p.add_argument("--pg", default=DEFAULT_PG,
+                   help="many-ns: PostgreSQL server for the two-worker set-up, '' to skip it (default: %(default)s)")
+    p.add_argument("--many", default="100x10", metavar="OPSxVNFCS",
+                   help="many-ns: INSTANTIATEs at once × VNFCs each (default: %(default)s)")
     p.add_argument("--sizes", type=_sizes, default=[10, 100, 1000],
                    help="VNFC counts for fan-out, storm and memory (default: 10,100,1000)")
     p.add_argument("--scripts", type=int, default=200, help="scripts of the per-script case (default: 200)")
     p.add_argument("--fanout-scripts", type=int, default=3, help="scripts per VNFC in fan-out (default: 3)")
     p.add_argument("--concurrency", type=int, default=32, help="the VNFM's per-operation bound (default: 32)")
     p.add_argument("--no-sequential", action="store_true", help="skip fan-out with concurrency 1")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="measurements per figure, median taken; capped so N × repeat ≤ 1000 (default: 3)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="alternating gvnfm/floor pairs per figure: median ratio and its min–max; capped so "
+                        "N × repeat ≤ 5000 (default: 5)")
     p.add_argument("--cases", type=_cases, default=CASES,
                    help=f"subset of {','.join(CASES + EXTRA_CASES)} (default: {','.join(CASES)})")
     p.add_argument("--script-sleep", type=float, default=0.05,
@@ -62,6 +70,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+async def _interruptible(cfg: BenchConfig) -> Report:
+    """``run_bench`` that SIGTERM and SIGINT cancel (also when started in the background, where SIGINT
+    is ignored): the cancellation runs every ``finally``, so the processes stop and the rigs delete
+    their queues and exchanges before the bench exits."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run_bench(cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -72,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                       sequential=not args.no_sequential, repeat=max(1, args.repeat), cases=args.cases,
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
-                      stomp_broker=args.stomp_broker)
-    report = asyncio.run(run_bench(cfg))
+                      stomp_broker=args.stomp_broker, pg_url=args.pg or None, many_ops=int(args.many.split("x")[0]),
+                      many_vnfcs=int(args.many.split("x")[1]))
+    try:
+        report = asyncio.run(_interruptible(cfg))
+    except asyncio.CancelledError:
+        print("bench interrupted: its processes were stopped and its broker objects deleted", file=sys.stderr)
+        return 130
     console = Console()
     if not console.is_terminal:
         console = Console(width=150)

@@ -163,3 +163,41 @@ async def storm_floor(url: str, n: int, *, timeout: float = 120.0) -> FloorResul
         await publisher_conn.close()
         await consumer_conn.close()
     return FloorResult(seconds, n, 0, got, n, cpu)
+
+
+def shifted(traffic: RoundTrips, offset: int) -> RoundTrips:
+    """The same traffic on queues ``offset`` and up (one operation's VNFCs among many)."""
+    return RoundTrips([[RoundTrip(rt.queue + offset, rt.spawn) for rt in stage] for stage in traffic.stages])
+
+
+async def run_many_round_trips(server: FloorServer, traffics: list[RoundTrips], *, concurrency: int,
+                               timeout: float = 120.0) -> FloorResult:
+    """Several operations' traffic at once from one raw client: each runs its stages one after the
+    other under its own bound (as each gvnfm operation has its own), all start together."""
+    ok = 0
+    async with RpcClient(server.url) as client:
+        await client.call(server.queue(0), b"warm-up", timeout=timeout)
+
+        async def operation(traffic: RoundTrips) -> None:
+            nonlocal ok
+            bound = asyncio.Semaphore(max(1, concurrency))
+
+            async def one(rt: RoundTrip) -> None:
+                nonlocal ok
+                async with bound:
+                    answer = json.loads(await client.call(server.queue(rt.queue), b"x" if rt.spawn else b"-",
+                                                          timeout=timeout))
+                    if answer.get("status") == 0:
+                        ok += 1
+
+            for stage in traffic.stages:
+                await asyncio.gather(*(one(rt) for rt in stage))
+
+        server_cpu0, client_cpu0 = server.child.cpu(), time.process_time()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(operation(t) for t in traffics))
+        seconds = time.perf_counter() - t0
+        cpu = {"server": round(server.child.cpu() - server_cpu0, 3),
+               "client": round(time.process_time() - client_cpu0, 3)}
+    count = sum(t.count for t in traffics)
+    return FloorResult(seconds, count, sum(t.spawns for t in traffics), ok, concurrency, cpu)

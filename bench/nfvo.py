@@ -33,6 +33,7 @@ class BenchNfvo:
         self.client = RpcClient(url)
         self.queue = f"bench-nfvo-{uuid.uuid4().hex[:10]}"
         self.hostnames: list[str] = []
+        self.hostnames_by_name: dict[str, list[str]] = {}   # VNFR name -> hostnames, for operations at once
         self.on_allocated: AllocatedHook | None = None
         self.requests: list[str] = []
         self.notifications: list[str] = []
@@ -62,6 +63,13 @@ class BenchNfvo:
         raw = await self.client.call(endpoint, json.dumps(message).encode(), timeout=timeout,
                                      correlation_id=f"bench-{uuid.uuid4().hex}")
         return json.loads(raw), time.perf_counter() - t0
+
+    async def send(self, endpoint: str, message: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+        """INSTANTIATE without touching the single-operation bookkeeping (many at once); the ALLOCATE
+        answer takes the hostnames from ``hostnames_by_name[<VNFR name>]``."""
+        raw = await self.client.call(endpoint, json.dumps(message).encode(), timeout=timeout,
+                                     correlation_id=f"bench-{uuid.uuid4().hex}")
+        return json.loads(raw)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
@@ -96,7 +104,7 @@ class BenchNfvo:
                     "vduVim": {v["id"]: {"name": "bench-vim"} for v in vnfr.get("vdu") or []},
                     "virtualNetworkFunctionRecord": vnfr}
         if action == "ALLOCATE_RESOURCES":
-            names = iter(self.hostnames)
+            names = iter(self.hostnames_by_name.get(str(vnfr.get("name")), self.hostnames))
             n = 0
             for vdu in vnfr.get("vdu") or []:
                 instances = vdu.setdefault("vnfc_instance", [])

@@ -44,7 +44,7 @@ class OpResult:
 
 class Rig:
     def __init__(self, url: str, workdir: Path, name: str, *, ems_start_timeout: float = 300.0,
-                 log_level: str = "INFO", gvnfm_url: str | None = None) -> None:
+                 log_level: str = "INFO", gvnfm_url: str | None = None, db: str | None = None) -> None:
         self.url = url
         #: the broker URL of the VNFM and the EMS fleets (``stomp://`` for the STOMP rows); the bench's
         #: NFVO, the floor and the clean-up stay on ``url`` (AMQP)
@@ -55,12 +55,14 @@ class Rig:
         self.exchange = f"bench-{tag}-exchange"
         self.endpoint = f"bench-{tag}-vnfm"
         self.host_prefix = f"b{tag}"
-        self.vnfm_db = f"sqlite+aiosqlite:///{self.dir / 'vnfm.db'}"   # shared by the VNFMs of the rig
+        self.vnfm_db = db or f"sqlite+aiosqlite:///{self.dir / 'vnfm.db'}"   # shared by the VNFMs of the rig
         self.ems_start_timeout = ems_start_timeout
         self.log_level = log_level
         self.vnfm: VnfmProcess | None = None
+        self.workers: list[VnfmProcess] = []   # more VNFM processes on the same endpoint and store
         self.nfvo: BenchNfvo | None = None
         self.fleets: list[FleetProcess] = []
+        self.agent_hostnames: list[str] = []   # every agent ever started: their queues go at ``close``
         self._fleets_started = 0
         self._ops = 0
 
@@ -79,6 +81,16 @@ class Rig:
             await self.nfvo.__aenter__()
         return self.vnfm
 
+    async def start_worker(self, concurrency: int, *, tag: str) -> VnfmProcess:
+        """One more VNFM process on the rig's endpoint and store (start it after ``start_vnfm``, which
+        migrated the store)."""
+        worker = VnfmProcess(url=self.url, exchange=self.exchange, endpoint=self.endpoint, workdir=self.dir,
+                             db=self.vnfm_db, concurrency=concurrency, ems_start_timeout=self.ems_start_timeout,
+                             log_level=self.log_level, tag=tag)
+        self.workers.append(worker)
+        await worker.start()
+        return worker
+
     async def stop_vnfm(self) -> None:
         if self.vnfm is not None:
             await self.vnfm.stop()
@@ -95,6 +107,7 @@ class Rig:
                              prefix=f"{self.host_prefix}f{index}", count=count, workdir=self.dir, hold=hold,
                              profile=profile, log_level=self.log_level, tag=f"{tag}-{index}")
         self.fleets.append(fleet)
+        self.agent_hostnames.extend(fleet.hostnames)
         await fleet.start()
         if not hold and wait_registered:
             await self.wait_registered(fleet.hostnames, timeout=60 + count / 10)
@@ -175,13 +188,24 @@ class Rig:
 
     # -- teardown ---------------------------------------------------------------------------------
     async def close(self) -> None:
-        for fleet in list(self.fleets):
-            await self.stop_fleet(fleet)
-        await self.stop_vnfm()
-        if self.nfvo is not None:
-            await self.nfvo.__aexit__(None, None, None)
-            self.nfvo = None
-        await self._delete_broker_objects()
+        """Stop every process and delete what the rig put on the broker, whatever failed before: a
+        fleet that could not consume leaves its agents' ``vnfm.<hostname>.actions`` queues (auto-delete
+        queues that never had a consumer stay), so they are deleted by name."""
+        try:
+            for fleet in list(self.fleets):
+                with contextlib.suppress(Exception):
+                    await self.stop_fleet(fleet)
+            for worker in self.workers:
+                with contextlib.suppress(Exception):
+                    await worker.stop()
+            with contextlib.suppress(Exception):
+                await self.stop_vnfm()
+            if self.nfvo is not None:
+                with contextlib.suppress(Exception):
+                    await self.nfvo.__aexit__(None, None, None)
+                self.nfvo = None
+        finally:
+            await self._delete_broker_objects()
 
     async def _declare_exchange(self) -> None:
         conn = await connect(self.url)
@@ -192,13 +216,16 @@ class Rig:
             await conn.close()
 
     async def _delete_broker_objects(self) -> None:
+        queues = [self.endpoint, f"ems.{self.endpoint}.register",
+                  *(f"vnfm.{h}.actions" for h in self.agent_hostnames)]
         conn = await connect(self.url)
         try:
-            for queue in (self.endpoint, f"ems.{self.endpoint}.register"):
-                channel = await conn.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(queue)
             channel = await conn.channel()
+            for queue in queues:
+                try:
+                    await channel.queue_delete(queue)   # RabbitMQ: deleting a missing queue is not an error
+                except Exception:
+                    channel = await conn.channel()   # a channel error closed it: go on with a new one
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(self.exchange)
         finally:

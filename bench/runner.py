@@ -12,6 +12,8 @@ from pathlib import Path
 
 from bench import cases, machine
 from bench.config import BenchConfig
+from bench.footprint import ems_footprint
+from bench.many import many_ns
 from bench.profiling import profile_fanout
 from bench.report import Report
 
@@ -27,12 +29,16 @@ async def run_bench(cfg: BenchConfig) -> Report:
     report.settings["workdir"] = str(workdir)
     sizes = sorted(set(cfg.sizes))
     try:
+        if "ems-footprint" in cfg.cases:
+            await _guard(report, "ems-footprint", ems_footprint(cfg, workdir, report))
         if "per-script" in cfg.cases:
             await _guard(report, "per-script", cases.per_script(cfg, workdir, report))
         if any(c in cfg.cases for c in ("fan-out", "storm", "memory", "latency")):
             for n in sizes:
-                await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report,
-                                                            memory="memory" in cfg.cases and n == sizes[-1]))
+                memory = "memory" in cfg.cases and (n == sizes[-1] or n >= 1000)
+                await _guard(report, f"N={n}", cases.at_size(cfg, n, workdir, report, memory=memory))
+        if "many-ns" in cfg.cases:
+            await _guard(report, "many-ns", many_ns(cfg, workdir, report))
         if cfg.stomp_broker:
             await _guard(report, "per-script STOMP", cases.per_script(cfg, workdir, report, stomp=True))
             await _guard(report, f"fan-out STOMP N={cfg.stomp_size}",

@@ -20,8 +20,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import javaproperties
-
 SECRET_WORDS = ("password", "secret", "token", "passwd")
 MAX_PLACEHOLDER_DEPTH = 32
 
@@ -33,6 +31,8 @@ class ConfigFileError(ValueError):
 def read_java_properties(path: str | os.PathLike[str]) -> dict[str, str]:
     """Key -> raw value of a Java properties file, decoded as ``Properties.load(InputStream)`` decodes
     it (ISO-8859-1; other characters as ``\\uXXXX`` escapes)."""
+    import javaproperties  # here, not at the top: the EMS imports this module and never reads Java files
+
     try:
         with open(path, "rb") as fh:
             return dict(javaproperties.load(fh))

@@ -12,6 +12,7 @@ import pytest
 from bench.cli import parser
 from bench.config import BenchConfig
 from bench.report import Report, Row
+from bench.rig import Rig
 from bench.runner import run_bench
 
 N = 10
@@ -31,8 +32,12 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
     report = await run_bench(cfg)
     assert report.errors == []
     rows: dict[tuple[str, int], Row] = {(r.case, r.n): r for r in report.rows}
-    assert set(rows) == {("per-script", 1), ("fan-out", N), ("fan-out c=1", N), ("storm", N),
-                         ("memory VNFM/VNFC", N), ("memory EMS/agent", N)}
+    assert set(rows) == {("ems start", 1), ("ems RSS", 1), ("per-script", 1), ("fan-out", N), ("fan-out c=1", N),
+                         ("storm", N), ("memory VNFM/VNFC", N), ("memory EMS/agent", N)}
+
+    # case 0: the light EMS, 5 alternating pairs each with its spread
+    for case in ("ems start", "ems RSS"):
+        assert len(rows[(case, 1)].ratios) == 5 and rows[(case, 1)].spread
 
     # case 1: every script delivered and run through the VNFM and the EMS, and the same count raw
     per = rows[("per-script", 1)]
@@ -56,8 +61,8 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
 
     # case 3: every agent registered and was matched (the INSTANTIATE waiting for them was answered)
     storm = rows[("storm", N)]
-    assert storm.detail["registered"]["agents"] == N
-    assert storm.detail["floor"]["replies_ok"] == N
+    assert [r["agents"] for r in storm.detail["registered"]] == [N]
+    assert [f["replies_ok"] for f in storm.detail["floor"]] == [N]
 
     # case 4: memory read from the live processes
     vnfm_mem = rows[("memory VNFM/VNFC", N)]
@@ -126,3 +131,39 @@ def test_rows_compute_ratios_and_targets() -> None:
     assert mem.ratio is None and mem.meets_target is True
     report = Report(machine={"nproc": 2}, settings={}, rows=[row, mem])
     assert [r["ratio"] for r in report.as_dict()["rows"]] == [pytest.approx(1.2), None]
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+async def test_many_ns_through_one_and_two_workers(amqp_url: str, pg_url: str, tmp_path: Path) -> None:
+    cfg = BenchConfig(broker=amqp_url, cases=("many-ns",), many_ops=3, many_vnfcs=2, fanout_scripts=1, repeat=1,
+                      workdir=tmp_path, op_timeout=120, pg_url=pg_url)
+    report = await run_bench(cfg)
+    assert report.errors == []
+    rows = {r.case: r for r in report.rows}
+    assert set(rows) == {"many NS (SQLite, 1 worker)", "many NS (PostgreSQL, 2 workers)"}
+    for row in rows.values():
+        assert sum(row.detail["steps_per_worker"][0]) == 2 * 3 * 2   # SAVE_SCRIPTS + EXECUTE per VNFC
+        assert _finite_positive(row.ratio)
+    assert len(rows["many NS (PostgreSQL, 2 workers)"].detail["steps_per_worker"][0]) == 2
+
+
+@pytest.mark.rabbitmq
+async def test_a_rig_deletes_queues_an_agent_never_consumed(amqp_url: str, tmp_path: Path) -> None:
+    """What a failed fleet leaves (auto-delete queues that never had a consumer) goes at ``close``."""
+    import aio_pika
+
+    rig = Rig(amqp_url, tmp_path, "cleanup")
+    rig.agent_hostnames.append(f"{rig.host_prefix}-never")
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        channel = await conn.channel()
+        name = f"vnfm.{rig.host_prefix}-never.actions"
+        await channel.declare_queue(name, auto_delete=True)
+        await rig.close()
+        probe = await conn.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await probe.declare_queue(name, passive=True)
+    finally:
+        await conn.close()

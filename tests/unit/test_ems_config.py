@@ -124,3 +124,19 @@ def test_redacted_hides_secrets() -> None:
     text = repr(cfg.redacted())
     assert "hunter2" not in text and "t0ps3cret" not in text
     assert "TOKEN" in text
+
+
+def test_values_are_checked_and_named() -> None:
+    for bad, field in (({"prefetch": 0}, "prefetch"), ({"script_timeout": "soon"}, "script_timeout"),
+                       ({"broker_port": 70000}, "broker_port"), ({"max_output_bytes": 10}, "max_output_bytes"),
+                       ({"extra_env": "[1]"}, "extra_env"), ({"heartbeat": 1.5}, "heartbeat")):
+        with pytest.raises(ConfigError, match=field):
+            EmsConfig(hostname="h", **bad)
+    cfg = EmsConfig(hostname="h", prefetch="4", script_timeout="2.5", run_as=" ", allowed_script_roots="/a,/b")
+    assert (cfg.prefetch, cfg.script_timeout, cfg.run_as, cfg.allowed_script_roots) == (4, 2.5, None, ["/a", "/b"])
+    assert "hunter2" not in repr(EmsConfig(hostname="h", password="hunter2"))   # not in the repr
+
+
+def test_unknown_setting_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_config(None, {"no_such_key": "x"}, environ={})

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, TypedDict
 
-from pydantic import ConfigDict, Field
-
-from gvnfm.catalogue.base import WireModel, loads_wire
+from gvnfm.catalogue.wire_json import loads_wire
 
 EMS_ACTIONS = ("SAVE_SCRIPTS", "CLONE_SCRIPTS", "EXECUTE", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY",
                "REPO_SCRIPTS_UPDATE")
@@ -15,22 +15,20 @@ DEFAULT_SCRIPTS_PATH = "/opt/openbaton/scripts"
 #: The largest per-command ``timeout`` accepted (seconds, 30 days): anything above is a mistake or an attack.
 MAX_TIMEOUT_SECONDS = 30 * 86400.0
 
-
-class EmsCommand(WireModel):
-    """``{"action", "payload", "env"?, "name"?, "script-path"?}``; ``timeout`` is a gvnfm extension
-    (seconds) that a reference EMS ignores."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    action: str
-    payload: Any = None
-    env: dict[str, str] | None = None
-    name: str | None = None
-    script_path: str | None = Field(default=None, alias="script-path")
-    timeout: float | None = None
+#: ``{"action", "payload", "env"?, "name"?, "script-path"?}``; ``timeout`` is a gvnfm extension
+#: (seconds) that a reference EMS ignores. Other keys are kept and ignored.
+EmsCommand = TypedDict("EmsCommand", {"action": str, "payload": Any, "env": "dict[str, str] | None",
+                                      "name": "str | None", "script-path": "str | None",
+                                      "timeout": "float | None"}, total=False)
 
 
-class EmsReply(WireModel):
+@dataclass(slots=True)
+class EmsReply:
+    """``generate_response`` of the reference EMS: ``{"output", "err", "status"}``.
+
+    A plain dataclass, not a pydantic model: the EMS agent imports this module and must stay light
+    (docs/performance.md, *A light EMS*)."""
+
     output: str = ""
     err: str = ""
     status: int = 0
@@ -58,3 +56,16 @@ class EmsReply(WireModel):
         if not -(2**31) <= status < 2**31:   # a Java int, as the VNFM's Gson reads it
             status = -1
         return cls(output=str(data.get("output") or ""), err=str(data.get("err") or ""), status=status)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> EmsReply:
+        """A reply as :meth:`to_wire` wrote it (strict: the EMS's own state file)."""
+        return cls(output=str(data.get("output", "")), err=str(data.get("err", "")), status=int(data.get("status", 0)))
+
+    model_validate = from_wire   # the name callers used when this was a pydantic model
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"output": self.output, "err": self.err, "status": self.status}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_wire(), separators=(",", ":"))

@@ -1,23 +1,30 @@
-"""``gvnfm ems``: run the EMS agent (one host, or ``--hosts N`` in one process)."""
+"""``gvnfm ems``: run the EMS agent (one host, or ``--hosts N`` in one process).
+
+The agent runs on every VM: this module imports only what an idle agent uses (argparse,
+the agent, its dataclass config). ``--http`` loads the ops server (FastAPI, prometheus_client) and
+``--check-config`` the settings renderer, each only when given (docs/performance.md, *A light EMS*).
+``gvnfm ems`` reaches this module without building the whole ``gvnfm`` app (:mod:`gvnfm.cli.entry`)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
 import logging
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import typer
-
-from gvnfm.configfile import render_settings
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import ConfigError, EmsConfig, load_config
 from gvnfm.logs import formatter, quote, setup_logging
 from gvnfm.ops.health import Health
-from gvnfm.ops.http import OpsServer
 from gvnfm.ops.signals import run_until_signalled
+
+if TYPE_CHECKING:
+    import typer
 
 log = logging.getLogger("gvnfm.ems")
 LOG_FILE = "ems-receiver.log"
@@ -51,7 +58,11 @@ async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | N
         target = EmsAgent(config)
     log.info("event=ems_config %s", " ".join(f"{k}={quote(repr(v))}" for k, v in sorted(config.redacted().items())))
     health = Health()
-    server = OpsServer(http, health) if http else None
+    server = None
+    if http:
+        from gvnfm.ops.http import OpsServer  # FastAPI and prometheus_client: only with --http
+
+        server = OpsServer(http, health)
     agents = target.agents if isinstance(target, EmsFleet) else [target]
 
     def broker() -> str | None:
@@ -80,63 +91,98 @@ async def run_ems(config: EmsConfig, *, hosts: int = 1, hostname_prefix: str | N
             await server.stop()
 
 
+def parser(prog: str = "gvnfm ems") -> argparse.ArgumentParser:
+    """The options of ``gvnfm ems`` (stdlib argparse: typer coerces its options through pydantic, which
+    an idle agent would then carry; docs/performance.md, *A light EMS*)."""
+    p = argparse.ArgumentParser(prog=prog, description="Run the EMS agent: register with the VNFM and execute its "
+                                "commands (Open Baton compatible).")
+    p.add_argument("--config", "-c", type=Path,
+                   help="properties file (default /etc/openbaton/openbaton-ems.properties)")
+    p.add_argument("--broker-url", help="amqp://user:pass@host:port/vhost, stomp://..., stomp+ssl://... or memory://x")
+    p.add_argument("--broker-ip")
+    p.add_argument("--broker-port", type=int)
+    p.add_argument("--username")
+    p.add_argument("--password", help="prefer GVNFM_EMS_PASSWORD (not shown by ps)")
+    p.add_argument("--hostname")
+    p.add_argument("--type", dest="type_", metavar="TYPE",
+                   help="the VNFM endpoint (register queue ems.<type>.register)")
+    p.add_argument("--exchange")
+    p.add_argument("--scripts-path")
+    p.add_argument("--log-dir")
+    p.add_argument("--state-dir")
+    p.add_argument("--root", help="folder holding scripts/, log/ and state/")
+    p.add_argument("--script-timeout", type=float, help="seconds per script")
+    p.add_argument("--max-output", type=int, help="bytes kept of stdout and of stderr")
+    p.add_argument("--run-as", help="run scripts as this user")
+    p.add_argument("--prefetch", type=int, help="commands handled at once")
+    p.add_argument("--result-max-age", type=float,
+                   help="seconds a result is answered again for a re-sent command (default 86400)")
+    p.add_argument("--hosts", type=_at_least_one, default=1, help="run N agents <hostname>-1..N in this process")
+    p.add_argument("--hostname-prefix", help="fleet hostnames <prefix>-1..N (default: the hostname)")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", default="text", help="text (logfmt) or json")
+    p.add_argument("--http", help="serve /healthz, /readyz, /metrics on HOST:PORT")
+    p.add_argument("--check-config", action="store_true", help="print the effective settings (secrets masked) and exit")
+    return p
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None, prog: str = "gvnfm ems") -> int:
+    """``gvnfm ems [options]``; the exit code: 0 stopped cleanly, 1 failed, 2 usage or configuration."""
+    try:
+        args = parser(prog).parse_args(argv)
+    except SystemExit as exc:   # --help (0) or a usage error (2, argparse printed it)
+        return int(exc.code or 0)
+    try:
+        setup_logging(args.log_level, fmt=args.log_format)
+    except ValueError as exc:
+        print(f"gvnfm ems: {exc}", file=sys.stderr)
+        return 2
+    overrides = {"broker_url": args.broker_url, "broker_ip": args.broker_ip, "broker_port": args.broker_port,
+                 "username": args.username, "password": args.password, "hostname": args.hostname,
+                 "type": args.type_, "exchange": args.exchange, "scripts_path": args.scripts_path,
+                 "log_dir": args.log_dir, "state_dir": args.state_dir, "root": args.root,
+                 "script_timeout": args.script_timeout, "max_output_bytes": args.max_output, "run_as": args.run_as,
+                 "prefetch": args.prefetch, "result_max_age": args.result_max_age}
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"gvnfm ems: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        from gvnfm.configfile import render_settings
+
+        print(render_settings(cfg.model_dump()))
+        return 0
+    add_file_log(cfg.log_dir, args.log_format)
+    try:
+        run_until_signalled(functools.partial(run_ems, cfg, hosts=args.hosts, hostname_prefix=args.hostname_prefix,
+                                              http=args.http))
+    except (ConfigError, ValueError) as exc:
+        log.error("event=ems_failed error=%r", str(exc))
+        print(f"gvnfm ems: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("ems")
-    def ems(
-        config: Path | None = typer.Option(None, "--config", "-c",
-                                           help="properties file (default /etc/openbaton/openbaton-ems.properties)"),
-        broker_url: str | None = typer.Option(None, "--broker-url", help="amqp://, stomp://... or memory://x"),
-        broker_ip: str | None = typer.Option(None, "--broker-ip"),
-        broker_port: int | None = typer.Option(None, "--broker-port"),
-        username: str | None = typer.Option(None, "--username"),
-        password: str | None = typer.Option(None, "--password", help="prefer GVNFM_EMS_PASSWORD (not shown by ps)"),
-        hostname: str | None = typer.Option(None, "--hostname"),
-        type_: str | None = typer.Option(None, "--type", help="the VNFM endpoint (register queue ems.<type>.register)"),
-        exchange: str | None = typer.Option(None, "--exchange"),
-        scripts_path: str | None = typer.Option(None, "--scripts-path"),
-        log_dir: str | None = typer.Option(None, "--log-dir"),
-        state_dir: str | None = typer.Option(None, "--state-dir"),
-        root: str | None = typer.Option(None, "--root", help="folder holding scripts/, log/ and state/"),
-        script_timeout: float | None = typer.Option(None, "--script-timeout", help="seconds per script"),
-        max_output: int | None = typer.Option(None, "--max-output", help="bytes kept of stdout and of stderr"),
-        run_as: str | None = typer.Option(None, "--run-as", help="run scripts as this user"),
-        prefetch: int | None = typer.Option(None, "--prefetch", help="commands handled at once"),
-        result_max_age: float | None = typer.Option(None, "--result-max-age",
-                                                    help="seconds a result is answered again for a re-sent "
-                                                         "command (default 86400)"),
-        hosts: int = typer.Option(1, "--hosts", min=1, help="run N agents <hostname>-1..N in this process"),
-        hostname_prefix: str | None = typer.Option(None, "--hostname-prefix",
-                                                   help="fleet hostnames <prefix>-1..N (default: the hostname)"),
-        log_level: str = typer.Option("INFO", "--log-level"),
-        log_format: str = typer.Option("text", "--log-format", help="text (logfmt) or json"),
-        http: str | None = typer.Option(None, "--http", help="serve /healthz, /readyz, /metrics on HOST:PORT"),
-        check_config: bool = typer.Option(False, "--check-config",
-                                          help="print the effective settings (secrets masked) and exit"),
-    ) -> None:
-        """Run the EMS agent: register with the VNFM and execute its commands (Open Baton compatible)."""
-        try:
-            setup_logging(log_level, fmt=log_format)
-        except ValueError as exc:
-            typer.echo(f"gvnfm ems: {exc}", err=True)
-            raise typer.Exit(2) from None
-        overrides = {"broker_url": broker_url, "broker_ip": broker_ip, "broker_port": broker_port,
-                     "username": username, "password": password, "hostname": hostname, "type": type_,
-                     "exchange": exchange, "scripts_path": scripts_path, "log_dir": log_dir, "state_dir": state_dir,
-                     "root": root, "script_timeout": script_timeout, "max_output_bytes": max_output,
-                     "run_as": run_as, "prefetch": prefetch, "result_max_age": result_max_age}
-        try:
-            cfg = load_config(config, overrides)
-        except ConfigError as exc:
-            typer.echo(f"gvnfm ems: {exc}", err=True)
-            raise typer.Exit(2) from None
-        if check_config:
-            typer.echo(render_settings(cfg.model_dump()))
-            raise typer.Exit(0)
-        add_file_log(cfg.log_dir, log_format)
-        try:
-            run_until_signalled(functools.partial(run_ems, cfg, hosts=hosts, hostname_prefix=hostname_prefix,
-                                                  http=http))
-        except (ConfigError, ValueError) as exc:
-            log.error("event=ems_failed error=%r", str(exc))
-            typer.echo(f"gvnfm ems: {exc}", err=True)
-            raise typer.Exit(1) from None
+    """``ems`` in the ``gvnfm`` app: the arguments go to :func:`main` unparsed (one definition of the
+    options; ``gvnfm ems`` as a console script reaches :func:`main` without typer, :mod:`gvnfm.cli.entry`)."""
+    import typer
+
+    def ems(ctx: typer.Context) -> None:
+        """Run the EMS agent: register with the VNFM and execute its commands (Open Baton compatible).
+        `gvnfm ems --help` lists its options."""
+        code = main(list(ctx.args))
+        if code:
+            raise typer.Exit(code)
+
+    ems.__annotations__ = {"ctx": typer.Context, "return": None}   # typer is not a module-level name here
+    app.command("ems", add_help_option=False, context_settings={
+        "allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})(ems)

@@ -336,8 +336,14 @@ def fleet_hostnames(base: str, count: int, prefix: str | None = None) -> list[st
     return [f"{stem}-{i}" for i in range(1, count + 1)]
 
 
+#: Agents of a fleet per broker connection. Every agent consumes on a channel of its own and RabbitMQ
+#: negotiates ``channel_max`` 2047 by default: one connection per thousand agents stays well below it.
+AGENTS_PER_CONNECTION = 1000
+
+
 class EmsFleet:
-    """``--hosts N``: N agents in one process over one shared broker connection."""
+    """``--hosts N``: N agents in one process, over ⌈N / AGENTS_PER_CONNECTION⌉ broker connections of
+    their own (or all on the one ``transport`` given)."""
 
     def __init__(self, config: EmsConfig, count: int, *, hostname_prefix: str | None = None,
                  transport: Transport | None = None) -> None:
@@ -345,29 +351,34 @@ class EmsFleet:
             raise ValueError("a fleet needs at least one host")
         self.config = config
         self.transport = transport
+        self.transports: list[Transport] = [] if transport is None else [transport]
         self._own_transport = transport is None
         self.agents = [EmsAgent(config.for_host(h), transport=None)
                        for h in fleet_hostnames(config.hostname, count, hostname_prefix)]
         self._stopping = False
 
     async def start(self) -> None:
-        if self.transport is None:
-            self.transport = open_agent_transport(self.config)
+        if self._own_transport and not self.transports:
+            groups = -(-len(self.agents) // AGENTS_PER_CONNECTION)
+            self.transports = [open_agent_transport(self.config) for _ in range(groups)]
+            self.transport = self.transports[0]
         if self._own_transport:
-            await connect_with_backoff(self.transport, cap=self.config.reconnect_max,
-                                       stopping=lambda: self._stopping)
-        for agent in self.agents:
-            agent.transport = self.transport
+            for transport in self.transports:
+                await connect_with_backoff(transport, cap=self.config.reconnect_max,
+                                           stopping=lambda: self._stopping)
+        for i, agent in enumerate(self.agents):
+            agent.transport = self.transports[min(i // AGENTS_PER_CONNECTION, len(self.transports) - 1)]
             agent._own_transport = False
             await agent.start()
-        log.info("event=ems_fleet_started hosts=%d", len(self.agents))
+        log.info("event=ems_fleet_started hosts=%d connections=%d", len(self.agents), len(self.transports))
 
     async def stop(self) -> None:
         self._stopping = True
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
-        if self._own_transport and self.transport is not None:
-            with contextlib.suppress(Exception):
-                await self.transport.close()
+        if self._own_transport:
+            for transport in self.transports:
+                with contextlib.suppress(Exception):
+                    await transport.close()
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         await self.start()

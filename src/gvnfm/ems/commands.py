@@ -34,21 +34,19 @@ import re
 import shlex
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from gvnfm.catalogue.base import loads_wire
 from gvnfm.catalogue.ems import MAX_TIMEOUT_SECONDS, EmsReply
+from gvnfm.catalogue.wire_json import loads_wire
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
 from gvnfm.ems.runner import RunAs, run_script, script_argv
 from gvnfm.ems.safe_tree import append_file, merge_tree, write_file
-from gvnfm.ops import metrics
 from gvnfm.redact import mask_urls as redact_urls
 
 log = logging.getLogger("gvnfm.ems")
@@ -60,6 +58,18 @@ _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 GIT_PROTOCOLS = "file:git:http:https:ssh"
 #: Scripts up to this size are written without a worker thread.
 INLINE_WRITE_BYTES = 1024 * 1024
+
+
+def _count(action: str, script_outcome: str | None = None) -> None:
+    """Count a command in the process's Prometheus metrics when the process has loaded them (an
+    ``--http`` endpoint serves them, or a VNFM in the same process); an agent without one does not
+    import prometheus_client at all (docs/performance.md, *A light EMS*)."""
+    metrics = sys.modules.get("gvnfm.ops.metrics")
+    if metrics is None:
+        return
+    metrics.EMS_COMMANDS.labels(action).inc()
+    if script_outcome is not None:
+        metrics.EMS_SCRIPTS.labels(script_outcome).inc()
 
 
 class CommandError(Exception):
@@ -176,8 +186,7 @@ class EmsCommandHandler:
                 self._log_command(command)
             reply = await handler(command)
             if action == "EXECUTE":
-                metrics.EMS_COMMANDS.labels(action).inc()
-                metrics.EMS_SCRIPTS.labels("ok" if reply.status == 0 else "failed").inc()
+                _count(action, "ok" if reply.status == 0 else "failed")
                 return reply   # execute() logged its end (ems_command_done with the script's figures)
         except (CommandError, PathRefused) as exc:
             status = exc.status if isinstance(exc, CommandError) else 1
@@ -199,7 +208,7 @@ class EmsCommandHandler:
             log.info("event=ems_command_done hostname=%s action=%s status=%s seconds=%.3f output_chars=%d "
                      "err_chars=%d", self.config.hostname, action, reply.status, time.monotonic() - started,
                      len(reply.output), len(reply.err))
-        metrics.EMS_COMMANDS.labels(action).inc()
+        _count(action)
         return reply
 
     @staticmethod
@@ -384,6 +393,8 @@ class EmsCommandHandler:
         if not isinstance(dependency, dict):
             raise CommandError("SAVE_VNFR_DEPENDENCY payload is not a JSON object")
         folder = self.folder(command)
+        import yaml  # here: the only command that needs it (the agent's import time, docs/performance.md)
+
         as_yaml = yaml.safe_dump(dependency, default_flow_style=False)
         as_sh = dependency_sh(dependency)
 

@@ -21,16 +21,16 @@ relative value is taken relative to ``root``; an absolute value is used as given
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
 from gvnfm.configfile import ConfigFileError, classify_keys
@@ -41,6 +41,7 @@ DEFAULT_PROPERTIES = "/etc/openbaton/openbaton-ems.properties"
 ENV_PREFIX = "GVNFM_EMS_"
 #: STOMP's registered port: a ``broker_port`` of 61613 without ``protocol`` means STOMP.
 STOMP_PORT = 61613
+PROTOCOLS = ("amqp", "stomp", "stomp+ssl")
 DIR_FIELDS = ("scripts_path", "log_dir", "state_dir")
 _DEFAULT_DIRS = {"scripts_path": DEFAULT_SCRIPTS_PATH, "log_dir": "/var/log/openbaton",
                  "state_dir": "/var/lib/gvnfm/ems"}
@@ -52,53 +53,138 @@ class ConfigError(ValueError):
     """The configuration is unusable (bad value, unreadable file)."""
 
 
-class EmsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+def _name(value: Any) -> str:
+    value = str(value).strip()
+    if not value or value in {".", ".."} or any(c in value for c in "/\x00 \t\r\n"):
+        raise ValueError(f"{value!r} is not usable as a name (empty, '/', whitespace)")
+    return value
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else str(value)
+
+
+def _bool(value: Any) -> bool:
+    # The reference: ``auto_delete = (autodelete != 'false')`` -- anything but "false" is true.
+    if isinstance(value, str):
+        return value.strip().lower() != "false"
+    if isinstance(value, bool | int):
+        return bool(value)
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _extra_env(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a JSON object of strings")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+def _protocol(value: Any) -> str | None:
+    value = _optional(value)
+    if value is not None and value.strip().lower() not in PROTOCOLS:
+        raise ValueError(f"{value!r} is not one of {', '.join(PROTOCOLS)}")
+    return None if value is None else value.strip().lower()
+
+
+def _flag(value: Any) -> bool:
+    """A gvnfm flag: true only when it says so (``true``, ``1``, ``yes``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, bool | int):
+        return bool(value)
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _roots(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [p for p in value.replace(",", os.pathsep).split(os.pathsep) if p.strip()]
+    return [str(p) for p in value]
+
+
+def _number(kind: type, *, ge: float | None = None, gt: float | None = None, le: float | None = None
+            ) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not {'an integer' if kind is int else 'a number'}")
+        try:
+            number = kind(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if (ge is not None and number < ge) or (gt is not None and number <= gt) or (le is not None and number > le):
+            bounds = [f"≥ {ge:g}" if ge is not None else "", f"> {gt:g}" if gt is not None else "",
+                      f"≤ {le:g}" if le is not None else ""]
+            raise ValueError(f"{number!r} is out of range ({', '.join(b for b in bounds if b)})")
+        return number
+    return convert
+
+
+#: How each field is read (strings from a properties file or the environment included); fields not
+#: named here are plain strings.
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "broker_port": _number(int, ge=1, le=65535), "heartbeat": _number(int, ge=0), "autodelete": _bool,
+    "hostname": _name, "type": _name, "run_as": _optional, "broker_url": _optional, "root": _optional,
+    "extra_env": _extra_env, "allowed_script_roots": _roots, "script_timeout": _number(float, gt=0),
+    "max_output_bytes": _number(int, ge=1024), "prefetch": _number(int, ge=1),
+    "reconnect_max": _number(float, gt=0), "result_cache_entries": _number(int, ge=1),
+    "result_cache_bytes": _number(int, ge=1024), "result_max_age": _number(float, gt=0),
+    "kill_grace": _number(float, ge=0), "protocol": _protocol, "host_user": _flag,
+}
+
+
+@dataclass
+class EmsConfig:
+    """The agent's settings, validated and normalised on construction (a :class:`ConfigError`, which is
+    a ``ValueError``, names the bad field). A plain dataclass on purpose: the agent runs on every VM and
+    imports nothing it does not use (no pydantic; docs/performance.md, *A light EMS*)."""
 
     # -- the reference's keys --------------------------------------------------------------------
     broker_ip: str = "127.0.0.1"
-    broker_port: int = Field(default=5672, ge=1, le=65535)
+    broker_port: int = 5672
     username: str = "admin"
-    password: str = "openbaton"
-    hostname: str = Field(default_factory=socket.gethostname)
+    password: str = field(default="openbaton", repr=False)
+    hostname: str = field(default_factory=socket.gethostname)
     type: str = "generic"
     autodelete: bool = True
     exchange: str = "openbaton-exchange"
-    heartbeat: int = Field(default=60, ge=0)
+    heartbeat: int = 60
     virtual_host: str = "/"
     # -- gvnfm extras ------------------------------------------------------------------------------
-    protocol: Literal["amqp", "stomp", "stomp+ssl"] | None = None
-    """The broker protocol (a gvnfm extension): ``stomp``/``stomp+ssl`` for RabbitMQ's STOMP plugin or
-    ActiveMQ. Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
+    protocol: str | None = None
+    """The broker protocol (a gvnfm extension): ``amqp``, ``stomp`` or ``stomp+ssl`` (RabbitMQ's STOMP
+    plugin or ActiveMQ). Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
     host_user: bool = False
     """The broker user is this host's own (made by gvnfm's VNFM, user-data EMS_HOST_USER): it may not
     write to the default exchange, so the registration and the replies go through ``exchange``, with
     the user as AMQP ``user_id`` (which RabbitMQ checks against the connection)."""
-    broker_url: str | None = None
+    broker_url: str | None = field(default=None, repr=False)
     """Overrides broker_ip/port/username/password/virtual_host when set (``amqp://...``, ``memory://x``)."""
     root: str | None = None
-    scripts_path: str = _DEFAULT_DIRS["scripts_path"]
-    log_dir: str = _DEFAULT_DIRS["log_dir"]
-    state_dir: str = _DEFAULT_DIRS["state_dir"]
-    allowed_script_roots: list[str] = Field(default_factory=list)
+    scripts_path: str | None = None
+    log_dir: str | None = None
+    state_dir: str | None = None
+    """Folders; None is the default (``_DEFAULT_DIRS``, or below ``root``). Always set after construction."""
+    allowed_script_roots: list[str] = field(default_factory=list)
     """Folders besides ``scripts_path`` under which a message's ``script-path`` is honoured."""
-    script_timeout: float = Field(default=1800.0, gt=0)
-    max_output_bytes: int = Field(default=1024 * 1024, ge=1024)
+    script_timeout: float = 1800.0
+    max_output_bytes: int = 1024 * 1024
     run_as: str | None = None
-    prefetch: int = Field(default=16, ge=1)
-    extra_env: dict[str, str] = Field(default_factory=dict)
+    prefetch: int = 16
+    extra_env: dict[str, str] = field(default_factory=dict)
     """Added to the agent's own environment for scripts: os.environ < extra_env < the VNFM's env."""
-    reconnect_max: float = Field(default=30.0, gt=0)
+    reconnect_max: float = 30.0
     """Cap of the back-off between connection attempts (seconds)."""
-    result_cache_entries: int = Field(default=1024, ge=1)
-    result_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    result_max_age: float = Field(default=24 * 3600.0, gt=0)
+    result_cache_entries: int = 1024
+    result_cache_bytes: int = 64 * 1024 * 1024
+    result_max_age: float = 24 * 3600.0
     """Seconds a finished command's result is returned again for the same correlation id and body
     (memory and ``results.jsonl``); older results are dropped, also on load."""
-    kill_grace: float = Field(default=2.0, ge=0)
+    kill_grace: float = 2.0
     """Seconds between SIGTERM and SIGKILL of a timed-out script's process group."""
 
-    _explicit_dirs: set[str] = PrivateAttr(default_factory=set)
+    model_fields: ClassVar[dict[str, dataclasses.Field[Any]]]
+    """The field names (the same attribute pydantic models have, for callers that filter keys)."""
 
     @property
     def broker_user(self) -> str:
@@ -107,46 +193,20 @@ class EmsConfig(BaseModel):
             return unquote(urlsplit(self.broker_url).username or "guest")
         return self.username
 
-    @field_validator("autodelete", mode="before")
-    @classmethod
-    def _autodelete(cls, value: Any) -> Any:
-        # The reference: ``auto_delete = (autodelete != 'false')`` -- anything but "false" is true.
-        if isinstance(value, str):
-            return value.strip().lower() != "false"
-        return value
-
-    @field_validator("hostname", "type")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        value = value.strip()
-        if not value or value in {".", ".."} or any(c in value for c in "/\x00 \t\r\n"):
-            raise ValueError(f"{value!r} is not usable as a name (empty, '/', whitespace)")
-        return value
-
-    @field_validator("run_as", "broker_url", "root", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("extra_env", mode="before")
-    @classmethod
-    def _extra_env(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip() else {}
-        if isinstance(value, Mapping):
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        return value
-
-    @field_validator("allowed_script_roots", mode="before")
-    @classmethod
-    def _roots(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [p for p in value.replace(",", os.pathsep).split(os.pathsep) if p.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _dirs(self) -> EmsConfig:
-        self._explicit_dirs = {f for f in DIR_FIELDS if f in self.model_fields_set}
+    def __post_init__(self) -> None:
+        errors = []
+        for name, convert in _CONVERT.items():
+            try:
+                setattr(self, name, convert(getattr(self, name)))
+            except (TypeError, ValueError) as exc:
+                errors.append(f"{name}: {exc}")
+        for name in ("broker_ip", "username", "password", "exchange", "virtual_host", *DIR_FIELDS):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                errors.append(f"{name}: {value!r} is not a string")
+        if errors:
+            raise ConfigError("; ".join(errors))
+        self._explicit_dirs = {f for f in DIR_FIELDS if getattr(self, f) is not None}
         root = Path(self.root).absolute() if self.root else None
         if root is not None:
             self.root = str(root)
@@ -157,10 +217,9 @@ class EmsConfig(BaseModel):
             elif root is not None:
                 path = root / value
             else:
-                path = Path(value).absolute()
+                path = Path(value if value is not None else _DEFAULT_DIRS[f]).absolute()
             setattr(self, f, os.path.normpath(path))
         self.allowed_script_roots = [os.path.normpath((root or Path.cwd()) / p) for p in self.allowed_script_roots]
-        return self
 
     # -- derived -----------------------------------------------------------------------------------
     @property
@@ -183,6 +242,10 @@ class EmsConfig(BaseModel):
             return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}"
         return f"amqp://{auth}@{host}:{self.broker_port}/{vhost}?heartbeat={self.heartbeat}"
 
+    def model_dump(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Every setting as a dict (copies of the lists and dicts)."""
+        return {f: _copy(getattr(self, f)) for f in self.model_fields if f not in exclude}
+
     def redacted(self) -> dict[str, Any]:
         """The settings for a log line: secrets masked, extra_env values hidden."""
         data = self.model_dump()
@@ -203,10 +266,17 @@ class EmsConfig(BaseModel):
             for f in self._explicit_dirs:
                 data[f] = str(Path(getattr(self, f)) / hostname)
         else:
-            data["scripts_path"] = str(Path(self.scripts_path) / hostname)
-            data["state_dir"] = str(Path(self.state_dir) / hostname)
+            data["scripts_path"] = str(Path(self.scripts_path) / hostname)  # type: ignore[arg-type]
+            data["state_dir"] = str(Path(self.state_dir) / hostname)  # type: ignore[arg-type]
             data["log_dir"] = self.log_dir
         return EmsConfig(**data)
+
+
+EmsConfig.model_fields = {f.name: f for f in dataclasses.fields(EmsConfig)}
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
 
 
 def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -260,9 +330,12 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Mapping[s
         _warn_world_readable(path)
     merged.update(from_env(environ))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(merged) - set(EmsConfig.model_fields))
+    if unknown:
+        raise ConfigError(f"invalid EMS configuration: unknown setting(s) {', '.join(unknown)}")
     try:
         return EmsConfig(**merged)
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+    except ValueError as exc:
         raise ConfigError(f"invalid EMS configuration: {exc}") from exc
 
 

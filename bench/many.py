@@ -1,0 +1,133 @@
+"""Case ``many-ns``: many network services at once. ``--many 100x10``: 100 INSTANTIATEs of 10 VNFCs each
+arrive together (an NFVO deploying many NSRs), through one VNFM worker on SQLite and through two
+workers on PostgreSQL (same endpoint, same store). Figure: VNFC-scripts per second, against a floor
+doing the same round trips (each operation its own stages under its own bound, all at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from pathlib import Path
+
+from bench import messages
+from bench.config import BenchConfig
+from bench.floors import FloorServer, fanout_round_trips, run_many_round_trips, shifted
+from bench.report import Report, Row
+from bench.rig import BenchFailure, Rig
+
+
+async def many_ns(cfg: BenchConfig, workdir: Path, report: Report) -> None:
+    await _one_setup(cfg, workdir, report, workers=1, db=None)
+    if cfg.pg_url:
+        db = await _create_pg(cfg.pg_url)
+        try:
+            await _one_setup(cfg, workdir, report, workers=2, db=db)
+        finally:
+            await _drop_pg(cfg.pg_url, db)
+
+
+async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers: int, db: str | None) -> None:
+    k = cfg.fanout_scripts
+    scripts = messages.script_names(k)
+    OPS, VNFCS = cfg.many_ops, cfg.many_vnfcs
+    total = OPS * VNFCS
+    label = "SQLite, 1 worker" if db is None else f"PostgreSQL, {workers} workers"
+    rig = Rig(cfg.broker, workdir, f"many-{workers}w", log_level=cfg.vnfm_log_level, db=db)
+    try:
+        await rig.start_vnfm(cfg.concurrency)
+        for i in range(1, workers):
+            await rig.start_worker(cfg.concurrency, tag=f"vnfm-w{i + 1}")
+        warm, *hosts = (await rig.start_fleet(total + 1)).hostnames
+        await rig.warm_up(warm)
+        groups = [hosts[i * VNFCS:(i + 1) * VNFCS] for i in range(OPS)]
+        traffics = [shifted(fanout_round_trips(VNFCS, k, delivered_files=k), i * VNFCS) for i in range(OPS)]
+        ours: list[float] = []
+        floor: list[float] = []
+        shares: list[list[int]] = []
+        async with FloorServer(cfg.broker, total, rig.dir) as server:
+            for _ in range(cfg.repeats_for(total)):
+                seconds, share = await _all_at_once(rig, groups, scripts, cfg.op_timeout)
+                ours.append(seconds)
+                shares.append(share)
+                f = await run_many_round_trips(server, traffics, concurrency=cfg.concurrency, timeout=cfg.op_timeout)
+                if f.replies_ok != f.round_trips:
+                    raise BenchFailure(f"the floor had {f.round_trips - f.replies_ok} failed round trips")
+                floor.append(f.seconds)
+        work = total * k
+        row = Row.paired(f"many NS ({label})", total, ours, floor, detail={
+            "ops": OPS, "vnfcs_per_op": VNFCS, "scripts": k, "workers": workers,
+            "db": "sqlite" if db is None else "pg",
+            "vnfc_scripts_per_second": work / min(ours), "floor_vnfc_scripts_per_second": work / min(floor),
+            "steps_per_worker": shares})
+        assert row.floor is not None
+        row.detail["note"] = (f"{OPS} INSTANTIATEs × {VNFCS} VNFCs × {k} scripts at once; {work / row.gvnfm:.0f} "
+                              f"VNFC-scripts/s (floor {work / row.floor:.0f}); EMS commands per worker {shares[0]}")
+        report.add(row)
+    finally:
+        await rig.close()
+
+
+async def _all_at_once(rig: Rig, groups: list[list[str]], scripts: list[str],
+                       timeout: float) -> tuple[float, list[int]]:
+    assert rig.nfvo is not None and rig.vnfm is not None
+    procs = [rig.vnfm, *rig.workers]
+    offsets = [p.log_offset() for p in procs]
+    batch = uuid.uuid4().hex[:6]
+    msgs = []
+    for i, hosts in enumerate(groups):
+        name = f"{rig.host_prefix}-ns{batch}-{i}"
+        rig.nfvo.hostnames_by_name[name] = hosts
+        msgs.append(messages.instantiate(name, len(hosts), scripts))
+    t0 = time.perf_counter()
+    answers = await asyncio.gather(*(rig.nfvo.send(rig.endpoint, m, timeout=timeout) for m in msgs))
+    seconds = time.perf_counter() - t0
+    bad = [a.get("action") for a in answers if a.get("action") != "INSTANTIATE"]
+    if bad:
+        raise BenchFailure(f"{len(bad)} of {len(answers)} INSTANTIATEs were answered {bad[0]}")
+    expected = 2 * len(scripts) * sum(len(g) for g in groups)
+    deadline = time.monotonic() + 10
+    while True:   # the reply may overtake the log lines' flush by a moment
+        counts = [p.steps_logged(o) for p, o in zip(procs, offsets, strict=True)]
+        ok = [c.get("0", 0) for c in counts]
+        if sum(ok) >= expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    failed = sum(v for c in counts for k, v in c.items() if k != "0")
+    if sum(ok) != expected or failed:
+        raise BenchFailure(f"expected {expected} successful EMS commands, the VNFM workers logged {counts}")
+    return seconds, ok
+
+
+def _admin_dsn(pg_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _create_pg(pg_url: str) -> str:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"gvnfm_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(_admin_dsn(pg_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg(pg_url: str, db_url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(db_url).database
+    with contextlib.suppress(Exception):
+        conn = await asyncpg.connect(_admin_dsn(pg_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
