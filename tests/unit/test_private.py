@@ -40,9 +40,10 @@ def test_folders_and_files_are_private_even_when_they_existed(tmp_path: Path) ->
 def test_private_files_are_never_written_through_a_symlink(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").write_text("keep")
     os.symlink(tmp_path / "elsewhere", tmp_path / "report.json")
-    with pytest.raises(OSError):
-        write_private(tmp_path / "report.json", "{}")
+    write_private(tmp_path / "report.json", "{}")     # the link is replaced by the file, never followed
     assert (tmp_path / "elsewhere").read_text() == "keep"
+    assert not (tmp_path / "report.json").is_symlink() and (tmp_path / "report.json").read_text() == "{}"
+    assert mode(tmp_path / "report.json") == 0o600
 
 
 async def test_the_sqlite_store_is_0600(tmp_path: Path) -> None:
