@@ -27,9 +27,9 @@ import aio_pika
 import pytest
 
 from gvnfm.ems.agent import EmsAgent
-from gvnfm.ems.config import EmsConfig
 from gvnfm.transport.amqp import AmqpTransport
 from tests.support.fakes import FakeNfvo
+from tests.support.hosts import ems_config_from_userdata
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
@@ -73,8 +73,9 @@ class Replay:
 
     async def add_host(self, hostname: str, userdata: str) -> None:
         assert f"export ENDPOINT={self.endpoint}" in userdata and "Hostname=" in userdata
-        agent = EmsAgent(EmsConfig(hostname=hostname, type=self.endpoint, broker_url=self.url,
-                                   root=str(self.tmp / "hosts" / hostname), script_timeout=60))
+        # configured as the VM's user-data configures it (its own broker user when the VNFM made one)
+        agent = EmsAgent(ems_config_from_userdata(userdata, hostname, self.url,
+                                                  root=str(self.tmp / "hosts" / hostname), script_timeout=60))
         await agent.start()
         self.agents.append(agent)
 
@@ -129,8 +130,11 @@ async def test_the_java_nfvo_transcripts(amqp_vhost: str, tmp_path: Path) -> Non
     nfvo = FakeNfvo(nfvo_t, host_factory=replay.add_host)
     await nfvo.start()
     sender = JavaNfvoSender(amqp_vhost, endpoint)
+    # the transcripts are about the NFVO's shapes: the EMSs share the reference's credentials (the broker
+    # user per VM, a gvnfm extension, is tested in test_broker_users/test_vnfm_host_users and e2e)
     vnfm = VnfmProcess(broker=amqp_vhost, endpoint=endpoint, state_dir=tmp_path / "vnfm",
-                       extra=["--ems-start-timeout", "60", "--script-timeout", "60"])
+                       extra=["--ems-start-timeout", "60", "--script-timeout", "60"],
+                       env={"GVNFM_EMS_HOST_USERS": "false"})
     try:
         await vnfm.start()
         await vnfm.wait_for_log("event=vnfm_started", timeout=60)

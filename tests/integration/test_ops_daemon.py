@@ -18,11 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gvnfm.ems.agent import EmsAgent
-from gvnfm.ems.config import EmsConfig
 from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
 from tests.integration.test_vnfm_rabbitmq import instantiate, nfvo_user, vnfd
 from tests.support.fakes import FakeNfvo
+from tests.support.hosts import ems_config_from_userdata
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
@@ -53,18 +53,21 @@ class Hosts:
     def __init__(self, url: str, endpoint: str, tmp: Path, start: bool = True) -> None:
         self.url, self.endpoint, self.tmp, self.start = url, endpoint, tmp, start
         self.names: list[str] = []
+        self.userdata: dict[str, str] = {}
         self.agents: list[EmsAgent] = []
         self.allocated = asyncio.Event()
 
-    async def add(self, hostname: str, _userdata: str) -> None:
+    async def add(self, hostname: str, userdata: str) -> None:
         self.names.append(hostname)
+        self.userdata[hostname] = userdata
         self.allocated.set()
         if self.start:
             await self.boot(hostname)
 
     async def boot(self, hostname: str) -> None:
-        agent = EmsAgent(EmsConfig(hostname=hostname, type=self.endpoint, broker_url=self.url,
-                                   root=str(self.tmp / "hosts" / hostname), script_timeout=30))
+        # configured as the VM's user-data configures it (its own broker user when the VNFM made one)
+        agent = EmsAgent(ems_config_from_userdata(self.userdata[hostname], hostname, self.url,
+                                                  root=str(self.tmp / "hosts" / hostname), script_timeout=30))
         await agent.start()
         self.agents.append(agent)
 
