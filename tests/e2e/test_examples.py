@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -406,9 +408,33 @@ def test_the_readmes_first_command_deploys_and_tears_down_the_chain_example(tmp_
     check_chain(report)
 
 
+def kill_watchdog(state: Path, timeout: float = 30) -> None:
+    """SIGKILL the watchdog of the `gvnfm up` on ``state`` (``gvnfm.vim.watchdog <hosts folder>``) and wait
+    for its exit (its pidfd turns readable), so that it cannot reap the hosts when `up` dies."""
+    needle = f"gvnfm.vim.watchdog\0{(state / 'vim' / 'hosts').resolve()}\0".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    assert len(pids) == 1, f"one watchdog per gvnfm up: {pids}"
+    fd = os.pidfd_open(pids[0])
+    try:
+        os.kill(pids[0], signal.SIGKILL)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        assert poller.poll(timeout * 1000), f"watchdog {pids[0]} still alive {timeout}s after SIGKILL"
+    finally:
+        os.close(fd)
+
+
 def test_hosts_of_a_killed_gvnfm_up_are_removed_by_the_next_run(tmp_path: Path) -> None:
-    """`gvnfm up` killed with SIGKILL leaves the iperf daemons (screen) of its hosts running; the next
-    run on the same state dir kills them and removes the host folders."""
+    """`gvnfm up` killed with SIGKILL, its watchdog killed first (alone, the watchdog reaps the hosts of a
+    killed `up`: test_up_signals), leaves the iperf daemons (screen) of its hosts running; the next run
+    on the same state dir kills them and removes the host folders."""
     _iperf_present()
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "gvnfm.cli.main", "up", str(EXAMPLES / "iperf"), "--plain",
@@ -420,10 +446,11 @@ def test_hosts_of_a_killed_gvnfm_up_are_removed_by_the_next_run(tmp_path: Path) 
             break
     hosts = sorted((state / "vim" / "hosts").iterdir())
     assert len(hosts) == 2 and any(processes_of(h.resolve()) for h in hosts), "iperf -s runs on the server host"
+    kill_watchdog(state)
     proc.kill()
     proc.wait()
     left = {h.name: processes_of(h.resolve()) for h in hosts}
-    assert any(left.values()), "the daemons survive the kill of gvnfm up"
+    assert any(left.values()), "the daemons survive the kill of gvnfm up and its watchdog"
     code, out, _ = up(EXAMPLES / "chain", state)
     assert code == 0, out
     for h in hosts:
