@@ -632,22 +632,48 @@ async def test_invalid_service_sends_nothing(env: Env) -> None:
 # -- registration and bad requests ------------------------------------------------------------------------
 
 async def test_registration_and_unregistration(env: Env) -> None:
-    reg = {"action": "register", "type": env.endpoint,
-           "vnfmManagerEndpoint": {"type": env.endpoint, "endpoint": env.endpoint + "-q", "endpointType": "RABBIT"}}
+    type_ = env.endpoint + "-t"                  # a type of its own (the fixture's VNFM has type env.endpoint)
+    reg = {"action": "register", "type": type_,
+           "vnfmManagerEndpoint": {"type": type_, "endpoint": env.endpoint + "-q", "endpointType": "RABBIT"}}
     answer = json.loads(await env.peer.rpc(env.nfvo.registration_queue, json.dumps(reg).encode(), timeout=TIMEOUT))
-    assert answer["rabbitUsername"] == env.endpoint and len(answer["rabbitPassword"]) == 16
-    assert env.nfvo.endpoint_for(env.endpoint) == env.endpoint + "-q"
+    assert answer["rabbitUsername"] == type_ and len(answer["rabbitPassword"]) == 16
+    assert env.nfvo.endpoint_for(type_) == env.endpoint + "-q"
     again = json.loads(await env.peer.rpc(env.nfvo.registration_queue, json.dumps(reg).encode(), timeout=TIMEOUT))
     assert again == answer
     with pytest.raises(RpcTimeout):                              # no action/type: no answer at all
         await env.peer.rpc(env.nfvo.registration_queue, json.dumps({"type": "x"}).encode(), timeout=0.5)
-    wrong = {"action": "unregister", "type": env.endpoint, "password": "wrong"}
+    wrong = {"action": "unregister", "type": type_, "password": "wrong"}
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(wrong).encode())
     await env.peer.publish(env.nfvo.registration_queue, json.dumps(
         {**wrong, "password": answer["rabbitPassword"]}).encode())
-    await eventually(lambda: env.endpoint not in env.nfvo.vnfms)
-    assert env.endpoint not in env.nfvo.vnfms
-    assert env.nfvo.endpoint_for(env.endpoint) == env.endpoint
+    await eventually(lambda: type_ not in env.nfvo.vnfms)
+    assert type_ not in env.nfvo.vnfms
+    assert env.nfvo.endpoint_for(type_) == type_
+
+
+async def test_the_first_vnfm_of_a_type_keeps_it_until_it_unregisters(env: Env) -> None:
+    """As the Java NFVO's getVnfm(type): a VNFM registered before the NS is deployed is not displaced by
+    a later VNFM of the same type on another endpoint; that one takes over when the first unregisters."""
+    type_ = env.endpoint + "-t"
+
+    async def register(endpoint: str) -> dict[str, str]:
+        reg = {"action": "register", "type": type_, "vnfmManagerEndpoint": {"type": type_, "endpoint": endpoint}}
+        answer: dict[str, str] = json.loads(await env.peer.rpc(env.nfvo.registration_queue, json.dumps(reg).encode(),
+                                                               timeout=TIMEOUT))
+        return answer
+
+    first, second = await register(env.endpoint + "-1"), await register(env.endpoint + "-2")
+    assert first["rabbitPassword"] and second["rabbitPassword"]
+    assert env.nfvo.endpoint_for(type_) == env.endpoint + "-1"
+    assert await register(env.endpoint + "-1") == first                   # registering again changes nothing
+    assert env.nfvo.endpoint_for(type_) == env.endpoint + "-1"
+    await env.peer.publish(env.nfvo.registration_queue, json.dumps(
+        {"action": "unregister", "type": type_, "password": first["rabbitPassword"],
+         "vnfmManagerEndpoint": {"type": type_, "endpoint": env.endpoint + "-1"}}).encode())
+    await eventually(lambda: env.nfvo.endpoint_for(type_) == env.endpoint + "-2")
+    await env.peer.publish(env.nfvo.registration_queue, json.dumps(
+        {"action": "unregister", "type": type_, "password": second["rabbitPassword"]}).encode())
+    await eventually(lambda: type_ not in env.nfvo.vnfms)
 
 
 async def test_registered_endpoint_is_where_commands_go(env: Env) -> None:

@@ -1,6 +1,10 @@
 """The VNFMs registered with the orchestrator (protocol §2): ``register`` answers broker credentials
 and remembers the VNFM's endpoint by type; ``unregister`` (or ``deregister``) with the right password
-forgets it. A message without ``action`` or ``type`` gets no answer."""
+forgets it. A message without ``action`` or ``type`` gets no answer.
+
+As the Java NFVO's VnfmRegister (every registration kept, ``getVnfm(type)`` the first of that type), the
+VNFM of a type that registered first is the one commands go to: a later VNFM of the same type on another
+endpoint waits in line (it takes over when the first unregisters) instead of taking its work."""
 
 from __future__ import annotations
 
@@ -23,8 +27,11 @@ class VnfmRegistry:
     def __init__(self, credentials: tuple[str, str] | None = None) -> None:
         """``credentials``: what every VNFM gets; None = user = its type, a random 16-character password."""
         self.credentials = credentials
-        #: type -> {"endpoint": queue name, "description": vnfmManagerEndpoint, "credentials": {...}}
+        #: type -> the VNFM serving it (the first registered): {"endpoint": queue name, "description":
+        #: vnfmManagerEndpoint, "credentials": {...}}
         self.vnfms: dict[str, dict[str, Any]] = {}
+        #: type -> later VNFMs of that type on other endpoints, in registration order (same entries)
+        self.waiting: dict[str, list[dict[str, Any]]] = {}
         self._changed = asyncio.Event()
 
     def handle(self, data: Any) -> dict[str, str] | None:
@@ -35,35 +42,62 @@ class VnfmRegistry:
             log.warning("event=registration_ignored reason=no_action_or_type")
             return None
         type_ = str(type_)
+        described = data.get("vnfmManagerEndpoint")
+        description = described if isinstance(described, dict) else {}
+        named = str(description.get("endpoint") or "")
         if action == "register":
-            creds = self._credentials_for(type_)
-            described = data.get("vnfmManagerEndpoint")
-            endpoint = described if isinstance(described, dict) else {}
-            self.vnfms[type_] = {"endpoint": str(endpoint.get("endpoint") or type_), "description": endpoint,
-                                 "credentials": creds}
-            self._changed.set()
-            log.info("event=vnfm_registered type=%s endpoint=%s", type_, self.vnfms[type_]["endpoint"])
-            return creds
-        if action in ("unregister", "deregister"):
-            known = self.vnfms.get(type_)
-            if known is None:
-                log.warning("event=unregister_unknown type=%s", type_)
-            elif data.get("password") != known["credentials"].get("rabbitPassword"):
-                log.warning("event=unregister_refused type=%s reason=wrong_password", type_)
+            endpoint = named or type_
+            known = self._entries(type_, endpoint)
+            if known:                               # registering again: the stored credentials
+                entry = known[0]
+                entry["description"] = description
             else:
+                entry = {"endpoint": endpoint, "description": description,
+                         "credentials": self._credentials_for(type_)}
+                if type_ in self.vnfms:
+                    self.waiting.setdefault(type_, []).append(entry)
+                    log.info("event=vnfm_registered type=%s endpoint=%s serving_endpoint=%s", type_, endpoint,
+                             self.vnfms[type_]["endpoint"])
+                    return dict(entry["credentials"])
+                self.vnfms[type_] = entry
+            self._changed.set()
+            log.info("event=vnfm_registered type=%s endpoint=%s", type_, endpoint)
+            return dict(entry["credentials"])
+        if action in ("unregister", "deregister"):
+            candidates = self._entries(type_, named or None)
+            if not candidates:
+                log.warning("event=unregister_unknown type=%s", type_)
+                return None
+            password = data.get("password")
+            match = next((e for e in candidates if password == e["credentials"].get("rabbitPassword")), None)
+            if match is None:
+                log.warning("event=unregister_refused type=%s reason=wrong_password", type_)
+                return None
+            line = self.waiting.get(type_, [])
+            if self.vnfms.get(type_) is match:
                 del self.vnfms[type_]
-                log.info("event=vnfm_unregistered type=%s", type_)
+                if line:                            # the next of that type takes over
+                    self.vnfms[type_] = line.pop(0)
+                    self._changed.set()
+            else:
+                line.remove(match)
+            if not line:
+                self.waiting.pop(type_, None)
+            log.info("event=vnfm_unregistered type=%s endpoint=%s", type_, match["endpoint"])
             return None
         log.warning("event=registration_ignored action=%r type=%s", action, type_)
         return None
+
+    def _entries(self, type_: str, endpoint: str | None) -> list[dict[str, Any]]:
+        """The registered VNFMs of that type (the serving one first), of that endpoint if one is given."""
+        serving = self.vnfms.get(type_)
+        entries = ([serving] if serving is not None else []) + self.waiting.get(type_, [])
+        return [e for e in entries if endpoint is None or e["endpoint"] == endpoint]
 
     def _credentials_for(self, type_: str) -> dict[str, str]:
         if self.credentials is not None:
             user, password = self.credentials
             return {"rabbitUsername": user, "rabbitPassword": password}
-        known = self.vnfms.get(type_)
-        if known is not None:                       # registering again: the stored credentials
-            return dict(known["credentials"])
         alphabet = string.ascii_letters + string.digits
         return {"rabbitUsername": type_, "rabbitPassword": "".join(secrets.choice(alphabet) for _ in range(16))}
 
