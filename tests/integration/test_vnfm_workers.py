@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from gvnfm.ems.agent import EmsAgent
 from gvnfm.transport.amqp import AmqpTransport
-from tests.support.fakes import FakeEms, FakeNfvo
+from tests.support.fakes import FakeNfvo
+from tests.support.hosts import ems_config_from_userdata
 from tests.support.services import unique
 from tests.support.vnfm_process import VnfmProcess
 
@@ -34,13 +36,17 @@ def instantiate(endpoint: str) -> dict[str, Any]:
 
 async def test_only_the_last_worker_unregisters(amqp_vhost: str, pg_db: str, tmp_path: Path) -> None:
     endpoint = unique("gvnfm-workers")
-    nfvo_t, ems_t = AmqpTransport(amqp_vhost), AmqpTransport(amqp_vhost)
+    nfvo_t = AmqpTransport(amqp_vhost)
     await nfvo_t.connect()
-    await ems_t.connect()
-    ems = FakeEms(ems_t)
+    agents: list[EmsAgent] = []
 
     async def host(hostname: str, userdata: str) -> None:
-        await ems.add_host(hostname, endpoint)
+        # a real EMS configured as the VM's user-data configures it: the VNFM accepts the registration
+        # (and the replies) of a host only from the broker user it made for that host
+        agent = EmsAgent(ems_config_from_userdata(userdata, hostname, amqp_vhost,
+                                                  root=str(tmp_path / "hosts" / hostname), script_timeout=30))
+        await agent.start()
+        agents.append(agent)
 
     nfvo = FakeNfvo(nfvo_t, host_factory=host)
     await nfvo.start()
@@ -74,8 +80,9 @@ async def test_only_the_last_worker_unregisters(amqp_vhost: str, pg_db: str, tmp
     finally:
         for w in workers:
             await w.kill()
+        for agent in agents:
+            await agent.stop()
         await nfvo_t.close()
-        await ems_t.close()
 
 
 async def test_a_crashed_worker_does_not_keep_the_last_one_from_unregistering(
