@@ -36,6 +36,10 @@ def test_replies() -> None:
     assert reply_to_of("") is None
     assert reply_destination(R, "amq.gen-x") == "/amq/queue/amq.gen-x"
     assert reply_destination(R, "amq.rabbitmq.reply-to.abc") == "/amq/queue/amq.rabbitmq.reply-to.abc"
+    # a direct reply-to name is base64: a "/" in it is escaped (RabbitMQ splits destinations at "/")
+    assert (reply_destination(R, "amq.rabbitmq.reply-to.g1h2AA.lic/1CA+O==")
+            == "/amq/queue/amq.rabbitmq.reply-to.g1h2AA.lic%2F1CA+O==")
+    assert publish_destination(R, EX, "a/b") == "/exchange/openbaton-exchange/a%2Fb"
     assert reply_destination(A, "/remote-temp-queue/ID:1") == "/remote-temp-queue/ID:1"
 
 

@@ -69,11 +69,20 @@ def _queue_headers(spec: QueueSpec) -> dict[str, str]:
             "exclusive": _flag(spec.exclusive)}
 
 
+def _segment(name: str) -> str:
+    """``name`` as one segment of a RabbitMQ destination: the plugin splits destinations at ``/`` and
+    unescapes ``%2F`` in each segment (a direct reply-to name, ``amq.rabbitmq.reply-to.<base64>``, often
+    holds a ``/``: unescaped, the SEND is an ERROR, "not a valid amqqueue destination")."""
+    return name.replace("/", "%2F")
+
+
 def publish_destination(dialect: Dialect, exchange: str, routing_key: str) -> str:
     """Where a message for ``exchange`` (``""`` = the default exchange) and ``routing_key`` goes."""
     if dialect is Dialect.ACTIVEMQ:
         return f"/queue/{routing_key}" if exchange == "" else f"/topic/{VIRTUAL_TOPIC}{routing_key}"
-    return f"/amq/queue/{routing_key}" if exchange == "" else f"/exchange/{exchange}/{routing_key}"
+    if exchange == "":
+        return f"/amq/queue/{_segment(routing_key)}"
+    return f"/exchange/{_segment(exchange)}/{_segment(routing_key)}"
 
 
 def reply_destination(dialect: Dialect, reply_to: str) -> str:
