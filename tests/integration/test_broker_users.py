@@ -13,6 +13,8 @@ import aiormq
 import pytest
 
 from gvnfm.vnfm.broker_users import BrokerUsers, broker_vhost, hosts_pattern, management_url, vnfr_hosts_pattern
+from tests.support.broker_admin import BrokerAdmin
+from tests.support.services import unique
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -160,3 +162,31 @@ async def test_users_before_and_after_the_nfvo_names_the_hosts(users: BrokerUser
     assert await users.user_of("web-1234567") is None and await users.user_of("web-7654321") == user
     await users.release(["web-7654321"])
     assert await users.users_of(["web-7654321"]) == {}
+
+
+async def test_a_user_named_like_a_host_user_is_not_one(amqp_vhost: str, users: BrokerUsers,
+                                                      rabbit_admin: BrokerAdmin) -> None:
+    """Regression (netns e2e hang): the operator's ``--ems-user`` named ``gvnfm-ems-…`` with ``.*`` on the
+    vhost was taken for a host user serving every host. ``user_of`` could name it instead of the host's
+    own user, so the VNFM refused the host's replies (reason=not_the_requested_host) and waited forever;
+    RELEASE_RESOURCES deleted it."""
+    vhost = broker_vhost(amqp_vhost)
+    operator = unique("gvnfm-ems-0")       # sorts before any host user in the management API's listing
+    rabbit_admin.add_user(operator, "pw")
+    try:
+        rabbit_admin.set_permissions(vhost, operator, ".*", ".*", ".*")
+        user, _ = await users.create(vnfr_hosts_pattern("iperf-server"))
+        assert await users.user_of("iperf-server-9498039") == user
+        await users.pin(user, ["iperf-server-9498039"])
+        users._served.clear()               # as another worker: from the broker's record
+        assert await users.user_of("iperf-server-9498039") == user
+        assert await users.may_register(user, "iperf-server-9498039")
+        assert not await users.may_register(operator, "iperf-server-9498039")   # still refused
+        assert await users.may_register(operator, "db-1")     # a host of the shared credentials
+        assert not await users.may_register(user, "db-1")     # a host user registers only its own hosts
+        assert await users.users_of(["iperf-server-9498039"]) == {user: ["iperf-server-9498039"]}
+        await users.release(["iperf-server-9498039"])
+        assert operator in rabbit_admin.vhost_users(vhost)    # not the VNFM's to delete
+        assert await users.user_of("iperf-server-9498039") is None
+    finally:
+        rabbit_admin.delete_user(operator)

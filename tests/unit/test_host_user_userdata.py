@@ -6,7 +6,14 @@ import re
 
 from gvnfm.vim.ems_launch import EmsLaunch
 from gvnfm.vnfm import userdata
-from gvnfm.vnfm.broker_users import host_permissions, hosts_pattern, management_url, serves, vnfr_hosts_pattern
+from gvnfm.vnfm.broker_users import (
+    host_permissions,
+    hosts_pattern,
+    is_host_user,
+    management_url,
+    serves,
+    vnfr_hosts_pattern,
+)
 
 
 def boot(**kw: object) -> userdata.EmsBootstrap:
@@ -43,3 +50,15 @@ def test_permissions_of_a_host_user() -> None:
     assert serves(host_permissions(vnfr_hosts_pattern("a.b"), exchange="x", register_key="r").configure, "a.b-123")
     assert not serves(host_permissions(vnfr_hosts_pattern("a.b"), exchange="x", register_key="r").configure, "aXb-123")
     assert management_url("amqp://u:p%40ss@broker:5672/vh") == "http://u:p%40ss@broker:15672"
+
+
+def test_only_what_the_vnfm_makes_is_a_host_user() -> None:
+    ex = "openbaton-exchange"
+    for hosts in (vnfr_hosts_pattern("iperf-server"), hosts_pattern(["a-1", "b.2"])):
+        p = host_permissions(hosts, exchange=ex, register_key="ems.generic.register")
+        assert is_host_user("gvnfm-ems-e0065dbb9f385654", p.configure, p.write, p.read, exchange=ex)
+        assert not is_host_user("gvnfm-ems-20e64eebe4", p.configure, p.write, p.read, exchange=ex)
+        assert not is_host_user("gvnfm-ems-e0065dbb9f385654", p.configure, p.write, p.read, exchange="other")
+    # an operator's user named like one, with everything on the vhost
+    assert not is_host_user("gvnfm-ems-e0065dbb9f385654", ".*", ".*", ".*", exchange=ex)
+    assert not is_host_user("gvnfm-ems-20e64eebe4", ".*", ".*", ".*", exchange=ex)

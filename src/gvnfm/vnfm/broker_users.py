@@ -78,6 +78,26 @@ def host_permissions(hosts: str, *, exchange: str, register_key: str) -> HostPer
                            topic_read=f"^{queue}$")
 
 
+#: the name ``create`` gives a host user
+_HOST_USER_NAME = re.compile(re.escape(USER_PREFIX) + "[0-9a-f]{16}")
+#: the configure permission ``host_permissions`` writes: the hosts' regex is group 1
+_HOST_QUEUE = re.compile(r"\^vnfm\\\.(.+)\\\.actions\$")
+
+
+def is_host_user(user: str, configure: str, write: str, read: str, *, exchange: str) -> bool:
+    """Whether a user with these permissions on the virtual host is a host user this VNFM made: its name
+    and its permissions are exactly what ``create`` gives one. Any other user, even one named
+    ``gvnfm-ems-…`` (an operator's ``--ems-user``, the shared EMS user, with ``.*`` permissions), is
+    no host's user: it does not decide whose replies are taken, and the VNFM never narrows or deletes it."""
+    if _HOST_USER_NAME.fullmatch(user) is None:
+        return False
+    m = _HOST_QUEUE.fullmatch(configure)
+    if m is None:
+        return False
+    expected = host_permissions(m.group(1), exchange=exchange, register_key="")
+    return (configure, write, read) == (expected.configure, expected.write, expected.read)
+
+
 def serves(configure: str, hostname: str) -> bool:
     """Whether a host user whose configure permission is ``configure`` serves ``hostname``."""
     try:
@@ -194,7 +214,9 @@ class BrokerUsers:
     async def _record(self) -> dict[str, str]:
         """Every host user of the virtual host with its configure regex (from the broker)."""
         rows = (await self._call("GET", f"/api/vhosts/{self._vh()}/permissions")).json()
-        served = {r["user"]: r["configure"] for r in rows if str(r.get("user", "")).startswith(USER_PREFIX)}
+        served = {str(r["user"]): str(r["configure"]) for r in rows
+                  if is_host_user(str(r.get("user", "")), str(r.get("configure", "")), str(r.get("write", "")),
+                                  str(r.get("read", "")), exchange=self.exchange)}
         self._served = served
         return served
 
@@ -238,10 +260,11 @@ class BrokerUsers:
         host users registers only as one of them; a host user registers only a host it serves; a host
         without one (shared credentials, today's behaviour) registers as any other user."""
         # always the broker's current record (another worker may have made or narrowed a user)
-        servers = [u for u, c in (await self._record()).items() if serves(c, hostname)]
+        record = await self._record()
+        servers = [u for u, c in record.items() if serves(c, hostname)]
         if servers:
             return user_id in servers
-        return not (user_id or "").startswith(USER_PREFIX)
+        return user_id not in record
 
     async def release(self, hostnames: Iterable[str], keep: Iterable[str] = ()) -> None:
         """Hosts gone (RELEASE_RESOURCES, SCALE_IN): a user serving only gone hosts is deleted; one that
