@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,12 +27,15 @@ ROOT = Path(__file__).parents[2]
 HANG_GUARD = 180.0
 
 
-def _service(root: Path) -> Path:
-    """One VNF, one VNFC: INSTANTIATE leaves a daemon behind, TERMINATE never ends."""
+DAEMON = "nohup sleep 600 >/dev/null 2>&1 &\necho \"daemon started on $hostname\""
+STUCK = "echo terminating\nexec sleep 600"
+
+
+def _service(root: Path, install: str = DAEMON, terminate: str = STUCK) -> Path:
+    """One VNF, one VNFC: by default INSTANTIATE leaves a daemon behind, TERMINATE never ends."""
     (root / "scripts").mkdir(parents=True)
-    (root / "scripts" / "install.sh").write_text(
-        "#!/bin/bash\nnohup sleep 600 >/dev/null 2>&1 &\necho \"daemon started on $hostname\"\n")
-    (root / "scripts" / "terminate.sh").write_text("#!/bin/bash\necho terminating\nexec sleep 600\n")
+    (root / "scripts" / "install.sh").write_text(f"#!/bin/bash\n{install}\n")
+    (root / "scripts" / "terminate.sh").write_text(f"#!/bin/bash\n{terminate}\n")
     vnfd = {"name": "stuck", "type": "stuck", "vendor": "t", "version": "1", "endpoint": "generic",
             "vnfPackageLocation": "https://example.invalid/scripts.git",
             "lifecycle_event": [{"event": "INSTANTIATE", "lifecycle_events": ["install.sh"]},
@@ -45,15 +51,21 @@ def _service(root: Path) -> Path:
 class Up:
     """A running `gvnfm up` (its own process group, as a shell would start it)."""
 
-    def __init__(self, tmp: Path, *extra: str) -> None:
+    def __init__(self, tmp: Path, *extra: str, install: str = DAEMON, terminate: str = STUCK,
+                 env: dict[str, str] | None = None) -> None:
         self.state = tmp / "state"
         self.hosts = (self.state / "vim" / "hosts").resolve()
         self.out = tmp / "up.out"
-        argv = [sys.executable, "-m", "gvnfm.cli.main", "up", str(_service(tmp / "svc")), "--plain", "--state-dir",
+        svc = _service(tmp / "svc", install, terminate)
+        argv = [sys.executable, "-m", "gvnfm.cli.main", "up", str(svc), "--plain", "--state-dir",
                 str(self.state), "--api-port", "-1", "--script-timeout", "900", *extra]
         with self.out.open("wb") as fh:
             self.proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
+
+    def log(self) -> str:
+        path = self.state / "up.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def output(self) -> str:
         return self.out.read_text(errors="replace")
@@ -90,8 +102,8 @@ class Up:
 def up_factory(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
-    def make(*extra: str) -> Up:
-        run = Up(tmp_path, *extra)
+    def make(*extra: str, **kwargs: Any) -> Up:
+        run = Up(tmp_path, *extra, **kwargs)
         started.append(run)
         return run
 
@@ -159,3 +171,104 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text(errors="replace").replace("\0", " ")
     except OSError:
         return ""
+
+
+# -- SIGTERM/SIGINT in each phase: `up` ends promptly, tears down what it made, never answers half ------------
+
+def _in_order(text: str, *parts: str) -> None:
+    """Each of ``parts`` occurs in ``text``, in this order (runs of white space count as one space)."""
+    text = " ".join(text.split())
+    at = -1
+    for part in (" ".join(p.split()) for p in parts):
+        found = text.find(part, at + 1)
+        assert found > at, f"{part!r} missing or out of order in:\n{text}"
+        at = found
+
+
+def _instantiate_unanswered(out: str) -> None:
+    """The interrupted INSTANTIATE got no answer (the VNFM's operation was cancelled, not half answered)."""
+    assert not re.search(r"INSTANTIATE\s+\S*\s*answered", out), out
+    assert "DEPLOY ACTIVE" not in " ".join(out.split()) and "network service ACTIVE" not in out, out
+
+
+def test_signal_while_connecting_ends_at_once(up_factory: Callable[..., Up]) -> None:
+    """The broker refuses connections, so `up` keeps retrying (10 s): SIGTERM ends it without waiting."""
+    with socket.socket() as held:       # bound, never listening: connections to it are refused
+        held.bind(("127.0.0.1", 0))
+        run = up_factory("--broker", f"amqp://guest:guest@127.0.0.1:{held.getsockname()[1]}/")
+        run.wait_for(lambda: "event=amqp_connect_retry" in run.log(), "`up` retries connecting to the broker")
+        run.signal(signal.SIGTERM)
+        code = run.exit_code()
+    out, log = run.output(), run.log()
+    assert code == 130 and "interrupted while starting: nothing was deployed" in out, out
+    assert "cannot connect" not in out and "Traceback" not in out, out
+    _in_order(log, "event=amqp_connect_retry", "event=up_signal signal=SIGTERM", "event=up_interrupted phase=starting")
+    assert "event=runtime_started" not in log, log
+    assert not run.hosts.exists() or not any(run.hosts.iterdir())
+
+
+def test_signal_mid_script_tears_down(up_factory: Callable[..., Up]) -> None:
+    """SIGINT while an INSTANTIATE script runs: the deployment stops, its host (script included) goes,
+    exit 130."""
+    run = up_factory(install="exec sleep 600", terminate="echo bye")
+    run.wait_for(lambda: "install.sh running" in run.output() and bool(run.host_processes()),
+                 "the INSTANTIATE script runs")
+    run.signal(signal.SIGINT)
+    code = run.exit_code()
+    out = run.output()
+    assert code == 130, out
+    assert "never retrieved" not in run.log() and "Traceback" not in out, run.log()
+    _in_order(out, "install.sh running", "interrupted during deployment", "TEARDOWN started",
+              "RELEASE_RESOURCES", "REMOVE_HOSTS done", "TEARDOWN TERMINATED")
+    _instantiate_unanswered(out)
+    _nothing_left(run)
+
+
+@pytest.mark.rabbitmq
+def test_signal_while_waiting_for_ems(up_factory: Callable[..., Up], amqp_vhost: str, tmp_path: Path) -> None:
+    """The host's EMS process never registers (it hangs at start-up): SIGTERM during the VNFM's wait
+    tears down without waiting out the EMS deadline or TERMINATE on a host that cannot run it."""
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    (hang / "sitecustomize.py").write_text('import sys, time\nif "gvnfm.ems" in sys.orig_argv:\n    time.sleep(600)\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hang), os.environ.get("PYTHONPATH")]))}
+    run = up_factory("--broker", amqp_vhost, "--ems-start-timeout", "900", terminate="echo bye", env=env)
+    run.wait_for(lambda: "WAIT EMS running" in run.output(), "the VNFM waits for the EMS")
+    run.signal(signal.SIGTERM)
+    code = run.exit_code()
+    out = run.output()
+    assert code == 130, out
+    _in_order(out, "WAIT EMS running", "interrupted during deployment", "TEARDOWN started", "REMOVE_HOSTS done",
+              "TEARDOWN TERMINATED")
+    _instantiate_unanswered(out)
+    assert "event=ems_registered" not in run.log()
+    _nothing_left(run)
+
+
+def test_sigterm_when_active_tears_down_and_exits_0(up_factory: Callable[..., Up]) -> None:
+    run = up_factory(terminate="echo bye")
+    _active_with_daemon(run)
+    run.signal(signal.SIGTERM)
+    code = run.exit_code()
+    out = run.output()
+    assert code == 0, out
+    _in_order(out, "network service ACTIVE", "TEARDOWN started", "terminate.sh done",
+              "RELEASE_RESOURCES ACTIVE answered", "REMOVE_HOSTS done", "torn down")
+    _nothing_left(run)
+
+
+def test_second_signal_mid_deployment(up_factory: Callable[..., Up]) -> None:
+    """Two signals while a script runs whose TERMINATE never ends: `up` exits 130, its host removed."""
+    run = up_factory(install="exec sleep 600")
+    run.wait_for(lambda: "install.sh running" in run.output() and bool(run.host_processes()),
+                 "the INSTANTIATE script runs")
+    run.signal(signal.SIGTERM)
+    run.wait_for(lambda: "TEARDOWN" in run.output(), "the teardown starts")
+    run.signal(signal.SIGTERM)
+    code = run.exit_code()
+    out = run.output()
+    assert code == 130, out
+    _in_order(out, "interrupted during deployment", "TEARDOWN started",
+              "interrupted again: removing the hosts without waiting for the VNFM", "REMOVE_HOSTS done")
+    _instantiate_unanswered(out)
+    _nothing_left(run)

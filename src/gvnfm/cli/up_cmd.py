@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,12 +18,29 @@ from rich.markup import escape
 
 from gvnfm.cli.day2_cmd import Output
 from gvnfm.logs import setup_logging
+from gvnfm.ops.signals import until_stopped
 from gvnfm.private import open_private_append, write_private
 
 log = logging.getLogger("gvnfm.up")
 
 #: seconds the teardown waits for the VNFMs' RELEASE_RESOURCES answers before removing the hosts anyway
 TEARDOWN_TIMEOUT = 300.0
+#: at most this long on a deployment interrupted before it was ACTIVE (hosts may have no EMS to run TERMINATE)
+INTERRUPTED_TEARDOWN_TIMEOUT = 1.0
+#: seconds the in-process VNFM's operations in flight get to end when `up` closes: after a signal, and else
+CLOSE_GRACE = 5.0
+STOP_GRACE = 0.5
+#: seconds after a second signal before `up` exits without finishing the teardown (the watchdog then kills
+#: the hosts' processes; the next `gvnfm up` on the state dir removes their folders)
+HARD_EXIT = 3.0
+
+
+def _exit_now() -> None:
+    log.warning("event=exit_now reason=teardown_still_running_after_second_signal")
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(130)
 
 
 def _failure_text(nsr: object) -> str:
@@ -104,8 +123,17 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     assert isinstance(options, RuntimeOptions)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        signals.append(sig.name)
+        log.info("event=up_signal signal=%s count=%d", sig.name, len(signals))
+        stop.set()
+        if len(signals) == 2:       # the teardown stops waiting for the VNFM; should anything still hang:
+            loop.call_later(HARD_EXIT, _exit_now)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     runtime = LocalRuntime(options)
     nsr = None
     code = 0
@@ -114,7 +142,11 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
     api = None
     try:
         try:
-            await runtime.start()
+            started, _ = await until_stopped(stop, runtime.start())
+            if not started:     # connecting to the broker, opening the store...: nothing deployed yet
+                console.print("[yellow]interrupted while starting: nothing was deployed[/]")
+                log.info("event=up_interrupted phase=starting")
+                return 130
         except StateDirBusy as exc:      # another live `gvnfm up` owns the folder: nothing was touched
             _error(console, str(exc))
             return 2
@@ -167,6 +199,8 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
                           "for the VNFM)[/]")
             await asyncio.wait({deploy_task})      # its requests cancelled, nothing left half-sent
             code = 130
+            # a host whose EMS never registered cannot run TERMINATE: the VNFM's answer is not awaited long
+            teardown_timeout = min(teardown_timeout, INTERRUPTED_TEARDOWN_TIMEOUT)
             nsr = next(iter(runtime.nfvo.nsrs.values()), None)
         else:
             try:
@@ -224,7 +258,8 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             loop.remove_signal_handler(sig)
         if api is not None:
             await api.stop()
-        await runtime.close()
+        # after a signal, VNFM operations still in flight (their hosts are gone) are cancelled unanswered
+        await runtime.close(grace=STOP_GRACE if signals else CLOSE_GRACE)
 
 
 async def _report(path: Path, data: dict[str, object], console: Console) -> None:

@@ -204,10 +204,11 @@ class LocalRuntime:
         log.info("event=runtime_started broker=%s vim=%s state_dir=%s",
                  "memory" if self._broker else mask_urls(o.broker), o.vim, self.state_dir)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """``grace``: seconds the VNFM's operations in flight get to end before they are cancelled unanswered."""
         if self.vnfm is not None:
             with contextlib.suppress(Exception):
-                await self.vnfm.stop(grace=5)
+                await self.vnfm.stop(grace=grace)
         if self.nfvo is not None:
             with contextlib.suppress(Exception):
                 await self.nfvo.stop()

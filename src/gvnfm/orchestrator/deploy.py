@@ -107,10 +107,12 @@ class Deployment:
             if state.status != ACTIVE:
                 await self.nfvo.start_vnf(nsr, name)
 
-        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-        for fut in ready.values():
-            if fut.done() and not fut.cancelled():
-                fut.exception()             # retrieved: no "never retrieved" warnings
+        try:
+            results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        finally:        # cancelled (`gvnfm up` interrupted) too
+            for fut in ready.values():
+                if fut.done() and not fut.cancelled():
+                    fut.exception()             # retrieved: no "never retrieved" warnings
         failures = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
         nsr.refresh_status()
         for n, r in failures:
