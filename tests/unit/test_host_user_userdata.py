@@ -7,6 +7,7 @@ import re
 from gvnfm.vim.ems_launch import EmsLaunch
 from gvnfm.vnfm import userdata
 from gvnfm.vnfm.broker_users import (
+    BrokerUsers,
     host_permissions,
     hosts_pattern,
     is_host_user,
@@ -62,3 +63,19 @@ def test_only_what_the_vnfm_makes_is_a_host_user() -> None:
     # an operator's user named like one, with everything on the vhost
     assert not is_host_user("gvnfm-ems-e0065dbb9f385654", ".*", ".*", ".*", exchange=ex)
     assert not is_host_user("gvnfm-ems-20e64eebe4", ".*", ".*", ".*", exchange=ex)
+
+
+async def test_the_user_pinned_to_a_host_is_its_user_before_a_dead_runs_unpinned_one() -> None:
+    """A VNFM killed between making a VNFR's user (``<vnfr>-[0-9]+``) and pinning it leaves that user
+    behind; the next run's user, pinned to the exact hostname, is the one whose replies are awaited."""
+    users = BrokerUsers("http://127.0.0.1:15672", vhost="/", exchange="openbaton-exchange",
+                        register_key="ems.generic.register")
+    try:
+        perms = {"gvnfm-ems-" + "a" * 16: host_permissions(vnfr_hosts_pattern("app"), exchange="x", register_key="k"),
+                 "gvnfm-ems-" + "b" * 16: host_permissions(hosts_pattern(["app-8026943"]), exchange="x",
+                                                           register_key="k")}
+        users._served = {user: p.configure for user, p in perms.items()}   # the broker's record, as read
+        assert await users.user_of("app-8026943") == "gvnfm-ems-" + "b" * 16
+        assert await users.user_of("app-1111111") == "gvnfm-ems-" + "a" * 16   # only the pattern serves it
+    finally:
+        await users.close()

@@ -64,9 +64,12 @@ def hosts_pattern(hostnames: Iterable[str]) -> str:
     return "(" + "|".join(re.escape(h) for h in sorted(set(hostnames))) + ")"
 
 
+_PATTERN_MARK = "-[0-9]+"
+
+
 def vnfr_hosts_pattern(vnfr_name: str) -> str:
     """The hostnames the NFVO gives the VNFCs of a VNFR: ``<vnfr name>-<digits>``."""
-    return re.escape(vnfr_name) + "-[0-9]+"
+    return re.escape(vnfr_name) + _PATTERN_MARK
 
 
 def host_permissions(hosts: str, *, exchange: str, register_key: str) -> HostPermissions:
@@ -240,10 +243,13 @@ class BrokerUsers:
                 if missed is not None and time.monotonic() - missed < MISS_REFRESH:
                     break
             served = self._served if attempt == 0 else await self._record()
-            for user, configure in served.items():
-                if serves(configure, hostname):
-                    self._misses.pop(hostname, None)
-                    return user
+            found = [(user, configure) for user, configure in served.items() if serves(configure, hostname)]
+            if found:
+                self._misses.pop(hostname, None)
+                # the user pinned to this very host first: a user made for a VNFR's hosts before the NFVO
+                # named them (``<vnfr>-[0-9]+``) may be a dead run's that was never pinned nor deleted
+                found.sort(key=lambda uc: _PATTERN_MARK in uc[1])
+                return found[0][0]
         if len(self._misses) > 4096:
             self._misses.clear()
         self._misses[hostname] = time.monotonic()
