@@ -45,8 +45,9 @@ class Cluster:
     """A test NFVO, in-process EMS agents (they outlive the workers, as VMs do), N VNFM workers."""
 
     def __init__(self, url: str, db: str, tmp: Path, workers: int = 2,
-                 nfvo_factory: Callable[..., FakeNfvo] = FakeNfvo) -> None:
+                 nfvo_factory: Callable[..., FakeNfvo] = FakeNfvo, host_users: bool = True) -> None:
         self.url, self.db, self.tmp, self.n = url, db, tmp, workers
+        self.host_users = host_users
         self.nfvo_factory = nfvo_factory
         self.endpoint = unique("crash")
         self.agents: list[EmsAgent] = []
@@ -84,7 +85,8 @@ class Cluster:
                         extra=["--ems-start-timeout", "30"],
                         # messages kept while no worker consumes (vnfm.rabbitmq.autodelete=false): the crash
                         # tests take every worker down at times
-                        env={"GVNFM_LEASE_SECONDS": "2", "GVNFM_ENDPOINT_QUEUE_AUTO_DELETE": "false"})
+                        env={"GVNFM_LEASE_SECONDS": "2", "GVNFM_ENDPOINT_QUEUE_AUTO_DELETE": "false",
+                             "GVNFM_EMS_HOST_USERS": "true" if self.host_users else "false"})
         await w.start()
         await w.wait_for_log("event=vnfm_started")
         self.workers.append(w)

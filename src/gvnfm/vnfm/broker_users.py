@@ -141,6 +141,7 @@ class BrokerUsers:
         self.available = False
         self._lock = asyncio.Lock()
         self._served: dict[str, str] = {}     # user -> configure regex (cache of the broker's record)
+        self._registered_as: dict[str, str] = {}   # hostname -> the host user its EMS registered as
         self._misses: dict[str, float] = {}   # hostname -> when the broker's record had no user for it
 
     async def close(self) -> None:
@@ -237,6 +238,9 @@ class BrokerUsers:
         """The host user serving ``hostname`` (cached; on a miss the broker is asked again, for the same
         host at most every ``MISS_REFRESH`` seconds: hosts with the shared credentials have none). A user
         another worker made is found: a host is asked about only after its user exists."""
+        registered = self._registered_as.get(hostname)
+        if registered is not None and registered in self._served and serves(self._served[registered], hostname):
+            return registered
         for attempt in range(2):
             if attempt == 1:
                 missed = self._misses.get(hostname)
@@ -269,7 +273,12 @@ class BrokerUsers:
         record = await self._record()
         servers = [u for u, c in record.items() if serves(c, hostname)]
         if servers:
-            return user_id in servers
+            if user_id in servers and user_id is not None:
+                # the user the host's EMS really holds (from the user-data the NFVO used): its replies are
+                # awaited from it, also when a worker that took the operation over made another for the host
+                self._registered_as[hostname] = user_id
+                return True
+            return False
         return user_id not in record
 
     async def release(self, hostnames: Iterable[str], keep: Iterable[str] = ()) -> None:
