@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from gvnfm.transport import Delivery
+from tests.support.broker_admin import broker_admin
 from tests.support.cluster import SCRIPTS, Cluster, instantiate, runs
 from tests.support.fakes import FakeNfvo
 
@@ -43,9 +45,9 @@ class HoldingNfvo(FakeNfvo):
 
 @pytest.fixture
 async def cluster(amqp_vhost: str, pg_db: str, tmp_path: Path) -> AsyncIterator[Cluster]:
-    # shared EMS credentials: with a broker user per VM, the worker that takes over mid-ALLOCATE makes a
-    # second user for the same hosts while their EMSs hold the first (a known gap, see the session note)
-    c = Cluster(amqp_vhost, pg_db, tmp_path, workers=2, nfvo_factory=HoldingNfvo, host_users=False)
+    # a broker user per user-data (the default): the worker that takes over must use the user the dead
+    # worker sent to the NFVO, as the hosts' EMSs hold that one
+    c = Cluster(amqp_vhost, pg_db, tmp_path, workers=2, nfvo_factory=HoldingNfvo)
     await c.start()
     try:
         yield c
@@ -101,3 +103,9 @@ async def test_sigkill_while_the_nfvo_answers_asks_once(cluster: Cluster, tmp_pa
     assert seen == Counter({(h, s): 1 for h in new for s in SCRIPTS}), seen
     await cluster.workers[-1].wait_for_log("event=vnfm_started")
     assert cluster.replies[cid] == 1
+    # one broker user per user-data, the one the operation named before asking: no second one for the
+    # hosts by the worker that took over (an INSTANTIATE's, and a SCALING's when the kill was there)
+    vhost = urlsplit(cluster.url).path.lstrip("/")
+    host_users = sorted(u for u in broker_admin().vhost_users(vhost) if u.startswith("gvnfm-ems-"))
+    assert op.context.get("ems_user") in host_users, (op.context, host_users)
+    assert len(host_users) == (2 if point == "SCALING" else 1), host_users

@@ -190,3 +190,38 @@ async def test_a_user_named_like_a_host_user_is_not_one(amqp_vhost: str, users: 
         assert await users.user_of("iperf-server-9498039") is None
     finally:
         rabbit_admin.delete_user(operator)
+
+
+async def test_a_killed_vnfms_unpinned_users_are_swept_and_nothing_else(amqp_vhost: str, users: BrokerUsers,
+                                                                        rabbit_admin: BrokerAdmin) -> None:
+    """At start a VNFM deletes the host users a killed worker left before the NFVO named their hosts: not
+    pinned and named by no running operation. Kept: a pinned user (its hosts may live), one a running
+    operation names, another endpoint's (another VNFM type's store knows its operations), the operator's
+    ``gvnfm-ems-…`` user, and one pinned between the listing and the deletion (its operation ended)."""
+    vhost = broker_vhost(amqp_vhost)
+    leaked, _ = await users.create(vnfr_hosts_pattern("lost"))
+    named, _ = await users.create(vnfr_hosts_pattern("busy"))
+    pinned, _ = await users.create(vnfr_hosts_pattern("live"))
+    await users.pin(pinned, ["live-1234567"])
+    late, _ = await users.create(vnfr_hosts_pattern("late"))
+    other = BrokerUsers(management_url(amqp_vhost), vhost=vhost, exchange=EXCHANGE, register_key="ems.other.register")
+    assert await other.probe()
+    others, _ = await other.create(vnfr_hosts_pattern("theirs"))
+    operator = unique("gvnfm-ems-0")
+    rabbit_admin.add_user(operator, "pw")
+    try:
+        rabbit_admin.set_permissions(vhost, operator, ".*", ".*", ".*")
+
+        async def in_use() -> list[str]:
+            await users.pin(late, ["late-7654321"])     # its operation pins it while the sweep reads the store
+            return [named]
+
+        assert await users.sweep(in_use) == [leaked]
+        left = set(rabbit_admin.vhost_users(vhost))
+        assert leaked not in left
+        assert {named, pinned, late, others, operator} <= left
+        assert await users.sweep(in_use) == []        # nothing more on a second start
+    finally:
+        await other.delete(others)
+        await other.close()
+        rabbit_admin.delete_user(operator)

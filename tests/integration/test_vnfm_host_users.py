@@ -17,7 +17,7 @@ from gvnfm.ems.agent import EmsAgent
 from gvnfm.ems.config import EmsConfig
 from gvnfm.store.sql import SqlStore
 from gvnfm.transport.amqp import AmqpTransport
-from gvnfm.vnfm.broker_users import hosts_pattern
+from gvnfm.vnfm.broker_users import BrokerUsers, broker_vhost, hosts_pattern, management_url, vnfr_hosts_pattern
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings
 from tests.integration.test_broker_users import as_user
@@ -116,3 +116,36 @@ async def test_registrations_and_replies_only_from_the_hosts_own_user(
         await guest.close()
     finally:
         await agent.stop()
+
+
+async def test_a_starting_vnfm_deletes_the_users_a_killed_one_left_unpinned(amqp_vhost: str, tmp_path: Path) -> None:
+    """A worker killed after making a host user, before the NFVO named the hosts and nothing resumed it:
+    the next VNFM of the endpoint deletes that user at start; one a running operation of the store names
+    (another worker is asking the NFVO with it) is kept."""
+    endpoint = unique("sweep")
+    settings = VnfmSettings(broker=amqp_vhost, endpoint=endpoint, register_with_nfvo=False, state_dir=tmp_path,
+                            script_log_minutes=0)
+    users = BrokerUsers(management_url(amqp_vhost), vhost=broker_vhost(amqp_vhost), exchange=settings.exchange,
+                        register_key=f"ems.{endpoint}.register")
+    assert await users.probe()
+    leaked, _ = await users.create(vnfr_hosts_pattern("lost"))
+    named, _ = await users.create(vnfr_hosts_pattern("busy"))
+    store = await SqlStore.open(f"sqlite+aiosqlite:///{tmp_path / 'vnfm.db'}")
+    op, owned = await store.claim_operation("op-busy", action="INSTANTIATE", vnfr_id=None, vnfr_name="busy",
+                                            request={}, worker="w-other", lease_seconds=60)
+    assert owned
+    await store.set_context(op.id, {"ems_user": named}, worker="w-other")
+    transport = AmqpTransport(amqp_vhost)
+    await transport.connect()
+    service = VnfmService(settings, transport=transport, store=store)
+    try:
+        await service.start()
+        left = set(await users._record())
+        assert leaked not in left and named in left, left
+    finally:
+        await service.stop(grace=1)
+        await users.delete(named)
+        await users.delete(leaked)
+        await users.close()
+        await transport.close()
+        await store.close()

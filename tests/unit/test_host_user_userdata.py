@@ -11,6 +11,8 @@ from gvnfm.vnfm.broker_users import (
     host_permissions,
     hosts_pattern,
     is_host_user,
+    is_pinned,
+    leaked_users,
     management_url,
     serves,
     vnfr_hosts_pattern,
@@ -79,3 +81,13 @@ async def test_the_user_pinned_to_a_host_is_its_user_before_a_dead_runs_unpinned
         assert await users.user_of("app-1111111") == "gvnfm-ems-" + "a" * 16   # only the pattern serves it
     finally:
         await users.close()
+
+
+def test_leaked_users_are_the_unpinned_ones_no_running_operation_names() -> None:
+    unpinned, pinned = host_permissions(vnfr_hosts_pattern("web"), exchange="x", register_key="r").configure, \
+        host_permissions(hosts_pattern(["web-1234567"]), exchange="x", register_key="r").configure
+    assert not is_pinned(unpinned) and is_pinned(pinned)
+    record = {"gvnfm-ems-b": unpinned, "gvnfm-ems-a": unpinned, "gvnfm-ems-c": pinned, "gvnfm-ems-d": unpinned}
+    assert leaked_users(record, ["gvnfm-ems-d"]) == ["gvnfm-ems-a", "gvnfm-ems-b"]
+    assert leaked_users(record, record) == []
+    assert leaked_users({}, []) == []

@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
@@ -87,6 +87,11 @@ _HOST_USER_NAME = re.compile(re.escape(USER_PREFIX) + "[0-9a-f]{16}")
 _HOST_QUEUE = re.compile(r"\^vnfm\\\.(.+)\\\.actions\$")
 
 
+def new_user_name() -> str:
+    """A fresh host user name (what ``is_host_user`` recognises)."""
+    return USER_PREFIX + secrets.token_hex(8)
+
+
 def is_host_user(user: str, configure: str, write: str, read: str, *, exchange: str) -> bool:
     """Whether a user with these permissions on the virtual host is a host user this VNFM made: its name
     and its permissions are exactly what ``create`` gives one. Any other user, even one named
@@ -99,6 +104,20 @@ def is_host_user(user: str, configure: str, write: str, read: str, *, exchange: 
         return False
     expected = host_permissions(m.group(1), exchange=exchange, register_key="")
     return (configure, write, read) == (expected.configure, expected.write, expected.read)
+
+
+def is_pinned(configure: str) -> bool:
+    """Whether a host user's configure permission names exact hostnames (``pin``), not a VNFR's
+    ``<vnfr name>-<digits>`` before the NFVO named them."""
+    return _PATTERN_MARK not in configure
+
+
+def leaked_users(record: dict[str, str], in_use: Iterable[str]) -> list[str]:
+    """The host users of ``record`` (``{user: configure}``) nothing will ever pin or delete: not pinned
+    to hosts, and named by no running operation (``in_use``): an operation names its user before the
+    user exists, and pins it before it ends."""
+    named = set(in_use)
+    return sorted(u for u, configure in record.items() if not is_pinned(configure) and u not in named)
 
 
 def serves(configure: str, hostname: str) -> bool:
@@ -190,9 +209,10 @@ class BrokerUsers:
                          {"exchange": self.exchange, "write": perms.topic_write, "read": perms.topic_read})
         self._served[user] = perms.configure
 
-    async def create(self, hosts: str) -> tuple[str, str]:
-        """A new host user serving the hostnames matched by ``hosts``: ``(name, password)``."""
-        user, password = USER_PREFIX + secrets.token_hex(8), secrets.token_urlsafe(24)
+    async def create(self, hosts: str, user: str | None = None) -> tuple[str, str]:
+        """A host user serving the hostnames matched by ``hosts``: ``(name, password)``. ``user``: the name
+        (``new_user_name``) an operation recorded before asking; made again if it exists, with a new password."""
+        user, password = user or new_user_name(), secrets.token_urlsafe(24)
         await self._call("PUT", f"/api/users/{quote(user, safe='')}", {"password": password, "tags": ""})
         try:
             await self._set(user, hosts)
@@ -210,10 +230,44 @@ class BrokerUsers:
             return
         await self._set(user, hosts_pattern(names))
 
+    async def pin_unpinned(self, user: str, hostnames: Iterable[str]) -> None:
+        """``pin``, only if ``user`` still serves a VNFR's hosts before they were named (a re-run after a
+        worker died between the allocation and the pin; a user narrowed since, by a scale-in, stays so)."""
+        configure = (await self._record()).get(user)
+        if configure is not None and not is_pinned(configure):
+            await self.pin(user, hostnames)
+
     async def delete(self, user: str) -> None:
         await self._call("DELETE", f"/api/users/{quote(user, safe='')}")
         self._served.pop(user, None)
         log.info("event=ems_host_user_deleted user=%s", user)
+
+    async def sweep(self, in_use: Callable[[], Awaitable[Iterable[str]]]) -> list[str]:
+        """Delete the host users a killed VNFM left unpinned (``leaked_users``); ``in_use``: the users
+        the store's running operations name, read after the broker's list, so that a user made meanwhile
+        is either not listed or named; only users of this VNFM's endpoint. Each is read again just before
+        it is deleted: one pinned in between (its operation ended) is kept. Returns the deleted users."""
+        listed = await self._record()
+        # only this endpoint's (the topic permission names its register key): another VNFM type on the
+        # virtual host has operations this store does not know
+        mine = host_permissions("", exchange=self.exchange, register_key=self.register_key).topic_write
+        topics = (await self._call("GET", f"/api/vhosts/{self._vh()}/topic-permissions")).json()
+        ours = {str(r.get("user")) for r in topics if r.get("exchange") == self.exchange and r.get("write") == mine}
+        listed = {u: c for u, c in listed.items() if u in ours}
+        deleted: list[str] = []
+        for user in leaked_users(listed, await in_use()):
+            try:
+                now = (await self._call("GET", f"/api/permissions/{self._vh()}/{quote(user, safe='')}")).json()
+            except ManagementError:   # gone meanwhile (deleted by its operation), or the API failed: kept
+                continue
+            if str(now.get("configure", "")) != listed[user]:
+                continue
+            await self.delete(user)
+            deleted.append(user)
+        if deleted:
+            log.warning("event=ems_host_users_swept count=%d users=%s (left unpinned by a VNFM that was killed)",
+                        len(deleted), ",".join(deleted))
+        return deleted
 
     async def _record(self) -> dict[str, str]:
         """Every host user of the virtual host with its configure regex (from the broker)."""

@@ -88,6 +88,32 @@ class NfvoAnswers:
             if self._waiters.get(correlation_id) is fut:
                 del self._waiters[correlation_id]
 
+    async def asked(self, correlation_id: str) -> bool:
+        """Whether a worker (this one or one before it) recorded the request ``correlation_id``: it may
+        have gone out, so it is never asked again; :meth:`collect` gets its answer."""
+        return await self.store.nfvo_request(correlation_id) is not None
+
+    async def collect(self, correlation_id: str, *, action: str, timeout: float) -> bytes:
+        """The answer to the request ``correlation_id`` that an earlier worker asked (:meth:`asked`),
+        awaited without asking again, the deadline counted from the first asking. :class:`RpcTimeout`
+        when none came in time, also when the request is not recorded at all."""
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiters[correlation_id] = fut
+        try:
+            record = await self.store.nfvo_request(correlation_id)
+            if record is None:
+                raise RpcTimeout(f"{correlation_id} was never asked")
+            if record.answer is not None:
+                log.info("event=nfvo_answer_collected correlation_id=%s action=%s", correlation_id, action)
+                return record.answer
+            age = max(0.0, (datetime.now(UTC) - record.asked_at).total_seconds())
+            log.info("event=nfvo_answer_awaited correlation_id=%s action=%s asked_ago=%.1fs (not asking again)",
+                     correlation_id, action, age)
+            return await self._wait(fut, correlation_id, max(0.0, timeout - age))
+        finally:
+            if self._waiters.get(correlation_id) is fut:
+                del self._waiters[correlation_id]
+
     async def _wait(self, fut: asyncio.Future[bytes], correlation_id: str, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
         pause = 0.05

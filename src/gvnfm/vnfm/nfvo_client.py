@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
@@ -33,22 +34,36 @@ class NfvoClient:
         self.answers = answers
 
     async def request(self, message: NfvMessage, *, correlation_id: str | None = None) -> NfvMessage:
+        body = message.to_json().encode()
+        if self.answers is not None and correlation_id:
+            return await self._answer(message.action, self.answers.ask(
+                self.transport, NFVO_SYNC_QUEUE, body, action=message.action, correlation_id=correlation_id,
+                timeout=self.timeout))
+        return await self._answer(message.action, self.transport.rpc(
+            NFVO_SYNC_QUEUE, body, timeout=self.timeout, correlation_id=correlation_id))
+
+    async def asked(self, correlation_id: str) -> bool:
+        """Whether the request ``correlation_id`` was recorded by a worker before this one (it may have
+        gone out, with what it carried: it is collected, never asked again). False without an answer queue."""
+        return self.answers is not None and await self.answers.asked(correlation_id)
+
+    async def collect(self, action: str, correlation_id: str) -> NfvMessage:
+        """The NFVO's answer to the request ``correlation_id`` another worker asked (:meth:`asked`)."""
+        if self.answers is None:
+            raise NfvoError(f"no answer queue to collect the answer to {action} from")
+        return await self._answer(action, self.answers.collect(correlation_id, action=action, timeout=self.timeout))
+
+    async def _answer(self, action: str, asking: Awaitable[bytes]) -> NfvMessage:
         try:
-            body = message.to_json().encode()
-            if self.answers is not None and correlation_id:
-                raw = await self.answers.ask(self.transport, NFVO_SYNC_QUEUE, body, action=message.action,
-                                             correlation_id=correlation_id, timeout=self.timeout)
-            else:
-                raw = await self.transport.rpc(NFVO_SYNC_QUEUE, body, timeout=self.timeout,
-                                               correlation_id=correlation_id)
+            raw = await asking
         except RpcTimeout as exc:
-            raise NfvoError(f"the NFVO did not answer {message.action} within {self.timeout:g} s") from exc
+            raise NfvoError(f"the NFVO did not answer {action} within {self.timeout:g} s") from exc
         except TransportError as exc:
-            raise NfvoError(f"{message.action} to the NFVO failed: {exc}") from exc
+            raise NfvoError(f"{action} to the NFVO failed: {exc}") from exc
         try:
             return parse_nfvo_message(raw)
         except MessageError as exc:
-            raise NfvoError(f"the NFVO's answer to {message.action} is unusable: {exc}") from exc
+            raise NfvoError(f"the NFVO's answer to {action} is unusable: {exc}") from exc
 
     async def notify(self, message: NfvMessage) -> None:
         await self.transport.publish(NFVO_ASYNC_QUEUE, message.to_json().encode())

@@ -48,7 +48,7 @@ from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm import userdata
-from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, vnfr_hosts_pattern
+from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, new_user_name, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
 from gvnfm.vnfm.nfvo_client import NfvoClient, NfvoError
@@ -215,24 +215,32 @@ class Operations:
 
     async def _host_user(self, vnfr_name: str | None, state: OperationState) -> tuple[str, str] | None:
         """A broker user of their own for the VMs of the user-data about to be sent (see
-        ``broker_users``), recorded in the operation's context; None: the shared EMS credentials."""
+        ``broker_users``); None: the shared EMS credentials. Its name is stored in the operation's
+        context before the user exists (a user nothing names is a leak, ``sweep_host_users``), and a
+        worker that takes the operation over before the request was asked makes the same user again with
+        a new password. Called only when the request was not asked yet (``NfvoClient.asked``): once it
+        may have gone out, the hosts hold that user-data's password and nothing changes the user."""
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         if self.host_users is None or not vnfr_name or not userdata.takes_host_user(text):
             return None
+        user = state.context.get("ems_user")
+        if not user:
+            user = state.context["ems_user"] = new_user_name()
+            await self._save_context(state)
         try:
-            user, password = await self.host_users.create(vnfr_hosts_pattern(vnfr_name))
+            return await self.host_users.create(vnfr_hosts_pattern(vnfr_name), user=user)
         except ManagementError as exc:
             raise OperationError(f"cannot create the EMS broker user for {vnfr_name}: {exc}") from exc
-        state.context["ems_user"] = user
-        return user, password
 
-    async def _pin_host_user(self, state: OperationState, hostnames: list[str]) -> None:
-        """The NFVO named the hosts: the user-data's broker user serves exactly those."""
+    async def _pin_host_user(self, state: OperationState, hostnames: list[str], *, unpinned: bool = False) -> None:
+        """The NFVO named the hosts: the user-data's broker user serves exactly those (``unpinned``: only
+        if it was not narrowed yet)."""
         user = state.context.get("ems_user")
         if self.host_users is None or not user:
             return
         try:
-            await self.host_users.pin(user, [h for h in hostnames if h])
+            pin = self.host_users.pin_unpinned if unpinned else self.host_users.pin
+            await pin(user, [h for h in hostnames if h])
         except ManagementError as exc:
             raise OperationError(f"cannot narrow the EMS broker user {user}: {exc}") from exc
 
@@ -290,6 +298,8 @@ class Operations:
     async def _on_instantiate(self, msg: OrVnfmInstantiateMessage, state: OperationState) -> NfvMessage:
         if "allocated" in state.context:
             vnfr = VirtualNetworkFunctionRecord.model_validate(state.context["allocated"])
+            # a worker that died between storing the allocation and narrowing its user: narrowed now
+            await self._pin_host_user(state, [i.hostname or "" for i in vnfr.vnfc_instances()], unpinned=True)
         elif msg.vnfr is not None:
             # The NFVO's restart path (VnfmManager.restartVnfr: "so the allocate resources will be
             # skipped"): the VNFR and its VNFC instances exist; no GRANT_OPERATION, no ALLOCATE_RESOURCES.
@@ -325,13 +335,18 @@ class Operations:
             raise NfvoRefused(f"the NFVO did not grant the instantiation of {vnfr.name}",
                               grant.virtualNetworkFunctionRecord)
         vnfr = grant.virtualNetworkFunctionRecord
-        host_user = await self._host_user(vnfr.name, state)
-        request = VnfmOrAllocateResourcesMessage(
-            action="ALLOCATE_RESOURCES", virtualNetworkFunctionRecord=vnfr, vimInstances=grant.vduVim or {},
-            userdata=self._userdata(msg, with_package=True, host_user=host_user) or "none",
-            keyPairs=list(msg.keys or []))
+        asking = f"{state.op_id}:allocate"
         try:
-            allocated = await self.nfvo.request(request, correlation_id=f"{state.op_id}:allocate")
+            if await self.nfvo.asked(asking):   # by a worker before this one: its user-data went out, not ours
+                allocated = await self.nfvo.collect("ALLOCATE_RESOURCES", asking)
+            else:
+                host_user = await self._host_user(vnfr.name, state)
+                request = VnfmOrAllocateResourcesMessage(
+                    action="ALLOCATE_RESOURCES", virtualNetworkFunctionRecord=vnfr,
+                    vimInstances=grant.vduVim or {},
+                    userdata=self._userdata(msg, with_package=True, host_user=host_user) or "none",
+                    keyPairs=list(msg.keys or []))
+                allocated = await self.nfvo.request(request, correlation_id=asking)
         except NfvoError as exc:
             await self._drop_host_user(state)
             raise OperationError(str(exc), vnfr) from exc
@@ -432,12 +447,16 @@ class Operations:
             before = set(state.context.get("scaled_before") or [i.id for i in vnfr.vnfc_instances()])
         else:
             before = {i.id for i in vnfr.vnfc_instances()}
-            host_user = await self._host_user(vnfr.name, state)
-            request = VnfmOrScalingMessage(action="SCALING", virtualNetworkFunctionRecord=vnfr,
-                                           userData=self._userdata(msg, with_package=False, host_user=host_user),
-                                           vimInstance=msg.vimInstance)
+            asking = f"{state.op_id}:scaling"
             try:
-                answer = await self.nfvo.request(request, correlation_id=f"{state.op_id}:scaling")
+                if await self.nfvo.asked(asking):   # by a worker before this one: its user-data went out
+                    answer = await self.nfvo.collect("SCALING", asking)
+                else:
+                    host_user = await self._host_user(vnfr.name, state)
+                    request = VnfmOrScalingMessage(
+                        action="SCALING", virtualNetworkFunctionRecord=vnfr, vimInstance=msg.vimInstance,
+                        userData=self._userdata(msg, with_package=False, host_user=host_user))
+                    answer = await self.nfvo.request(request, correlation_id=asking)
             except NfvoError as exc:
                 await self._drop_host_user(state)
                 raise OperationError(str(exc), vnfr) from exc

@@ -51,10 +51,10 @@ from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.logs import bind_operation
 from gvnfm.ops import metrics
 from gvnfm.redact import body_summary
-from gvnfm.store.api import DONE, FAILED, LeaseLost, Operation, Store
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, Store
 from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError
 from gvnfm.vnfm import nfvo_client
-from gvnfm.vnfm.broker_users import BrokerUsers, open_host_users
+from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, open_host_users
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
 from gvnfm.vnfm.nfvo_answers import NfvoAnswers
@@ -157,6 +157,11 @@ class VnfmService:
     def registered_topic(self) -> str:
         return f"gvnfm.{self.settings.endpoint}.ems-registered"
 
+    async def _host_users_in_use(self) -> set[str]:
+        """The host users the store's running operations name (this endpoint's workers, live or not)."""
+        running = await self.store.list_operations(state=RUNNING, limit=1_000_000)
+        return {str(op.context["ems_user"]) for op in running if op.context.get("ems_user")}
+
     async def start(self) -> None:
         s = self.settings
         await self._open_host_users()   # first: the reply queue is bound to the exchange from the start
@@ -192,9 +197,14 @@ class VnfmService:
 
     async def _open_host_users(self) -> None:
         """A broker user per EMS host when the broker's management API allows it (``broker_users``);
-        otherwise the shared EMS credentials, as the reference (one warning names the risk)."""
+        otherwise the shared EMS credentials, as the reference (one warning names the risk). Host users
+        a killed worker left unpinned are deleted (``BrokerUsers.sweep``)."""
         self.host_users = await open_host_users(self.settings)
         if self.host_users is not None:
+            try:
+                await self.host_users.sweep(self._host_users_in_use)
+            except ManagementError as exc:
+                log.warning("event=ems_host_users_sweep_failed error=%r", str(exc))
             self.operations.host_users = self.host_users
             self.ems_client.user_of = self.host_users.user_of
             if hasattr(self.ems_transport, "replies_via_exchange"):
