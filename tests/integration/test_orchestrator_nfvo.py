@@ -813,7 +813,7 @@ async def test_day2_messages(env: Env) -> None:
     update = env.vnfm.received("UPDATE", "web")[0]
     assert update["script"]["name"] == "install.sh"
     assert bytes(b & 0xFF for b in update["script"]["payload"]) == b"echo v2\n"
-    assert [s.payload for s in nsr._bundle.packages["web"].scripts if s.name == "install.sh"] == [b"echo v2\n"]
+    assert [s.payload for s in nsr.bundle.packages["web"].scripts if s.name == "install.sh"] == [b"echo v2\n"]
     result = await env.nfvo.execute(nsr, "web", "uptime")
     execute = env.vnfm.received("EXECUTE", "web")[0]
     assert execute["script"]["name"] == "ob_runtime_script" and result["action"] == "EXECUTE" and result["ok"]
