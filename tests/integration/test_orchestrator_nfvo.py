@@ -1062,7 +1062,7 @@ async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
 async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("f", "f", env.endpoint)))
-    env.nfvo.log_settle = 0.05
+    env.nfvo.log_cache.settle = 0.05
     host = nsr.vnfrs["f"].hosts[0]
     env.vnfm.log_lines[host] = ["one"]
     # the follow's --timeout runs out when the test says so (its clock stands still until then), and the

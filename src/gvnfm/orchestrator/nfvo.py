@@ -118,7 +118,8 @@ class LocalNfvo:
         #: progress updates seen per (NSR id, VNFR name): a VNFM that reported a step did something
         self._progress_seen: dict[tuple[str, str], int] = {}
         #: the script logs as last fetched; a log's version changes whenever the VNFC's script log may
-        #: have (a progress update, an answered action of its VNFR)
+        #: have (a progress update, an answered action of its VNFR); a cached log is trusted only when
+        #: fetched ``log_cache.settle`` s after the last change and younger than ``log_cache.max_age`` s
         self.log_cache = LogCache()
 
     @property
@@ -132,24 +133,6 @@ class LocalNfvo:
     @property
     def async_queue(self) -> str:
         return self.endpoint.async_queue
-
-    @property
-    def log_settle(self) -> float:
-        """A cached log is trusted only when fetched this long after the last change (the VNFM may still
-        be storing the step) and not older than ``log_max_age``."""
-        return self.log_cache.settle
-
-    @log_settle.setter
-    def log_settle(self, value: float) -> None:
-        self.log_cache.settle = value
-
-    @property
-    def log_max_age(self) -> float:
-        return self.log_cache.max_age
-
-    @log_max_age.setter
-    def log_max_age(self, value: float) -> None:
-        self.log_cache.max_age = value
 
     # == service ===================================================================================
     async def start(self) -> None:
@@ -744,8 +727,8 @@ class LocalNfvo:
         With ``since`` (the ``version`` of an earlier answer, as ``logs --follow`` polls), the VNFM is
         asked only when the log may have changed since: a progress update or an answered action of the
         VNFR changes the version. Otherwise the last answer is given again (``"cached": true``), if it
-        was fetched ``log_settle`` s after the last change and is younger than ``log_max_age`` s. Each
-        LOG_REQUEST is an operation the VNFM stores, so an idle follow stores next to nothing."""
+        was fetched ``log_cache.settle`` s after the last change and is younger than ``log_cache.max_age``
+        s. Each LOG_REQUEST is an operation the VNFM stores, so an idle follow stores next to nothing."""
         state = nsr.vnfr(vnfr_name)
         if hostname not in state.hosts:
             raise OrchestratorError(f"VNFR {vnfr_name} has no VNFC instance {hostname!r}")
