@@ -17,8 +17,8 @@ from gvnfm.ops.doctor import Doctor, Verdict
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.vnfm.settings import VnfmSettings
 from tests.support.fakes import FakeNfvo
+from tests.support.harness import Harness, instantiate_msg
 from tests.support.services import unique
-from tests.unit.test_vnfm_service import Harness, instantiate_msg
 
 
 def by_check(verdicts: list[Verdict]) -> dict[str, Verdict]:

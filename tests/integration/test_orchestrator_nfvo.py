@@ -813,7 +813,7 @@ async def test_day2_messages(env: Env) -> None:
     update = env.vnfm.received("UPDATE", "web")[0]
     assert update["script"]["name"] == "install.sh"
     assert bytes(b & 0xFF for b in update["script"]["payload"]) == b"echo v2\n"
-    assert [s.payload for s in nsr._bundle.packages["web"].scripts if s.name == "install.sh"] == [b"echo v2\n"]
+    assert [s.payload for s in nsr.bundle.packages["web"].scripts if s.name == "install.sh"] == [b"echo v2\n"]
     result = await env.nfvo.execute(nsr, "web", "uptime")
     execute = env.vnfm.received("EXECUTE", "web")[0]
     assert execute["script"]["name"] == "ob_runtime_script" and result["action"] == "EXECUTE" and result["ok"]
@@ -1062,7 +1062,7 @@ async def test_restart_from_the_command_line(env: Env, api: Api) -> None:
 async def test_logs_follow_asks_the_vnfm_only_when_the_log_may_have_changed(env: Env, api: Api,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     nsr = await env.deployment.deploy(bundle(vnfd("f", "f", env.endpoint)))
-    env.nfvo.log_settle = 0.05
+    env.nfvo.log_cache.settle = 0.05
     host = nsr.vnfrs["f"].hosts[0]
     env.vnfm.log_lines[host] = ["one"]
     # the follow's --timeout runs out when the test says so (its clock stands still until then), and the

@@ -11,7 +11,7 @@ import pytest
 from gvnfm.catalogue.base import WireNumberError, loads_wire
 from gvnfm.catalogue.ems import EmsReply
 from gvnfm.redact import body_summary, mask_urls
-from tests.unit.test_vnfm_service import Harness, h, instantiate_msg  # noqa: F401  (h: the fixture)
+from tests.support.harness import Harness, h, instantiate_msg  # noqa: F401  (h: the fixture)
 
 SECRET = "s3cr3t-config-value"
 

@@ -24,7 +24,7 @@ from gvnfm.vnfm import userdata
 from gvnfm.vnfm.operations import OperationState
 from gvnfm.vnfm.settings import load_settings
 from tests.support.fakes import RefusingNfvo
-from tests.unit.test_vnfm_service import Harness, instantiate_msg
+from tests.support.harness import Harness, instantiate_msg
 
 
 @pytest.fixture

@@ -236,7 +236,7 @@ def build_app(runtime: Any, token: str, closing: asyncio.Event | None = None) ->
     async def update_script(nsr: str, vnfr: str, name: str, body: ScriptBody) -> dict[str, Any]:
         record = nsr_of(nsr)
         vnfr_of(record, vnfr)
-        bundle = record._bundle
+        bundle = record.bundle
         package = bundle.packages.get(vnfr) if bundle is not None else None
         known = {s.name for s in package.scripts} if package is not None else set()
         if package is not None and package.scripts_link:

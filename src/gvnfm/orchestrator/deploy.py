@@ -18,17 +18,10 @@ from collections.abc import Callable
 
 from gvnfm.orchestrator.dependencies import sources_of
 from gvnfm.orchestrator.errors import Conflict, DeployFailed, NotEnoughResources, OrchestratorError
+from gvnfm.orchestrator.lifecycle import Event, apply, resumed
 from gvnfm.orchestrator.loader import ServiceBundle
 from gvnfm.orchestrator.nfvo import LocalNfvo
-from gvnfm.orchestrator.records import (
-    ACTIVE,
-    ERROR,
-    INACTIVE,
-    INITIALIZED,
-    TERMINATED,
-    ErrorInfo,
-    NetworkServiceRecord,
-)
+from gvnfm.orchestrator.records import ACTIVE, ERROR, TERMINATED, ErrorInfo, NetworkServiceRecord
 from gvnfm.orchestrator.validation import validate
 
 log = logging.getLogger(__name__)
@@ -120,8 +113,8 @@ class Deployment:
                 raise r
             if not isinstance(r, OrchestratorError):
                 log.error("event=deploy_crashed vnfr=%s error=%r", n, r, exc_info=r)
-                nsr.add_error(ErrorInfo(vnfr=n, action=nsr.vnfr(n).action or "DEPLOY", message=repr(r)))
-                nsr.vnfr(n).status = ERROR
+                apply(nsr, n, Event.NFVO_FAILED, self.nfvo.emit,
+                      error=ErrorInfo(vnfr=n, action=nsr.vnfr(n).action or "DEPLOY", message=repr(r)))
         if failures:
             nsr.refresh_status()
             # root causes first; "not configured because of a source" after them
@@ -140,23 +133,15 @@ class Deployment:
         Busy (409) if the VNFR is held by another operation; the follow-ups always wait their turn."""
         reply = await self.nfvo.resume(nsr, name, wait=wait)
         state = nsr.vnfr(name)
-        action = reply.action
-        if action == "INSTANTIATE":
+        event = resumed(reply.action, state.configured)
+        if event in (Event.RESUMED_INSTANTIATE, Event.RESUMED_MODIFY, Event.RESUMED_START):
             state.instantiated = True
-            state.status = INITIALIZED
-        elif action == "MODIFY":
-            state.instantiated = state.configured = True
-            state.status = INACTIVE
-        elif action == "START":
-            state.instantiated = True
-            state.status = ACTIVE
-        elif action == "RELEASE_RESOURCES":
+        if event is Event.RESUMED_MODIFY:
+            state.configured = True
+        if event is Event.RESUMED_RELEASE:
             await self.nfvo.remove_hosts(nsr, name)
-            state.status = TERMINATED
-        else:
-            state.status = INACTIVE if state.configured else INITIALIZED
-        nsr.refresh_status()
-        if action != "RELEASE_RESOURCES":
+        apply(nsr, name, event, self.nfvo.emit)
+        if event is not Event.RESUMED_RELEASE:
             pending = [n for n, s in nsr.vnfrs.items() if s.status not in (ACTIVE, ERROR, TERMINATED)]
             if pending:
                 await self.advance(nsr, pending)
@@ -191,11 +176,10 @@ class Deployment:
                 log.warning("event=release_failed vnfr=%s error=%r (hosts are removed anyway)", n, str(r))
         for name in nsr.vnfrs:
             await self.nfvo.remove_hosts(nsr, name)
-        for state in nsr.vnfrs.values():
-            state.status = TERMINATED
+        for name, state in nsr.vnfrs.items():
+            apply(nsr, name, Event.TERMINATED, self.nfvo.emit)
             state.action = None
             if state.vnfr is not None:
-                state.vnfr["status"] = TERMINATED
                 for vdu in state.vnfr.get("vdu") or []:     # its hosts are gone (a failure stays in nsr.errors)
                     for inst in vdu.get("vnfc_instance") or []:
                         inst["state"] = TERMINATED

@@ -1,37 +1,28 @@
 """The local orchestrator's NFVO service: the NFVO side of the Open Baton wire protocol over a
 ``Transport`` (protocol reference §1-§5).
 
-It consumes
-- ``nfvo.manager.handling``: VNFM registration (RPC) and unregistration;
-- ``vnfm.nfvo.actions.reply``: GRANT_OPERATION, ALLOCATE_RESOURCES and SCALING requests (RPC), answered
-  against the VIM's capacity; hosts are created through the VIM;
-- ``vnfm.nfvo.actions``: results a VNFM sends without a request (e.g. ERROR notices);
-and sends INSTANTIATE, MODIFY, START, STOP, RELEASE_RESOURCES and the day-2 actions to a VNFM's
-endpoint queue as RPCs, keeping the records (``records.NetworkServiceRecord``) up to date.
-
-Requests with a correlation id are answered once: a VNFM that repeats a request (after a crash) gets
-the same answer again and no second set of hosts.
+Its wire endpoint (``endpoint.NfvoEndpoint``) consumes registrations, the VNFMs' resource requests
+(answered by ``grants.ResourceRequests`` against the VIM's capacity; hosts are created through the VIM)
+and their notices (handed to ``LocalNfvo.on_notice``). ``LocalNfvo`` sends INSTANTIATE, MODIFY, START,
+STOP, RELEASE_RESOURCES and the day-2 actions to a VNFM's endpoint queue as RPCs, keeping the records
+(``records.NetworkServiceRecord``) up to date: every VNFR status change goes through ``lifecycle.apply``.
+The script logs of the VNFCs are cached in ``logcache.LogCache``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import time
-from collections import OrderedDict
+from enum import Enum
 from typing import Any
 
 from gvnfm.catalogue.messages import (
     MessageError,
     NfvMessage,
-    VnfmOrAllocateResourcesMessage,
     VnfmOrErrorMessage,
-    VnfmOrGenericMessage,
     VnfmOrLogMessage,
     VnfmOrScaledMessage,
-    VnfmOrScalingMessage,
     parse_vnfm_message,
     vnfr_of,
 )
@@ -52,17 +43,16 @@ from gvnfm.orchestrator.dependencies import (
     sources_of,
     targets_of,
 )
+from gvnfm.orchestrator.endpoint import NfvoEndpoint
 from gvnfm.orchestrator.errors import Conflict, NotEnoughResources, OrchestratorError, VnfmError, VnfmRefused
 from gvnfm.orchestrator.events import EventHub, ProgressEvent
 from gvnfm.orchestrator.grants import ResourceRequests, pick_component
+from gvnfm.orchestrator.lifecycle import Event, apply
 from gvnfm.orchestrator.loader import ServiceBundle
 from gvnfm.orchestrator.locks import VnfrLocks
+from gvnfm.orchestrator.logcache import LogCache
 from gvnfm.orchestrator.records import (
-    ACTIVE,
     ERROR,
-    INACTIVE,
-    INITIALIZED,
-    NULL,
     RESUMING,
     SCALING,
     TERMINATED,
@@ -75,22 +65,20 @@ from gvnfm.orchestrator.records import (
 )
 from gvnfm.orchestrator.registry import VnfmRegistry
 from gvnfm.orchestrator.resources import Resources, remove_instance, vnfc_count
-from gvnfm.transport import Delivery, RpcTimeout, Subscription, Transport, TransportError
+from gvnfm.transport import RpcTimeout, Transport, TransportError
 from gvnfm.vim.base import Vim
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_QUEUE = "nfvo.manager.handling"
-SYNC_QUEUE = "vnfm.nfvo.actions.reply"
-ASYNC_QUEUE = "vnfm.nfvo.actions"
-#: Largest message accepted from a VNFM.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: Requests answered through ``vnfm.nfvo.actions.reply``.
-REQUESTS = ("GRANT_OPERATION", "ALLOCATE_RESOURCES", "SCALING")
-#: how ``_call`` treats an ERROR answer: ``fail`` = a lifecycle failure (the VNFR goes ERROR);
-#: ``day2`` = ERROR too, unless the answer shows the VNFM changed nothing (refused: state kept);
-#: ``report`` = never a lifecycle failure (ad-hoc EXECUTE, LOG_REQUEST: §5.3, no error row).
-FAIL, DAY2, REPORT = "fail", "day2", "report"
+
+class CallMode(Enum):
+    """How ``_call`` treats an ERROR answer."""
+
+    FAIL = "fail"          # a lifecycle failure (the VNFR goes ERROR)
+    DAY2 = "day2"          # ERROR too, unless the answer shows the VNFM changed nothing (refused: state kept)
+    REPORT = "report"      # never a lifecycle failure (ad-hoc EXECUTE, LOG_REQUEST: §5.3, no error row)
+
+
 _EXIT_STATUS = re.compile(r"exited with status (-?\d+)")
 
 
@@ -114,53 +102,46 @@ class LocalNfvo:
         self.endpoint_credentials = endpoint_credentials
         self.reply_timeout = reply_timeout
         self.timezone = timezone or outgoing.local_timezone()
-        self.registration_queue = queue_prefix + REGISTRATION_QUEUE
-        self.sync_queue = queue_prefix + SYNC_QUEUE
-        self.async_queue = queue_prefix + ASYNC_QUEUE
         self.resources = Resources(vim)
         self.events = EventHub()
         self.registry = VnfmRegistry(endpoint_credentials)
         self.nsrs: dict[str, NetworkServiceRecord] = {}
         self.requests = ResourceRequests(self.resources, self.nsrs, self.emit)
-        self._subs: list[Subscription] = []
+        self.endpoint = NfvoEndpoint(transport, self.registry, self.requests, self.on_notice,
+                                     queue_prefix=queue_prefix, answer_cache=answer_cache)
         self._tasks: set[asyncio.Task[None]] = set()
         #: requests to VNFMs whose answers ``_call`` is waiting for; ``stop_waiting`` gives up on them
         self._waiters: set[asyncio.Future[bytes]] = set()
         self._impatient = False
-        self._answers: OrderedDict[str, bytes] = OrderedDict()
-        self._answer_cache = answer_cache
-        self._inflight: dict[str, asyncio.Future[bytes]] = {}
         #: one operation at a time per VNFR (``locks``)
         self.locks = VnfrLocks()
         #: progress updates seen per (NSR id, VNFR name): a VNFM that reported a step did something
         self._progress_seen: dict[tuple[str, str], int] = {}
-        #: per hostname: (log version, monotonic time it changed); the version changes whenever the
-        #: VNFC's script log may have (a progress update, an answered action of its VNFR)
-        self._log_marks: dict[str, tuple[int, float]] = {}
-        #: per hostname: (log version, monotonic time fetched, logs) of the last LOG_REQUEST
-        self._log_cache: dict[str, tuple[int, float, dict[str, list[str]]]] = {}
-        #: a cached log is trusted only when fetched this long after the last change (the VNFM may
-        #: still be storing the step) and not older than ``log_max_age``
-        self.log_settle = 1.0
-        self.log_max_age = 60.0
+        #: the script logs as last fetched; a log's version changes whenever the VNFC's script log may
+        #: have (a progress update, an answered action of its VNFR); a cached log is trusted only when
+        #: fetched ``log_cache.settle`` s after the last change and younger than ``log_cache.max_age`` s
+        self.log_cache = LogCache()
+
+    @property
+    def registration_queue(self) -> str:
+        return self.endpoint.registration_queue
+
+    @property
+    def sync_queue(self) -> str:
+        return self.endpoint.sync_queue
+
+    @property
+    def async_queue(self) -> str:
+        return self.endpoint.async_queue
 
     # == service ===================================================================================
     async def start(self) -> None:
-        for queue in (self.registration_queue, self.sync_queue, self.async_queue):
-            await self.transport.declare_queue(queue, durable=True, auto_delete=True)
-        self._subs.append(await self.transport.consume(self.registration_queue, self._on_registration, prefetch=16))
-        self._subs.append(await self.transport.consume(self.sync_queue, self._on_request, prefetch=32))
-        self._subs.append(await self.transport.consume(self.async_queue, self._on_notice, prefetch=32))
+        await self.endpoint.start()
         log.info("event=nfvo_started vim=%s queues=%s,%s,%s", self.vim.name, self.registration_queue,
                  self.sync_queue, self.async_queue)
 
     async def stop(self) -> None:
-        for sub in self._subs:
-            try:
-                await sub.cancel()
-            except Exception as exc:
-                log.warning("event=nfvo_unsubscribe_failed error=%r", str(exc))
-        self._subs.clear()
+        await self.endpoint.stop()
         for task in list(self._tasks):
             task.cancel()
 
@@ -192,97 +173,10 @@ class LocalNfvo:
     async def wait_for_vnfm(self, vnfm_type: str, timeout: float) -> bool:
         return await self.registry.wait_for(vnfm_type, timeout)
 
-    async def _on_registration(self, delivery: Delivery) -> None:
-        try:
-            data = json.loads(delivery.message.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            log.warning("event=bad_registration error=%r body=%r", str(exc), delivery.message.body[:200])
-            data = None
-        answer = self.registry.handle(data) if data is not None else None
-        if answer is not None:
-            try:
-                await self.transport.reply(delivery.message, json.dumps(answer).encode())
-            except TransportError as exc:
-                log.error("event=registration_reply_failed error=%r", str(exc))
-        await delivery.ack()
-
-    # == requests from VNFMs =======================================================================
-    async def _on_request(self, delivery: Delivery) -> None:
-        msg = delivery.message
-        cid = msg.correlation_id or ""
-        if not msg.reply_to:
-            # an answer sent without reply_to (e.g. INSTANTIATE of a VNFM that lost our reply queue)
-            await self._notice(msg.body)
-            await delivery.ack()
-            return
-        if cid and cid in self._answers:
-            log.info("event=request_repeated correlation_id=%s", cid)
-            await self._send_answer(delivery, self._answers[cid])
-            return
-        if cid and cid in self._inflight:
-            answer = await asyncio.shield(self._inflight[cid])
-            await self._send_answer(delivery, answer)
-            return
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        if cid:
-            self._inflight[cid] = fut
-        try:
-            reply = await self._answer(msg.body)
-        except asyncio.CancelledError:
-            self._inflight.pop(cid, None)
-            fut.cancel()
-            raise
-        except Exception as exc:  # a bug must still answer the VNFM
-            log.exception("event=request_crashed correlation_id=%s", cid)
-            reply = outgoing.error(None, f"gvnfm orchestrator failed on this request: {exc!r}")
-        body = reply.to_json().encode()
-        if cid:
-            self._answers[cid] = body
-            while len(self._answers) > self._answer_cache:
-                self._answers.popitem(last=False)
-            self._inflight.pop(cid, None)
-        fut.set_result(body)
-        await self._send_answer(delivery, body)
-
-    async def _send_answer(self, delivery: Delivery, body: bytes) -> None:
-        try:
-            await self.transport.reply(delivery.message, body)
-        except TransportError as exc:
-            log.error("event=answer_failed reply_to=%s error=%r", delivery.message.reply_to, str(exc))
-        await delivery.ack()
-
-    async def _answer(self, body: bytes) -> NfvMessage:
-        if len(body) > MAX_MESSAGE_BYTES:
-            return outgoing.error(None, f"message of {len(body)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
-        try:
-            msg = parse_vnfm_message(body)
-        except MessageError as exc:
-            log.error("event=request_refused error=%r body=%r", str(exc), body[:300])
-            return outgoing.error(None, f"gvnfm orchestrator cannot handle this request: {exc}")
-        if msg.action == "GRANT_OPERATION" and isinstance(msg, VnfmOrGenericMessage):
-            return self.requests.grant(msg)
-        if msg.action == "ALLOCATE_RESOURCES" and isinstance(msg, VnfmOrAllocateResourcesMessage):
-            return await self.requests.allocate(msg)
-        if msg.action == "SCALING" and isinstance(msg, VnfmOrScalingMessage):
-            return await self.requests.scaling(msg)
-        log.error("event=request_refused action=%s reason=not_a_request", msg.action)
-        return outgoing.error(vnfr_of(msg), f"{msg.action} is not a request the NFVO answers on "
-                                             f"{SYNC_QUEUE} (expected one of {', '.join(REQUESTS)})")
-
-    # == notices from VNFMs ========================================================================
-    async def _on_notice(self, delivery: Delivery) -> None:
-        try:
-            await self._notice(delivery.message.body)
-        except Exception:
-            log.exception("event=notice_crashed")
-        await delivery.ack()
-
-    async def _notice(self, body: bytes) -> None:
-        try:
-            msg = parse_vnfm_message(body)
-        except MessageError as exc:
-            log.error("event=notice_refused error=%r body=%r", str(exc), body[:300])
-            return
+    # == notices from VNFMs (handed over by the endpoint) ===========================================
+    def on_notice(self, msg: NfvMessage) -> None:
+        """A result a VNFM sent without a request: the VNFR as received is kept; an ERROR notice puts the
+        VNFR in ERROR."""
         vnfr = vnfr_of(msg)
         nsr_id = getattr(msg, "nsrId", None) or (vnfr.parent_ns_id if vnfr else None)
         nsr = self.nsrs.get(nsr_id or "")
@@ -292,15 +186,12 @@ class LocalNfvo:
                         vnfr.name if vnfr else None)
             return
         state.keep(vnfr)
-        self._logs_changed(state.hosts)
+        self.log_cache.changed(state.hosts)
         if isinstance(msg, VnfmOrErrorMessage):
             detail, cause = _exception_text(msg)
             info = ErrorInfo.from_vnfm(vnfr.name, state.action or "ERROR", detail, cause, vnfr)
-            state.status = ERROR
-            nsr.add_error(info)
-            nsr.refresh_status()
             log.error("event=vnfm_error_notice vnfr=%s error=%r", vnfr.name, info.message)
-            self.emit(nsr, vnfr.name, action="ERROR", state=ERROR, hostname=info.hostname, message=info.message)
+            apply(nsr, vnfr.name, Event.FAILED, self.emit, action="ERROR", error=info)
         else:
             log.info("event=vnfm_notice action=%s vnfr=%s", msg.action, vnfr.name)
             self.emit(nsr, vnfr.name, action=msg.action, state=state.status)
@@ -315,7 +206,7 @@ class LocalNfvo:
                 if hostname and hostname in state.hosts:
                     key = (nsr.id, state.name)
                     self._progress_seen[key] = self._progress_seen.get(key, 0) + 1
-                    self._logs_changed([hostname])
+                    self.log_cache.changed([hostname])
                     state.progress[hostname] = VnfcProgress(
                         hostname=hostname, event=update.get("event"), script=update.get("script"),
                         action=update.get("action"), status=update.get("status"))
@@ -332,20 +223,20 @@ class LocalNfvo:
         for vnfd in nsd.vnfd:
             name = vnfd.name or ""
             package = bundle.packages.get(name)
-            nsr._vnfds[name] = outgoing.onboard_vnfd(vnfd, package.id if package else None)
+            nsr.vnfds[name] = outgoing.onboard_vnfd(vnfd, package.id if package else None)
             nsr.vnfrs[name] = VnfrState(name=name, type=vnfd.type, endpoint=vnfd.endpoint)
         edges = merge_dependencies(nsd.vnfd, nsd.vnf_dependency or [])
         nsr.dependencies = [DependencyView(source=e.source, target=e.target, parameters=list(e.parameters))
                             for e in edges]
         nsr.cyclic = sorted(on_cycles(edges))
-        nsr._bundle = bundle
-        nsr._vlrs = outgoing.virtual_link_records(nsd, self.vim.name)
+        nsr.bundle = bundle
+        nsr.vlrs = outgoing.virtual_link_records(nsd, self.vim.name)
         self.nsrs[nsr.id] = nsr
         return nsr
 
     def reserve(self, nsr: NetworkServiceRecord) -> None:
         """Reserve hosts for every VNF of the service, or raise NotEnoughResources (nothing reserved)."""
-        needs = {(nsr.id, name): vnfc_count(vnfd.vdu) for name, vnfd in nsr._vnfds.items()}
+        needs = {(nsr.id, name): vnfc_count(vnfd.vdu) for name, vnfd in nsr.vnfds.items()}
         short = self.resources.reserve_all(needs)
         if short is not None:
             total = sum(needs.values())
@@ -380,11 +271,11 @@ class LocalNfvo:
         return record
 
     async def _call(self, nsr: NetworkServiceRecord, name: str, message: NfvMessage, expect: tuple[str, ...],
-                    *, timeout: float | None = None, mode: str = FAIL) -> NfvMessage:
+                    *, timeout: float | None = None, mode: CallMode = CallMode.FAIL) -> NfvMessage:
         """RPC to the VNFM of ``name``. ERROR answers, timeouts and unusable answers raise VnfmError and
-        (``mode`` ``fail``/``day2``) mark the VNFR ERROR. In ``day2`` mode an ERROR answer that shows the
+        (``mode`` FAIL/DAY2) mark the VNFR ERROR. In DAY2 mode an ERROR answer that shows the
         VNFM changed nothing (no VNFC failed, no host created, no step reported) is a refusal: the VNFR
-        keeps its state and VnfmRefused is raised. In ``report`` mode the state never changes; the
+        keeps its state and VnfmRefused is raised. In REPORT mode the state never changes; the
         VnfmError carries the ERROR answer (``.reply``)."""
         state = nsr.vnfr(name)
         key = (nsr.id, name)
@@ -404,7 +295,7 @@ class LocalNfvo:
             if not query:
                 state.action = None
             error = info or ErrorInfo(vnfr=name, action=action, message=text)
-            if mode == REPORT:
+            if mode is CallMode.REPORT:
                 state.history.append(HistoryEntry(action=action, result="failed", detail=error.message))
                 self.emit(nsr, name, action=action, state=state.status, hostname=error.hostname,
                           message=error.message)
@@ -412,11 +303,8 @@ class LocalNfvo:
                             state.status, error.message)
                 return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
                                  reply=reply)
-            state.status = ERROR
-            nsr.add_error(error)
-            nsr.refresh_status()
             state.history.append(HistoryEntry(action=action, result="ERROR", detail=error.message))
-            self.emit(nsr, name, action=action, state=ERROR, hostname=error.hostname, message=error.message)
+            apply(nsr, name, Event.FAILED, self.emit, action=action, error=error)
             log.error("event=action_failed action=%s vnfr=%s error=%r", action, name, error.message)
             return VnfmError(f"VNFR {name}: {action} failed: {error.message}", vnfr=name, action=action,
                              reply=reply)
@@ -445,7 +333,7 @@ class LocalNfvo:
             raise fail(f"sending to the VNFM (endpoint {routing_key!r}) failed: {exc}") from exc
         finally:
             if not query:
-                self._logs_changed(state.hosts)
+                self.log_cache.changed(state.hosts)
         try:
             reply = parse_vnfm_message(raw)
         except MessageError as exc:
@@ -456,7 +344,7 @@ class LocalNfvo:
         if isinstance(reply, VnfmOrErrorMessage):
             detail, cause = _exception_text(reply)
             info = ErrorInfo.from_vnfm(name, action, detail, cause, record)
-            if mode == DAY2 and self._changed_nothing(key, state, hosts_before, progress_before, record, info):
+            if mode is CallMode.DAY2 and self._changed_nothing(key, state, hosts_before, progress_before, record, info):
                 state.action = None
                 state.history.append(HistoryEntry(action=action, result="refused", detail=info.message))
                 self.emit(nsr, name, action=action, state=state.status, message=f"refused: {info.message}")
@@ -464,7 +352,7 @@ class LocalNfvo:
                             state.status, info.message)
                 raise VnfmRefused(f"VNFR {name}: the VNFM refused {action}: {info.message} (nothing was changed)",
                                   vnfr=name, action=action, reply=reply)
-            if record is not None and mode != REPORT:
+            if record is not None and mode is not CallMode.REPORT:
                 state.keep(record)
             raise fail("", info, reply)
         if record is not None:
@@ -487,14 +375,9 @@ class LocalNfvo:
             return False
         return state.hosts == hosts_before and self._progress_seen.get(key, 0) == progress_before
 
-    def _logs_changed(self, hostnames: list[str]) -> None:
-        at = time.monotonic()
-        for h in hostnames:
-            self._log_marks[h] = (self._log_marks.get(h, (0, 0.0))[0] + 1, at)
-
     def log_version(self, hostname: str) -> int:
         """Changes whenever the script log of ``hostname`` may have changed."""
-        return self._log_marks.get(hostname, (0, 0.0))[0]
+        return self.log_cache.version(hostname)
 
     def _check_day2(self, nsr: NetworkServiceRecord, name: str) -> VnfrState:
         state = nsr.vnfr(name)
@@ -505,27 +388,18 @@ class LocalNfvo:
     def _targets(self, nsr: NetworkServiceRecord, source: str) -> list[str]:
         return [e.target for e in targets_of(self.edges(nsr), source) if nsr.vnfr(e.target).instantiated]
 
-    def _set_status(self, nsr: NetworkServiceRecord, name: str, status: str, action: str) -> None:
-        state = nsr.vnfr(name)
-        state.status = status
-        if state.vnfr is not None:
-            state.vnfr["status"] = status
-        nsr.refresh_status()
-        self.emit(nsr, name, action=action, state=status)
-
     # -- lifecycle -----------------------------------------------------------------------------------
     async def instantiate(self, nsr: NetworkServiceRecord, name: str) -> VirtualNetworkFunctionRecord:
-        vnfd = nsr._vnfds[name]
-        bundle: ServiceBundle = nsr._bundle
-        content = bundle.packages.get(name) if bundle is not None else None
+        vnfd = nsr.vnfds[name]
+        content = nsr.bundle.packages.get(name) if nsr.bundle is not None else None
         message = outgoing.instantiate(
             vnfd, content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
-            vlrs=nsr._vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone)
+            vlrs=nsr.vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone)
         async with self.locks.hold(nsr.id, name, "INSTANTIATE"):
             await self._call(nsr, name, message, ("INSTANTIATE",))
             state = nsr.vnfr(name)
             state.instantiated = True
-            self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
+            apply(nsr, name, Event.INSTANTIATED, self.emit)
             self.resources.release((nsr.id, name))
             return self._current(nsr, name)
 
@@ -545,7 +419,7 @@ class LocalNfvo:
             if image is not None:
                 for vdu in record.vdu or []:
                     vdu.vm_image = [image]
-            self._set_status(nsr, name, NULL, "RESTART")
+            apply(nsr, name, Event.RESTARTING, self.emit)
             hosts = list(state.hosts)
             results = await asyncio.gather(*(self.vim.rebuild_host(h, image) for h in hosts), return_exceptions=True)
             failed = [f"{h}: {r}" for h, r in zip(hosts, results, strict=True) if isinstance(r, BaseException)]
@@ -555,20 +429,18 @@ class LocalNfvo:
                     self.emit(nsr, name, action="RESTART", hostname=h, state="host rebuilt")
             if failed:
                 text = f"rebuilding the hosts of VNFR {name} failed: {'; '.join(failed)}"
-                state.status = ERROR
-                nsr.add_error(ErrorInfo(vnfr=name, action="RESTART", message=text))
-                nsr.refresh_status()
+                apply(nsr, name, Event.NFVO_FAILED, self.emit,
+                      error=ErrorInfo(vnfr=name, action="RESTART", message=text))
                 raise OrchestratorError(text)
             state.keep(record)
-            bundle: ServiceBundle = nsr._bundle
-            content = bundle.packages.get(name) if bundle is not None else None
+            content = nsr.bundle.packages.get(name) if nsr.bundle is not None else None
             message = outgoing.instantiate(
-                nsr._vnfds[name], content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
-                vlrs=nsr._vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone,
+                nsr.vnfds[name], content.to_package() if content else None, nsr_id=nsr.id, vim_name=self.vim.name,
+                vlrs=nsr.vlrs, broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone,
                 vnfr=self._current(nsr, name))
             await self._call(nsr, name, message, ("INSTANTIATE",))
             state.configured = False
-            self._set_status(nsr, name, INITIALIZED, "INSTANTIATE")
+            apply(nsr, name, Event.INSTANTIATED, self.emit)
             return self._current(nsr, name)
 
     async def modify(self, nsr: NetworkServiceRecord, name: str,
@@ -579,8 +451,7 @@ class LocalNfvo:
                 raise OrchestratorError(f"VNFR {name} is not a dependency target: nothing to MODIFY")
             await self._call(nsr, name, outgoing.modify(self._current(nsr, name), dep), ("MODIFY",))
             nsr.vnfr(name).configured = True
-            if nsr.vnfr(name).status != ACTIVE:
-                self._set_status(nsr, name, INACTIVE, "MODIFY")
+            apply(nsr, name, Event.CONFIGURED, self.emit)
             return self._current(nsr, name)
 
     async def start_vnf(self, nsr: NetworkServiceRecord, name: str, hostname: str | None = None, *,
@@ -604,9 +475,9 @@ class LocalNfvo:
             # a VNF started before: this START/STOP is a day-2 request (a refusal keeps the state)
             day2 = any(h.action == "START" and h.result == "ok" for h in state.history)
             await self._call(nsr, name, outgoing.start_stop(action, record, instance), (action,),
-                             mode=DAY2 if day2 else FAIL)
+                             mode=CallMode.DAY2 if day2 else CallMode.FAIL)
             if instance is None:
-                self._set_status(nsr, name, ACTIVE if action == "START" else INACTIVE, action)
+                apply(nsr, name, Event.STARTED if action == "START" else Event.STOPPED, self.emit)
             else:
                 self.emit(nsr, name, action=action, hostname=hostname, state="done")
             return self._current(nsr, name)
@@ -646,8 +517,7 @@ class LocalNfvo:
         vdu, template = pick
         if self.resources.available() < 1:
             raise NotEnoughResources(f"Not enough resources for scaling out VNFR {vnfr_name}")
-        bundle: ServiceBundle = nsr._bundle
-        content = bundle.packages.get(vnfr_name) if bundle is not None else None
+        content = nsr.bundle.packages.get(vnfr_name) if nsr.bundle is not None else None
         before = {i.id for i in record.vnfc_instances()}
         key = (nsr.id, vnfr_name)
         # one slot per VNFR is enough: the VNFR is held, so one SCALE_OUT (and its SCALING) at a time
@@ -656,21 +526,21 @@ class LocalNfvo:
         vdu.vnfc = [*(vdu.vnfc or []), component]
         self.requests.pending_scale[key] = (component.id, mode)
         previous = nsr.vnfr(vnfr_name).status
-        self._set_status(nsr, vnfr_name, SCALING, "SCALE_OUT")
+        apply(nsr, vnfr_name, Event.SCALING_OUT, self.emit)
         message = outgoing.scale_out(
             record, VNFComponent.model_validate(component.to_wire()), content.to_package() if content else None,
             self.dependency_for(nsr, vnfr_name), mode, nsr_id=nsr.id, vim_name=self.vim.name,
             broker_ip=self.broker_ip, broker_port=self.broker_port, timezone=self.timezone)
         try:
-            reply = await self._call(nsr, vnfr_name, message, ("SCALED",), mode=DAY2)
+            reply = await self._call(nsr, vnfr_name, message, ("SCALED",), mode=CallMode.DAY2)
         except BaseException:
             if nsr.vnfr(vnfr_name).status == SCALING:    # refused, or cancelled: back to where it was
-                self._set_status(nsr, vnfr_name, previous, "SCALE_OUT")
+                apply(nsr, vnfr_name, Event.SCALE_OUT_DROPPED, self.emit, previous=previous)
             raise
         finally:
             self.requests.pending_scale.pop(key, None)
         assert isinstance(reply, VnfmOrScaledMessage)
-        self._set_status(nsr, vnfr_name, previous, "SCALED")
+        apply(nsr, vnfr_name, Event.SCALED, self.emit, previous=previous)
         scaled = self._current(nsr, vnfr_name)
         new = reply.vnfcInstance
         if new is None:
@@ -717,7 +587,7 @@ class LocalNfvo:
             # sent as every command (with a reply address); as the Java NFVO (removeVnfcDependency is
             # @Async) the scale-in goes on without waiting for the answer (`null` from the Java VNFM)
             target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
-            self._logs_changed(target.hosts)
+            self.log_cache.changed(target.hosts)
             self._background(self._scale_in_target(edge.target, self.endpoint_for(target.endpoint), body,
                                                    target.hosts))
         remove_instance(record, vnfc_hostname)
@@ -737,7 +607,7 @@ class LocalNfvo:
             log.error("event=scale_in_unanswered target=%s error=%r", target, str(exc))
             return
         finally:
-            self._logs_changed(hosts)
+            self.log_cache.changed(hosts)
         log.info("event=scale_in_answered target=%s answer=%r", target, answer[:200])
 
     def _background(self, coro: Any) -> None:
@@ -762,7 +632,7 @@ class LocalNfvo:
             if standby and record.scripts_of("START") is None:
                 raise OrchestratorError(f"VNFR {vnfr_name} has no START lifecycle event: switchToStandby could not "
                                         f"start {hostname}")
-            await self._call(nsr, vnfr_name, outgoing.heal(record, instance, cause), ("HEAL",), mode=DAY2)
+            await self._call(nsr, vnfr_name, outgoing.heal(record, instance, cause), ("HEAL",), mode=CallMode.DAY2)
             healed = self._current(nsr, vnfr_name)
             if standby:
                 now_active = healed.find_vnfc_instance(hostname=hostname)
@@ -781,11 +651,10 @@ class LocalNfvo:
             if script_name is not None:
                 payload = content.encode() if isinstance(content, str) else (content or b"")
                 script = Script(id=outgoing.new_id(), name=script_name, payload=payload)
-                bundle: ServiceBundle = nsr._bundle
-                package = bundle.packages.get(vnfr_name) if bundle is not None else None
+                package = nsr.bundle.packages.get(vnfr_name) if nsr.bundle is not None else None
                 if package is not None and not package.scripts_link:
                     package.scripts = [s for s in package.scripts if s.name != script_name] + [script]
-            await self._call(nsr, vnfr_name, outgoing.update(record, script), ("UPDATE",), mode=DAY2)
+            await self._call(nsr, vnfr_name, outgoing.update(record, script), ("UPDATE",), mode=CallMode.DAY2)
             return self._current(nsr, vnfr_name)
 
     async def execute(self, nsr: NetworkServiceRecord, vnfr_name: str, script_text: str | bytes, *,
@@ -803,7 +672,7 @@ class LocalNfvo:
             error = None
             try:
                 reply = await self._call(nsr, vnfr_name, outgoing.execute(record, script_text), ("EXECUTE",),
-                                         mode=REPORT)
+                                         mode=CallMode.REPORT)
             except VnfmError as exc:
                 if exc.reply is None:           # no answer (timeout, unusable): nothing to report per VNFC
                     raise
@@ -838,14 +707,14 @@ class LocalNfvo:
             except OrchestratorError:       # a source without a record yet: resume without dependency
                 dep = None
             previous_error = state.error
-            state.status = RESUMING
+            apply(nsr, vnfr_name, Event.RESUMING, self.emit)
             try:
                 reply = await self._call(nsr, vnfr_name, outgoing.resume(self._current(nsr, vnfr_name), dep),
                                          ("INSTANTIATE", "MODIFY", "START", "STOP", "RELEASE_RESOURCES", "HEAL",
-                                          "UPDATE", "SCALED", "EXECUTE"), mode=DAY2)
+                                          "UPDATE", "SCALED", "EXECUTE"), mode=CallMode.DAY2)
             except BaseException:
                 if state.status == RESUMING:    # refused (nothing to resume), or cancelled: still ERROR
-                    state.status = ERROR
+                    apply(nsr, vnfr_name, Event.RESUME_DROPPED, self.emit)
                 raise
             if previous_error is not None and state.error is previous_error:
                 state.error = None
@@ -858,24 +727,21 @@ class LocalNfvo:
         With ``since`` (the ``version`` of an earlier answer, as ``logs --follow`` polls), the VNFM is
         asked only when the log may have changed since: a progress update or an answered action of the
         VNFR changes the version. Otherwise the last answer is given again (``"cached": true``), if it
-        was fetched ``log_settle`` s after the last change and is younger than ``log_max_age`` s. Each
-        LOG_REQUEST is an operation the VNFM stores, so an idle follow stores next to nothing."""
+        was fetched ``log_cache.settle`` s after the last change and is younger than ``log_cache.max_age``
+        s. Each LOG_REQUEST is an operation the VNFM stores, so an idle follow stores next to nothing."""
         state = nsr.vnfr(vnfr_name)
         if hostname not in state.hosts:
             raise OrchestratorError(f"VNFR {vnfr_name} has no VNFC instance {hostname!r}")
-        version, changed_at = self._log_marks.get(hostname, (0, 0.0))
-        cached = self._log_cache.get(hostname)
-        if since is not None and cached is not None and since == version == cached[0]:
-            fetched_at = cached[1]
-            if fetched_at - changed_at >= self.log_settle and time.monotonic() - fetched_at < self.log_max_age:
-                return {**cached[2], "version": version, "cached": True}
-        fetched_at = time.monotonic()
+        version = self.log_cache.version(hostname)
+        cached = self.log_cache.cached(hostname, since)
+        if cached is not None:
+            return {**cached, "version": version, "cached": True}
+        fetched_at = self.log_cache.clock()
         reply = await self._call(nsr, vnfr_name, outgoing.log_request(vnfr_name, hostname), ("LOG_REQUEST",),
-                                 mode=REPORT)
+                                 mode=CallMode.REPORT)
         assert isinstance(reply, VnfmOrLogMessage)
         result = {"outputLog": list(reply.outputLog), "errorLog": list(reply.errorLog)}
-        if self._log_marks.get(hostname, (0, 0.0))[0] == version:     # nothing changed while asking
-            self._log_cache[hostname] = (version, fetched_at, result)
+        self.log_cache.keep(hostname, version, fetched_at, result)     # unless it changed while asking
         return {**result, "version": version, "cached": False}
 
 

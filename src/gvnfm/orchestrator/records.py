@@ -2,7 +2,8 @@
 received, the hosts allocated for it, the NFVO action in progress, per-VNFC progress and errors.
 
 VNFR status (``mano/record/Status.java``): NULL → INITIALIZED (instantiated) → INACTIVE (configured)
-→ ACTIVE (started) → TERMINATED, or ERROR; SCALING while scaling, RESUMING while resuming.
+→ ACTIVE (started) → TERMINATED, or ERROR; SCALING while scaling, RESUMING while resuming. Every change
+of a ``VnfrState.status`` goes through ``lifecycle.apply`` (the transition table).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, InstanceOf
 
 from gvnfm.catalogue.descriptors import VirtualNetworkFunctionDescriptor
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
+from gvnfm.orchestrator.loader import ServiceBundle
 
 NULL = "NULL"
 INITIALIZED = "INITIALIZED"
@@ -118,12 +120,12 @@ class NetworkServiceRecord(BaseModel):
     errors: list[ErrorInfo] = Field(default_factory=list)
     terminating: bool = False
 
-    #: the onboarded VNFDs (ids assigned), by name
-    _vnfds: dict[str, VirtualNetworkFunctionDescriptor] = PrivateAttr(default_factory=dict)
-    #: the loaded bundle (packages for INSTANTIATE / SCALE_OUT)
-    _bundle: Any = PrivateAttr(default=None)
+    #: the onboarded VNFDs (ids assigned), by name (not part of the report)
+    vnfds: dict[str, VirtualNetworkFunctionDescriptor] = Field(default_factory=dict, exclude=True, repr=False)
+    #: the loaded bundle (packages for INSTANTIATE / SCALE_OUT / UPDATE)
+    bundle: InstanceOf[ServiceBundle] | None = Field(default=None, exclude=True, repr=False)
     #: the virtual link records sent with INSTANTIATE
-    _vlrs: list[dict[str, Any]] = PrivateAttr(default_factory=list)
+    vlrs: list[dict[str, Any]] = Field(default_factory=list, exclude=True, repr=False)
 
     def vnfr(self, name: str) -> VnfrState:
         try:
