@@ -251,6 +251,9 @@ def vnfr_of(msg: NfvMessage) -> VirtualNetworkFunctionRecord | None:
 #: The body of an answer without a message: Gson's ``toJson(null)``. The reference VNFM answers every
 #: command in a ``finally`` block, so ERROR, SCALE_IN and a command it could not parse get these bytes.
 NULL_BODY = b"null"
+#: NFVO commands that have no answer message (§5.1): the VNFM answers them with :data:`NULL_BODY` (the
+#: NFVO waits for an answer to every command, with no timeout).
+NO_ANSWER = frozenset({"ERROR", "SCALE_IN"})
 
 
 def salvage_vnfr(body: bytes | str) -> VirtualNetworkFunctionRecord | None:

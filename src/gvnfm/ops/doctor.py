@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.catalogue.queues import NFVO_REGISTRATION_QUEUE, ems_register_queue
 from gvnfm.transport import url_with_credentials
 from gvnfm.transport.amqp import safe_url
 from gvnfm.vnfm.settings import VnfmSettings
 
-NFVO_REGISTRATION_QUEUE = "nfvo.manager.handling"
 LOG_TAIL = 5
 TIMEOUT = 5.0
 
@@ -129,7 +129,7 @@ class Doctor:
             await self.check_exchange(conn)
             await self.check_queue(conn, s.endpoint, (s.endpoint_queue_durable, s.endpoint_queue_auto_delete),
                                    "VNFM endpoint queue", "the VNFM (no worker consumes it)")
-            await self.check_queue(conn, f"ems.{s.endpoint}.register", self.register_queue_flags,
+            await self.check_queue(conn, ems_register_queue(s.endpoint), self.register_queue_flags,
                                    "EMS register queue", "the VNFM (EMSs cannot register)")
             await self.check_nfvo(conn)
         finally:

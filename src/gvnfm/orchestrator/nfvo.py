@@ -35,6 +35,7 @@ from gvnfm.catalogue.messages import (
     parse_vnfm_message,
     vnfr_of,
 )
+from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REGISTRATION_QUEUE, NFVO_REQUEST_QUEUE
 from gvnfm.catalogue.records import (
     VirtualNetworkFunctionRecord,
     VNFCInstance,
@@ -80,9 +81,6 @@ from gvnfm.vim.base import Vim
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_QUEUE = "nfvo.manager.handling"
-SYNC_QUEUE = "vnfm.nfvo.actions.reply"
-ASYNC_QUEUE = "vnfm.nfvo.actions"
 #: Largest message accepted from a VNFM.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Requests answered through ``vnfm.nfvo.actions.reply``.
@@ -114,9 +112,9 @@ class LocalNfvo:
         self.endpoint_credentials = endpoint_credentials
         self.reply_timeout = reply_timeout
         self.timezone = timezone or outgoing.local_timezone()
-        self.registration_queue = queue_prefix + REGISTRATION_QUEUE
-        self.sync_queue = queue_prefix + SYNC_QUEUE
-        self.async_queue = queue_prefix + ASYNC_QUEUE
+        self.registration_queue = queue_prefix + NFVO_REGISTRATION_QUEUE
+        self.sync_queue = queue_prefix + NFVO_REQUEST_QUEUE
+        self.async_queue = queue_prefix + NFVO_NOTICE_QUEUE
         self.resources = Resources(vim)
         self.events = EventHub()
         self.registry = VnfmRegistry(endpoint_credentials)
@@ -267,7 +265,7 @@ class LocalNfvo:
             return await self.requests.scaling(msg)
         log.error("event=request_refused action=%s reason=not_a_request", msg.action)
         return outgoing.error(vnfr_of(msg), f"{msg.action} is not a request the NFVO answers on "
-                                             f"{SYNC_QUEUE} (expected one of {', '.join(REQUESTS)})")
+                                             f"{NFVO_REQUEST_QUEUE} (expected one of {', '.join(REQUESTS)})")
 
     # == notices from VNFMs ========================================================================
     async def _on_notice(self, delivery: Delivery) -> None:

@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
+from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REGISTRATION_QUEUE, NFVO_REQUEST_QUEUE
 from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_QUEUE = "nfvo.manager.handling"
-NFVO_SYNC_QUEUE = "vnfm.nfvo.actions.reply"
-NFVO_ASYNC_QUEUE = "vnfm.nfvo.actions"
 
 
 class NfvoError(Exception):
@@ -36,10 +34,10 @@ class NfvoClient:
         try:
             body = message.to_json().encode()
             if self.answers is not None and correlation_id:
-                raw = await self.answers.ask(self.transport, NFVO_SYNC_QUEUE, body, action=message.action,
+                raw = await self.answers.ask(self.transport, NFVO_REQUEST_QUEUE, body, action=message.action,
                                              correlation_id=correlation_id, timeout=self.timeout)
             else:
-                raw = await self.transport.rpc(NFVO_SYNC_QUEUE, body, timeout=self.timeout,
+                raw = await self.transport.rpc(NFVO_REQUEST_QUEUE, body, timeout=self.timeout,
                                                correlation_id=correlation_id)
         except RpcTimeout as exc:
             raise NfvoError(f"the NFVO did not answer {message.action} within {self.timeout:g} s") from exc
@@ -51,7 +49,7 @@ class NfvoClient:
             raise NfvoError(f"the NFVO's answer to {message.action} is unusable: {exc}") from exc
 
     async def notify(self, message: NfvMessage) -> None:
-        await self.transport.publish(NFVO_ASYNC_QUEUE, message.to_json().encode())
+        await self.transport.publish(NFVO_NOTICE_QUEUE, message.to_json().encode())
 
 
 def endpoint_description(endpoint: str, type_: str, description: str) -> dict[str, Any]:
@@ -68,7 +66,7 @@ async def register(transport: Transport, *, endpoint: str, type_: str, descripti
     last: Exception | str | None = None
     for attempt in range(1, max(1, tries) + 1):
         try:
-            raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
+            raw = await transport.rpc(NFVO_REGISTRATION_QUEUE, body, timeout=timeout)
             answer = json.loads(raw) if raw and raw.strip() else None
         except BrokerRefused as exc:    # refused for good (permissions, a name too long): no retry
             raise NfvoError(f"the broker refused the registration with the NFVO: {exc}") from exc
@@ -94,6 +92,6 @@ async def unregister(transport: Transport, *, endpoint: str, type_: str, descrip
                        "password": creds.get("rabbitPassword"),
                        "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
     try:
-        await transport.publish(REGISTRATION_QUEUE, body)
+        await transport.publish(NFVO_REGISTRATION_QUEUE, body)
     except TransportError as exc:
         log.warning("event=nfvo_unregister_failed error=%r", str(exc))

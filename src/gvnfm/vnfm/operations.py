@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.catalogue import userdata
 from gvnfm.catalogue.messages import (
+    NO_ANSWER,
     NfvMessage,
     OrVnfmErrorMessage,
     OrVnfmExecuteScriptMessage,
@@ -47,7 +49,6 @@ from gvnfm.catalogue.scripts import Script
 from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
-from gvnfm.vnfm import userdata
 from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
@@ -61,9 +62,6 @@ log = logging.getLogger(__name__)
 #: Context key of an operation that RESUME must not continue (``False``): ad-hoc EXECUTE and
 #: SCRIPTS_UPDATE, which the reference does not make resumable either (§5.3: no error row).
 RESUMABLE = "resumable"
-#: Resumed actions whose own message gets no answer (§5.1). RESUME answers them with ERROR, as the
-#: reference's ``getResumedAction`` does for events it does not map (§5.3): the NFVO always gets a reply.
-NO_ANSWER = {"ERROR", "SCALE_IN"}
 #: The action RESUME answers for the lifecycle event whose script failed (the reference's
 #: ``getResumedAction`` mapping; used for a resumed SCALE_OUT, whose steps are INSTANTIATE, CONFIGURE, START).
 RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFIGURE": "MODIFY", "START": "START"}
