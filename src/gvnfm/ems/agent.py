@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gvnfm.catalogue.ems import EmsReply
+from gvnfm.catalogue.ems import EmsReply, registration_body
 from gvnfm.ems import journal
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
@@ -52,10 +52,6 @@ REGISTER_RETRY_MAX = 5.0
 def reply_body(reply: EmsReply) -> bytes:
     """``generate_response`` of the reference: ``json.dumps({"output","err","status"})``."""
     return json.dumps({"output": reply.output, "err": reply.err, "status": reply.status}).encode()
-
-
-def registration_body(hostname: str) -> bytes:
-    return json.dumps({"hostname": hostname}).encode()
 
 
 async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool],

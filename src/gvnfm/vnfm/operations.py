@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from gvnfm.catalogue import userdata
 from gvnfm.catalogue.messages import (
     NO_ANSWER,
+    FailedStep,
     NfvMessage,
     OrVnfmErrorMessage,
     OrVnfmExecuteScriptMessage,
@@ -32,6 +33,7 @@ from gvnfm.catalogue.messages import (
     OrVnfmScalingMessage,
     OrVnfmStartStopMessage,
     OrVnfmUpdateMessage,
+    ScriptResult,
     VnfmOrAllocateResourcesMessage,
     VnfmOrGenericMessage,
     VnfmOrHealedMessage,
@@ -70,10 +72,12 @@ RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFI
 class OperationError(Exception):
     """The operation cannot complete; the text is what the NFVO's ERROR message says."""
 
-    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None = None, cause: str | None = None):
+    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None = None, cause: str | None = None, *,
+                 step: FailedStep | None = None):
         super().__init__(text)
         self.vnfr = vnfr
         self.cause = cause
+        self.step = step      # the EMS command that failed (the ERROR's ``failedStep``)
 
 
 class NfvoRefused(OperationError):
@@ -82,7 +86,7 @@ class NfvoRefused(OperationError):
 
 class ScriptsFailed(OperationError):
     """An ad-hoc EXECUTE failed on some VNFCs; ``results`` (one per VNFC) go into the ERROR reply's
-    ``scriptResults`` (an extra field: Gson on the NFVO side ignores it)."""
+    ``scriptResults`` (gvnfm's field: Gson on the NFVO side ignores it)."""
 
     def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None, cause: str | None,
                  results: list[dict[str, Any]]):
@@ -176,7 +180,7 @@ class Operations:
             inst = vnfr.find_vnfc_instance(hostname=failed.outcome.step.hostname)
             if inst is not None and mark_failed:
                 inst.state = "error"
-            raise OperationError(str(failed), vnfr, failed.outcome.reply.err) from failed
+            raise OperationError(str(failed), vnfr, failed.outcome.reply.err, step=failed.failed_step) from failed
 
     async def _wait_for_ems(self, vnfr: VirtualNetworkFunctionRecord, hostnames: list[str]) -> None:
         if self.progress:
@@ -299,7 +303,7 @@ class Operations:
                 raise OperationError(f"INSTANTIATE refused: {exc}", msg.vnfr) from exc
             vnfr = await self._grant_and_allocate(msg, vnfr, state)
         try:
-            targets = plans.targets_of(vnfr)
+            targets = plans.all_targets(vnfr)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
@@ -348,7 +352,7 @@ class Operations:
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
     async def _on_modify(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
-        targets = plans.targets_of(vnfr)
+        targets = plans.all_targets(vnfr)
         plan = plans.plan_configure(vnfr, msg.vnfrd, targets, scripts_path=self.settings.scripts_path,
                                     save_dependency_file=self._ems_saves_dependency())
         await self._run(vnfr, plan, state)
@@ -374,7 +378,8 @@ class Operations:
         if vnfr is None:
             raise OperationError(f"{event} carries no virtualNetworkFunctionRecord")
         try:
-            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+            targets = ([plans.named_target(vnfr, msg.vnfcInstance)] if msg.vnfcInstance is not None
+                       else plans.all_targets(vnfr))
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         await self._run(vnfr, plans.plan_event(vnfr, event, targets), state)
@@ -494,10 +499,9 @@ class Operations:
         if vnfr is None or msg.vnfcInstance is None:
             raise OperationError("HEAL needs virtualNetworkFunctionRecord and vnfcInstance", vnfr)
         try:
-            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+            inst = plans.named_target(vnfr, msg.vnfcInstance)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
-        inst = targets[0]
         if msg.cause == "switchToStandby":
             if (inst.state or "").lower() != "standby":
                 raise OperationError(f"VNFC {inst.hostname} is not in STANDBY (state {inst.state})", vnfr)
@@ -522,7 +526,7 @@ class Operations:
 
     async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
-        targets = plans.targets_of(vnfr)
+        targets = plans.all_targets(vnfr)
         if msg.script is None:
             await self._run(vnfr, plans.plan_event(vnfr, "UPDATE", targets), state)
         else:
@@ -540,7 +544,7 @@ class Operations:
             raise OperationError("EXECUTE carries no script", vnfr)
         await self._not_resumable(state)
         try:
-            targets = plans.targets_of(vnfr)
+            targets = plans.all_targets(vnfr)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
@@ -580,9 +584,8 @@ class Operations:
                                 f"{r['err'].strip()[-500:] or '(no stderr)'}" for r in failed)
             raise ScriptsFailed(f"EXECUTE {script.name!r} failed on {len(failed)} of {len(results)} VNFC(s) of "
                                 f"{vnfr.name}: {details}", vnfr, failed[0]["err"].strip() or None, results)
-        reply = VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr)
-        reply.scriptResults = results  # type: ignore[attr-defined]
-        return reply
+        return VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr,
+                                    scriptResults=[ScriptResult.model_validate(r) for r in results])
 
     # -- LOG_REQUEST -----------------------------------------------------------------------------------
     async def _on_log_request(self, msg: OrVnfmLogMessage, state: OperationState) -> NfvMessage:
@@ -684,7 +687,6 @@ def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> Nf
     vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
     if vnfr is None:
         return None
-    reply = error_message(vnfr, str(exc), getattr(exc, "cause", None))
-    if isinstance(exc, ScriptsFailed):
-        reply.scriptResults = exc.results  # type: ignore[attr-defined]
-    return reply
+    step = exc.step if isinstance(exc, OperationError) else None
+    results = [ScriptResult.model_validate(r) for r in exc.results] if isinstance(exc, ScriptsFailed) else None
+    return error_message(vnfr, str(exc), getattr(exc, "cause", None), failed_step=step, script_results=results)
