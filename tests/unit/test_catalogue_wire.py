@@ -55,6 +55,8 @@ def test_ems_commands_keep_the_keys_and_their_order() -> None:
     assert json.dumps(ems.save_vnfr_dependency("{}", "/p")) == \
         '{"action": "SAVE_VNFR_DEPENDENCY", "payload": "{}", "script-path": "/p"}'
     assert json.loads(ems.registration_body('we"ird')) == {"hostname": 'we"ird'}
+    # the reply as the reference's generate_response writes it (json.dumps, its default separators)
+    assert ems.EmsReply(output="o", err="e", status=2).to_body() == b'{"output": "o", "err": "e", "status": 2}'
     assert set(ems.EMS_ACTIONS) == {"SAVE_SCRIPTS", "CLONE_SCRIPTS", "EXECUTE", "SCRIPTS_UPDATE",
                                     "SAVE_VNFR_DEPENDENCY", "REPO_SCRIPTS_UPDATE"}
 

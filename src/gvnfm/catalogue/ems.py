@@ -106,3 +106,7 @@ class EmsReply:
 
     def to_json(self) -> str:
         return json.dumps(self.to_wire(), separators=(",", ":"))
+
+    def to_body(self) -> bytes:
+        """The reply as the EMS sends it: the reference's ``json.dumps`` of ``{"output","err","status"}``."""
+        return json.dumps(self.to_wire()).encode()
