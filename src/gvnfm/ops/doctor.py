@@ -58,7 +58,7 @@ def ems_wait_diagnosis(*, missing: Iterable[str], registered: int, endpoint: str
     if is_loopback(broker_ip):
         hints.append(f"the EMSs were told to reach the broker at {broker_ip}, which on a VM is the VM itself "
                      "(set the NFVO's nfvo.rabbit.brokerIp to an address the VMs reach)")
-    hints.append(f"the EMSs publish to ems.{endpoint}.register on {broker_ip}:{broker_port} vhost {vhost} "
+    hints.append(f"the EMSs publish to {ems_register_queue(endpoint)} on {broker_ip}:{broker_port} vhost {vhost} "
                  f"as {ems_user} (vnfm.ems.username): check that user's password and permissions")
     hints.append("on the VM: /var/log/openbaton/ems-receiver.log and the cloud-init log")
     return (f"silent={','.join(missing[:10])}{'...' if len(missing) > 10 else ''} registered={registered} "
@@ -229,7 +229,7 @@ class Doctor:
         else:
             line = next((ln for ln in health.splitlines() if ln.startswith("nfvo_registration")), health.strip())
             self.add("FAIL", "NFVO registration", f"the running VNFM says {line}",
-                     "check the NFVO's log for the VNFM's registration (nfvo.manager.handling)")
+                     f"check the NFVO's log for the VNFM's registration ({NFVO_REGISTRATION_QUEUE})")
 
     async def _vnfm_health(self) -> str | None:
         if not self.s.http_listen:
