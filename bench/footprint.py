@@ -24,6 +24,7 @@ import aio_pika
 from bench.config import BenchConfig
 from bench.procs import REPO_ROOT, child_env, proc_status
 from bench.report import Report, Row
+from gvnfm.catalogue.queues import ems_register_queue
 
 SETTLE = 0.5   # seconds of idling before the memory is read
 
@@ -87,7 +88,7 @@ async def _one(argv: list[str], hostname: str, arrivals: _Arrivals, log: Path, t
 async def ems_footprint(cfg: BenchConfig, workdir: Path, report: Report) -> None:
     tag = uuid.uuid4().hex[:8]
     exchange, type_ = f"bench-{tag}-exchange", f"bench-{tag}-ems"
-    queue_name = f"ems.{type_}.register"
+    queue_name = ems_register_queue(type_)
     folder = workdir / "ems-footprint"
     folder.mkdir(parents=True, exist_ok=True)
     conn = await aio_pika.connect(cfg.broker)   # not robust: a robust channel re-declares a deleted queue

@@ -19,9 +19,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import RpcClient, reply
-
-NFVO_SYNC = "vnfm.nfvo.actions.reply"
-NFVO_ASYNC = "vnfm.nfvo.actions"
+from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REQUEST_QUEUE
 
 AllocatedHook = Callable[[list[str]], Awaitable[None]]
 
@@ -45,7 +43,7 @@ class BenchNfvo:
         channel = self.client.channel
         exchange = await channel.get_exchange(self.exchange, ensure=True)   # declared by the VNFM
         queue = await channel.declare_queue(self.queue, exclusive=True, auto_delete=True)
-        for key in (NFVO_SYNC, NFVO_ASYNC):
+        for key in (NFVO_REQUEST_QUEUE, NFVO_NOTICE_QUEUE):
             await queue.bind(exchange, routing_key=key)
         await queue.consume(self._on_message)
         return self

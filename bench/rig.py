@@ -18,6 +18,7 @@ from bench.amqp import connect
 from bench.fleet import FleetProcess
 from bench.nfvo import BenchNfvo
 from bench.vnfm import VnfmProcess
+from gvnfm.catalogue.queues import ems_actions_queue, ems_register_queue
 
 
 class BenchFailure(RuntimeError):
@@ -216,8 +217,8 @@ class Rig:
             await conn.close()
 
     async def _delete_broker_objects(self) -> None:
-        queues = [self.endpoint, f"ems.{self.endpoint}.register",
-                  *(f"vnfm.{h}.actions" for h in self.agent_hostnames)]
+        queues = [self.endpoint, ems_register_queue(self.endpoint),
+                  *(ems_actions_queue(h) for h in self.agent_hostnames)]
         conn = await connect(self.url)
         try:
             channel = await conn.channel()

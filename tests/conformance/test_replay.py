@@ -12,7 +12,7 @@ scripts write down the environment they saw.
 A transcript: ``send`` (``$...`` placeholders are filled from earlier answers), ``answer`` (its action
 and exactly its keys, or ``{"body": null}``), ``scripts`` (runs per script during this step), ``env``
 (what every such run saw), ``nfvo_requests`` (what the VNFM asked the NFVO meanwhile), ``save_as``
-(the name the answer's VNFR is kept under).
+(the name the answer's VNFR is kept under), ``failed_step`` (what an ERROR's ``failedStep`` says).
 """
 
 from __future__ import annotations
@@ -192,6 +192,12 @@ async def play(name: str, t: dict[str, Any], replay: Replay, sender: JavaNfvoSen
             for r in results:
                 assert f"{spec['output_contains']}{r['hostname']} " in r["output"], (where, r)
                 assert spec["output_has_utf8"] in r["output"], (where, r)    # the signed bytes decoded
+        if "failed_step" in t:              # gvnfm's failedStep: the failed command, typed
+            step = got["failedStep"]
+            assert {k: step[k] for k in t["failed_step"]} == t["failed_step"], (where, step)
+            assert step["hostname"] in {i["hostname"] for i in replay.instances(t["save_as"])}, (where, step)
+            assert got["exception"]["detailMessage"].startswith(f"EMS ({step['hostname']}) had the following error: "
+                                                                f"script '{step['script']}' of event "), where
         if "lifecycle_event_history" in checks:
             assert vnfr["lifecycle_event_history"] == checks["lifecycle_event_history"], where
     if "nfvo_requests" in t:

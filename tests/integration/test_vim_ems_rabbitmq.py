@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from gvnfm.catalogue.userdata import EmsBootstrap, render, set_hostname
 from gvnfm.transport import Delivery, Transport, open_transport
 from gvnfm.vim.base import HostSpec
 from gvnfm.vim.netns import NetnsVim
 from gvnfm.vim.process import ProcessVim
-from gvnfm.vnfm.userdata import EmsBootstrap, render, set_hostname
 from tests.support.services import unique
 
 

@@ -67,7 +67,7 @@ def test_vnfc_env_networks_floating_ips_and_hostname() -> None:
 
 def test_worked_example_configure_runs_once_per_source_vnfc() -> None:
     vnfr = client_vnfr()
-    plan = plans.plan_configure(vnfr, DEP, plans.targets_of(vnfr))
+    plan = plans.plan_configure(vnfr, DEP, plans.all_targets(vnfr))
     steps = plan.steps()
     assert [s.action for s in steps] == ["EXECUTE", "EXECUTE", "SAVE_VNFR_DEPENDENCY", "EXECUTE"]
     first, second, save, setup = steps
@@ -89,7 +89,7 @@ def test_worked_example_configure_runs_once_per_source_vnfc() -> None:
 
 def test_configure_is_script_major_across_vnfcs_and_stages_are_parallel_groups() -> None:
     vnfr = client_vnfr(3)
-    plan = plans.plan_configure(vnfr, DEP, plans.targets_of(vnfr))
+    plan = plans.plan_configure(vnfr, DEP, plans.all_targets(vnfr))
     # per source instance a stage over the 3 VNFCs (runs on one VNFC never overlap), save, setup
     assert [len(st.steps) for st in plan.stages] == [3, 3, 3, 3]
     assert {s.script for s in plan.stages[0].steps + plan.stages[1].steps} == {"server_configure.sh"}
@@ -102,7 +102,7 @@ def test_prefixed_script_without_source_instances_runs_nowhere() -> None:
     dep = VNFRecordDependency.model_validate({"target": "c", "parameters": {"server": {"parameters": {}}},
                                               "vnfcParameters": {"server": {"parameters": {}}}})
     vnfr = client_vnfr()
-    steps = plans.plan_configure(vnfr, dep, plans.targets_of(vnfr)).steps()
+    steps = plans.plan_configure(vnfr, dep, plans.all_targets(vnfr)).steps()
     assert [s.script for s in steps] == ["ob_parameters", "client_setup.sh"]
 
 
@@ -115,10 +115,10 @@ def test_prefix_that_is_not_a_source_type_runs_once_plainly() -> None:
 
 def test_general_event_order_and_env() -> None:
     vnfr = client_vnfr(2)
-    plan = plans.plan_event(vnfr, "INSTANTIATE", plans.targets_of(vnfr))
+    plan = plans.plan_event(vnfr, "INSTANTIATE", plans.all_targets(vnfr))
     assert [[s.script for s in st.steps] for st in plan.stages] == [["install.sh"] * 2, ["tune.sh"] * 2]
     assert plan.stages[0].steps[1].command["env"]["hostname"] == "iperf-client-3333331"
-    assert plans.plan_event(vnfr, "START", plans.targets_of(vnfr)).stages == []
+    assert plans.plan_event(vnfr, "START", plans.all_targets(vnfr)).stages == []
 
 
 def test_heal_cause_and_scale_in_removing_vars() -> None:
@@ -128,31 +128,31 @@ def test_heal_cause_and_scale_in_removing_vars() -> None:
                             LifecycleEvent(event="HEAL", lifecycle_events=["heal.sh"])]
     removed = VNFCInstance.model_validate({"hostname": "srv-9", "ips": [{"netName": "private-net", "ip": "1.2.3.4"}],
                                            "floatingIps": [{"netName": "private-net", "ip": "5.6.7.8"}]})
-    step = plans.plan_event(vnfr, "SCALE_IN", plans.targets_of(vnfr), envs.removing_env(removed)).steps()[0]
+    step = plans.plan_event(vnfr, "SCALE_IN", plans.all_targets(vnfr), envs.removing_env(removed)).steps()[0]
     env = step.command["env"]
     assert step.script == "scale_in.sh"
     assert env["removing_private_net"] == "1.2.3.4" and "removing_private-net" not in env
     assert env["removing_private_net_floatingIp"] == "5.6.7.8"
     assert env["removing_hostname"] == "srv-9" and env["hostname"] == "iperf-client-3333330"
-    heal = plans.plan_event(vnfr, "HEAL", plans.targets_of(vnfr), {"cause": "disk full"}).steps()[0]
+    heal = plans.plan_event(vnfr, "HEAL", plans.all_targets(vnfr), {"cause": "disk full"}).steps()[0]
     assert heal.command["env"]["cause"] == "disk full" and heal.command["env"]["mode"] == "tcp"
 
 
 def test_plan_without_done_steps_is_what_resume_runs() -> None:
     vnfr = client_vnfr(3)
-    plan = plans.plan_event(vnfr, "INSTANTIATE", plans.targets_of(vnfr))
+    plan = plans.plan_event(vnfr, "INSTANTIATE", plans.all_targets(vnfr))
     done = {s.step_id for s in plan.stages[0].steps} | {plan.stages[1].steps[0].step_id}
     rest = plan.without(done)
     assert [(s.script, s.hostname) for s in rest.steps()] == [
         ("tune.sh", "iperf-client-3333331"), ("tune.sh", "iperf-client-3333332")]
     # re-planning from the same records gives the same ids
-    assert [s.step_id for s in plans.plan_event(vnfr, "INSTANTIATE", plans.targets_of(vnfr)).steps()] == \
+    assert [s.step_id for s in plans.plan_event(vnfr, "INSTANTIATE", plans.all_targets(vnfr)).steps()] == \
         [s.step_id for s in plan.steps()]
 
 
 def test_delivery_saves_every_script_or_clones_a_link() -> None:
     vnfr = client_vnfr(2)
-    targets = plans.targets_of(vnfr)
+    targets = plans.all_targets(vnfr)
     saves = plans.plan_delivery(targets, scripts=[Script(name="a.sh", payload=b"echo a"), Script(name="b.sh")],
                                 scripts_link=None)
     assert len(saves.stages) == 1 and len(saves.steps()) == 4
@@ -162,19 +162,20 @@ def test_delivery_saves_every_script_or_clones_a_link() -> None:
     assert [s.command["action"] for s in clones.steps()] == ["CLONE_SCRIPTS"] * 2
 
 
-def test_targets_of_one_vnfc_and_errors() -> None:
+def test_targets_one_vnfc_and_errors() -> None:
     vnfr = client_vnfr(2)
-    only = plans.targets_of(vnfr, VNFCInstance(id="client-1"))
-    assert [t.hostname for t in only] == ["iperf-client-3333331"]
+    only = plans.named_target(vnfr, VNFCInstance(id="client-1"))
+    assert only.hostname == "iperf-client-3333331"
+    assert plans.named_target(vnfr, VNFCInstance(hostname="iperf-client-3333331")) is only
     with pytest.raises(plans.PlanError, match="not part of VNFR"):
-        plans.targets_of(vnfr, VNFCInstance(id="nope"))
+        plans.named_target(vnfr, VNFCInstance(id="nope"))
     with pytest.raises(plans.PlanError, match="no VNFC instances"):
-        plans.targets_of(VirtualNetworkFunctionRecord(name="empty", vdu=[]))
+        plans.all_targets(VirtualNetworkFunctionRecord(name="empty", vdu=[]))
 
 
 def test_adhoc_execute_gets_the_variables_of_a_lifecycle_script() -> None:
     vnfr = client_vnfr(2)
-    targets = plans.targets_of(vnfr)
+    targets = plans.all_targets(vnfr)
     plan = plans.plan_adhoc_execute(targets, Script(name="adhoc.sh", payload=b"env"), base=envs.base_env(vnfr))
     runs = [s for s in plan.steps() if s.is_script]
     lifecycle = [s for s in plans.plan_event(vnfr, "INSTANTIATE", targets).steps() if s.script == "install.sh"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from gvnfm.catalogue import userdata
 from gvnfm.vim.ems_launch import EmsLaunch
-from gvnfm.vnfm import userdata
 from gvnfm.vnfm.broker_users import (
     BrokerUsers,
     host_permissions,

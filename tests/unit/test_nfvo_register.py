@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gvnfm.catalogue.queues import NFVO_REGISTRATION_QUEUE
 from gvnfm.transport import BrokerRefused, Delivery
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vnfm import nfvo_client
@@ -23,8 +24,8 @@ async def test_an_unusable_answer_is_asked_again_until_it_is_usable() -> None:
         await nfvo.reply(delivery.message, answers[len(asked) - 1])
         await delivery.ack()
 
-    await nfvo.declare_queue(nfvo_client.REGISTRATION_QUEUE, durable=True)
-    await nfvo.consume(nfvo_client.REGISTRATION_QUEUE, on_register)
+    await nfvo.declare_queue(NFVO_REGISTRATION_QUEUE, durable=True)
+    await nfvo.consume(NFVO_REGISTRATION_QUEUE, on_register)
     creds = await nfvo_client.register(vnfm, endpoint="generic", type_="generic", description="d", tries=3,
                                        pause=0.01)
     assert creds == {"rabbitUsername": "generic", "rabbitPassword": "pw"} and len(asked) == 2

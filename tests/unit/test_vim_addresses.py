@@ -7,10 +7,10 @@ import ipaddress
 
 import pytest
 
+from gvnfm.catalogue.userdata import EmsBootstrap, render, set_hostname
 from gvnfm.vim.addresses import BENCHMARK_NET, SUBNETS, LoopbackPlan, SubnetHosts, gateway, loopback, subnet
 from gvnfm.vim.base import VimError
 from gvnfm.vim.ems_launch import EmsLaunch
-from gvnfm.vnfm.userdata import EmsBootstrap, render, set_hostname
 
 
 def test_loopback_plan_unique_per_host_and_link() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from gvnfm.catalogue.userdata import EmsBootstrap, render, set_hostname
 from gvnfm.transport import RpcTimeout
 from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import HostSpec, VimError
 from gvnfm.vim.images import UnknownImage
 from gvnfm.vim.process import ProcessVim
 from gvnfm.vim.reaper import processes_of
-from gvnfm.vnfm.userdata import EmsBootstrap, render, set_hostname
 from tests.support.services import unique
 
 
@@ -211,7 +211,7 @@ OWNER = """
 import asyncio, sys
 from gvnfm.vim.base import HostSpec
 from gvnfm.vim.process import ProcessVim
-from gvnfm.vnfm.userdata import EmsBootstrap, render, set_hostname
+from gvnfm.catalogue.userdata import EmsBootstrap, render, set_hostname
 
 async def main():
     vim = ProcessVim(sys.argv[1], capacity=1)

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import update
 
 import gvnfm
+from gvnfm.catalogue import userdata
 from gvnfm.catalogue.messages import parse_nfvo_message
 from gvnfm.catalogue.scripts import Script
 from gvnfm.store.api import DONE, FAILED, RUNNING
 from gvnfm.store.tables import operations
 from gvnfm.transport import Delivery
-from gvnfm.vnfm import userdata
 from gvnfm.vnfm.operations import OperationState
 from gvnfm.vnfm.settings import load_settings
 from tests.support.fakes import RefusingNfvo

@@ -198,6 +198,12 @@ async def test_resume_reruns_the_failed_script_only_where_it_failed(h: Harness) 
     h.ems.add_host = add_host  # type: ignore[method-assign]
     failed = await h.call(msg)
     assert failed["action"] == "ERROR" and hosts[1] in failed["exception"]["detailMessage"]
+    # the text as it always was, and gvnfm's typed field for the same facts
+    assert failed["exception"]["detailMessage"] == (f"EMS ({hosts[1]}) had the following error: script "
+                                                    "'install-srv.sh' of event INSTANTIATE exited with status 1: "
+                                                    "bad config")
+    assert failed["failedStep"] == {"hostname": hosts[1], "action": "EXECUTE", "event": "INSTANTIATE",
+                                    "script": "install-srv.sh", "status": 1}
     before = list(h.ems.commands)
     assert [hn for hn, c in before if c.get("payload") == "install-srv.sh"] and \
         sorted(hn for hn, c in before if c.get("payload") == "install-srv.sh") == sorted(hosts)
@@ -272,11 +278,14 @@ async def test_time_bounds_end_in_clear_errors(tmp_path: Path) -> None:
         reply = await h.call(instantiate_msg(1))
         assert reply["action"] == "ERROR"
         assert "exceeded the operation deadline of 0.6 s" in reply["exception"]["detailMessage"]
+        assert "failedStep" not in reply          # no step failed: the operation ran out of time
     async with Harness(tmp_path / "b", ems_command_timeout=0.2) as h:
         h.ems.delay = 0.5       # an EMS that does not answer a (non-script) command in time
         reply = await h.call(instantiate_msg(1))
         assert reply["action"] == "ERROR"
         assert "did not answer SAVE_SCRIPTS within 0.2 s" in reply["exception"]["detailMessage"]
+        assert {k: reply["failedStep"][k] for k in ("action", "event", "status")} == {
+            "action": "SAVE_SCRIPTS", "event": "DELIVER", "status": -1}
 
 
 async def test_script_logs_are_pruned_after_the_retention(tmp_path: Path) -> None:

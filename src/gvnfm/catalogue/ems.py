@@ -1,4 +1,10 @@
-"""VNFM <-> EMS commands and replies (``JsonUtils`` envelopes and ``generate_response``)."""
+"""VNFM <-> EMS commands and replies (``JsonUtils`` envelopes and ``generate_response``), and the EMS's
+registration.
+
+No pydantic: the EMS agent imports this module (a TypedDict command, a dataclass reply; docs/performance.md,
+*A light EMS*). The command constructors give the keys in the order the VNFM has always sent them: the EMS
+recognises a command sent again by its correlation id and its body.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,14 @@ from typing import Any, TypedDict
 
 from gvnfm.catalogue.wire_json import loads_wire
 
-EMS_ACTIONS = ("SAVE_SCRIPTS", "CLONE_SCRIPTS", "EXECUTE", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY",
-               "REPO_SCRIPTS_UPDATE")
+SAVE_SCRIPTS = "SAVE_SCRIPTS"
+CLONE_SCRIPTS = "CLONE_SCRIPTS"
+EXECUTE = "EXECUTE"
+SCRIPTS_UPDATE = "SCRIPTS_UPDATE"
+SAVE_VNFR_DEPENDENCY = "SAVE_VNFR_DEPENDENCY"
+#: the reference EMS's name for CLONE_SCRIPTS of an update (no VNFM of gvnfm's sends it)
+REPO_SCRIPTS_UPDATE = "REPO_SCRIPTS_UPDATE"
+EMS_ACTIONS = (SAVE_SCRIPTS, CLONE_SCRIPTS, EXECUTE, SCRIPTS_UPDATE, SAVE_VNFR_DEPENDENCY, REPO_SCRIPTS_UPDATE)
 
 DEFAULT_SCRIPTS_PATH = "/opt/openbaton/scripts"
 #: The largest per-command ``timeout`` accepted (seconds, 30 days): anything above is a mistake or an attack.
@@ -20,6 +32,31 @@ MAX_TIMEOUT_SECONDS = 30 * 86400.0
 EmsCommand = TypedDict("EmsCommand", {"action": str, "payload": Any, "env": "dict[str, str] | None",
                                       "name": "str | None", "script-path": "str | None",
                                       "timeout": "float | None"}, total=False)
+
+
+def execute(script: str, env: dict[str, str]) -> EmsCommand:
+    """Run ``script`` (a file name in the scripts folder, with its arguments) with ``env``."""
+    return {"action": EXECUTE, "payload": script, "env": env}
+
+
+def save_scripts(name: str, payload_base64: str, script_path: str, *, action: str = SAVE_SCRIPTS) -> EmsCommand:
+    """Write one script file (``action``: SAVE_SCRIPTS, or SCRIPTS_UPDATE for a new version of it)."""
+    return {"action": action, "payload": payload_base64, "name": name, "script-path": script_path}
+
+
+def clone_scripts(link: str, script_path: str) -> EmsCommand:
+    """Clone the package's ``scripts-link`` (a git repository) into the scripts folder."""
+    return {"action": CLONE_SCRIPTS, "payload": link, "script-path": script_path}
+
+
+def save_vnfr_dependency(dependency_json: str, script_path: str) -> EmsCommand:
+    """Write a VNFRecordDependency as ``ob_parameters.*`` in the scripts folder."""
+    return {"action": SAVE_VNFR_DEPENDENCY, "payload": dependency_json, "script-path": script_path}
+
+
+def registration_body(hostname: str) -> bytes:
+    """What an EMS publishes on ``ems.<type>.register``: ``{"hostname": ...}``."""
+    return json.dumps({"hostname": hostname}).encode()
 
 
 @dataclass(slots=True)
@@ -69,3 +106,7 @@ class EmsReply:
 
     def to_json(self) -> str:
         return json.dumps(self.to_wire(), separators=(",", ":"))
+
+    def to_body(self) -> bytes:
+        """The reply as the EMS sends it: the reference's ``json.dumps`` of ``{"output","err","status"}``."""
+        return json.dumps(self.to_wire()).encode()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -33,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gvnfm.catalogue.ems import EmsReply
+from gvnfm.catalogue.ems import EmsReply, registration_body
 from gvnfm.ems import journal
 from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
@@ -47,15 +46,6 @@ STATE_FILE = "results.jsonl"
 _EXECUTE = re.compile(rb'"action"\s*:\s*"EXECUTE"')
 REGISTER_RETRY_FIRST = 0.25
 REGISTER_RETRY_MAX = 5.0
-
-
-def reply_body(reply: EmsReply) -> bytes:
-    """``generate_response`` of the reference: ``json.dumps({"output","err","status"})``."""
-    return json.dumps({"output": reply.output, "err": reply.err, "status": reply.status}).encode()
-
-
-def registration_body(hostname: str) -> bytes:
-    return json.dumps({"hostname": hostname}).encode()
 
 
 async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool],
@@ -266,7 +256,7 @@ class EmsAgent:
         """Answer; a reply the broker refuses for good is replaced by one that fits (no message left
         unacknowledged to be redelivered and refused again)."""
         assert self.transport is not None
-        body = reply_body(reply)
+        body = reply.to_body()
         # a host user (the VM's own broker user) replies through the exchange with its user_id
         as_user = self.config.broker_user if self.config.host_user else None
         try:
@@ -274,7 +264,7 @@ class EmsAgent:
         except BrokerRefused as exc:
             log.error("event=ems_reply_refused hostname=%s correlation_id=%s bytes=%d error=%r", self.hostname,
                       msg.correlation_id, len(body), str(exc))
-            await self.transport.reply(msg, reply_body(refused_reply(reply, len(body), exc)), as_user=as_user)
+            await self.transport.reply(msg, refused_reply(reply, len(body), exc).to_body(), as_user=as_user)
 
     async def _execute(self, body: bytes, key: str | None = None) -> EmsReply:
         self.executions += 1

@@ -41,7 +41,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gvnfm.catalogue.ems import MAX_TIMEOUT_SECONDS, EmsReply
+from gvnfm.catalogue.ems import (
+    CLONE_SCRIPTS,
+    EXECUTE,
+    MAX_TIMEOUT_SECONDS,
+    REPO_SCRIPTS_UPDATE,
+    SAVE_SCRIPTS,
+    SAVE_VNFR_DEPENDENCY,
+    SCRIPTS_UPDATE,
+    EmsReply,
+)
 from gvnfm.catalogue.wire_json import loads_wire
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.paths import PathRefused, resolve_folder, resolve_inside
@@ -81,7 +90,7 @@ class CommandError(Exception):
 
 
 #: Commands that only write files: done at once, logged with one line at their end.
-_FILE_COMMANDS = frozenset({"SAVE_SCRIPTS", "SCRIPTS_UPDATE", "SAVE_VNFR_DEPENDENCY"})
+_FILE_COMMANDS = frozenset({SAVE_SCRIPTS, SCRIPTS_UPDATE, SAVE_VNFR_DEPENDENCY})
 
 
 def _payload_size(command: dict[str, Any]) -> str:
@@ -161,12 +170,12 @@ class EmsCommandHandler:
             self.run_as = RunAs.lookup(config.run_as)
             self.run_as.check_possible()
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[EmsReply]]] = {
-            "SAVE_SCRIPTS": self.save_scripts,
-            "SCRIPTS_UPDATE": self.scripts_update,
-            "CLONE_SCRIPTS": self.clone_scripts,
-            "REPO_SCRIPTS_UPDATE": self.clone_scripts,
-            "EXECUTE": self.execute,
-            "SAVE_VNFR_DEPENDENCY": self.save_vnfr_dependency,
+            SAVE_SCRIPTS: self.save_scripts,
+            SCRIPTS_UPDATE: self.scripts_update,
+            CLONE_SCRIPTS: self.clone_scripts,
+            REPO_SCRIPTS_UPDATE: self.clone_scripts,
+            EXECUTE: self.execute,
+            SAVE_VNFR_DEPENDENCY: self.save_vnfr_dependency,
         }
 
     # -- entry point ---------------------------------------------------------------------------------
@@ -185,7 +194,7 @@ class EmsCommandHandler:
             else:
                 self._log_command(command)
             reply = await handler(command)
-            if action == "EXECUTE":
+            if action == EXECUTE:
                 _count(action, "ok" if reply.status == 0 else "failed")
                 return reply   # execute() logged its end (ems_command_done with the script's figures)
         except (CommandError, PathRefused) as exc:

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+from gvnfm.catalogue.queues import EXCHANGE, ems_actions_queue, ems_register_queue
 from gvnfm.configfile import ConfigFileError, classify_keys
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class EmsConfig:
     hostname: str = field(default_factory=socket.gethostname)
     type: str = "generic"
     autodelete: bool = True
-    exchange: str = "openbaton-exchange"
+    exchange: str = EXCHANGE
     heartbeat: int = 60
     virtual_host: str = "/"
     # -- gvnfm extras ------------------------------------------------------------------------------
@@ -224,11 +225,11 @@ class EmsConfig:
     # -- derived -----------------------------------------------------------------------------------
     @property
     def actions_queue(self) -> str:
-        return f"vnfm.{self.hostname}.actions"
+        return ems_actions_queue(self.hostname)
 
     @property
     def register_queue(self) -> str:
-        return f"ems.{self.type}.register"
+        return ems_register_queue(self.type)
 
     def amqp_url(self) -> str:
         """The broker URL: ``broker_url`` when set, else built from the reference keys (and ``protocol``)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.catalogue.queues import nfvo_answers_queue
 from gvnfm.local.statedir import StateDirLock
 from gvnfm.orchestrator.deploy import Deployment
 from gvnfm.orchestrator.loader import ServiceBundle, aload_service
@@ -31,7 +32,6 @@ from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
 from gvnfm.vim.watchdog import Watchdog
-from gvnfm.vnfm.nfvo_answers import answers_queue
 from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
@@ -112,7 +112,7 @@ async def discard_leftovers(transport: Transport, settings: VnfmSettings) -> Non
     """The VNFM queues a killed earlier run left on the broker go, with their messages, before this run
     starts: a stale INSTANTIATE is never taken by this run. A queue that a live consumer uses (another
     run or VNFM on this endpoint) refuses: this run does not start, saying why."""
-    for queue in (settings.endpoint, answers_queue(settings.endpoint)):
+    for queue in (settings.endpoint, nfvo_answers_queue(settings.endpoint)):
         try:
             dropped = await transport.delete_unused_queue(queue)
         except BrokerRefused as exc:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.catalogue.queues import NFVO_REGISTRATION_QUEUE, ems_register_queue
 from gvnfm.transport import url_with_credentials
 from gvnfm.transport.amqp import safe_url
 from gvnfm.vnfm.settings import VnfmSettings
 
-NFVO_REGISTRATION_QUEUE = "nfvo.manager.handling"
 LOG_TAIL = 5
 TIMEOUT = 5.0
 
@@ -58,7 +58,7 @@ def ems_wait_diagnosis(*, missing: Iterable[str], registered: int, endpoint: str
     if is_loopback(broker_ip):
         hints.append(f"the EMSs were told to reach the broker at {broker_ip}, which on a VM is the VM itself "
                      "(set the NFVO's nfvo.rabbit.brokerIp to an address the VMs reach)")
-    hints.append(f"the EMSs publish to ems.{endpoint}.register on {broker_ip}:{broker_port} vhost {vhost} "
+    hints.append(f"the EMSs publish to {ems_register_queue(endpoint)} on {broker_ip}:{broker_port} vhost {vhost} "
                  f"as {ems_user} (vnfm.ems.username): check that user's password and permissions")
     hints.append("on the VM: /var/log/openbaton/ems-receiver.log and the cloud-init log")
     return (f"silent={','.join(missing[:10])}{'...' if len(missing) > 10 else ''} registered={registered} "
@@ -129,7 +129,7 @@ class Doctor:
             await self.check_exchange(conn)
             await self.check_queue(conn, s.endpoint, (s.endpoint_queue_durable, s.endpoint_queue_auto_delete),
                                    "VNFM endpoint queue", "the VNFM (no worker consumes it)")
-            await self.check_queue(conn, f"ems.{s.endpoint}.register", self.register_queue_flags,
+            await self.check_queue(conn, ems_register_queue(s.endpoint), self.register_queue_flags,
                                    "EMS register queue", "the VNFM (EMSs cannot register)")
             await self.check_nfvo(conn)
         finally:
@@ -229,7 +229,7 @@ class Doctor:
         else:
             line = next((ln for ln in health.splitlines() if ln.startswith("nfvo_registration")), health.strip())
             self.add("FAIL", "NFVO registration", f"the running VNFM says {line}",
-                     "check the NFVO's log for the VNFM's registration (nfvo.manager.handling)")
+                     f"check the NFVO's log for the VNFM's registration ({NFVO_REGISTRATION_QUEUE})")
 
     async def _vnfm_health(self) -> str | None:
         if not self.s.http_listen:

@@ -29,6 +29,7 @@ from gvnfm.catalogue.messages import (
     parse_vnfm_message,
     vnfr_of,
 )
+from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REGISTRATION_QUEUE, NFVO_REQUEST_QUEUE
 from gvnfm.orchestrator import outgoing
 from gvnfm.orchestrator.grants import ResourceRequests
 from gvnfm.orchestrator.registry import VnfmRegistry
@@ -36,9 +37,6 @@ from gvnfm.transport import Delivery, Subscription, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_QUEUE = "nfvo.manager.handling"
-SYNC_QUEUE = "vnfm.nfvo.actions.reply"
-ASYNC_QUEUE = "vnfm.nfvo.actions"
 #: Largest message accepted from a VNFM.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Requests answered through ``vnfm.nfvo.actions.reply``.
@@ -56,9 +54,9 @@ class NfvoEndpoint:
         self.registry = registry
         self.requests = requests
         self.on_notice = on_notice
-        self.registration_queue = queue_prefix + REGISTRATION_QUEUE
-        self.sync_queue = queue_prefix + SYNC_QUEUE
-        self.async_queue = queue_prefix + ASYNC_QUEUE
+        self.registration_queue = queue_prefix + NFVO_REGISTRATION_QUEUE
+        self.sync_queue = queue_prefix + NFVO_REQUEST_QUEUE
+        self.async_queue = queue_prefix + NFVO_NOTICE_QUEUE
         self._subs: list[Subscription] = []
         self._answers: OrderedDict[str, bytes] = OrderedDict()
         self._answer_cache = answer_cache
@@ -155,7 +153,7 @@ class NfvoEndpoint:
             return await self.requests.scaling(msg)
         log.error("event=request_refused action=%s reason=not_a_request", msg.action)
         return outgoing.error(vnfr_of(msg), f"{msg.action} is not a request the NFVO answers on "
-                                             f"{SYNC_QUEUE} (expected one of {', '.join(REQUESTS)})")
+                                             f"{NFVO_REQUEST_QUEUE} (expected one of {', '.join(REQUESTS)})")
 
     # == notices from VNFMs ========================================================================
     async def _on_notice(self, delivery: Delivery) -> None:

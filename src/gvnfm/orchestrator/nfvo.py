@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from enum import Enum
 from typing import Any
 
@@ -21,8 +20,10 @@ from gvnfm.catalogue.messages import (
     MessageError,
     NfvMessage,
     VnfmOrErrorMessage,
+    VnfmOrGenericMessage,
     VnfmOrLogMessage,
     VnfmOrScaledMessage,
+    exit_status_in,
     parse_vnfm_message,
     vnfr_of,
 )
@@ -79,7 +80,6 @@ class CallMode(Enum):
     REPORT = "report"      # never a lifecycle failure (ad-hoc EXECUTE, LOG_REQUEST: §5.3, no error row)
 
 
-_EXIT_STATUS = re.compile(r"exited with status (-?\d+)")
 
 
 def _exception_text(msg: VnfmOrErrorMessage) -> tuple[str | None, str | None]:
@@ -189,7 +189,7 @@ class LocalNfvo:
         self.log_cache.changed(state.hosts)
         if isinstance(msg, VnfmOrErrorMessage):
             detail, cause = _exception_text(msg)
-            info = ErrorInfo.from_vnfm(vnfr.name, state.action or "ERROR", detail, cause, vnfr)
+            info = ErrorInfo.from_vnfm(vnfr.name, state.action or "ERROR", detail, cause, vnfr, msg.failedStep)
             log.error("event=vnfm_error_notice vnfr=%s error=%r", vnfr.name, info.message)
             apply(nsr, vnfr.name, Event.FAILED, self.emit, action="ERROR", error=info)
         else:
@@ -343,7 +343,7 @@ class LocalNfvo:
             record = None
         if isinstance(reply, VnfmOrErrorMessage):
             detail, cause = _exception_text(reply)
-            info = ErrorInfo.from_vnfm(name, action, detail, cause, record)
+            info = ErrorInfo.from_vnfm(name, action, detail, cause, record, reply.failedStep)
             if mode is CallMode.DAY2 and self._changed_nothing(key, state, hosts_before, progress_before, record, info):
                 state.action = None
                 state.history.append(HistoryEntry(action=action, result="refused", detail=info.message))
@@ -681,11 +681,13 @@ class LocalNfvo:
         if error is not None and not results:
             assert isinstance(reply, VnfmOrErrorMessage)
             detail, cause = _exception_text(reply)
-            info = ErrorInfo.from_vnfm(vnfr_name, "EXECUTE", detail, cause, None)
+            info = ErrorInfo.from_vnfm(vnfr_name, "EXECUTE", detail, cause, None, reply.failedStep)
             if info.hostname is None:           # no VNFC named: the VNFM refused the request
                 raise VnfmRefused(error, vnfr=vnfr_name, action="EXECUTE", reply=reply)
-            status = _EXIT_STATUS.search(info.message)
-            results = [{"hostname": info.hostname, "status": int(status[1]) if status else 1, "output": "",
+            status = reply.failedStep.status if reply.failedStep is not None else None
+            if status is None:                  # a VNFM without gvnfm's field: what its text says
+                status = exit_status_in(info.message)
+            results = [{"hostname": info.hostname, "status": 1 if status is None else status, "output": "",
                         "err": info.stderr or info.message}]
         failed = [str(r.get("hostname")) for r in results if r.get("status") != 0]
         if error is not None and not failed:
@@ -746,9 +748,8 @@ class LocalNfvo:
 
 
 def _script_results(reply: NfvMessage) -> list[dict[str, Any]]:
-    """The per-VNFC results of an ad-hoc EXECUTE answer (the extra ``scriptResults`` field)."""
-    raw = (reply.model_extra or {}).get("scriptResults")
-    if not isinstance(raw, list):
+    """The per-VNFC results of an ad-hoc EXECUTE answer (gvnfm's ``scriptResults``)."""
+    if not isinstance(reply, VnfmOrGenericMessage | VnfmOrErrorMessage):
         return []
-    return [{"hostname": r.get("hostname"), "status": r.get("status"), "output": r.get("output") or "",
-             "err": r.get("err") or ""} for r in raw if isinstance(r, dict)]
+    return [{"hostname": r.hostname, "status": r.status, "output": r.output or "", "err": r.err or ""}
+            for r in reply.scriptResults or []]

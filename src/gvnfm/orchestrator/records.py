@@ -8,7 +8,6 @@ of a ``VnfrState.status`` goes through ``lifecycle.apply`` (the transition table
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, InstanceOf
 
 from gvnfm.catalogue.descriptors import VirtualNetworkFunctionDescriptor
+from gvnfm.catalogue.messages import FailedStep
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
 from gvnfm.orchestrator.loader import ServiceBundle
 
@@ -27,10 +27,6 @@ TERMINATED = "TERMINATED"
 ERROR = "ERROR"
 SCALING = "SCALING"
 RESUMING = "RESUMING"
-
-#: gvnfm's VNFM phrases a script failure like this (``vnfm.executor.StepFailed``).
-_STEP_FAILED = re.compile(r"EMS \((?P<host>[^)]*)\) had the following error: script '(?P<script>[^']*)' of event "
-                          r"(?P<event>[A-Z_]+)")
 
 
 def now() -> str:
@@ -60,12 +56,16 @@ class ErrorInfo(BaseModel):
 
     @classmethod
     def from_vnfm(cls, vnfr_name: str, action: str, detail: str | None, cause: str | None,
-                  record: VirtualNetworkFunctionRecord | None) -> ErrorInfo:
+                  record: VirtualNetworkFunctionRecord | None, step: FailedStep | None = None) -> ErrorInfo:
+        """``step``: the answer's ``failedStep`` (gvnfm's VNFM); without it, the failed script its text
+        names, else the VNFC the record has in state ``error``."""
         text = detail or cause or f"the VNFM answered ERROR to {action}"
         info = cls(vnfr=vnfr_name, action=action, message=text, stderr=cause)
-        match = _STEP_FAILED.search(text)
-        if match:
-            info.hostname, info.script, info.event = match["host"], match["script"], match["event"]
+        step = step or FailedStep.from_text(text)
+        if step is not None and step.hostname is not None:
+            info.hostname = step.hostname
+            if step.is_script:
+                info.script, info.event = step.script, step.event
         elif record is not None:
             failed = [i.hostname for i in record.vnfc_instances() if (i.state or "").lower() == "error"]
             info.hostname = failed[0] if failed else None

@@ -23,8 +23,8 @@ from gvnfm.catalogue.records import (
     VNFCInstance,
     VNFComponent,
 )
+from gvnfm.catalogue.userdata import set_hostname
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
-from gvnfm.vnfm.userdata import set_hostname
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-DEFAULT_EXCHANGE = "openbaton-exchange"
+from gvnfm.catalogue.queues import EXCHANGE
+
+DEFAULT_EXCHANGE = EXCHANGE     # the transports' default: Open Baton's exchange
 
 
 class TransportError(Exception):

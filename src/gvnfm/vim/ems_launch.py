@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from gvnfm.catalogue import userdata as userdata_mod
+from gvnfm.catalogue.queues import EXCHANGE
 from gvnfm.vim.base import VimError
-from gvnfm.vnfm import userdata as userdata_mod
 
 PROPERTIES_PATH = "/etc/openbaton/openbaton-ems.properties"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "ip6-localhost"}
@@ -24,7 +25,7 @@ class EmsLaunch:
     password: str
     hostname: str
     type: str = "generic"
-    exchange: str = "openbaton-exchange"
+    exchange: str = EXCHANGE
     heartbeat: int = 60
     autodelete: bool = True
     virtual_host: str = "/"
@@ -54,7 +55,7 @@ class EmsLaunch:
         return cls(broker_ip=broker_ip, broker_port=port, username=values.get("USERNAME", ""),
                    password=values.get("PASSWORD", ""), hostname=hostname,
                    type=values.get("ENDPOINT") or "generic",
-                   exchange=values.get("EXCHANGE_NAME") or "openbaton-exchange", heartbeat=heartbeat,
+                   exchange=values.get("EXCHANGE_NAME") or EXCHANGE, heartbeat=heartbeat,
                    # only the literal "false" disables auto-delete, as in the reference EMS
                    autodelete=values.get("EMS_AUTODELETE", "true") != "false",
                    virtual_host=values.get("VIRTUAL_HOST") or "/", protocol=values.get("EMS_PROTOCOL") or "",

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gvnfm.ems import EmsAgent, EmsConfig
 from gvnfm.transport.base import Transport
 from gvnfm.vim.addresses import LoopbackPlan
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
@@ -55,19 +56,6 @@ _PDEATHSIG = ("import ctypes,os,signal,sys\n"
               "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
               "if os.getppid() != int(sys.argv[1]): sys.exit(0)\n"
               "os.execv(sys.argv[2], sys.argv[2:])\n")
-
-
-def ems_api() -> tuple[Any, Any]:
-    """``(EmsConfig, EmsAgent)`` of the EMS package."""
-    try:
-        from gvnfm.ems import EmsAgent, EmsConfig  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            from gvnfm.ems.agent import EmsAgent  # type: ignore[import-not-found]
-            from gvnfm.ems.config import EmsConfig  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise VimError(f"the EMS package is not available ({exc})") from exc
-    return EmsConfig, EmsAgent
 
 
 def host_env(root: Path, path: str, hostname: str | None = None) -> dict[str, str]:
@@ -182,7 +170,6 @@ class ProcessVim(Vim):
         (root / "root").chmod(0o700)
 
     async def _start_agent(self, running: _Running, launch: EmsLaunch) -> None:
-        ems_config, ems_agent = ems_api()
         assert self.transport_factory is not None
         transport = self.transport_factory()
         if inspect.isawaitable(transport):
@@ -202,11 +189,11 @@ class ProcessVim(Vim):
             "log_dir": str(root / LOGS), "state_dir": str(root / EMS_STATE), "extra_env": dict(running.env),
             "root": str(root),
         }
-        known = getattr(ems_config, "model_fields", None)
+        known = getattr(EmsConfig, "model_fields", None)
         if known is not None:
             values = {k: v for k, v in values.items() if k in known}
         try:
-            agent = ems_agent(ems_config(**values), transport=transport)
+            agent = EmsAgent(EmsConfig(**values), transport=transport)
             await agent.start()
         except Exception as exc:
             with contextlib.suppress(Exception):

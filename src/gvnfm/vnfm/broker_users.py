@@ -35,6 +35,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from gvnfm.catalogue.queues import ems_actions_pattern, ems_actions_queue, ems_register_queue
+
 if TYPE_CHECKING:
     from gvnfm.vnfm.settings import VnfmSettings
 
@@ -74,7 +76,7 @@ def vnfr_hosts_pattern(vnfr_name: str) -> str:
 
 def host_permissions(hosts: str, *, exchange: str, register_key: str) -> HostPermissions:
     """The permissions of a host user serving the hostnames matched by the regex ``hosts``."""
-    queue = rf"vnfm\.{hosts}\.actions"
+    queue = ems_actions_pattern(hosts)
     ex = re.escape(exchange)
     return HostPermissions(configure=f"^{queue}$", write=f"^({queue}|{ex})$", read=f"^({queue}|{ex})$",
                            topic_write=rf"^({re.escape(register_key)}|amq\.gen-[A-Za-z0-9_-]+)$",
@@ -84,7 +86,7 @@ def host_permissions(hosts: str, *, exchange: str, register_key: str) -> HostPer
 #: the name ``create`` gives a host user
 _HOST_USER_NAME = re.compile(re.escape(USER_PREFIX) + "[0-9a-f]{16}")
 #: the configure permission ``host_permissions`` writes: the hosts' regex is group 1
-_HOST_QUEUE = re.compile(r"\^vnfm\\\.(.+)\\\.actions\$")
+_HOST_QUEUE = re.compile(re.escape(f"^{ems_actions_pattern(chr(0))}$").replace(chr(0), "(.+)"))
 
 
 def new_user_name() -> str:
@@ -123,7 +125,7 @@ def leaked_users(record: dict[str, str], in_use: Iterable[str]) -> list[str]:
 def serves(configure: str, hostname: str) -> bool:
     """Whether a host user whose configure permission is ``configure`` serves ``hostname``."""
     try:
-        return re.fullmatch(configure, f"vnfm.{hostname}.actions") is not None
+        return re.fullmatch(configure, ems_actions_queue(hostname)) is not None
     except re.error:
         return False
 
@@ -360,7 +362,7 @@ async def open_host_users(settings: VnfmSettings) -> BrokerUsers | None:
         BrokerUsers._warn(f"the broker listens on port {port}: set vnfm.rabbitmq.management.url")
         return None
     users = BrokerUsers(settings.broker_management_url or management_url(url), vhost=broker_vhost(url),
-                        exchange=settings.exchange, register_key=f"ems.{settings.endpoint}.register")
+                        exchange=settings.exchange, register_key=ems_register_queue(settings.endpoint))
     if await users.probe():
         return users
     await users.close()

@@ -15,14 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.catalogue.queues import ems_actions_queue
 from gvnfm.ops import metrics
 from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 log = logging.getLogger(__name__)
-
-
-def ems_queue(hostname: str) -> str:
-    return f"vnfm.{hostname}.actions"
 
 
 class EmsClient:
@@ -71,7 +68,7 @@ class EmsClient:
                 if remaining <= 0:
                     break
                 try:
-                    rpc = self.transport.rpc(ems_queue(hostname), body, timeout=remaining,
+                    rpc = self.transport.rpc(ems_actions_queue(hostname), body, timeout=remaining,
                                              correlation_id=correlation_id, **extra)
                     raw = await _unless(rpc, back)
                     if raw is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.catalogue.messages import FailedStep
 from gvnfm.ops import metrics
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.plan import Plan, Step
@@ -48,9 +49,10 @@ class StepFailed(Exception):
     def __init__(self, outcome: StepOutcome) -> None:
         self.outcome = outcome
         step, reply = outcome.step, outcome.reply
-        what = f"script {step.script!r} of event {step.event}" if step.is_script else f"{step.action} {step.script!r}"
-        super().__init__(f"EMS ({step.hostname}) had the following error: {what} exited with status "
-                         f"{reply.status}: {reply.err.strip() or '(no stderr)'}")
+        #: what the ERROR answer says of it (``failedStep``), its text the exception's
+        self.failed_step = FailedStep(hostname=step.hostname, action=step.action, event=step.event,
+                                      script=step.script, status=reply.status)
+        super().__init__(self.failed_step.describe(reply.err))
 
 
 Recorder = Callable[[list[StepOutcome]], Awaitable[None]]

@@ -26,6 +26,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from gvnfm.catalogue.queues import nfvo_answers_queue
 from gvnfm.store.api import Store
 from gvnfm.transport import Delivery, RpcTimeout, Subscription, Transport
 
@@ -35,16 +36,12 @@ log = logging.getLogger(__name__)
 POLL_MAX = 1.0
 
 
-def answers_queue(endpoint: str) -> str:
-    return f"gvnfm.{endpoint}.nfvo-answers"
-
-
 class NfvoAnswers:
     """The shared answer queue of one endpoint's workers, and the waiting for answers."""
 
     def __init__(self, store: Store, endpoint: str, *, auto_delete: bool = False) -> None:
         self.store = store
-        self.queue = answers_queue(endpoint)
+        self.queue = nfvo_answers_queue(endpoint)
         self.auto_delete = auto_delete   # as the endpoint queue: the answers live as long as the requests
         self._waiters: dict[str, asyncio.Future[bytes]] = {}
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from gvnfm.catalogue.messages import MessageError, NfvMessage, parse_nfvo_message
+from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REGISTRATION_QUEUE, NFVO_REQUEST_QUEUE
 from gvnfm.transport import BrokerRefused, RpcTimeout, Transport, TransportError
 
 if TYPE_CHECKING:
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_QUEUE = "nfvo.manager.handling"
-NFVO_SYNC_QUEUE = "vnfm.nfvo.actions.reply"
-NFVO_ASYNC_QUEUE = "vnfm.nfvo.actions"
 
 
 class NfvoError(Exception):
@@ -37,10 +35,10 @@ class NfvoClient:
         body = message.to_json().encode()
         if self.answers is not None and correlation_id:
             return await self._answer(message.action, self.answers.ask(
-                self.transport, NFVO_SYNC_QUEUE, body, action=message.action, correlation_id=correlation_id,
+                self.transport, NFVO_REQUEST_QUEUE, body, action=message.action, correlation_id=correlation_id,
                 timeout=self.timeout))
         return await self._answer(message.action, self.transport.rpc(
-            NFVO_SYNC_QUEUE, body, timeout=self.timeout, correlation_id=correlation_id))
+            NFVO_REQUEST_QUEUE, body, timeout=self.timeout, correlation_id=correlation_id))
 
     async def asked(self, correlation_id: str) -> bool:
         """Whether the request ``correlation_id`` was recorded by a worker before this one (it may have
@@ -66,7 +64,7 @@ class NfvoClient:
             raise NfvoError(f"the NFVO's answer to {action} is unusable: {exc}") from exc
 
     async def notify(self, message: NfvMessage) -> None:
-        await self.transport.publish(NFVO_ASYNC_QUEUE, message.to_json().encode())
+        await self.transport.publish(NFVO_NOTICE_QUEUE, message.to_json().encode())
 
 
 def endpoint_description(endpoint: str, type_: str, description: str) -> dict[str, Any]:
@@ -83,7 +81,7 @@ async def register(transport: Transport, *, endpoint: str, type_: str, descripti
     last: Exception | str | None = None
     for attempt in range(1, max(1, tries) + 1):
         try:
-            raw = await transport.rpc(REGISTRATION_QUEUE, body, timeout=timeout)
+            raw = await transport.rpc(NFVO_REGISTRATION_QUEUE, body, timeout=timeout)
             answer = json.loads(raw) if raw and raw.strip() else None
         except BrokerRefused as exc:    # refused for good (permissions, a name too long): no retry
             raise NfvoError(f"the broker refused the registration with the NFVO: {exc}") from exc
@@ -109,6 +107,6 @@ async def unregister(transport: Transport, *, endpoint: str, type_: str, descrip
                        "password": creds.get("rabbitPassword"),
                        "vnfmManagerEndpoint": endpoint_description(endpoint, type_, description)}).encode()
     try:
-        await transport.publish(REGISTRATION_QUEUE, body)
+        await transport.publish(NFVO_REGISTRATION_QUEUE, body)
     except TransportError as exc:
         log.warning("event=nfvo_unregister_failed error=%r", str(exc))

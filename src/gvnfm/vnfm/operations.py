@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gvnfm.catalogue import userdata
 from gvnfm.catalogue.messages import (
+    NO_ANSWER,
+    FailedStep,
     NfvMessage,
     OrVnfmErrorMessage,
     OrVnfmExecuteScriptMessage,
@@ -30,6 +33,7 @@ from gvnfm.catalogue.messages import (
     OrVnfmScalingMessage,
     OrVnfmStartStopMessage,
     OrVnfmUpdateMessage,
+    ScriptResult,
     VnfmOrAllocateResourcesMessage,
     VnfmOrGenericMessage,
     VnfmOrHealedMessage,
@@ -47,7 +51,6 @@ from gvnfm.catalogue.scripts import Script
 from gvnfm.ops import metrics
 from gvnfm.store.api import StepResult, Store
 from gvnfm.vnfm import plan as plans
-from gvnfm.vnfm import userdata
 from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, new_user_name, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import base_env, removing_env
 from gvnfm.vnfm.executor import PlanExecutor, StepFailed, StepOutcome
@@ -61,9 +64,6 @@ log = logging.getLogger(__name__)
 #: Context key of an operation that RESUME must not continue (``False``): ad-hoc EXECUTE and
 #: SCRIPTS_UPDATE, which the reference does not make resumable either (§5.3: no error row).
 RESUMABLE = "resumable"
-#: Resumed actions whose own message gets no answer (§5.1). RESUME answers them with ERROR, as the
-#: reference's ``getResumedAction`` does for events it does not map (§5.3): the NFVO always gets a reply.
-NO_ANSWER = {"ERROR", "SCALE_IN"}
 #: The action RESUME answers for the lifecycle event whose script failed (the reference's
 #: ``getResumedAction`` mapping; used for a resumed SCALE_OUT, whose steps are INSTANTIATE, CONFIGURE, START).
 RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFIGURE": "MODIFY", "START": "START"}
@@ -72,10 +72,12 @@ RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFI
 class OperationError(Exception):
     """The operation cannot complete; the text is what the NFVO's ERROR message says."""
 
-    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None = None, cause: str | None = None):
+    def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None = None, cause: str | None = None, *,
+                 step: FailedStep | None = None):
         super().__init__(text)
         self.vnfr = vnfr
         self.cause = cause
+        self.step = step      # the EMS command that failed (the ERROR's ``failedStep``)
 
 
 class NfvoRefused(OperationError):
@@ -84,7 +86,7 @@ class NfvoRefused(OperationError):
 
 class ScriptsFailed(OperationError):
     """An ad-hoc EXECUTE failed on some VNFCs; ``results`` (one per VNFC) go into the ERROR reply's
-    ``scriptResults`` (an extra field: Gson on the NFVO side ignores it)."""
+    ``scriptResults`` (gvnfm's field: Gson on the NFVO side ignores it)."""
 
     def __init__(self, text: str, vnfr: VirtualNetworkFunctionRecord | None, cause: str | None,
                  results: list[dict[str, Any]]):
@@ -178,7 +180,7 @@ class Operations:
             inst = vnfr.find_vnfc_instance(hostname=failed.outcome.step.hostname)
             if inst is not None and mark_failed:
                 inst.state = "error"
-            raise OperationError(str(failed), vnfr, failed.outcome.reply.err) from failed
+            raise OperationError(str(failed), vnfr, failed.outcome.reply.err, step=failed.failed_step) from failed
 
     async def _wait_for_ems(self, vnfr: VirtualNetworkFunctionRecord, hostnames: list[str]) -> None:
         if self.progress:
@@ -311,7 +313,7 @@ class Operations:
                 raise OperationError(f"INSTANTIATE refused: {exc}", msg.vnfr) from exc
             vnfr = await self._grant_and_allocate(msg, vnfr, state)
         try:
-            targets = plans.targets_of(vnfr)
+            targets = plans.all_targets(vnfr)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         await self._wait_for_ems(vnfr, [t.hostname or "" for t in targets])
@@ -365,7 +367,7 @@ class Operations:
     # -- MODIFY / CONFIGURE ----------------------------------------------------------------------
     async def _on_modify(self, msg: OrVnfmGenericMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
-        targets = plans.targets_of(vnfr)
+        targets = plans.all_targets(vnfr)
         plan = plans.plan_configure(vnfr, msg.vnfrd, targets, scripts_path=self.settings.scripts_path,
                                     save_dependency_file=self._ems_saves_dependency())
         await self._run(vnfr, plan, state)
@@ -391,7 +393,8 @@ class Operations:
         if vnfr is None:
             raise OperationError(f"{event} carries no virtualNetworkFunctionRecord")
         try:
-            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+            targets = ([plans.named_target(vnfr, msg.vnfcInstance)] if msg.vnfcInstance is not None
+                       else plans.all_targets(vnfr))
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         await self._run(vnfr, plans.plan_event(vnfr, event, targets), state)
@@ -515,10 +518,9 @@ class Operations:
         if vnfr is None or msg.vnfcInstance is None:
             raise OperationError("HEAL needs virtualNetworkFunctionRecord and vnfcInstance", vnfr)
         try:
-            targets = plans.targets_of(vnfr, msg.vnfcInstance)
+            inst = plans.named_target(vnfr, msg.vnfcInstance)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
-        inst = targets[0]
         if msg.cause == "switchToStandby":
             if (inst.state or "").lower() != "standby":
                 raise OperationError(f"VNFC {inst.hostname} is not in STANDBY (state {inst.state})", vnfr)
@@ -543,7 +545,7 @@ class Operations:
 
     async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
         vnfr = self._require_vnfr(msg)
-        targets = plans.targets_of(vnfr)
+        targets = plans.all_targets(vnfr)
         if msg.script is None:
             await self._run(vnfr, plans.plan_event(vnfr, "UPDATE", targets), state)
         else:
@@ -561,7 +563,7 @@ class Operations:
             raise OperationError("EXECUTE carries no script", vnfr)
         await self._not_resumable(state)
         try:
-            targets = plans.targets_of(vnfr)
+            targets = plans.all_targets(vnfr)
         except plans.PlanError as exc:
             raise OperationError(str(exc), vnfr) from exc
         script = Script(name=msg.script.name or "ob_runtime_script", payload=msg.script.payload)
@@ -601,9 +603,8 @@ class Operations:
                                 f"{r['err'].strip()[-500:] or '(no stderr)'}" for r in failed)
             raise ScriptsFailed(f"EXECUTE {script.name!r} failed on {len(failed)} of {len(results)} VNFC(s) of "
                                 f"{vnfr.name}: {details}", vnfr, failed[0]["err"].strip() or None, results)
-        reply = VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr)
-        reply.scriptResults = results  # type: ignore[attr-defined]
-        return reply
+        return VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr,
+                                    scriptResults=[ScriptResult.model_validate(r) for r in results])
 
     # -- LOG_REQUEST -----------------------------------------------------------------------------------
     async def _on_log_request(self, msg: OrVnfmLogMessage, state: OperationState) -> NfvMessage:
@@ -705,7 +706,6 @@ def failure_reply(exc: OperationError | Exception, msg: NfvMessage | None) -> Nf
     vnfr = getattr(exc, "vnfr", None) or (vnfr_of(msg) if msg is not None else None)
     if vnfr is None:
         return None
-    reply = error_message(vnfr, str(exc), getattr(exc, "cause", None))
-    if isinstance(exc, ScriptsFailed):
-        reply.scriptResults = exc.results  # type: ignore[attr-defined]
-    return reply
+    step = exc.step if isinstance(exc, OperationError) else None
+    results = [ScriptResult.model_validate(r) for r in exc.results] if isinstance(exc, ScriptsFailed) else None
+    return error_message(vnfr, str(exc), getattr(exc, "cause", None), failed_step=step, script_results=results)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+from gvnfm.catalogue import ems
+from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH, EmsCommand
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFCInstance, VNFRecordDependency
 from gvnfm.catalogue.scripts import Script
 from gvnfm.vnfm import environment as envs
@@ -28,7 +28,7 @@ class Step:
     step_id: str
     hostname: str
     action: str                      # EMS command: EXECUTE, SAVE_SCRIPTS, CLONE_SCRIPTS, ...
-    command: dict[str, Any]          # the JSON sent to the EMS (without timeout)
+    command: EmsCommand              # the JSON sent to the EMS (without timeout)
     event: str = ""                  # lifecycle event, or the delivery kind
     script_index: int = -1
     script: str = ""                 # lifecycle entry (script name and arguments) or file name
@@ -36,7 +36,7 @@ class Step:
 
     @property
     def is_script(self) -> bool:
-        return self.action == "EXECUTE"
+        return self.action == ems.EXECUTE
 
 
 @dataclass
@@ -75,22 +75,26 @@ def _require_hostname(inst: VNFCInstance, where: str = "") -> str:
     return inst.hostname
 
 
-def targets_of(vnfr: VirtualNetworkFunctionRecord, only: VNFCInstance | None = None) -> list[VNFCInstance]:
-    """All VNFC instances of the VNFR (in VDU order), or the one named by ``only`` (matched by id,
-    else hostname) — as the VNFR holds it, so its IPs are current."""
+def all_targets(vnfr: VirtualNetworkFunctionRecord) -> list[VNFCInstance]:
+    """Every VNFC instance of the VNFR, in VDU order; a VNFR without any, or with one without a
+    hostname, is refused (:class:`PlanError`)."""
     instances = vnfr.vnfc_instances()
-    if only is None:
-        if not instances:
-            vdus = [f"{vdu.name or vdu.id or '?'!r}" for vdu in vnfr.vdu or []]
-            where = (f"none of its VDUs ({', '.join(vdus)}) has a VNFC instance" if vdus else "it has no VDU")
-            raise PlanError(f"VNFR {vnfr.name!r} has no VNFC instances: {where} (nothing was allocated for it)")
-        for vdu in vnfr.vdu or []:
-            for inst in vdu.vnfc_instance or []:
-                _require_hostname(inst, f" of VDU {vdu.name or vdu.id or '?'!r} in VNFR {vnfr.name!r}")
-        return instances
-    for inst in instances:
+    if not instances:
+        vdus = [f"{vdu.name or vdu.id or '?'!r}" for vdu in vnfr.vdu or []]
+        where = (f"none of its VDUs ({', '.join(vdus)}) has a VNFC instance" if vdus else "it has no VDU")
+        raise PlanError(f"VNFR {vnfr.name!r} has no VNFC instances: {where} (nothing was allocated for it)")
+    for vdu in vnfr.vdu or []:
+        for inst in vdu.vnfc_instance or []:
+            _require_hostname(inst, f" of VDU {vdu.name or vdu.id or '?'!r} in VNFR {vnfr.name!r}")
+    return instances
+
+
+def named_target(vnfr: VirtualNetworkFunctionRecord, only: VNFCInstance) -> VNFCInstance:
+    """The VNFC instance of the VNFR that ``only`` names (matched by id, else hostname), as the VNFR
+    holds it, so its IPs are current; one the VNFR does not hold is refused (:class:`PlanError`)."""
+    for inst in vnfr.vnfc_instances():
         if (only.id and inst.id == only.id) or (only.hostname and inst.hostname == only.hostname):
-            return [inst]
+            return inst
     raise PlanError(f"VNFC instance {only.id or only.hostname!r} is not part of VNFR {vnfr.name!r}")
 
 
@@ -99,8 +103,8 @@ def _execute(event: str, index: int, script: str, inst: VNFCInstance, env: envs.
     return Step(
         step_id=f"{event}/{index}/{host}/{run}",
         hostname=host,
-        action="EXECUTE",
-        command={"action": "EXECUTE", "payload": script, "env": env},
+        action=ems.EXECUTE,
+        command=ems.execute(script, env),
         event=event,
         script_index=index,
         script=script,
@@ -145,9 +149,8 @@ def plan_configure(vnfr: VirtualNetworkFunctionRecord, dependency: VNFRecordDepe
                 payload = dependency.model_dump_json(by_alias=True, exclude_unset=True, indent=2)
                 plan.stages.append(Stage([
                     Step(step_id=f"CONFIGURE/{index}/{_require_hostname(inst)}/dependency",
-                         hostname=_require_hostname(inst), action="SAVE_VNFR_DEPENDENCY",
-                         command={"action": "SAVE_VNFR_DEPENDENCY", "payload": payload,
-                                  "script-path": scripts_path},
+                         hostname=_require_hostname(inst), action=ems.SAVE_VNFR_DEPENDENCY,
+                         command=ems.save_vnfr_dependency(payload, scripts_path),
                          event="CONFIGURE", script_index=index, script="ob_parameters", vnfc_id=inst.id)
                     for inst in targets]))
         if index < start_index:
@@ -173,15 +176,13 @@ def plan_delivery(targets: list[VNFCInstance], *, scripts: list[Script] | None, 
     for inst in targets:
         host = _require_hostname(inst)
         if scripts_link:
-            stage.steps.append(Step(step_id=f"DELIVER/clone/{host}", hostname=host, action="CLONE_SCRIPTS",
-                                    command={"action": "CLONE_SCRIPTS", "payload": scripts_link,
-                                             "script-path": scripts_path},
+            stage.steps.append(Step(step_id=f"DELIVER/clone/{host}", hostname=host, action=ems.CLONE_SCRIPTS,
+                                    command=ems.clone_scripts(scripts_link, scripts_path),
                                     event="DELIVER", script=scripts_link, vnfc_id=inst.id))
             continue
         for script in scripts or []:
-            stage.steps.append(Step(step_id=f"DELIVER/{script.name}/{host}", hostname=host, action="SAVE_SCRIPTS",
-                                    command={"action": "SAVE_SCRIPTS", "payload": script.payload_base64(),
-                                             "name": script.name, "script-path": scripts_path},
+            stage.steps.append(Step(step_id=f"DELIVER/{script.name}/{host}", hostname=host, action=ems.SAVE_SCRIPTS,
+                                    command=ems.save_scripts(script.name, script.payload_base64(), scripts_path),
                                     event="DELIVER", script=script.name, vnfc_id=inst.id))
     return Plan([stage] if stage.steps else [])
 
@@ -190,9 +191,8 @@ def plan_script_update(targets: list[VNFCInstance], script: Script,
                        scripts_path: str = DEFAULT_SCRIPTS_PATH) -> Plan:
     return Plan([Stage([
         Step(step_id=f"UPDATE_SCRIPT/{script.name}/{_require_hostname(inst)}", hostname=_require_hostname(inst),
-             action="SCRIPTS_UPDATE",
-             command={"action": "SCRIPTS_UPDATE", "payload": script.payload_base64(), "name": script.name,
-                      "script-path": scripts_path},
+             action=ems.SCRIPTS_UPDATE,
+             command=ems.save_scripts(script.name, script.payload_base64(), scripts_path, action=ems.SCRIPTS_UPDATE),
              event="UPDATE", script=script.name, vnfc_id=inst.id)
         for inst in targets])])
 
@@ -202,16 +202,15 @@ def plan_adhoc_execute(targets: list[VNFCInstance], script: Script,
     """EXECUTE of the NFVO: save the script on every VNFC once (not N² times as the reference), then
     run it everywhere with the variables a lifecycle script gets there: ``base`` (the VNFR's
     configurations and provides, ``envs.base_env``) overlaid with the VNFC's own."""
-    save = plan_script_update(targets, script, scripts_path)
-    save.stages[0].steps = [
-        Step(step_id=f"EXECUTE_SAVE/{s.hostname}", hostname=s.hostname, action="SAVE_SCRIPTS",
-             command={**s.command, "action": "SAVE_SCRIPTS"}, event="EXECUTE", script=script.name,
-             vnfc_id=s.vnfc_id)
-        for s in save.stages[0].steps]
+    payload = script.payload_base64()
+    save = Stage([
+        Step(step_id=f"EXECUTE_SAVE/{_require_hostname(inst)}", hostname=_require_hostname(inst),
+             action=ems.SAVE_SCRIPTS, command=ems.save_scripts(script.name, payload, scripts_path), event="EXECUTE",
+             script=script.name, vnfc_id=inst.id)
+        for inst in targets])
     run = Stage([
-        Step(step_id=f"EXECUTE/0/{_require_hostname(inst)}/", hostname=_require_hostname(inst), action="EXECUTE",
-             command={"action": "EXECUTE", "payload": script.name,
-                      "env": envs.compose(base or {}, envs.vnfc_env(inst))},
+        Step(step_id=f"EXECUTE/0/{_require_hostname(inst)}/", hostname=_require_hostname(inst), action=ems.EXECUTE,
+             command=ems.execute(script.name, envs.compose(base or {}, envs.vnfc_env(inst))),
              event="EXECUTE", script_index=0, script=script.name, vnfc_id=inst.id)
         for inst in targets])
-    return Plan([*save.stages, run])
+    return Plan([save, run])

@@ -37,8 +37,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gvnfm.catalogue import queues
 from gvnfm.catalogue.base import loads_wire
 from gvnfm.catalogue.messages import (
+    NO_ANSWER,
     NULL_BODY,
     MessageError,
     NfvMessage,
@@ -81,9 +83,6 @@ REGISTRATION_PREFETCH = 512
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 #: Opens a transport with the credentials the NFVO gave (None: keep the current one).
 Reconnect = Callable[[str, str], Awaitable[Transport | None]]
-#: Actions without an answer message: answered with the body ``null`` (the NFVO waits for an answer
-#: to every command, with no timeout).
-NO_REPLY = {"ERROR", "SCALE_IN"}
 #: Fields of a VNFR kept in the ERROR that replaces an answer the broker refused (the NFVO finds the
 #: record by them; the rest, what made the answer too large, is dropped).
 VNFR_IDENTITY = ("id", "hbVersion", "name", "type", "endpoint", "status", "parent_ns_id", "packageId",
@@ -151,11 +150,11 @@ class VnfmService:
     # -- queues ----------------------------------------------------------------------------------
     @property
     def register_queue(self) -> str:
-        return f"ems.{self.settings.endpoint}.register"
+        return queues.ems_register_queue(self.settings.endpoint)
 
     @property
     def registered_topic(self) -> str:
-        return f"gvnfm.{self.settings.endpoint}.ems-registered"
+        return queues.ems_registered_key(self.settings.endpoint)
 
     async def _host_users_in_use(self) -> set[str]:
         """The host users the store's running operations name (this endpoint's workers, live or not)."""
@@ -181,7 +180,7 @@ class VnfmService:
                                 auto_delete=s.endpoint_queue_auto_delete, vhost=broker_vhost(s.ems_broker_url()))
         self._subs.append(await self.ems_transport.consume(self.register_queue, self._on_registration,
                                                            prefetch=REGISTRATION_PREFETCH))
-        own = f"gvnfm.{s.endpoint}.worker.{uuid.uuid4().hex[:12]}"
+        own = queues.worker_inbox(s.endpoint, uuid.uuid4().hex[:12])
         await self.ems_transport.declare_queue(own, exclusive=True, auto_delete=True, bind=False)
         await self.ems_transport.bind(own, self.registered_topic)
         self._subs.append(await self.ems_transport.consume(own, self._on_registered_broadcast, prefetch=64))
@@ -414,7 +413,7 @@ class VnfmService:
         reply = failure_reply(OperationError(f"gvnfm could not handle {action} ({failures} attempts failed); last "
                                              f"error: {exc}"), msg)
         # null for what has no answer message, and for an ERROR without a VNFR (the NFVO's ErrorTask needs one)
-        answer = None if msg is None or msg.action in NO_REPLY or vnfr_of(reply) is None else reply
+        answer = None if msg is None or msg.action in NO_ANSWER or vnfr_of(reply) is None else reply
         try:
             await self._reply(delivery, answer, msg.action if msg is not None else "ERROR")
         except TransportError as err:
@@ -458,7 +457,7 @@ class VnfmService:
         if delivery.message.reply_to:
             await self.transport.reply(delivery.message, body)
         elif reply is not None:
-            queue = nfvo_client.NFVO_SYNC_QUEUE if action == "INSTANTIATE" else nfvo_client.NFVO_ASYNC_QUEUE
+            queue = queues.NFVO_REQUEST_QUEUE if action == "INSTANTIATE" else queues.NFVO_NOTICE_QUEUE
             await self.transport.publish(queue, body)
         metrics.REPLIES.labels("null" if reply is None else reply.action).inc()
 
@@ -606,7 +605,7 @@ class VnfmService:
                 log.exception("event=operation_crashed op=%s action=%s", op_id, msg.action)
                 reply = failure_reply(OperationError(f"internal error in gvnfm: {exc!r}"), msg)
                 final, error = FAILED, repr(exc)
-            if msg.action in NO_REPLY and final == DONE:
+            if msg.action in NO_ANSWER and final == DONE:
                 reply = None
         finally:
             lease.cancel()

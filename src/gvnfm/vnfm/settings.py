@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gvnfm import __version__
+from gvnfm.catalogue.queues import EXCHANGE
 from gvnfm.configfile import ConfigFileError, classify_keys, read_java_properties, render_settings, resolve_value
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class VnfmSettings(BaseSettings):
 
     broker: str = "memory://default"          # amqp://user:pass@host:port/vhost or memory://name
     ems_broker: str | None = None             # broker URL for EMS traffic (default: ``broker``)
-    exchange: str = "openbaton-exchange"
+    exchange: str = EXCHANGE
     endpoint: str = "generic"
     type: str = "generic"
     description: str = "gvnfm Generic VNFM"

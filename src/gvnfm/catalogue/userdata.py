@@ -11,6 +11,8 @@ import shlex
 from dataclasses import dataclass
 from importlib import resources
 
+from gvnfm.catalogue.queues import EXCHANGE
+
 
 @dataclass(frozen=True)
 class EmsBootstrap:
@@ -18,7 +20,7 @@ class EmsBootstrap:
     broker_port: int
     username: str
     password: str
-    exchange: str = "openbaton-exchange"
+    exchange: str = EXCHANGE
     heartbeat: int = 60
     autodelete: bool = True
     endpoint: str = "generic"
@@ -32,7 +34,7 @@ class EmsBootstrap:
 
 
 def template() -> str:
-    return resources.files("gvnfm.vnfm").joinpath("user-data.sh").read_text()
+    return resources.files("gvnfm.catalogue").joinpath("user-data.sh").read_text()
 
 
 def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None) -> str:
