@@ -152,6 +152,7 @@ class EmsCommandHandler:
 
     def __init__(self, config: EmsConfig) -> None:
         self.config = config
+        assert config.scripts_path is not None   # (EmsConfig sets every folder)
         self.scripts_dir = Path(config.scripts_path)
         self._scripts_real: Path | None = None
         #: where EXECUTE without script-path runs: the (resolved) folder of the last SAVE/CLONE/UPDATE
