@@ -1,24 +1,14 @@
 """The VNFM service: consumes the NFVO's endpoint queue and the EMS registrations, runs operations
-durably, answers the NFVO.
+durably, answers the NFVO (how: docs/architecture.md, *Durability and workers*).
 
-Durability: an NFVO message is acknowledged only after its operation's outcome is committed to the
-store and the reply is sent. The operation id is the message's correlation id plus a digest of its
-body (:func:`operation_key`), so a redelivered message (another worker after a crash, a broker
-restart) finds the operation:
-
-- running in this process (the broker redelivered it after a connection loss) ⇒ the delivery waits
-  for the local run to end; one process never runs an operation twice at once;
-- finished ⇒ the stored reply is sent if it was not marked sent; a new copy (not redelivered) that
-  has a ``reply_to`` always gets the stored reply again;
-- unfinished, its lease expired ⇒ this worker continues it, skipping the steps already done;
-- leased by a live worker ⇒ the delivery waits (unacknowledged) for that worker's outcome.
-
-A worker that loses the lease (renewal refused: another worker took the operation over) stops its
-run; its outcome and context writes are conditional on holding the lease, so it never replies.
-The operation deadline counts from the operation's creation, across takeovers.
-
-Messages without a correlation id are each an operation of their own, except a redelivered one,
-which belongs to the latest operation started by an identical id-less message.
+Invariants:
+- an NFVO message is acknowledged only after its operation's outcome is committed and the reply sent;
+  every command gets an answer (``null`` for those without an answer message);
+- one operation per NFVO message (:func:`operation_key`): a redelivery finds it, never starts another;
+- one process never runs an operation twice at once; across processes only the lease holder writes
+  its outcome and context, so a worker that lost the lease never replies;
+- the operation deadline counts from the operation's creation, across takeovers.
+What a delivery does (answer, wait, run, give up) is decided by ``outcomes`` (pure).
 """
 
 from __future__ import annotations
