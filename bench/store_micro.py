@@ -23,7 +23,8 @@ from gvnfm.store.sql import SqlStore
 
 
 def _step(op: str, i: int) -> StepResult:
-    return StepResult(operation_id=op, step_id=f"INSTANTIATE/0/host-{i}/", event="INSTANTIATE", script_index=0,
+    return StepResult(operation_id=op, step_id=f"INSTANTIATE/0/host-{i}/", action="EXECUTE", event="INSTANTIATE",
+                      script_index=0,
                       script="s.sh", hostname=f"host-{i}", vnfr_name="v", status=0, output="", error="",
                       started_at=datetime.now(UTC), duration=0.01)
 
@@ -60,7 +61,8 @@ async def run(rows: int) -> None:
             print(f"batched rows skipped: {exc}")
             return
         for size in (32, 100, 300):
-            values = [{"operation_id": "batch", "step_id": f"{size}/{i}", "event": "INSTANTIATE", "script_index": 0,
+            values = [{"operation_id": "batch", "step_id": f"{size}/{i}", "action": "EXECUTE", "event": "INSTANTIATE",
+                       "script_index": 0,
                        "script": "s.sh", "hostname": f"host-{i}", "vnfr_name": "v", "status": 0, "output": "",
                        "error": "", "started_at": datetime.now(UTC), "duration": 0.01} for i in range(rows)]
 

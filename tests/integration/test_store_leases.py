@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, OperationContext
 from gvnfm.store.sql import OperationNotFound, SqlStore
 from gvnfm.store.tables import operations
 from tests.support.services import unique
@@ -23,27 +23,28 @@ async def claim(s: SqlStore, op_id: str, worker: str, lease: float = 30.0) -> tu
 async def test_only_the_lease_holder_finishes_or_sets_the_context(store: SqlStore) -> None:
     op_id = unique("op")
     assert (await claim(store, op_id, "w1", lease=0.2))[1]
-    await store.set_context(op_id, {"allocated": 1}, worker="w1")
+    await store.set_context(op_id, OperationContext(allocated={"n": 1}), worker="w1")
     with pytest.raises(LeaseLost):
-        await store.set_context(op_id, {"allocated": 2}, worker="w2")
+        await store.set_context(op_id, OperationContext(allocated={"n": 2}), worker="w2")
     with pytest.raises(LeaseLost):
         await store.finish_operation(op_id, state=DONE, reply={"action": "X"}, worker="w2")
     await asyncio.sleep(0.3)
     assert (await claim(store, op_id, "w2"))[1]                 # w1 looked dead: w2 took it over
     # w1 comes back: neither its context nor its outcome is written
     with pytest.raises(LeaseLost):
-        await store.set_context(op_id, {"allocated": 3}, worker="w1")
+        await store.set_context(op_id, OperationContext(allocated={"n": 3}), worker="w1")
     with pytest.raises(LeaseLost, match="RUNNING under 'w2'"):
         await store.finish_operation(op_id, state=FAILED, reply={"action": "ERROR"}, error="w1", worker="w1")
     op = await store.get_operation(op_id)
-    assert op is not None and (op.state, op.worker, op.context, op.reply) == (RUNNING, "w2", {"allocated": 1}, None)
+    assert op is not None and (op.state, op.worker, op.context, op.reply) == (
+        RUNNING, "w2", OperationContext(allocated={"n": 1}), None)
     await store.finish_operation(op_id, state=DONE, reply={"action": "INSTANTIATE"}, worker="w2")
     # finished: nobody's conditional write goes through any more, the holder's neither
     for worker in ("w1", "w2"):
         with pytest.raises(LeaseLost, match="DONE"):
             await store.finish_operation(op_id, state=FAILED, reply=None, worker=worker)
         with pytest.raises(LeaseLost):
-            await store.set_context(op_id, {}, worker=worker)
+            await store.set_context(op_id, OperationContext(), worker=worker)
     op = await store.get_operation(op_id)
     assert op is not None and (op.state, op.reply, op.lease_until) == (DONE, {"action": "INSTANTIATE"}, None)
     # without a worker the write is unconditional (RESUME closes a FAILED operation of another worker)
@@ -53,7 +54,7 @@ async def test_only_the_lease_holder_finishes_or_sets_the_context(store: SqlStor
     with pytest.raises(OperationNotFound):
         await store.finish_operation(missing, state=DONE, reply=None, worker="w1")
     with pytest.raises(OperationNotFound):
-        await store.set_context(missing, {}, worker="w1")
+        await store.set_context(missing, OperationContext(), worker="w1")
 
 
 async def test_concurrent_finishes_of_two_workers_one_wins(store: SqlStore) -> None:

@@ -17,10 +17,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, StepResult
-from gvnfm.store.migrate import VERSION_TABLE, head_revision, upgrade
+from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, OperationContext, StepResult
+from gvnfm.store.engine import make_engine
+from gvnfm.store.migrate import VERSION_TABLE, head_revision, upgrade, upgrade_engine
 from gvnfm.store.sql import KEY_BYTES, OperationNotFound, SqlStore, open_store, utcnow
-from gvnfm.store.tables import Base
+from gvnfm.store.tables import Base, operations, steps
 from tests.support.pg import temporary_pg_database
 from tests.support.services import unique
 
@@ -48,7 +49,7 @@ async def claim(s: SqlStore, op_id: str, worker: str = "w1", lease: float = 30.0
 
 def step(op_id: str, step_id: str, *, status: int = 0, started: datetime | None = None, host: str = "vnfc-0",
          vnfr_name: str | None = "iperf", output: str = "ok", error: str = "") -> StepResult:
-    return StepResult(operation_id=op_id, step_id=step_id, event="INSTANTIATE", script_index=0,
+    return StepResult(operation_id=op_id, step_id=step_id, action="EXECUTE", event="INSTANTIATE", script_index=0,
                       script="install.sh", hostname=host, vnfr_name=vnfr_name, status=status, output=output,
                       error=error, started_at=started or datetime.now(UTC), duration=0.25)
 
@@ -63,7 +64,7 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
             lambda c: MigrationContext.configure(c, opts={"version_table": VERSION_TABLE}).get_current_revision())
         tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     await s1.close()
-    assert rev == head_revision() == "0003"
+    assert rev == head_revision() == "0004"
     assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", "nfvo_requests",
             VERSION_TABLE} <= tables
 
@@ -73,7 +74,7 @@ async def test_open_migrates_to_head_and_reopen_is_idempotent(fresh_db_url: str)
         assert op is not None and op.state == RUNNING
         async with s2.engine.connect() as conn:
             versions = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars().all()
-        assert versions == ["0003"]
+        assert versions == ["0004"]
     finally:
         await s2.close()
 
@@ -95,6 +96,59 @@ async def test_migrations_create_exactly_the_model_schema(store: SqlStore) -> No
         diff = await conn.run_sync(lambda c: compare_metadata(
             MigrationContext.configure(c, opts={"compare_type": True, "version_table": VERSION_TABLE}), Base.metadata))
     assert diff == []
+
+
+#: Steps as the plan before revision 0004 recorded them (no action column): step id, script index,
+#: script; the action 0004 gives them; whether the id parsing of that time (``plan.is_script_run``:
+#: a script index and no ``/dependency`` ending) called them a script run.
+OLD_STEPS = [
+    ("INSTANTIATE/0/h-1/", 0, "install.sh", "EXECUTE", True),
+    ("CONFIGURE/1/h-1/src-7", 1, "configure.sh", "EXECUTE", True),
+    ("CONFIGURE/0/h-1/dependency", 0, "ob_parameters", "SAVE_VNFR_DEPENDENCY", False),
+    ("DELIVER/clone/h-1", -1, "https://git.example/scripts.git", "CLONE_SCRIPTS", False),
+    ("DELIVER/clone/h-2", -1, "clone", "SAVE_SCRIPTS", False),          # a script named "clone"
+    ("DELIVER/install.sh/h-1", -1, "install.sh", "SAVE_SCRIPTS", False),
+    ("UPDATE_SCRIPT/fix.sh/h-1", -1, "fix.sh", "SCRIPTS_UPDATE", False),
+    ("EXECUTE_SAVE/h-1", -1, "probe.sh", "SAVE_SCRIPTS", False),
+    ("EXECUTE/0/h-1/", 0, "probe.sh", "EXECUTE", True),
+    ("x", 0, "short.sh", "EXECUTE", True),                               # shorter than "/dependency"
+    ("START/0/h-1/DEPENDENCY", 0, "start.sh", "EXECUTE", True),          # the ending is case-sensitive
+]
+
+
+async def test_0004_fills_in_the_action_of_the_steps_of_an_older_database(fresh_db_url: str) -> None:
+    """A database made by the previous migration (0003), with steps and a context as that version
+    wrote them, migrated to head: every step has its action, the script runs are those the old id
+    parsing found, and the context reads back typed (unknown and ill-typed keys dropped)."""
+    engine = make_engine(fresh_db_url)
+    try:
+        assert await upgrade_engine(engine, "0003") == "0003"
+        now = utcnow()
+        async with engine.begin() as conn:
+            assert "action" not in {c["name"] for c in await conn.run_sync(
+                lambda c: inspect(c).get_columns("steps"))}
+            await conn.execute(operations.insert().values(
+                id="old-op", action="INSTANTIATE", vnfr_id="v-1", vnfr_name="web", state=FAILED, request={},
+                reply=None, error=None, worker=None, lease_until=None, replied=True, created_at=now, updated_at=now,
+                context={"allocated": {"id": "v-1"}, "resumable": False, "scaled_vnfc": 7, "a_later_key": [1]}))
+            await conn.execute(steps.insert(), [
+                {"operation_id": "old-op", "step_id": step_id, "event": step_id.split("/")[0], "script_index": index,
+                 "script": script, "hostname": "h-1", "vnfr_name": "web", "status": 0, "output": "", "error": "",
+                 "started_at": now, "duration": 0.1} for step_id, index, script, _, _ in OLD_STEPS])
+    finally:
+        await engine.dispose()
+    store = await SqlStore.open(fresh_db_url)
+    try:
+        got = {s.step_id: s for s in await store.steps("old-op")}
+        assert {k: s.action for k, s in got.items()} == {step_id: action for step_id, _, _, action, _ in OLD_STEPS}
+        assert {k for k, s in got.items() if s.is_script_run} == {s[0] for s in OLD_STEPS if s[4]}
+        op = await store.get_operation("old-op")
+        assert op is not None and op.context == OperationContext(allocated={"id": "v-1"}, resumable=False)
+        # a step recorded from now on keeps the action it is given
+        await store.record_step(step("old-op", "new"))
+        assert {s.step_id: s.action for s in await store.steps("old-op")}["new"] == "EXECUTE"
+    finally:
+        await store.close()
 
 
 def test_sync_upgrade_function(fresh_db_url: str) -> None:
@@ -133,7 +187,7 @@ async def test_claim_creates_then_finds(store: SqlStore) -> None:
     assert owned
     assert (op.id, op.state, op.worker, op.action, op.request) == (op_id, RUNNING, "w1", "INSTANTIATE", request)
     assert op.vnfr_id == "vnfr-1" and op.vnfr_name == "iperf" and op.reply is None and not op.replied
-    assert op.context == {}
+    assert op.context == OperationContext()
     assert op.lease_until is not None and op.lease_until.tzinfo is not None
     assert op.lease_until - op.created_at == pytest.approx(timedelta(seconds=30), abs=timedelta(seconds=1))
 
@@ -262,12 +316,13 @@ async def test_renew_lease(store: SqlStore) -> None:
 async def test_finish_mark_replied_and_context(store: SqlStore) -> None:
     op_id = unique("op")
     op, _ = await claim(store, op_id)
-    context = {"allocated": {"id": "vnfr-1", "vdu": [{"vnfc_instance": [{"hostname": "h-1"}]}]}, "n": 3}
+    context = OperationContext(allocated={"id": "vnfr-1", "vdu": [{"vnfc_instance": [{"hostname": "h-1"}]}]},
+                               scaled_before=["a", None], resumable=False)
     await store.set_context(op_id, context)
     got = await store.get_operation(op_id)
     assert got is not None and got.context == context and got.updated_at >= op.updated_at
-    await store.set_context(op_id, {"n": 4})                  # replaces
-    assert (await store.get_operation(op_id)).context == {"n": 4}  # type: ignore[union-attr]
+    await store.set_context(op_id, OperationContext(ems_user="u-4"))                  # replaces
+    assert (await store.get_operation(op_id)).context == OperationContext(ems_user="u-4")  # type: ignore[union-attr]
 
     await store.finish_operation(op_id, state=FAILED, reply={"action": "ERROR"}, error="script failed")
     await store.mark_replied(op_id)
@@ -289,7 +344,7 @@ async def test_updates_of_unknown_operations_and_bad_states_raise(store: SqlStor
     with pytest.raises(OperationNotFound):
         await store.mark_replied(missing)
     with pytest.raises(OperationNotFound):
-        await store.set_context(missing, {})
+        await store.set_context(missing, OperationContext())
     with pytest.raises(OperationNotFound):
         await store.record_step(step(missing, "s1"))
     op_id = unique("op")

@@ -19,8 +19,8 @@ async def test_runs_of_an_earlier_service_with_the_same_names_are_not_reported(t
             await store.claim_operation(op, action="INSTANTIATE", vnfr_id=vnfr_id, vnfr_name="web", request={},
                                         worker="w", lease_seconds=30)
             await store.record_step(StepResult(
-                operation_id=op, step_id="INSTANTIATE/0/web-1234567", event="INSTANTIATE", script_index=0,
-                script="install.sh", hostname="web-1234567", vnfr_name="web", status=0, output=out,
+                operation_id=op, step_id="INSTANTIATE/0/web-1234567", action="EXECUTE", event="INSTANTIATE",
+                script_index=0, script="install.sh", hostname="web-1234567", vnfr_name="web", status=0, output=out,
                 error="warning: slow\n", started_at=started, duration=0.123456))
             await store.finish_operation(op, state=DONE, reply=None)
         nsr = NetworkServiceRecord(name="svc", status="TERMINATED")
@@ -50,13 +50,13 @@ async def test_operations_with_their_script_runs_in_the_order_they_finished(tmp_
         t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
         await store.claim_operation("op", action="SCALE_OUT", vnfr_id="v1", vnfr_name="app", request={},
                                     worker="w", lease_seconds=30)
-        for step_id, index, script, host, status, start, took in (
-                ("deliver/app-2", -1, "", "app-2", 0, 0.0, 0.1),                      # a delivery: left out
-                ("INSTANTIATE/0/app-1", 0, "install.sh", "app-1", 0, 0.0, 3.0),       # finishes last
-                ("INSTANTIATE/0/app-2", 0, "install.sh", "app-2", 5, 0.5, 1.0)):
+        for step_id, action, index, script, host, status, start, took in (
+                ("deliver/app-2", "SAVE_SCRIPTS", -1, "", "app-2", 0, 0.0, 0.1),           # a delivery: left out
+                ("INSTANTIATE/0/app-1", "EXECUTE", 0, "install.sh", "app-1", 0, 0.0, 3.0),  # finishes last
+                ("INSTANTIATE/0/app-2", "EXECUTE", 0, "install.sh", "app-2", 5, 0.5, 1.0)):
             await store.record_step(StepResult(
-                operation_id="op", step_id=step_id, event="INSTANTIATE", script_index=index, script=script,
-                hostname=host, vnfr_name="app", status=status, output="", error="", duration=took,
+                operation_id="op", step_id=step_id, action=action, event="INSTANTIATE", script_index=index,
+                script=script, hostname=host, vnfr_name="app", status=status, output="", error="", duration=took,
                 started_at=t0 + timedelta(seconds=start)))
         nsr = NetworkServiceRecord(name="svc", status="ACTIVE")
         nsr.vnfrs["app"] = VnfrState(name="app", status="ACTIVE", vnfr={"id": "v1", "name": "app"})

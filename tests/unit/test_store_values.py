@@ -88,8 +88,8 @@ async def test_in_memory_store_works_with_concurrent_tasks() -> None:
             "op", action="START", vnfr_id="v", vnfr_name="n", request={}, worker=f"w{i}", lease_seconds=30)
             for i in range(10)))
         assert sum(owned for _, owned in results) == 1
-        await asyncio.gather(*(s.record_step(StepResult("op", f"s{i}", "START", 0, "start.sh", f"h{i}", "n", 0,
-                                                         "out", "", datetime.now(UTC), 0.1)) for i in range(5)))
+        await asyncio.gather(*(s.record_step(StepResult("op", f"s{i}", "EXECUTE", "START", 0, "start.sh", f"h{i}",
+                                                         "n", 0, "out", "", datetime.now(UTC), 0.1)) for i in range(5)))
         await s.finish_operation("op", state=DONE, reply={"action": "START"})
         assert len(await s.steps("op")) == 5
         assert (await s.get_operation("op")).reply == {"action": "START"}   # type: ignore[union-attr]
@@ -123,10 +123,10 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     for _ in range(2):                                       # twice: idempotent
         res = runner.invoke(_db_app(), ["db", "upgrade", "--db", f"sqlite:///{db}"])
         assert res.exit_code == 0, res.output
-        assert "is at revision 0003" in res.output
+        assert "is at revision 0004" in res.output
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003",)]
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0004",)]
     assert {"operations", "steps", "vnfrs", "ems_registrations", "vnfm_workers", "nfvo_requests"} <= tables
 
     res = runner.invoke(_db_app(), ["db", "upgrade", "--state-dir", str(tmp_path / "state")])

@@ -185,14 +185,15 @@ async def test_a_rerun_resume_continues_the_chain_it_had_already_closed(h: Harne
     resume = {"action": "RESUME", "vnfr": vnfr}
     assert (await h.call(resume))["action"] == "START"
     resume_op = next(op for op in await h.store.list_operations(limit=100) if op.action == "RESUME")
-    failed_op = await h.store.get_operation(resume_op.context["resumes"])
+    failed_op = await h.store.get_operation(resume_op.context.resumes or "")
     assert failed_op is not None and failed_op.state == DONE          # the chain is closed
     async with h.store.engine.begin() as conn:   # as it was when the worker died: still RUNNING
         await conn.execute(update(operations).where(operations.c.id == resume_op.id).values(state=RUNNING))
     h.ems.commands.clear()
     done = {s.step_id for s in await h.store.steps(resume_op.id) if s.status == 0}
     again = await h.service.operations.handle(
-        parse_nfvo_message(resume), OperationState(op_id=resume_op.id, done=done, context=dict(resume_op.context)))
+        parse_nfvo_message(resume),
+        OperationState(op_id=resume_op.id, done=done, context=resume_op.context.model_copy(deep=True)))
     assert again is not None and again.action == "START", again
     assert h.ems.commands == []                                     # nothing ran twice
 
@@ -238,7 +239,7 @@ async def test_a_rerun_execute_reports_the_vnfcs_done_before(h: Harness) -> None
     op = await operation_of(h, "exec-1")
     done = {s.step_id for s in await h.store.steps(op.id) if s.status == 0}
     n = len(h.ems.commands)
-    rerun = OperationState(op_id=op.id, done=done, context=dict(op.context))
+    rerun = OperationState(op_id=op.id, done=done, context=op.context.model_copy(deep=True))
     again = await h.service.operations.handle(parse_nfvo_message(msg), rerun)
     assert again is not None and again.to_wire()["scriptResults"] == first["scriptResults"]
     assert len(h.ems.commands) == n
@@ -281,7 +282,7 @@ async def test_nfvo_refusing_allocate_resources_ends_with_its_error(tmp_path: Pa
         assert [r["action"] for r in h.nfvo.requests] == ["GRANT_OPERATION", "ALLOCATE_RESOURCES"]
         assert h.ems.commands == []
         op = await operation_of(h, "inst-refused")
-        assert op is not None and op.state == FAILED and "allocated" not in op.context
+        assert op is not None and op.state == FAILED and op.context.allocated is None
         resumed = await h.call({"action": "RESUME", "vnfr": reply["virtualNetworkFunctionRecord"]})
         assert "Resume is allowed only" in resumed["exception"]["detailMessage"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from gvnfm.store.api import LeaseLost
+from gvnfm.store.api import LeaseLost, OperationContext
 from gvnfm.store.tables import operations
 from gvnfm.transport import Delivery, Message
 from gvnfm.vnfm.operations import OperationState
@@ -523,17 +523,17 @@ async def test_context_writes_of_a_worker_without_the_lease_are_refused(h: Harne
     body = json.dumps(instantiate_msg(1)).encode()
     await h.store.claim_operation("op-ctx", action="INSTANTIATE", vnfr_id=None, vnfr_name=None,
                                   request=json.loads(body), worker="someone-else", lease_seconds=60)
-    state = OperationState(op_id="op-ctx", context={"allocated": {}})
+    state = OperationState(op_id="op-ctx", context=OperationContext(allocated={}))
     with pytest.raises(LeaseLost):
         await h.service.operations._save_context(state)
-    assert (await h.store.get_operation("op-ctx")).context == {}  # type: ignore[union-attr]
+    assert (await h.store.get_operation("op-ctx")).context == OperationContext()  # type: ignore[union-attr]
 
 
 async def test_no_ems_command_before_the_allocation_is_stored(h: Harness) -> None:
     events: list[str] = []
     set_context = h.store.set_context
 
-    async def slow_set_context(op_id: str, context: dict[str, Any], **kw: Any) -> None:
+    async def slow_set_context(op_id: str, context: OperationContext, **kw: Any) -> None:
         events.append(f"context-start {len(h.ems.commands)}")
         await asyncio.sleep(0.2)
         await set_context(op_id, context, **kw)
@@ -550,7 +550,7 @@ async def test_a_lost_lease_at_the_allocation_write_sends_no_ems_command(
     caplog.set_level(logging.INFO)
     # another worker took the operation over while this one waited for the NFVO: the allocation is
     # not written, and nothing is sent to the EMSs (the new holder allocates and runs it)
-    async def taken_over(op_id: str, context: dict[str, Any], **kw: Any) -> None:
+    async def taken_over(op_id: str, context: OperationContext, **kw: Any) -> None:
         raise LeaseLost(f"operation {op_id!r} is RUNNING under 'other-worker'")
 
     h.store.set_context = taken_over  # type: ignore[method-assign]

@@ -7,12 +7,10 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from gvnfm.catalogue.wire_json import (  # noqa: F401  (re-exported: the wire's JSON reader)
-    JAVA_LONG_MAX,
-    JAVA_LONG_MIN,
-    WireNumberError,
-    loads_wire,
-)
+from gvnfm.catalogue.wire_json import JAVA_LONG_MAX, JAVA_LONG_MIN, WireNumberError, loads_wire
+
+#: the wire's JSON reader is re-exported
+__all__ = ["JAVA_LONG_MAX", "JAVA_LONG_MIN", "WireModel", "WireNumberError", "loads_wire"]
 
 
 class WireModel(BaseModel):

@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None, prog: str = "gvnfm ems") -> int:
 
         print(render_settings(cfg.model_dump()))
         return 0
+    assert cfg.log_dir is not None   # (EmsConfig sets every folder)
     add_file_log(cfg.log_dir, args.log_format)
     try:
         run_until_signalled(functools.partial(run_ems, cfg, hosts=args.hosts, hostname_prefix=args.hostname_prefix,

@@ -178,11 +178,12 @@ async def run_up(path: Path, *, options: object, once: bool, report: Path | None
             console.print(f"[dim]control API on {api.url} (OpenAPI at {api.url}/docs)[/]")
             console.print(f"web page: {api.page_url}", highlight=False, markup=False, soft_wrap=True)
         assert runtime.nfvo is not None
+        nfvo = runtime.nfvo
         if live:
             view = Live(render(None, f"gvnfm up {path}"), console=console, refresh_per_second=8, transient=False)
             view.start()
-            runtime.nfvo.events.add(lambda _e: view.update(render(runtime.nfvo.nsrs.get(_e.nsr_id), f"gvnfm up {path}"))
-                                    if view is not None else None)
+            nfvo.events.add(lambda _e: view.update(render(nfvo.nsrs.get(_e.nsr_id), f"gvnfm up {path}"))
+                            if view is not None else None)
         elif json_lines:
             runtime.nfvo.events.add(lambda e: print(json.dumps(e.as_dict()), flush=True))
         else:

@@ -228,7 +228,8 @@ def register(app: typer.Typer) -> None:
                                           help="print the effective settings (secrets masked) and exit"),
     ) -> None:
         """Run the VNF manager: consume the NFVO's commands and drive the EMSs."""
-        overrides = {"broker": broker, "ems_broker": ems_broker, "endpoint": endpoint, "type": type_, "db": db,
+        overrides: dict[str, object] = {
+                     "broker": broker, "ems_broker": ems_broker, "endpoint": endpoint, "type": type_, "db": db,
                      "state_dir": state_dir, "log_level": log_level, "concurrency": concurrency,
                      "ems_start_timeout": ems_start_timeout, "script_timeout": script_timeout,
                      "operation_timeout": operation_timeout, "http_listen": http, "log_format": log_format}

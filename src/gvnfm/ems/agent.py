@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -96,6 +97,7 @@ class EmsAgent:
         self.transport = transport
         self._own_transport = transport is None
         self.handler = EmsCommandHandler(config)
+        assert config.state_dir is not None and config.scripts_path is not None   # (EmsConfig sets every folder)
         self.cache = ResultCache(max_entries=config.result_cache_entries, max_bytes=config.result_cache_bytes,
                                  state_file=Path(config.state_dir) / STATE_FILE, max_age=config.result_max_age)
         self.journal = journal.Journal(config.state_dir, max_output=config.max_output_bytes,
@@ -122,6 +124,7 @@ class EmsAgent:
         if self._started:
             return
         cfg = self.config
+        assert cfg.scripts_path is not None and cfg.state_dir is not None
         _prepare_dir(cfg.scripts_path, 0o755)
         if not _prepare_dir(cfg.state_dir, 0o700):
             log.warning("event=ems_state_memory_only hostname=%s state_dir=%s", cfg.hostname, cfg.state_dir)
@@ -249,7 +252,7 @@ class EmsAgent:
             if spool.key in self.cache:
                 spool.remove()   # its result was stored just before the agent stopped
                 continue
-            self.cache.adopt(spool.key, lambda spool=spool, record=record: self.journal.adopt(spool, record))
+            self.cache.adopt(spool.key, functools.partial(self.journal.adopt, spool, record))
 
     # -- deliveries ----------------------------------------------------------------------------------
     async def _reply(self, msg: Message, reply: EmsReply) -> None:
@@ -271,7 +274,7 @@ class EmsAgent:
         # a keyed EXECUTE's script runs with a spool (journal): a restarted agent answers it from the script
         # (other commands are short, or, as CLONE_SCRIPTS, finish with work of their own: they run again)
         spooled = key and self.cache.state_file is not None and _EXECUTE.search(body) is not None
-        token = journal.CURRENT.set(self.journal.spool(key) if spooled else None)
+        token = journal.CURRENT.set(self.journal.spool(key) if key and spooled else None)
         try:
             return await self.handler.handle(body)
         finally:

@@ -1,23 +1,10 @@
-"""The EMS commands (§3.3 of the behaviour reference), hardened. ``EmsCommandHandler.handle`` turns a
-message body into a reply and never raises.
+"""The EMS commands (§3.3 of the behaviour reference), hardened; where they differ from the reference
+EMS (all wire-compatible): docs/architecture.md, *The EMS commands*.
 
-Choices that differ from the reference EMS (all wire-compatible):
-- every body gets a ``{"output","err","status"}`` reply: non-JSON, unknown actions, bad fields and
-  internal errors are ``status`` 1 with a readable ``err`` (the reference answers ``None`` or nothing);
-- ``script-path`` is honoured by every command, within the allowed roots (see ``paths``); EXECUTE
-  without ``script-path`` runs from the folder the last SAVE/CLONE/UPDATE wrote to (the scripts
-  folder by default); the working directory of a script is that folder;
-- the environment of a script is: the agent's own < ``extra_env`` < ``SCRIPTS_PATH`` < the VNFM's
-  ``env`` (the VNFM wins; the reference lets the agent win). An absent/empty ``env`` inherits;
-- ``.py`` is decided by the file-name suffix (not a substring of the path); a file starting with
-  ``#!`` is executed directly too (its interpreter, not bash); everything else by ``/bin/bash``;
-- SCRIPTS_UPDATE makes the file executable like SAVE_SCRIPTS;
-- CLONE_SCRIPTS into a non-empty folder clones into a temporary folder and copies the files over
-  (without ``.git``); only ``file://``, ``http(s)://``, ``git://``, ``ssh://`` URLs and absolute
-  local paths are accepted; REPO_SCRIPTS_UPDATE (never sent by the VNFM, broken in the reference)
-  does the same;
-- ``ob_parameters.sh`` is still appended to (sourcing it gives the latest values), but with values
-  quoted (``shlex.quote``), keys sanitised ``[^A-Za-z0-9_]`` → ``_`` and null values as empty strings;
+Invariants:
+- ``EmsCommandHandler.handle`` turns any message body into a ``{"output","err","status"}`` reply and
+  never raises (bad input: ``status`` 1 with a readable ``err``);
+- files are written and scripts run only below the scripts folder or the allowed roots (``paths``);
 - ``env`` values are never logged (only their names).
 """
 
@@ -161,6 +148,7 @@ class EmsCommandHandler:
 
     def __init__(self, config: EmsConfig) -> None:
         self.config = config
+        assert config.scripts_path is not None   # (EmsConfig sets every folder)
         self.scripts_dir = Path(config.scripts_path)
         self._scripts_real: Path | None = None
         #: where EXECUTE without script-path runs: the (resolved) folder of the last SAVE/CLONE/UPDATE

@@ -175,7 +175,8 @@ class ResultCache:
         assert self.state_file is not None
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        now, budget, kept = self.clock(), self.max_file_bytes // 2, []
+        now, budget = self.clock(), self.max_file_bytes // 2
+        kept: list[tuple[str, bytes]] = []
         size = 0
         for key, reply in reversed(list(self._done.items())):   # newest first, while they fit
             stamp = self._stamps.get(key)

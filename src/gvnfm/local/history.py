@@ -9,7 +9,6 @@ from typing import Any
 
 from gvnfm.orchestrator.records import NetworkServiceRecord
 from gvnfm.store.api import Operation, StepResult, Store
-from gvnfm.vnfm.plan import is_script_run
 
 #: operation states that are final (the operation's ``updated_at`` is then its end)
 RUNNING = "RUNNING"
@@ -45,6 +44,6 @@ async def operations(store: Store, nsr: NetworkServiceRecord, vnfr: str | None =
             if steps:
                 done = await store.steps(op.id)
                 row["steps"] = [step_row(st) for st in sorted(done, key=lambda st: st.started_at + timedelta(
-                    seconds=st.duration)) if is_script_run(st.step_id, st.script_index)]
+                    seconds=st.duration)) if st.is_script_run]
             rows.append((op.created_at, row))
     return [row for _, row in sorted(rows, key=lambda r: r[0])]

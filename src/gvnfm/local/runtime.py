@@ -32,7 +32,6 @@ from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.vim.base import Vim
 from gvnfm.vim.reaper import reap
 from gvnfm.vim.watchdog import Watchdog
-from gvnfm.vnfm.plan import is_script_run
 from gvnfm.vnfm.service import VnfmService
 from gvnfm.vnfm.settings import VnfmSettings, load_settings
 
@@ -95,7 +94,7 @@ def remove_stale_process_hosts(hosts_dir: Path) -> list[str]:
     """Hosts of a previous ``gvnfm up`` on this state dir that did not end cleanly (killed): kill what
     their scripts left running (daemons included, found by the host marker) and remove their folders.
     Called only by the state dir's lock holder: every host found then belongs to a dead owner."""
-    removed = []
+    removed: list[str] = []
     if not hosts_dir.is_dir():
         return removed
     for root in sorted(hosts_dir.iterdir()):
@@ -202,7 +201,7 @@ class LocalRuntime:
         await self.vnfm.start()
         self.deployment = Deployment(self.nfvo)
         log.info("event=runtime_started broker=%s vim=%s state_dir=%s",
-                 "memory" if self._broker else mask_urls(o.broker), o.vim, self.state_dir)
+                 "memory" if self._broker else mask_urls(o.broker or ""), o.vim, self.state_dir)
 
     async def close(self, grace: float = 5.0) -> None:
         """``grace``: seconds the VNFM's operations in flight get to end before they are cancelled unanswered."""
@@ -259,7 +258,7 @@ class LocalRuntime:
             for r in results:
                 if r.operation_id not in ops:
                     continue
-                if not is_script_run(r.step_id, r.script_index) and r.status == 0:
+                if not r.is_script_run and r.status == 0:
                     continue
                 by_host.setdefault(r.hostname, []).append({
                     "event": r.event, "script": r.script,

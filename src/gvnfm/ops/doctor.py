@@ -295,8 +295,8 @@ class Doctor:
         self.add("OK", "store", f"{safe_url(self.s.db_url())}: {len(ops)} recent operation(s)")
         expected: dict[str, str] = {}
         for op in ops:
-            if op.state == "RUNNING" and isinstance(op.context.get("allocated"), Mapping):
-                for h in _hostnames(op.context["allocated"]):
+            if op.state == "RUNNING" and op.context.allocated is not None:
+                for h in _hostnames(op.context.allocated):
                     expected[h] = f"operation {op.action} {op.vnfr_name or ''}".strip()
         for data in records:
             for h in _hostnames(data):

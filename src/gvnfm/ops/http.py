@@ -57,7 +57,7 @@ def add_metrics_route(app: FastAPI) -> None:
 def quiet_signals(server: uvicorn.Server) -> None:
     """Leave SIGTERM/SIGINT to the daemon: uvicorn (>= 0.29) otherwise takes them over while it serves
     (``capture_signals``: the daemon's own handlers do not run) and raises them again when it stops."""
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  (older uvicorn)
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # (older uvicorn)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
 
 

@@ -176,7 +176,8 @@ def check_service(bundle: ServiceBundle, *, image_exists: Callable[[str], bool] 
                 warnings.append(f"{place}: its CONFIGURE scripts never run: CONFIGURE runs only on a VNF that "
                                 "requires another (requires or nsd.vnf_dependency)")
                 continue
-            types = sorted({by_name[e.source].type for e in mine if e.source in by_name and by_name[e.source].type})
+            types = sorted({by_name[e.source].type or "" for e in mine
+                            if e.source in by_name and by_name[e.source].type})
             package = bundle.packages.get(vnfd.name or "")
             texts = {sc.name: sc.payload for sc in package.scripts} if package is not None else {}
             for entry in le.lifecycle_events:

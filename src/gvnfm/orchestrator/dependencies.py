@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gvnfm.catalogue.descriptors import VirtualNetworkFunctionDescriptor, VNFDependency
 from gvnfm.catalogue.records import (
@@ -121,7 +122,7 @@ def _vnfc_level(params: Sequence[str] | None, inst: VNFCInstance) -> dict[str, s
     return values
 
 
-def _id(dependency_id: str | None) -> dict[str, str]:
+def _id(dependency_id: str | None) -> dict[str, Any]:
     return {"id": dependency_id} if dependency_id else {}
 
 

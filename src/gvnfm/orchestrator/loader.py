@@ -196,10 +196,9 @@ def _service_of_nsd(doc: Any, where: str, base: Path, state_dir: Path, origin: P
     for i, vnfd in enumerate(nsd.vnfd):
         if not vnfd.name or vnfd.name in bundle.packages:
             continue                      # reported by validation (no name / duplicate)
-        content = from_package.get(i)
-        if content is None:
-            content = _inline_package(vnfd, base, state_dir, places[i], problems, served)
-        bundle.packages[vnfd.name] = content
+        packaged = from_package.get(i)
+        bundle.packages[vnfd.name] = (packaged if packaged is not None
+                                      else _inline_package(vnfd, base, state_dir, places[i], problems, served))
     return bundle
 
 

@@ -104,7 +104,7 @@ def instantiate(vnfd: VirtualNetworkFunctionDescriptor, package: VNFPackage | No
                 monitoring_ip: str = "", vnfr: VirtualNetworkFunctionRecord | None = None) -> OrVnfmInstantiateMessage:
     """``vnfr``: the NFVO's restart path (``VnfmManager.restartVnfr``: "so the allocate resources will be
     skipped"); None on a deployment."""
-    flavour = (vnfd.deployment_flavour or [None])[0]
+    flavour = vnfd.deployment_flavour[0] if vnfd.deployment_flavour else None
     vnfdf: dict[str, Any] = {"flavour_key": (flavour.flavour_key if flavour and flavour.flavour_key else "m1.small")}
     if flavour is not None and flavour.id:
         vnfdf["id"] = flavour.id

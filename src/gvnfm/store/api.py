@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import abc
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+log = logging.getLogger("gvnfm.store")
 
 # Operation states
 RUNNING = "RUNNING"
@@ -17,6 +22,50 @@ FAILED = "FAILED"      # finished with an error reply; resumable when ``failed_s
 class LeaseLost(Exception):
     """A write conditional on holding an operation's lease found it no longer RUNNING under that worker
     (another worker took it over, or it was finished): the writer must stop working on it."""
+
+
+class OperationContext(BaseModel):
+    """What a re-run of an operation needs (a takeover after a crash, RESUME), stored with it.
+
+    Stored as the JSON object of the fields that differ from their default (:meth:`stored`), so an
+    absent field reads as its default. Read back with :meth:`from_stored`, which ignores keys it
+    does not know and drops (with a warning) a key whose value does not fit its field: an old row
+    never stops an operation from being read."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    #: INSTANTIATE: the VNFR of the NFVO's ALLOCATE_RESOURCES answer (wire JSON); set before any EMS
+    #: command, so a re-run never allocates again
+    allocated: dict[str, Any] | None = None
+    #: SCALE_OUT: the VNFR of the NFVO's SCALING answer (wire JSON), the VNFC instance ids from before
+    #: it and the id of the new VNFC instance: a re-run never scales out again
+    scaled: dict[str, Any] | None = None
+    scaled_before: list[str | None] | None = None
+    scaled_vnfc: str | None = None
+    #: RESUME: the id of the failed operation it continues, and that operation's original request
+    resumes: str | None = None
+    original_request: dict[str, Any] | None = None
+    #: False: RESUME skips this operation (ad-hoc EXECUTE, SCRIPTS_UPDATE; the reference does not
+    #: make them resumable either)
+    resumable: bool = True
+    #: the broker user of the user-data sent to the NFVO (``broker_users``), None: the shared credentials
+    ems_user: str | None = None
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON object stored: the fields not at their default."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    @classmethod
+    def from_stored(cls, data: Any) -> OperationContext:
+        """The context of a stored JSON object (None or not an object: the empty context)."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            log.warning("event=operation_context_fields_dropped fields=%s", ",".join(sorted(bad)))
+            return cls.model_validate({k: v for k, v in data.items() if k not in bad})
 
 
 @dataclass
@@ -34,7 +83,7 @@ class Operation:
     created_at: datetime
     updated_at: datetime
     replied: bool = False
-    context: dict[str, Any] = field(default_factory=dict)   # plan inputs saved for RESUME
+    context: OperationContext = field(default_factory=OperationContext)   # what a re-run needs
     created_by_claim: bool = False  # this claim_operation call created it: it has no steps yet
 
 
@@ -44,6 +93,7 @@ class StepResult:
 
     operation_id: str
     step_id: str                    # unique within the operation (plan step key)
+    action: str                     # the EMS command: EXECUTE (a script run), SAVE_SCRIPTS, ...
     event: str
     script_index: int
     script: str
@@ -54,6 +104,11 @@ class StepResult:
     error: str                      # bounded stderr
     started_at: datetime
     duration: float
+
+    @property
+    def is_script_run(self) -> bool:
+        """A script execution (not a delivery, a script update or a saved dependency)."""
+        return self.action == "EXECUTE"
 
 
 @dataclass
@@ -111,7 +166,7 @@ class Store(abc.ABC):
                               limit: int = 100) -> list[Operation]: ...
 
     @abc.abstractmethod
-    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
+    async def set_context(self, op_id: str, context: OperationContext, *, worker: str | None = None) -> None:
         """Replace the operation's context; with ``worker`` as :meth:`finish_operation`."""
 
     async def latest_operation(self, prefix: str) -> Operation | None:

@@ -31,7 +31,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gvnfm.ops.metrics import STORE_COMMIT_SECONDS
-from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, NfvoRequest, Operation, StepResult, Store
+from gvnfm.store.api import (
+    DONE,
+    FAILED,
+    RUNNING,
+    LeaseLost,
+    NfvoRequest,
+    Operation,
+    OperationContext,
+    StepResult,
+    Store,
+)
 from gvnfm.store.engine import DEFAULT_BUSY_TIMEOUT, is_memory, make_engine, normalise_url, writer
 from gvnfm.store.migrate import default_url, upgrade_engine
 from gvnfm.store.tables import ems_registrations, nfvo_requests, operations, steps, vnfm_workers, vnfrs
@@ -112,8 +122,8 @@ def _opt_key(value: str | None) -> str | None:
     return None if value is None else key(value)
 
 
-#: rows per multi-row INSERT (SQLite allows 32766 bound parameters; a step row has 12)
-_STEP_COLUMNS = ("event", "script_index", "script", "hostname", "vnfr_name", "status", "output", "error",
+#: rows per multi-row INSERT (SQLite allows 32766 bound parameters; a step row has 13)
+_STEP_COLUMNS = ("action", "event", "script_index", "script", "hostname", "vnfr_name", "status", "output", "error",
                  "started_at", "duration")
 
 
@@ -127,7 +137,7 @@ def _operation(row: Row[Any]) -> Operation:
         id=row.id, action=row.action, vnfr_id=row.vnfr_id, vnfr_name=row.vnfr_name, state=row.state,
         request=row.request if row.request is not None else {}, reply=row.reply, error=row.error,
         worker=row.worker, lease_until=row.lease_until, created_at=row.created_at, updated_at=row.updated_at,
-        replied=bool(row.replied), context=dict(row.context or {}))
+        replied=bool(row.replied), context=OperationContext.from_stored(row.context))
 
 
 def _nfvo_request(row: Row[Any]) -> NfvoRequest:
@@ -138,9 +148,9 @@ def _nfvo_request(row: Row[Any]) -> NfvoRequest:
 
 def _step(row: Row[Any]) -> StepResult:
     return StepResult(
-        operation_id=row.operation_id, step_id=row.step_id, event=row.event, script_index=row.script_index,
-        script=row.script, hostname=row.hostname, vnfr_name=row.vnfr_name, status=row.status,
-        output=row.output, error=row.error, started_at=row.started_at, duration=row.duration)
+        operation_id=row.operation_id, step_id=row.step_id, action=row.action, event=row.event,
+        script_index=row.script_index, script=row.script, hostname=row.hostname, vnfr_name=row.vnfr_name,
+        status=row.status, output=row.output, error=row.error, started_at=row.started_at, duration=row.duration)
 
 
 # -- the store -------------------------------------------------------------------------------------------
@@ -280,8 +290,8 @@ class SqlStore(Store):
     async def mark_replied(self, op_id: str) -> None:
         await self._update_operation(op_id, replied=True)
 
-    async def set_context(self, op_id: str, context: dict[str, Any], *, worker: str | None = None) -> None:
-        await self._update_operation(op_id, context=clean_json(dict(context)), holder=worker)
+    async def set_context(self, op_id: str, context: OperationContext, *, worker: str | None = None) -> None:
+        await self._update_operation(op_id, context=clean_json(context.stored()), holder=worker)
 
     async def _update_operation(self, op_id: str, *, holder: str | None = None, also: Sequence[Executable] = (),
                                 **values: Any) -> None:
@@ -361,7 +371,8 @@ class SqlStore(Store):
     def _step_values(self, result: StepResult) -> dict[str, Any]:
         return {
             "operation_id": key(result.operation_id), "step_id": key(result.step_id),
-            "event": clean_text(result.event), "script_index": int(result.script_index),
+            "action": clean_text(result.action), "event": clean_text(result.event),
+            "script_index": int(result.script_index),
             "script": clean_text(result.script), "hostname": key(result.hostname),
             "vnfr_name": _opt_key(result.vnfr_name), "status": int(result.status),
             "output": bound_text(result.output, self.max_text), "error": bound_text(result.error, self.max_text),
@@ -398,10 +409,11 @@ class SqlStore(Store):
                  .where(operations.c.vnfr_id == key(vnfr_id), operations.c.state == FAILED, failed_step)
                  .order_by(operations.c.created_at.desc(), operations.c.id.desc()))
         async with self._read() as conn:
-            # operations marked {"resumable": false} (ad-hoc EXECUTE, SCRIPTS_UPDATE) are skipped
+            # operations marked not resumable (ad-hoc EXECUTE, SCRIPTS_UPDATE) are skipped
             for row in await conn.execute(query):
-                if (row.context or {}).get("resumable", True) is not False:
-                    return _operation(row)
+                op = _operation(row)
+                if op.context.resumable:
+                    return op
         return None
 
     # -- VNFRs ----------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ create exactly this; ``tests/integration/test_store_sql.py`` checks they agree."
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Table,
     Text,
     TypeDecorator,
 )
@@ -90,6 +91,8 @@ class StepRow(Base):
 
     operation_id: Mapped[str] = mapped_column(Text, ForeignKey("operations.id", ondelete="CASCADE"))
     step_id: Mapped[str] = mapped_column(Text)
+    # the EMS command (EXECUTE: a script run); rows older than 0004 got it from their step id
+    action: Mapped[str] = mapped_column(Text, server_default="")
     event: Mapped[str] = mapped_column(Text)
     script_index: Mapped[int] = mapped_column(Integer)
     script: Mapped[str] = mapped_column(Text)
@@ -147,9 +150,10 @@ class WorkerRow(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-operations = OperationRow.__table__
-steps = StepRow.__table__
-vnfrs = VnfrRow.__table__
-ems_registrations = EmsRegistrationRow.__table__
-nfvo_requests = NfvoRequestRow.__table__
-vnfm_workers = WorkerRow.__table__
+# (``__table__`` is typed as any FromClause; a declarative class's is its Table)
+operations = cast(Table, OperationRow.__table__)
+steps = cast(Table, StepRow.__table__)
+vnfrs = cast(Table, VnfrRow.__table__)
+ems_registrations = cast(Table, EmsRegistrationRow.__table__)
+nfvo_requests = cast(Table, NfvoRequestRow.__table__)
+vnfm_workers = cast(Table, WorkerRow.__table__)

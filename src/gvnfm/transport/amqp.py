@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -159,7 +159,7 @@ class _AmqpDelivery(Delivery):
             return
         self._settled = True
         try:   # queued for the socket; if the connection dies first, the broker redelivers
-            await self._incoming.channel.basic_ack(self._incoming.delivery.delivery_tag, wait=False)
+            await self._incoming.channel.basic_ack(self._incoming.delivery.delivery_tag, wait=False)  # type: ignore[union-attr,arg-type]  # (a consumed message's delivery is a Deliver)
         except Exception as exc:   # the channel is gone: the broker redelivers the message
             log.debug("ack of %r not sent: %s", self.message.routing_key, _describe(exc))
 
@@ -168,7 +168,8 @@ class _AmqpDelivery(Delivery):
             return
         self._settled = True
         try:
-            await self._incoming.channel.basic_reject(self._incoming.delivery.delivery_tag, requeue=requeue)
+            await self._incoming.channel.basic_reject(
+                self._incoming.delivery.delivery_tag, requeue=requeue)  # type: ignore[union-attr,arg-type]  # (a consumed message's delivery is a Deliver)
         except Exception as exc:
             log.debug("reject of %r not sent: %s", self.message.routing_key, _describe(exc))
 
@@ -183,7 +184,8 @@ class _AmqpSubscription(Subscription):
 
 
 def _to_message(incoming: DeliveredMessage) -> Message:
-    props, delivery = incoming.header.properties, incoming.delivery
+    props = incoming.header.properties
+    delivery = cast(aiormq.spec.Basic.Deliver, incoming.delivery)   # (a consumed message's delivery)
     return Message(body=incoming.body, routing_key=delivery.routing_key or "", reply_to=props.reply_to,
                    correlation_id=props.correlation_id, content_type=props.content_type or "text/plain",
                    redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}), user_id=props.user_id)
@@ -265,7 +267,7 @@ class AmqpTransport(Transport):
                 why = ("it closed the connection during the handshake (unknown virtual host, or no access to it)"
                        if isinstance(exc, aiormq.exceptions.InvalidFrameError) else _describe(exc))
                 raise TransportError(f"the broker at {safe_url(self.url)} refused the connection: {why}") from exc
-            except (*_BROKER_ERRORS, TransportError) as exc:
+            except (*_BROKER_ERRORS, TransportError) as exc:  # type: ignore[misc]  # (mypy: no star in except)
                 remaining = deadline - loop.time()
                 if remaining <= 0.05:
                     raise TransportError(f"cannot connect to {safe_url(self.url)} within "
@@ -545,7 +547,7 @@ class AmqpTransport(Transport):
             # wait=False: no separate wait for the socket write, the broker's confirm follows it anyway
             confirmation = await underlay.basic_publish(body, exchange=name, routing_key=routing_key,
                                                         properties=properties, mandatory=mandatory,
-                                                        timeout=self.publish_timeout, wait=False)
+                                                        timeout=self.publish_timeout, wait=False)  # type: ignore[call-arg]  # (aiormq takes it)
         return not isinstance(confirmation, DeliveredMessage)
 
     # -- consuming -----------------------------------------------------------------------------------------
@@ -572,7 +574,7 @@ class AmqpTransport(Transport):
                         self._dispatch(consumer, generation, incoming)
 
                     underlay = await ch.get_underlay_channel()
-                    ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)
+                    ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)  # type: ignore[arg-type]
                     tag = ok.consumer_tag
                 except BaseException:
                     with contextlib.suppress(Exception):
@@ -683,7 +685,8 @@ class AmqpTransport(Transport):
                 q = await ch.declare_queue("", exclusive=True, auto_delete=True)
                 if self.replies_via_exchange:   # host users answer through the exchange (see ``reply``)
                     await q.bind(self.exchange, routing_key=q.name)
-                await (await ch.get_underlay_channel()).basic_consume(q.name, self._on_reply, no_ack=True)
+                await (await ch.get_underlay_channel()).basic_consume(q.name, self._on_reply,  # type: ignore[arg-type]
+                                                                     no_ack=True)
         self._reply_channel = ch
         self._reply_queue = q.name
 
@@ -698,7 +701,7 @@ class AmqpTransport(Transport):
 
     def _on_reply(self, incoming: DeliveredMessage) -> None:
         correlation_id = incoming.header.properties.correlation_id
-        if incoming.delivery.exchange:
+        if incoming.delivery.exchange:  # type: ignore[union-attr]  # (a consumed message's delivery)
             # Through the topic exchange: a host user's answer (the default exchange is closed to them).
             # Taken only from the user of the host the request went to (RabbitMQ checked user_id).
             user = incoming.header.properties.user_id
@@ -765,7 +768,7 @@ class AmqpTransport(Transport):
                         ch = await conn.channel(publisher_confirms=True)
                         ch.close_callbacks.add(closed)
                         underlay = await ch.get_underlay_channel()
-                        await underlay.basic_consume(DIRECT_REPLY_TO, on_answer, no_ack=True)
+                        await underlay.basic_consume(DIRECT_REPLY_TO, on_answer, no_ack=True)  # type: ignore[arg-type]
                         properties = aiormq.spec.Basic.Properties(content_type="text/plain", delivery_mode=_PERSISTENT,
                                                                   reply_to=DIRECT_REPLY_TO)
                         await underlay.basic_publish(body, exchange=name, routing_key=routing_key,

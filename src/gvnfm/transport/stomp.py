@@ -748,7 +748,7 @@ class StompTransport(Transport):
         self._spawn(owner, self._run(owner, delivery))
 
     def _spawn(self, consumer: _Consumer | None, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if consumer is not None:

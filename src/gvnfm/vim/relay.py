@@ -52,6 +52,7 @@ class BrokerRelay:
             except (OSError, TimeoutError) as exc:
                 log.warning("event=relay_upstream_failed upstream=%s:%s error=%r", *self.upstream, exc)
                 return
+            assert up_writer is not None
             self._writers.add(up_writer)
             await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
         finally:

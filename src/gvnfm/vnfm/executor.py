@@ -1,20 +1,11 @@
 """Runs a Plan: stages in order, the steps of a stage in parallel (bounded). The first failure stops
-the plan after the steps already running in that stage have finished (they are recorded too, so a
-RESUME skips them).
+the plan after the steps already running in that stage have finished (they are recorded too).
 
-Every step is recorded as soon as its reply arrives, through a ``StepJournal``: a group commit that
-writes whatever has arrived while the previous transaction ran, one transaction at a time, in the
-order the replies came, at most ``JOURNAL_LINGER`` after a reply (or at once, for a full batch).
-The rules that keep that crash-safe:
-- what is durable is always a prefix of the plan: a stage's steps are queued before any step of the
-  next stage is sent, and the journal commits in queue order and stops at its first failure;
-- the store is off the critical path: the next stages run while earlier results commit; what is not
-  yet durable is bounded in time (the linger plus one transaction) and in count (``backlog``: a stage
-  waits when more results than that are uncommitted);
-- a failed commit stops the plan at the next stage; the plan returns (and the operation replies)
-  only after every step is committed.
-A crash before a step's commit leaves it to be sent again with the same correlation id, which the
-EMS answers from its result cache (the script does not run twice)."""
+Invariants of the recording (``StepJournal``, a group commit; docs/architecture.md, *The plan*):
+- what is durable is always a prefix of the plan (a stage's steps are queued before the next stage
+  is sent; commits are in queue order and stop at the first failure);
+- what is not yet durable is bounded in time (linger plus one transaction) and count (``backlog``);
+- a failed commit stops the plan at the next stage; the plan returns only after every step is committed."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -49,7 +49,8 @@ from gvnfm.catalogue.messages import (
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.catalogue.scripts import Script
 from gvnfm.ops import metrics
-from gvnfm.store.api import StepResult, Store
+from gvnfm.store.api import OperationContext, StepResult, Store
+from gvnfm.vnfm import outcomes
 from gvnfm.vnfm import plan as plans
 from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, new_user_name, vnfr_hosts_pattern
 from gvnfm.vnfm.environment import base_env, removing_env
@@ -61,9 +62,6 @@ from gvnfm.vnfm.settings import VnfmSettings
 
 log = logging.getLogger(__name__)
 
-#: Context key of an operation that RESUME must not continue (``False``): ad-hoc EXECUTE and
-#: SCRIPTS_UPDATE, which the reference does not make resumable either (§5.3: no error row).
-RESUMABLE = "resumable"
 #: The action RESUME answers for the lifecycle event whose script failed (the reference's
 #: ``getResumedAction`` mapping; used for a resumed SCALE_OUT, whose steps are INSTANTIATE, CONFIGURE, START).
 RESUMED_ACTION = {"INSTANTIATE": "INSTANTIATE", "DELIVER": "INSTANTIATE", "CONFIGURE": "MODIFY", "START": "START"}
@@ -100,7 +98,7 @@ class OperationState:
 
     op_id: str
     done: set[str] = field(default_factory=set)          # step ids already successful
-    context: dict[str, Any] = field(default_factory=dict)
+    context: OperationContext = field(default_factory=OperationContext)
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
@@ -131,7 +129,7 @@ class Operations:
         self._advertised: tuple[str, int] = (boot.broker_ip, boot.broker_port) if boot else ("localhost", 5672)
         self.host_users: BrokerUsers | None = None   # a broker user per user-data (set by the service)
 
-    async def _save_context(self, state: OperationState, context: dict[str, Any] | None = None) -> None:
+    async def _save_context(self, state: OperationState, context: OperationContext | None = None) -> None:
         """Store what a re-run needs (``context``, default: the state's) before anything that depends on
         it is done; :class:`LeaseLost` (which stops the run) when another worker has taken the operation
         over."""
@@ -141,7 +139,8 @@ class Operations:
     async def handle(self, msg: NfvMessage, state: OperationState) -> NfvMessage | None:
         """Run the handler of ``msg.action``. The operation deadline is the caller's (the service
         counts it from the operation's creation, across takeovers)."""
-        handler = getattr(self, f"_on_{msg.action.lower()}", None)
+        handler: Callable[[Any, OperationState], Awaitable[NfvMessage | None]] | None = getattr(
+            self, f"_on_{msg.action.lower()}", None)
         if handler is None:
             raise OperationError(f"action {msg.action} is not handled by a VNFM", vnfr_of(msg))
         try:
@@ -158,15 +157,15 @@ class Operations:
         failed ones included; ``mark_failed`` puts the failing VNFC in state ``error``."""
         todo = plan.without(state.done)
 
-        async def record(outcomes: list[StepOutcome]) -> None:
+        async def record(batch: list[StepOutcome]) -> None:
             await self.store.record_steps([StepResult(
-                operation_id=state.op_id, step_id=o.step.step_id, event=o.step.event,
+                operation_id=state.op_id, step_id=o.step.step_id, action=o.step.action, event=o.step.event,
                 script_index=o.step.script_index, script=o.step.script, hostname=o.step.hostname,
                 vnfr_name=vnfr.name, status=o.reply.status, output=o.reply.output, error=o.reply.err,
-                started_at=o.started_at, duration=o.duration) for o in outcomes])
-            state.done.update(o.step.step_id for o in outcomes if o.reply.status == 0)
+                started_at=o.started_at, duration=o.duration) for o in batch])
+            state.done.update(o.step.step_id for o in batch if o.reply.status == 0)
             if collect is not None:
-                collect.extend(outcomes)
+                collect.extend(batch)
 
         def progress(step: plans.Step, status: str) -> None:
             if self.progress:
@@ -225,9 +224,9 @@ class Operations:
         text = self.settings.userdata_file.read_text() if self.settings.userdata_file else None
         if self.host_users is None or not vnfr_name or not userdata.takes_host_user(text):
             return None
-        user = state.context.get("ems_user")
+        user = state.context.ems_user
         if not user:
-            user = state.context["ems_user"] = new_user_name()
+            user = state.context.ems_user = new_user_name()
             await self._save_context(state)
         try:
             return await self.host_users.create(vnfr_hosts_pattern(vnfr_name), user=user)
@@ -237,7 +236,7 @@ class Operations:
     async def _pin_host_user(self, state: OperationState, hostnames: list[str], *, unpinned: bool = False) -> None:
         """The NFVO named the hosts: the user-data's broker user serves exactly those (``unpinned``: only
         if it was not narrowed yet)."""
-        user = state.context.get("ems_user")
+        user = state.context.ems_user
         if self.host_users is None or not user:
             return
         try:
@@ -248,7 +247,7 @@ class Operations:
 
     async def _drop_host_user(self, state: OperationState) -> None:
         """The NFVO made no host with the user-data: its broker user goes."""
-        user = state.context.pop("ems_user", None)
+        user, state.context.ems_user = state.context.ems_user, None
         if self.host_users is not None and user:
             try:
                 await self.host_users.delete(user)
@@ -298,8 +297,8 @@ class Operations:
 
     # -- INSTANTIATE ------------------------------------------------------------------------------
     async def _on_instantiate(self, msg: OrVnfmInstantiateMessage, state: OperationState) -> NfvMessage:
-        if "allocated" in state.context:
-            vnfr = VirtualNetworkFunctionRecord.model_validate(state.context["allocated"])
+        if state.context.allocated is not None:
+            vnfr = VirtualNetworkFunctionRecord.model_validate(state.context.allocated)
             # a worker that died between storing the allocation and narrowing its user: narrowed now
             await self._pin_host_user(state, [i.hostname or "" for i in vnfr.vnfc_instances()], unpinned=True)
         elif msg.vnfr is not None:
@@ -359,7 +358,7 @@ class Operations:
         result = getattr(allocated, "vnfr", None)
         if not isinstance(result, VirtualNetworkFunctionRecord):
             raise OperationError(f"the NFVO answered ALLOCATE_RESOURCES with {allocated.action} and no VNFR", vnfr)
-        state.context["allocated"] = result.to_wire()
+        state.context.allocated = result.to_wire()
         await self._save_context(state)   # durable before any EMS command: a re-run never allocates again
         await self._pin_host_user(state, [i.hostname or "" for i in result.vnfc_instances()])
         return result
@@ -445,9 +444,9 @@ class Operations:
         # A re-run (redelivery, RESUME) uses what the first run stored: the NFVO's SCALING answer, the
         # VNFC instances from before it and the new one's id. A RESUME's VNFR already holds the new VNFC,
         # so ``before`` can't be taken from it.
-        if "scaled" in state.context:
-            scaled = VirtualNetworkFunctionRecord.model_validate(state.context["scaled"])
-            before = set(state.context.get("scaled_before") or [i.id for i in vnfr.vnfc_instances()])
+        if state.context.scaled is not None:
+            scaled = VirtualNetworkFunctionRecord.model_validate(state.context.scaled)
+            before = set(state.context.scaled_before or [i.id for i in vnfr.vnfc_instances()])
         else:
             before = {i.id for i in vnfr.vnfc_instances()}
             asking = f"{state.op_id}:scaling"
@@ -471,21 +470,12 @@ class Operations:
             if got is None:
                 raise OperationError(f"the NFVO answered SCALING with {answer.action} and no VNFR", vnfr)
             scaled = got
-        new: list[VNFCInstance] = []
-        if state.context.get("scaled_vnfc"):
-            new = [i for i in scaled.vnfc_instances() if i.id == state.context["scaled_vnfc"]]
-        if not new:
-            new = [i for i in scaled.vnfc_instances()
-                   if i.id not in before and i.vnfComponent is not None and i.vnfComponent.id == msg.component.id]
-        if not new:
-            new = [i for i in scaled.vnfc_instances() if i.id not in before]
-        if "scaled" not in state.context or (new and not state.context.get("scaled_vnfc")):
-            state.context.update({"scaled": scaled.to_wire(), "scaled_before": sorted(before, key=str),
-                                  "scaled_vnfc": new[0].id if new else None})
+        inst = outcomes.new_vnfc(scaled, before, msg.component.id, state.context.scaled_vnfc)
+        if (context := outcomes.scale_out_context(state.context, scaled, before, inst)) is not None:
+            state.context = context
             await self._save_context(state)
-        if not new:
+        if inst is None:
             raise OperationError("the NFVO's SCALING answer holds no new VNFC instance", scaled)
-        inst = new[0]
         await self._pin_host_user(state, [inst.hostname or ""])
         if (msg.mode or "").lower() == "standby":
             inst.state = "STANDBY"
@@ -539,8 +529,8 @@ class Operations:
     # -- UPDATE / EXECUTE ---------------------------------------------------------------------------
     async def _not_resumable(self, state: OperationState) -> None:
         """Mark the operation as one RESUME skips (it continues the last resumable failure instead)."""
-        if state.context.get(RESUMABLE) is not False:
-            state.context[RESUMABLE] = False
+        if state.context.resumable:
+            state.context.resumable = False
             await self._save_context(state)
 
     async def _on_update(self, msg: OrVnfmUpdateMessage, state: OperationState) -> NfvMessage:
@@ -570,53 +560,29 @@ class Operations:
         plan = plans.plan_adhoc_execute(targets, script, self.settings.scripts_path, base_env(vnfr))
         saves = {s.hostname: s for s in plan.steps() if not s.is_script}
         runs = [s for s in plan.steps() if s.is_script]
-        outcomes: list[StepOutcome] = []
+        ran: list[StepOutcome] = []
         with contextlib.suppress(OperationError):
             await self._run(vnfr, plans.Plan([st for st in plan.stages if not st.steps[0].is_script]), state,
-                            collect=outcomes, mark_failed=False)
-        unsaved = {o.step.step_id for o in outcomes if o.reply.status != 0}
+                            collect=ran, mark_failed=False)
+        unsaved = {o.step.step_id for o in ran if o.reply.status != 0}
         run_plan = plans.Plan([st for st in plan.stages if st.steps[0].is_script])
         with contextlib.suppress(OperationError):
             await self._run(vnfr, run_plan.without(s.step_id for s in runs if saves[s.hostname].step_id in unsaved),
-                            state, collect=outcomes, mark_failed=False)
-        latest = {o.step.step_id: o for o in outcomes}
+                            state, collect=ran, mark_failed=False)
+        latest = {o.step.step_id: o for o in ran}
         stored = ({r.step_id: r for r in await self.store.steps(state.op_id)}
                   if any(s.step_id not in latest for s in runs) else {})
-        results: list[dict[str, Any]] = []
-        for step in runs:
-            save, action = latest.get(saves[step.hostname].step_id), step.action
-            if step.step_id in latest:
-                o = latest[step.step_id]
-                entry = {"status": o.reply.status, "output": o.reply.output, "err": o.reply.err}
-            elif save is not None and save.reply.status != 0:   # not saved there: not run there
-                action = save.step.action
-                entry = {"status": save.reply.status, "output": save.reply.output, "err": save.reply.err}
-            elif step.step_id in stored:          # done by an earlier run of this operation (redelivery)
-                r = stored[step.step_id]
-                entry = {"status": r.status, "output": r.output, "err": r.error}
-            else:
-                entry = {"status": -1, "output": "", "err": "not run"}
-            results.append({"hostname": step.hostname, "action": action, **entry})
-        failed = [r for r in results if r["status"] != 0]
-        if failed:
-            details = "; ".join(f"EMS ({r['hostname']}) {r['action']} exited with status {r['status']}: "
-                                f"{r['err'].strip()[-500:] or '(no stderr)'}" for r in failed)
-            raise ScriptsFailed(f"EXECUTE {script.name!r} failed on {len(failed)} of {len(results)} VNFC(s) of "
-                                f"{vnfr.name}: {details}", vnfr, failed[0]["err"].strip() or None, results)
+        found = outcomes.execute_results(runs, saves, latest, stored)
+        results = [r.to_wire() for r in found]
+        if (failure := outcomes.execute_failure(script.name, vnfr.name, found)) is not None:
+            raise ScriptsFailed(failure[0], vnfr, failure[1], results)
         return VnfmOrGenericMessage(action="EXECUTE", virtualNetworkFunctionRecord=vnfr,
                                     scriptResults=[ScriptResult.model_validate(r) for r in results])
 
     # -- LOG_REQUEST -----------------------------------------------------------------------------------
     async def _on_log_request(self, msg: OrVnfmLogMessage, state: OperationState) -> NfvMessage:
         results = await self.store.script_results(vnfr_name=msg.vnfrName, hostname=msg.hostname)
-        out: list[str] = []
-        err: list[str] = []
-        sep = ["", "", "~~~~~~~~~~~~~~~~~~~~~~~~~", "#########################", "~~~~~~~~~~~~~~~~~~~~~~~~~", "", ""]
-        for r in results:
-            if r.status == 0 and plans.is_script_run(r.step_id, r.script_index):
-                out += [f"Output of Script : {r.script}", "", *r.output.splitlines(), *sep]
-            elif r.status != 0:
-                err += [f"Error log of Script : {r.script}", "", *r.error.splitlines(), *sep]
+        out, err = outcomes.script_log(results)
         return VnfmOrLogMessage(action="LOG_REQUEST", outputLog=out, errorLog=err)
 
     # -- RESUME -----------------------------------------------------------------------------------------
@@ -626,17 +592,17 @@ class Operations:
         The steps of this RESUME are recorded under its own operation (so the failed run stays in the
         script logs); what is done is the union over the chain failed op ← earlier RESUMEs."""
         vnfr = self._require_vnfr(msg)
-        if state.context.get("resumes"):
+        if state.context.resumes:
             # a re-run of this RESUME (a takeover after a crash): continue the chain it started on,
             # which it may already have closed (marked DONE) before the crash
-            failed = await self.store.get_operation(str(state.context["resumes"]))
+            failed = await self.store.get_operation(state.context.resumes)
         else:
             failed = await self.store.last_failed_operation(vnfr.id or "") if vnfr.id else None
         if failed is None:
             raise OperationError(f"Resume is allowed only for VNFRs with script errors: VNFR {vnfr.name} "
                                  "has no failed operation to resume", vnfr)
         chain = [failed]
-        while (previous := chain[-1].context.get("resumes")) and len(chain) < 100:
+        while (previous := chain[-1].context.resumes) and len(chain) < 100:
             op = await self.store.get_operation(previous)
             if op is None:
                 break
@@ -644,7 +610,7 @@ class Operations:
         done = set(state.done)
         for op in chain:
             done |= {s.step_id for s in await self.store.steps(op.id) if s.status == 0}
-        original = parse_nfvo_message(failed.context.get("original_request") or failed.request)
+        original = parse_nfvo_message(failed.context.original_request or failed.request)
         # Continue with the records of the RESUME message (the NFVO's current view), the rest
         # (dependency, cause, package) as the original event had it.
         for attr in ("vnfr", "virtualNetworkFunctionRecord"):
@@ -655,13 +621,8 @@ class Operations:
         for inst in vnfr.vnfc_instances():
             if (inst.state or "").lower() == "error":
                 inst.state = "ACTIVE"
-        context = {k: v for k, v in failed.context.items() if k not in ("resumes",)}
-        context.update({"resumes": failed.id, "original_request": original.to_wire(), **state.context})
-        if "allocated" in context and isinstance(original, OrVnfmInstantiateMessage):
-            context["allocated"] = vnfr.to_wire()      # never allocate twice; keep the NFVO's records
-        if ("scaled" in context and original.action == "SCALE_OUT" and context.get("scaled_vnfc")
-                and vnfr.find_vnfc_instance(id=context["scaled_vnfc"]) is not None):
-            context["scaled"] = vnfr.to_wire()         # never scale twice; the NFVO's records hold the new VNFC
+        context = outcomes.resume_context(failed, state.context, original.to_wire(), original.action,
+                                          isinstance(original, OrVnfmInstantiateMessage), vnfr)
         await self._save_context(state, context)
         log.info("event=resume vnfr=%s failed_op=%s action=%s done_steps=%d", vnfr.name, failed.id,
                  original.action, len(done))

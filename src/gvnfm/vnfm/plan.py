@@ -61,12 +61,6 @@ class Plan:
         return Plan(self.stages + other.stages)
 
 
-def is_script_run(step_id: str, script_index: int) -> bool:
-    """Whether a recorded step (store) was a script execution, from the ids this module gives:
-    deliveries and script updates have no index, a SAVE_VNFR_DEPENDENCY's id ends in ``/dependency``."""
-    return script_index >= 0 and not step_id.endswith("/dependency")
-
-
 def _require_hostname(inst: VNFCInstance, where: str = "") -> str:
     if not inst.hostname or not inst.hostname.strip():
         got = "null" if inst.hostname is None else repr(inst.hostname)

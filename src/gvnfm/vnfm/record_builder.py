@@ -47,7 +47,7 @@ def build_vnfr(msg: OrVnfmInstantiateMessage) -> VirtualNetworkFunctionRecord:
         copy = VirtualDeploymentUnit.model_validate(_strip_ids(vdu.to_wire()))
         copy.parent_vdu = vdu.id
         vims = vim_instances.get(vdu.id or "") or vim_instances.get(vdu.name or "") or []
-        names = [v.get("name") for v in vims if isinstance(v, dict) and v.get("name")]
+        names: list[Any] = [v.get("name") for v in vims if isinstance(v, dict) and v.get("name")]
         copy.vimInstanceName = names or list(vdu.vimInstanceName or [])
         copy.vnfc_instance = []
         vdus.append(copy)

@@ -1,24 +1,14 @@
 """The VNFM service: consumes the NFVO's endpoint queue and the EMS registrations, runs operations
-durably, answers the NFVO.
+durably, answers the NFVO (how: docs/architecture.md, *Durability and workers*).
 
-Durability: an NFVO message is acknowledged only after its operation's outcome is committed to the
-store and the reply is sent. The operation id is the message's correlation id plus a digest of its
-body (:func:`operation_key`), so a redelivered message (another worker after a crash, a broker
-restart) finds the operation:
-
-- running in this process (the broker redelivered it after a connection loss) ⇒ the delivery waits
-  for the local run to end; one process never runs an operation twice at once;
-- finished ⇒ the stored reply is sent if it was not marked sent; a new copy (not redelivered) that
-  has a ``reply_to`` always gets the stored reply again;
-- unfinished, its lease expired ⇒ this worker continues it, skipping the steps already done;
-- leased by a live worker ⇒ the delivery waits (unacknowledged) for that worker's outcome.
-
-A worker that loses the lease (renewal refused: another worker took the operation over) stops its
-run; its outcome and context writes are conditional on holding the lease, so it never replies.
-The operation deadline counts from the operation's creation, across takeovers.
-
-Messages without a correlation id are each an operation of their own, except a redelivered one,
-which belongs to the latest operation started by an identical id-less message.
+Invariants:
+- an NFVO message is acknowledged only after its operation's outcome is committed and the reply sent;
+  every command gets an answer (``null`` for those without an answer message);
+- one operation per NFVO message (:func:`operation_key`): a redelivery finds it, never starts another;
+- one process never runs an operation twice at once; across processes only the lease holder writes
+  its outcome and context, so a worker that lost the lease never replies;
+- the operation deadline counts from the operation's creation, across takeovers.
+What a delivery does (answer, wait, run, give up) is decided by ``outcomes`` (pure).
 """
 
 from __future__ import annotations
@@ -38,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gvnfm.catalogue import queues
-from gvnfm.catalogue.base import loads_wire
 from gvnfm.catalogue.messages import (
     NO_ANSWER,
     NULL_BODY,
@@ -50,12 +39,13 @@ from gvnfm.catalogue.messages import (
     vnfr_of,
 )
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord
+from gvnfm.catalogue.wire_json import loads_wire
 from gvnfm.logs import bind_operation
 from gvnfm.ops import metrics
 from gvnfm.redact import body_summary
 from gvnfm.store.api import DONE, FAILED, RUNNING, LeaseLost, Operation, Store
 from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError
-from gvnfm.vnfm import nfvo_client
+from gvnfm.vnfm import nfvo_client, outcomes
 from gvnfm.vnfm.broker_users import BrokerUsers, ManagementError, open_host_users
 from gvnfm.vnfm.ems_client import EmsClient
 from gvnfm.vnfm.executor import PlanExecutor
@@ -91,17 +81,11 @@ VNFR_IDENTITY = ("id", "hbVersion", "name", "type", "endpoint", "status", "paren
 FAILURE_MEMORY = 4096
 #: How a ``null`` answer is stored as an operation's reply (``None`` there means "none yet").
 NULL_REPLY: dict[str, Any] = {}
-#: RabbitMQ direct reply-to: the name stands for the requester's channel, not for one request. A
-#: requester that keeps the channel for its next request receives there whatever is sent to the name.
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to."
 
 
 def reply_at_most_once(message: Message) -> bool:
-    """An answer to direct reply-to without a correlation id is sent at most once: marked replied
-    before it is published, so that a worker taking over after a crash never re-sends it. Re-sent, it
-    could reach the requester's next request on the same channel, which cannot tell the answers apart
-    (``docs/compatibility.md``, correlation ids and direct reply-to)."""
-    return bool(message.reply_to) and message.reply_to.startswith(DIRECT_REPLY_TO) and not message.correlation_id
+    """:func:`gvnfm.vnfm.outcomes.reply_at_most_once` of a message."""
+    return outcomes.reply_at_most_once(message.reply_to, message.correlation_id)
 
 
 def operation_key(correlation_id: str | None, body: bytes) -> str:
@@ -159,7 +143,7 @@ class VnfmService:
     async def _host_users_in_use(self) -> set[str]:
         """The host users the store's running operations name (this endpoint's workers, live or not)."""
         running = await self.store.list_operations(state=RUNNING, limit=1_000_000)
-        return {str(op.context["ems_user"]) for op in running if op.context.get("ems_user")}
+        return {op.context.ems_user for op in running if op.context.ems_user}
 
     async def start(self) -> None:
         s = self.settings
@@ -389,12 +373,14 @@ class VnfmService:
             key = operation_key(m.correlation_id, m.body)
             failures = self._failures.pop(key, 0) + 1
             log.exception("event=operation_interrupted correlation_id=%s failures=%d", m.correlation_id, failures)
-            if failures >= self.settings.max_delivery_failures and await self._give_up(delivery, exc, failures):
+            retry = outcomes.after_failure(failures, max_failures=self.settings.max_delivery_failures,
+                                           pause=self.settings.redelivery_pause)
+            if retry.give_up and await self._give_up(delivery, exc, failures):
                 return
             self._failures[key] = failures
             while len(self._failures) > FAILURE_MEMORY:
                 self._failures.popitem(last=False)
-            await asyncio.sleep(min(self.settings.redelivery_pause * failures, 10.0))
+            await asyncio.sleep(retry.pause)
             with contextlib.suppress(Exception):
                 await delivery.reject(requeue=True)
         finally:
@@ -413,7 +399,7 @@ class VnfmService:
         reply = failure_reply(OperationError(f"gvnfm could not handle {action} ({failures} attempts failed); last "
                                              f"error: {exc}"), msg)
         # null for what has no answer message, and for an ERROR without a VNFR (the NFVO's ErrorTask needs one)
-        answer = None if msg is None or msg.action in NO_ANSWER or vnfr_of(reply) is None else reply
+        answer = None if msg is None or msg.action in NO_ANSWER or reply is None or vnfr_of(reply) is None else reply
         try:
             await self._reply(delivery, answer, msg.action if msg is not None else "ERROR")
         except TransportError as err:
@@ -524,10 +510,11 @@ class VnfmService:
             op, owned = await self.store.claim_operation(
                 op_id, action=msg.action, vnfr_id=getattr(vnfr, "id", None), vnfr_name=vnfr_name,
                 request=request, worker=self.worker, lease_seconds=self.settings.lease_seconds)
-            if op.state in (DONE, FAILED):
+            claimed = outcomes.claimed(op, owned)
+            if claimed is outcomes.Claimed.FINISHED:
                 if await self._answer_finished(delivery, msg, op, asked_before=lost):
                     return
-            elif owned:
+            elif claimed is outcomes.Claimed.RUN:
                 if await self._run_owned(delivery, msg, op, vnfr):
                     return
                 # The lease was lost: the worker that took the operation over answers the message (the
@@ -546,23 +533,22 @@ class VnfmService:
         """A message of a finished operation: send the stored reply when it was not marked sent, or when
         this is a new copy (not redelivered) that asks for an answer. False: wait and look again."""
         m = delivery.message
-        asks_again = bool(m.reply_to) and not m.redelivered and not asked_before
-        if op.reply is None or (op.replied and not asks_again):
+        seen = outcomes.Delivered(reply_to=m.reply_to, correlation_id=m.correlation_id, redelivered=m.redelivered,
+                                  asked_before=asked_before)
+        verdict = outcomes.verdict(op, seen, datetime.now(UTC), worker=self.worker,
+                                   lease_seconds=self.settings.lease_seconds)
+        if verdict.answer is outcomes.Answer.DUPLICATE:
             log.info("event=duplicate_finished op=%s action=%s redelivered=%s", op.id, msg.action, m.redelivered)
             await delivery.ack()
             return True
-        if not op.replied and not asks_again and op.worker not in (None, self.worker):
-            age = (datetime.now(UTC) - op.updated_at).total_seconds()
-            if age < self.settings.lease_seconds:
-                # the worker that finished it is sending the reply now (dead: it is sent from here
-                # once a lease time has passed)
-                log.info("event=reply_pending_elsewhere op=%s holder=%s", op.id, op.worker)
-                return False
-        early = reply_at_most_once(m) and not op.replied
-        if early:
+        if verdict.answer is outcomes.Answer.WAIT:
+            log.info("event=reply_pending_elsewhere op=%s holder=%s", op.id, op.worker)
+            return False
+        assert op.reply is not None   # (a verdict to send is one with a stored reply)
+        if verdict.mark_before:
             await self.store.mark_replied(op.id)
         await self._reply(delivery, parse_reply(op.reply), msg.action)
-        if not op.replied and not early:
+        if verdict.mark_after:
             await self.store.mark_replied(op.id)
         log.info("event=duplicate_answered op=%s action=%s redelivered=%s replied_before=%s", op.id, msg.action,
                  m.redelivered, op.replied)
@@ -574,7 +560,8 @@ class VnfmService:
         is not settled); True: the outcome is stored, sent and the message acknowledged."""
         op_id = op.id
         steps = [] if op.created_by_claim else await self.store.steps(op_id)   # a new one has none
-        state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0}, context=dict(op.context))
+        state = OperationState(op_id=op_id, done={s.step_id for s in steps if s.status == 0},
+                               context=op.context.model_copy(deep=True))
         remaining = self.settings.operation_timeout - (datetime.now(UTC) - op.created_at).total_seconds()
         log.info("event=operation_start op=%s action=%s vnfr=%s resumed_steps=%d redelivered=%s remaining=%.1fs",
                  op_id, msg.action, getattr(vnfr, "name", None) or op.vnfr_name, len(state.done),
@@ -613,8 +600,7 @@ class VnfmService:
                 run.cancel()
         result_vnfr = getattr(reply, "virtualNetworkFunctionRecord", None) if reply is not None else None
         vnfr = result_vnfr or vnfr
-        keep_vnfr = (vnfr is not None and getattr(vnfr, "id", None) and getattr(vnfr, "name", None)
-                     and final == DONE and msg.action != "RELEASE_RESOURCES")
+        keep_vnfr = outcomes.keeps_vnfr(vnfr, final, msg.action)
         try:
             await self.store.finish_operation(
                 op_id, state=final, reply=reply.to_wire() if reply else NULL_REPLY, error=error,
@@ -676,8 +662,8 @@ class VnfmService:
 
 def _allocated(state: OperationState) -> VirtualNetworkFunctionRecord | None:
     """The VNFR the NFVO allocated for an INSTANTIATE that has not finished (the ERROR answer's VNFR)."""
-    data = state.context.get("allocated")
-    return VirtualNetworkFunctionRecord.model_validate(data) if isinstance(data, dict) else None
+    data = state.context.allocated
+    return VirtualNetworkFunctionRecord.model_validate(data) if data is not None else None
 
 
 def parse_reply(data: dict[str, Any]) -> NfvMessage | None:

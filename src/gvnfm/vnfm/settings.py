@@ -9,6 +9,7 @@ an error naming the closest known one; reference keys gvnfm does not use get one
 
 from __future__ import annotations
 
+import builtins
 import contextvars
 import logging
 import os
@@ -98,7 +99,8 @@ class VnfmSettings(BaseSettings):
         return value or None
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+    def settings_customise_sources(cls, settings_cls: builtins.type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource,
                                    dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource,
