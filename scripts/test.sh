@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up gvnfm with its test dependencies in .venv, make sure RabbitMQ and PostgreSQL run (installing
-# them with apt-get when absent), then run the linter, the type checker (mypy: catalogue/ and vnfm/ strict,
+# them with apt-get when absent), then run the linter, the import layering contracts (import-linter), the type checker (mypy: catalogue/ and vnfm/ strict,
 # the rest of src at its default; pyproject.toml) and the whole test suite, printing a coverage
 # report (not a gate: docs/testing.md says what is deliberately not tested).
 set -euo pipefail
@@ -13,4 +13,5 @@ bash scripts/ensure-venv.sh "$PY"        # installs python3-venv (root) when the
 bash scripts/ensure-services.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports          # the layering contracts of pyproject.toml
 exec .venv/bin/pytest -q -p no:cacheprovider --cov=gvnfm --cov-report=term:skip-covered "$@"

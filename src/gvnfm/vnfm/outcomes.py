@@ -12,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gvnfm.catalogue.records import VirtualNetworkFunctionRecord, VNFCInstance
 from gvnfm.store.api import DONE, FAILED, Operation, OperationContext, StepResult
-from gvnfm.vnfm.executor import StepOutcome
 from gvnfm.vnfm.plan import Step
+
+if TYPE_CHECKING:   # a type only: the executor's I/O is no dependency of these decisions
+    from gvnfm.vnfm.executor import StepOutcome
 
 #: RabbitMQ direct reply-to: the name stands for the requester's channel, not for one request. A
 #: requester that keeps the channel for its next request receives there whatever is sent to the name.
