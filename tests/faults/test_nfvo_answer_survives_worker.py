@@ -107,5 +107,5 @@ async def test_sigkill_while_the_nfvo_answers_asks_once(cluster: Cluster, tmp_pa
     # hosts by the worker that took over (an INSTANTIATE's, and a SCALING's when the kill was there)
     vhost = urlsplit(cluster.url).path.lstrip("/")
     host_users = sorted(u for u in broker_admin().vhost_users(vhost) if u.startswith("gvnfm-ems-"))
-    assert op.context.get("ems_user") in host_users, (op.context, host_users)
+    assert op.context.ems_user in host_users, (op.context, host_users)
     assert len(host_users) == (2 if point == "SCALING" else 1), host_users

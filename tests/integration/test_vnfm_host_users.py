@@ -15,6 +15,7 @@ import pytest
 
 from gvnfm.ems.agent import EmsAgent
 from gvnfm.ems.config import EmsConfig
+from gvnfm.store.api import OperationContext
 from gvnfm.store.sql import SqlStore
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.vnfm.broker_users import BrokerUsers, broker_vhost, hosts_pattern, management_url, vnfr_hosts_pattern
@@ -134,7 +135,7 @@ async def test_a_starting_vnfm_deletes_the_users_a_killed_one_left_unpinned(amqp
     op, owned = await store.claim_operation("op-busy", action="INSTANTIATE", vnfr_id=None, vnfr_name="busy",
                                             request={}, worker="w-other", lease_seconds=60)
     assert owned
-    await store.set_context(op.id, {"ems_user": named}, worker="w-other")
+    await store.set_context(op.id, OperationContext(ems_user=named), worker="w-other")
     transport = AmqpTransport(amqp_vhost)
     await transport.connect()
     service = VnfmService(settings, transport=transport, store=store)
