@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from gvnfm.transport import Delivery, Message, RpcTimeout, TransportError
-from gvnfm.transport.amqp import AmqpTransport, backoff_delays, safe_url
+from gvnfm.transport.amqp import AmqpTransport, safe_url
+from gvnfm.transport.lifecycle import backoff_delays
 from tests.support.rabbit import PrivateRabbit
 from tests.support.services import unique
 

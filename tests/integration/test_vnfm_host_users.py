@@ -102,7 +102,8 @@ async def test_registrations_and_replies_only_from_the_hosts_own_user(
         async def forge() -> None:
             await until(lambda: vnfm.ems_client.transport._reply_queue is not None, "reply queue")  # type: ignore[attr-defined]
             reply_queue = vnfm.ems_client.transport._reply_queue  # type: ignore[attr-defined]
-            await until(lambda: "op:b-run" in vnfm.ems_client.transport._expect, "command sent")  # type: ignore[attr-defined]
+            await until(lambda: vnfm.ems_client.transport._pending.expected_user("op:b-run") is not None,  # type: ignore[attr-defined]
+                        "command sent")
             await ex.publish(aio_pika.Message(b'{"output":"forged","err":"","status":0}', correlation_id="op:b-run",
                                               user_id=user_a), routing_key=reply_queue)
 

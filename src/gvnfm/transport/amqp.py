@@ -1,6 +1,6 @@
 """The RabbitMQ transport (aio-pika), with the semantics documented in ``transport.base``.
 
-Connection handling:
+Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``):
 - ``connect()`` retries with back-off until ``connect_timeout``; refused credentials fail at once.
 - When an established connection drops, a background task reconnects forever with capped exponential
   back-off (``reconnect_initial`` doubling up to ``reconnect_max``, restarting from ``reconnect_initial``
@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import aio_pika
@@ -38,18 +37,18 @@ from aio_pika.abc import (
 from aiormq.abc import DeliveredMessage
 from yarl import URL
 
-from gvnfm.redact import mask_urls
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
     BrokerRefused,
     Delivery,
     Handler,
     Message,
+    QueueSpec,
     RpcTimeout,
     Subscription,
-    Transport,
     TransportError,
 )
+from gvnfm.transport.lifecycle import ConnectRefused, ConsumerEntry, ReconnectingTransport, run_handler, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +75,8 @@ _FATAL_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class _FatalConnectError(TransportError):
+class _FatalConnectError(ConnectRefused):
     """The broker is reachable but refuses what connecting needs: retrying does not help."""
-
-
-def backoff_delays(initial: float, maximum: float) -> Iterator[float]:
-    """``initial, 2*initial, 4*initial, ...`` capped at ``maximum``, forever."""
-    delay = max(0.0, initial)
-    while True:
-        yield min(delay, maximum)
-        delay = min(delay * 2 if delay > 0 else maximum, maximum)
-
-
-#: The URL without its password, for messages and logs (the one masking function).
-safe_url = mask_urls
 
 
 @contextlib.contextmanager
@@ -125,23 +112,11 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@dataclass
-class _QueueSpec:
-    durable: bool
-    auto_delete: bool
-    exclusive: bool
-
-
 @dataclass(eq=False)
-class _Consumer:
-    queue: str
-    handler: Handler
-    prefetch: int
-    active: bool = True
+class _Consumer(ConsumerEntry):
     channel: AbstractChannel | None = None
     tag: str | None = None
     generation: int = -1
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class _AmqpDelivery(Delivery):
@@ -191,55 +166,33 @@ def _to_message(incoming: DeliveredMessage) -> Message:
                    redelivered=bool(delivery.redelivered), headers=dict(props.headers or {}), user_id=props.user_id)
 
 
-class AmqpTransport(Transport):
+class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
+    _kind = "amqp"
+    _log = log
+    _retry_on = (*_BROKER_ERRORS, TransportError)
+    _reopen_errors = (Exception,)
+    _describe = staticmethod(_describe)
+
     def __init__(self, url: str, *, exchange: str = DEFAULT_EXCHANGE, reconnect_initial: float = 0.5,
                  reconnect_max: float = 10.0, heartbeat: int | None = None, connect_timeout: float = 10,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, publish_timeout: float = 30.0) -> None:
-        self.url = url
-        self.exchange = exchange
-        self.reconnect_initial = reconnect_initial
-        self.reconnect_max = max(reconnect_max, reconnect_initial)
+        super().__init__(url, exchange=exchange, reconnect_initial=reconnect_initial, reconnect_max=reconnect_max,
+                         connect_timeout=connect_timeout, max_message_bytes=max_message_bytes,
+                         publish_timeout=publish_timeout)
         self.heartbeat = heartbeat
-        self.connect_timeout = connect_timeout
-        self.max_message_bytes = max_message_bytes
-        self.publish_timeout = publish_timeout
-        #: Number of connections established after the first one.
-        self.reconnects = 0
-        #: The back-off delays slept during the last (or current) outage.
-        self.last_backoff: list[float] = []
 
-        self._conn: AbstractConnection | None = None
         self._pub: AbstractChannel | None = None
         self._admin: AbstractChannel | None = None
         self._admin_lock = asyncio.Lock()
-        self._connect_lock = asyncio.Lock()
         self._pub_lock = asyncio.Lock()
-        self._generation = 0
-        self._started = False     # connect() succeeded and close() was not called
-        self._ready = asyncio.Event()
-        self._reconnect_task: asyncio.Task[None] | None = None
-        self._callbacks: list[Callable[[], Awaitable[None]]] = []
 
-        self._queues: dict[str, _QueueSpec] = {}
         self._bindings: dict[tuple[str, str], None] = {}
-        self._consumers: list[_Consumer] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
 
         self._reply_wanted = False
         self._reply_queue: str | None = None
         self._reply_channel: AbstractChannel | None = None
-        self._reply_lock = asyncio.Lock()
-        self._pending: dict[str, list[asyncio.Future[bytes]]] = {}
-        self._expect: dict[str, str] = {}     # correlation id -> the host user whose reply is awaited
         #: bind the reply queue to the exchange under its name, for host users' replies (``Transport.reply``)
         self.replies_via_exchange = False
-
-    def __repr__(self) -> str:
-        return f"AmqpTransport({safe_url(self.url)!r}, exchange={self.exchange!r})"
-
-    @property
-    def connected(self) -> bool:
-        return self._started and self._ready.is_set()
 
     # -- connection ---------------------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -254,31 +207,18 @@ class AmqpTransport(Transport):
         except (TypeError, ValueError) as exc:
             raise TransportError(f"invalid broker URL {safe_url(self.url)}: {exc}") from exc
         self._ready = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
-        while True:
-            try:
-                await self._open(timeout=max(0.1, deadline - loop.time()))
-                break
-            except _FatalConnectError:
-                raise
-            except _FATAL_CONNECT_ERRORS as exc:
-                why = ("it closed the connection during the handshake (unknown virtual host, or no access to it)"
-                       if isinstance(exc, aiormq.exceptions.InvalidFrameError) else _describe(exc))
-                raise TransportError(f"the broker at {safe_url(self.url)} refused the connection: {why}") from exc
-            except (*_BROKER_ERRORS, TransportError) as exc:  # type: ignore[misc]  # (mypy: no star in except)
-                remaining = deadline - loop.time()
-                if remaining <= 0.05:
-                    raise TransportError(f"cannot connect to {safe_url(self.url)} within "
-                                         f"{self.connect_timeout:g} s: {_describe(exc)}") from exc
-                delay = min(next(delays), remaining)
-                log.info("event=amqp_connect_retry url=%s in=%.2fs error=%r", safe_url(self.url), delay,
-                         _describe(exc))
-                await asyncio.sleep(delay)
+        await self._connect_retrying()
         self._started = True
         self._ready.set()
         log.info("event=amqp_connected url=%s exchange=%s", safe_url(self.url), self.exchange)
+
+    async def _attempt(self, timeout: float) -> None:
+        try:
+            await self._open(timeout=timeout)
+        except _FATAL_CONNECT_ERRORS as exc:
+            why = ("it closed the connection during the handshake (unknown virtual host, or no access to it)"
+                   if isinstance(exc, aiormq.exceptions.InvalidFrameError) else _describe(exc))
+            raise ConnectRefused(f"the broker at {safe_url(self.url)} refused the connection: {why}") from exc
 
     async def _open(self, timeout: float) -> None:
         """Open a connection and (re-)establish everything on it; on failure nothing stays open."""
@@ -351,65 +291,26 @@ class AmqpTransport(Transport):
         for consumer in self._consumers:
             consumer.channel = None
             consumer.tag = None
-        self._fail_pending(TransportError("connection lost"))
+        self._pending.fail_all(TransportError("connection lost"))
         log.warning("event=amqp_connection_lost url=%s error=%r", safe_url(self.url),
                     _describe(exc) if exc else "closed")
         if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
+            self._start_reconnecting()
 
-    async def _reconnect_loop(self) -> None:
-        self.last_backoff = []
-        delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
-        attempt = 0
-        while self._started:
-            delay = next(delays)
-            self.last_backoff.append(delay)
-            await asyncio.sleep(delay)
-            if not self._started:
-                return
-            attempt += 1
-            try:
-                await self._open(timeout=self.connect_timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event=amqp_reconnect_failed attempt=%d next_in=%.2fs error=%r", attempt,
-                            min(delay * 2, self.reconnect_max), _describe(exc))
-                continue
-            self.reconnects += 1
-            self._ready.set()
-            log.info("event=amqp_reconnected url=%s attempt=%d", safe_url(self.url), attempt)
-            self._reconnect_task = None
-            for callback in list(self._callbacks):
-                try:
-                    await callback()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("event=amqp_on_reconnect_callback_failed callback=%r", callback)
-            return
+    async def _reopen(self) -> None:
+        await self._open(timeout=self.connect_timeout)
 
-    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self._callbacks.append(callback)
+    def _reopen_failed(self, exc: BaseException, attempt: int, delay: float) -> bool:
+        log.warning("event=amqp_reconnect_failed attempt=%d next_in=%.2fs error=%r", attempt,
+                    min(delay * 2, self.reconnect_max), _describe(exc))
+        return True
 
-    async def close(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        self._ready.set()   # wake operations waiting for a reconnection; they see the transport closed
-        task, self._reconnect_task = self._reconnect_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for consumer in self._consumers:
-            consumer.active = False
-        handler_tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for t in handler_tasks:
-            t.cancel()
-        if handler_tasks:
-            await asyncio.wait(handler_tasks, timeout=5)
-        self._fail_pending(TransportError("connection closed"))
+    def _reopened(self, attempt: int) -> None:
+        self._ready.set()
+        log.info("event=amqp_reconnected url=%s attempt=%d", safe_url(self.url), attempt)
+        self._reconnect_task = None
+
+    async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -420,29 +321,10 @@ class AmqpTransport(Transport):
         self._pub = self._admin = self._reply_channel = None
         self._reply_queue = None
         self._reply_wanted = False
-        self._queues.clear()
         self._bindings.clear()
-        self._consumers.clear()
-        self._tasks.clear()
-        log.info("event=amqp_closed url=%s", safe_url(self.url))
 
-    async def _wait_ready(self, timeout: float | None = None) -> AbstractConnection:
-        """The live connection; waits for a reconnection (at most ``connect_timeout``)."""
-        if not self._started:
-            raise TransportError("transport is not connected")
-        if not self._ready.is_set():
-            limit = self.connect_timeout if timeout is None else max(0.0, min(timeout, self.connect_timeout))
-            try:
-                async with asyncio.timeout(limit):
-                    await self._ready.wait()
-            except TimeoutError:
-                raise TransportError(f"not connected to the broker (reconnecting to {safe_url(self.url)})") from None
-        conn = self._conn
-        if not self._started:
-            raise TransportError("transport is closed")
-        if conn is None or conn.is_closed:
-            raise TransportError("connection lost")
-        return conn
+    def _conn_closed(self, conn: AbstractConnection) -> bool:
+        return conn.is_closed
 
     # -- channels -------------------------------------------------------------------------------------------
     async def _admin_channel(self) -> AbstractChannel:
@@ -481,13 +363,13 @@ class AmqpTransport(Transport):
     async def declare_queue(self, name: str, *, durable: bool = False, auto_delete: bool = False,
                             exclusive: bool = False, bind: bool = True) -> None:
         await self._wait_ready()
-        spec = _QueueSpec(durable=durable, auto_delete=auto_delete, exclusive=exclusive)
+        spec = QueueSpec(durable=durable, auto_delete=auto_delete, exclusive=exclusive)
         await self._declare(name, spec)
         self._queues[name] = spec
         if bind:
             await self.bind(name, name)
 
-    async def _declare(self, name: str, spec: _QueueSpec) -> None:
+    async def _declare(self, name: str, spec: QueueSpec) -> None:
         async with self._admin_op(f"cannot declare queue {name!r}") as ch:
             await ch.declare_queue(name, durable=spec.durable, auto_delete=spec.auto_delete,
                                    exclusive=spec.exclusive)
@@ -510,10 +392,6 @@ class AmqpTransport(Transport):
             await q.bind(self.exchange, routing_key)
 
     # -- publishing ----------------------------------------------------------------------------------------
-    def _check_size(self, body: bytes) -> None:
-        if len(body) > self.max_message_bytes:
-            raise BrokerRefused(f"message of {len(body)} bytes exceeds the limit of {self.max_message_bytes} bytes")
-
     async def publish(self, routing_key: str, body: bytes, *, exchange: str | None = None,
                       reply_to: str | None = None, correlation_id: str | None = None,
                       headers: dict[str, Any] | None = None, user_id: str | None = None) -> None:
@@ -613,35 +491,21 @@ class AmqpTransport(Transport):
             return   # the connection is (being) closed: the broker redelivers
         if not consumer.active:   # arrived between basic.cancel and cancel-ok: hand it back at once
             task = asyncio.get_running_loop().create_task(delivery.reject(requeue=True))
-        else:
-            task = asyncio.get_running_loop().create_task(self._run(consumer, delivery))
+        else:   # (the task tracking of ``_spawn``, inline: the hot path)
+            task = asyncio.get_running_loop().create_task(run_handler(consumer.queue, consumer.handler, delivery))
         consumer.inflight.add(task)
         self._tasks.add(task)
         task.add_done_callback(consumer.inflight.discard)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, consumer: _Consumer, delivery: _AmqpDelivery) -> None:
-        try:
-            await consumer.handler(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("event=consumer_failed queue=%s routing_key=%s; message rejected", consumer.queue,
-                          delivery.message.routing_key)
-            await delivery.reject(requeue=False)
+    def _forget_queue(self, queue: str) -> None:
+        super()._forget_queue(queue)
+        for key in [k for k in self._bindings if k[0] == queue]:
+            del self._bindings[key]
 
     async def _cancel_consumer(self, consumer: _Consumer) -> None:
-        if not consumer.active:
+        if not self._forget_consumer(consumer):
             return
-        consumer.active = False
-        if consumer in self._consumers:
-            self._consumers.remove(consumer)
-        if (self._queues.get(consumer.queue, _QueueSpec(False, False, False)).auto_delete
-                and not any(c.queue == consumer.queue for c in self._consumers)):
-            # The broker deletes it with its last consumer: do not bring it back after a reconnect.
-            self._queues.pop(consumer.queue, None)
-            for key in [k for k in self._bindings if k[0] == consumer.queue]:
-                del self._bindings[key]
         ch, tag = consumer.channel, consumer.tag
         consumer.channel = consumer.tag = None
         if ch is None or ch.is_closed:
@@ -654,9 +518,7 @@ class AmqpTransport(Transport):
             log.debug("cancelling the consumer of %s: %s", consumer.queue, _describe(exc))
         # Messages being handled can still be acknowledged; the channel closes when they are done.
         if consumer.inflight:
-            task = asyncio.get_running_loop().create_task(self._close_when_idle(consumer, ch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._close_when_idle(consumer, ch))
         else:
             await self._close_channel(ch)
 
@@ -695,7 +557,7 @@ class AmqpTransport(Transport):
                 # A channel error, the connection lives on: the next rpc() makes a new reply queue.
                 log.warning("event=amqp_reply_channel_closed error=%r", _describe(exc) if exc else "closed")
                 self._reply_channel = self._reply_queue = None
-                self._fail_pending(TransportError("connection lost (the reply channel closed)"))
+                self._pending.fail_all(TransportError("connection lost (the reply channel closed)"))
 
         ch.close_callbacks.add(reply_channel_closed)
 
@@ -705,20 +567,14 @@ class AmqpTransport(Transport):
             # Through the topic exchange: a host user's answer (the default exchange is closed to them).
             # Taken only from the user of the host the request went to (RabbitMQ checked user_id).
             user = incoming.header.properties.user_id
-            if user is None or user != self._expect.get(correlation_id or ""):
+            if user is None or user != self._pending.expected_user(correlation_id):
                 log.warning("event=reply_refused correlation_id=%s user_id=%s reason=not_the_requested_host",
                             correlation_id, user)
                 return
-        self._expect.pop(correlation_id or "", None)
-        waiters = self._pending.pop(correlation_id or "", None)
-        if not waiters:
+        if not self._pending.resolve(correlation_id, incoming.body):
             log.debug("event=late_reply correlation_id=%s", correlation_id)
-            return
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(incoming.body)
 
-    async def _ensure_reply_queue(self, timeout: float | None) -> tuple[str, int]:
+    async def _reply_address(self, timeout: float | None) -> tuple[str, int]:
         await self._wait_ready(timeout)
         self._reply_wanted = True
         if self._reply_queue is None:
@@ -728,13 +584,6 @@ class AmqpTransport(Transport):
                     await self._create_reply_queue()
         assert self._reply_queue is not None
         return self._reply_queue, self._generation
-
-    def _fail_pending(self, error: TransportError) -> None:
-        pending, self._pending = self._pending, {}
-        for waiters in pending.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(error)
 
     async def request(self, routing_key: str, body: bytes, *, timeout: float | None,
                       exchange: str | None = None) -> bytes:
@@ -762,7 +611,7 @@ class AmqpTransport(Transport):
         try:
             async with asyncio.timeout(timeout):
                 conn = await self._wait_ready(timeout)
-                self._pending[key] = [answer]
+                self._pending.add(key, answer)
                 try:
                     with _as_transport_error(f"cannot send a request to {routing_key!r} on exchange {name!r}"):
                         ch = await conn.channel(publisher_confirms=True)
@@ -775,43 +624,14 @@ class AmqpTransport(Transport):
                                                      properties=properties, timeout=self.publish_timeout)
                     return await answer
                 finally:
-                    self._pending.pop(key, None)
+                    self._pending.forget(key, answer)
                     if ch is not None:
                         ch.close_callbacks.discard(closed)
-                        task = loop.create_task(self._close_channel(ch))     # never delays a cancellation
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                        self._spawn(self._close_channel(ch))     # never delays a cancellation
         except TimeoutError as exc:
             raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
 
-    async def rpc(self, routing_key: str, body: bytes, *, timeout: float | None,
-                  exchange: str | None = None, correlation_id: str | None = None,
-                  expect_user: str | None = None) -> bytes:
-        self._check_size(body)
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-
-        def remaining() -> float | None:
-            return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
-
-        try:
-            async with asyncio.timeout(timeout):
-                reply_to, generation = await self._ensure_reply_queue(remaining())
-                cid = correlation_id or uuid.uuid4().hex
-                fut: asyncio.Future[bytes] = loop.create_future()
-                self._pending.setdefault(cid, []).append(fut)
-                if expect_user is not None:
-                    self._expect[cid] = expect_user
-                try:
-                    await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
-                                        correlation_id=cid, headers=None, generation=generation)
-                    return await fut
-                finally:
-                    waiters = self._pending.get(cid)
-                    if waiters is not None and fut in waiters:
-                        waiters.remove(fut)
-                        if not waiters:
-                            del self._pending[cid]
-                            self._expect.pop(cid, None)
-        except TimeoutError as exc:
-            raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
+    async def _send_request(self, routing_key: str, body: bytes, *, exchange: str | None, reply_to: str,
+                            correlation_id: str, generation: int) -> None:
+        await self._publish(routing_key, body, exchange=exchange, reply_to=reply_to,
+                            correlation_id=correlation_id, headers=None, generation=generation)

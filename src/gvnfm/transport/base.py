@@ -43,6 +43,15 @@ class RpcTimeout(TransportError):
     """No reply within the deadline."""
 
 
+@dataclass(frozen=True)
+class QueueSpec:
+    """How a queue was declared (``declare_queue``'s flags): what a reconnection declares again."""
+
+    durable: bool = False
+    auto_delete: bool = False
+    exclusive: bool = False
+
+
 @dataclass
 class Message:
     body: bytes

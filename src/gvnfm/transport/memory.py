@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import logging
 import re
 import uuid
 from collections import deque
@@ -28,8 +27,7 @@ from gvnfm.transport.base import (
     Transport,
     TransportError,
 )
-
-log = logging.getLogger(__name__)
+from gvnfm.transport.lifecycle import ReplyWaiters, run_handler
 
 
 def _topic_regex(pattern: str) -> re.Pattern[str]:
@@ -172,16 +170,7 @@ class InMemoryBroker:
             consumer.unacked += 1
             delivery = _MemoryDelivery(self, queue, consumer, message)
             consumer.conn._unacked.add(delivery)
-            consumer.conn._spawn(self._run(consumer, delivery))
-
-    async def _run(self, consumer: _Consumer, delivery: _MemoryDelivery) -> None:
-        try:
-            await consumer.handler(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("consumer of %s failed; message dropped", consumer.queue.name)
-            await delivery.reject(requeue=False)
+            consumer.conn._spawn(run_handler(queue.name, consumer.handler, delivery))
 
     def _remove_consumer(self, consumer: _Consumer) -> None:
         consumer.active = False
@@ -216,7 +205,7 @@ class InMemoryTransport(Transport):
         self._unacked: set[_MemoryDelivery] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_queue: str | None = None
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._pending = ReplyWaiters()
         self._owned: list[str] = []
 
     def _check(self) -> None:
@@ -251,10 +240,7 @@ class InMemoryTransport(Transport):
         for q in list(self.broker.queues.values()):
             if q.messages:
                 self.broker._dispatch(q)
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(TransportError("connection closed"))
-        self._pending.clear()
+        self._pending.fail_all(TransportError("connection closed"))
 
     async def declare_queue(self, name: str, *, durable: bool = False, auto_delete: bool = False,
                             exclusive: bool = False, bind: bool = True) -> None:
@@ -308,10 +294,7 @@ class InMemoryTransport(Transport):
 
             async def on_reply(delivery: Delivery) -> None:
                 await delivery.ack()
-                cid = delivery.message.correlation_id
-                fut = self._pending.pop(cid or "", None)
-                if fut is not None and not fut.done():
-                    fut.set_result(delivery.message.body)
+                self._pending.resolve(delivery.message.correlation_id, delivery.message.body)
 
             await self.consume(name, on_reply)
             self._reply_queue = name
@@ -322,12 +305,11 @@ class InMemoryTransport(Transport):
                   expect_user: str | None = None) -> bytes:   # (no host users on the in-memory broker)
         reply_to = await self._ensure_reply_queue()
         cid = correlation_id or uuid.uuid4().hex
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[cid] = fut
+        fut = self._pending.wait(cid)
         try:
             await self.publish(routing_key, body, exchange=exchange, reply_to=reply_to, correlation_id=cid)
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError as exc:
             raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
         finally:
-            self._pending.pop(cid, None)
+            self._pending.forget(cid, fut)

@@ -19,9 +19,10 @@ Guarantees:
 - Header values travel as text (STOMP headers are strings).
 - An ERROR frame fails the operation it names (``receipt-id``), or every operation waiting, with the
   broker's message; the connection is then dropped and re-established (STOMP closes after ERROR).
-- Reconnection as in the AMQP transport: back-off doubling from ``reconnect_initial`` up to
-  ``reconnect_max``; queues, bindings, consumers re-made, then the ``on_reconnect`` callbacks; RPCs
-  waiting fail at once with ``TransportError("connection lost")``; the passcode is never logged.
+- Reconnection as in the AMQP transport (``transport.lifecycle``): back-off doubling from
+  ``reconnect_initial`` up to ``reconnect_max``; queues, bindings, consumers re-made, then the
+  ``on_reconnect`` callbacks; RPCs waiting fail at once with ``TransportError("connection lost")``; the
+  passcode is never logged.
 - A reply is sent once per ``reply()`` call: nothing here re-sends a SEND (a SEND whose receipt was lost
   with the connection raises ``TransportError``; the caller decides).
 """
@@ -32,9 +33,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -42,21 +42,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import stomp
 import stomp.exception
 
-from gvnfm.transport.amqp import backoff_delays, safe_url
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
     Delivery,
     Handler,
     Message,
-    RpcTimeout,
+    QueueSpec,
     Subscription,
-    Transport,
     TransportError,
 )
+from gvnfm.transport.lifecycle import ConnectRefused, ConsumerEntry, ReconnectingTransport, run_handler, safe_url
 from gvnfm.transport.stomp_destinations import (
     FRAME_HEADERS,
     Dialect,
-    QueueSpec,
     Subscribe,
     consume_subscriptions,
     declare_subscriptions,
@@ -156,13 +154,8 @@ def _error_text(frame: Any) -> str:
 
 
 @dataclass(eq=False)
-class _Consumer:
-    queue: str
-    handler: Handler
-    prefetch: int
-    active: bool = True
+class _Consumer(ConsumerEntry):
     sub_ids: list[str] = field(default_factory=list)
-    inflight: set[asyncio.Task[None]] = field(default_factory=set)
     semaphore: asyncio.Semaphore | None = None
 
 
@@ -215,60 +208,36 @@ class _StompSubscription(Subscription):
         await self._t._cancel_consumer(self._consumer)
 
 
-class StompTransport(Transport):
+class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
+    _kind = "stomp"
+    _log = log
+
     def __init__(self, url: str, *, exchange: str = DEFAULT_EXCHANGE, reconnect_initial: float = 0.5,
                  reconnect_max: float = 10.0, heartbeat: float = 10.0, connect_timeout: float = 10,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, publish_timeout: float = 30.0) -> None:
-        self.url = url
-        self.exchange = exchange
-        self.reconnect_initial = reconnect_initial
-        self.reconnect_max = max(reconnect_max, reconnect_initial)
+        super().__init__(url, exchange=exchange, reconnect_initial=reconnect_initial, reconnect_max=reconnect_max,
+                         connect_timeout=connect_timeout, max_message_bytes=max_message_bytes,
+                         publish_timeout=publish_timeout)
         self.heartbeat = heartbeat
-        self.connect_timeout = connect_timeout
-        self.max_message_bytes = max_message_bytes
-        self.publish_timeout = publish_timeout
-        #: Number of connections established after the first one.
-        self.reconnects = 0
         #: The broker kind (from CONNECTED, or the URL's ``dialect``).
         self.dialect: Dialect = Dialect.RABBITMQ
         #: The ``server`` header of the last CONNECTED.
         self.server: str | None = None
 
         self._io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gvnfm-stomp")
-        self._conn: stomp.Connection12 | None = None
-        self._generation = 0
-        self._started = False
+        self._address: StompAddress | None = None
         self._closing = False
-        self._ready = asyncio.Event()
-        self._connect_lock = asyncio.Lock()
         self._connected_fut: asyncio.Future[Any] | None = None
-        self._reconnect_task: asyncio.Task[None] | None = None
-        self._callbacks: list[Callable[[], Awaitable[None]]] = []
         self._receipts: dict[str, asyncio.Future[None]] = {}
 
-        self._queues: dict[str, QueueSpec] = {}
         self._bindings: dict[str, list[str]] = {}
-        self._consumers: list[_Consumer] = []
         self._subs: dict[str, _Consumer | _Holder] = {}
         self._holders: dict[str, list[_Holder]] = {}
         self._sub_destinations: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._next_id = 0
 
         self._reply_to: str | None = None
         self._reply_sub: str | None = None
-        self._pending: dict[str, list[asyncio.Future[bytes]]] = {}
-        self._reply_lock = asyncio.Lock()
-
-    def __repr__(self) -> str:
-        return f"StompTransport({safe_url(self.url)!r}, exchange={self.exchange!r})"
-
-    @property
-    def connected(self) -> bool:
-        return self._started and self._ready.is_set()
-
-    def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
-        self._callbacks.append(callback)
 
     # -- the bridge to stomp.py's thread ------------------------------------------------------------
     def _id(self, prefix: str) -> str:
@@ -355,7 +324,7 @@ class StompTransport(Transport):
         for fut in list(self._receipts.values()):
             if not fut.done():
                 fut.set_exception(error)
-        self._fail_pending(error)
+        self._pending.fail_all(error)
         self._subs.clear()
         self._sub_destinations.clear()
         self._holders.clear()
@@ -364,7 +333,7 @@ class StompTransport(Transport):
             consumer.sub_ids = []
         if conn is not None:
             self._io.submit(self._disconnect_quietly, conn)
-        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
+        self._start_reconnecting()
 
     @staticmethod
     def _disconnect_quietly(conn: stomp.Connection12, graceful: bool = False) -> None:
@@ -380,29 +349,20 @@ class StompTransport(Transport):
         async with self._connect_lock:
             if self._started:
                 return
-            address = StompAddress.parse(self.url)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.connect_timeout
-            delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
-            while True:
-                try:
-                    await self._open(address, timeout=max(0.1, deadline - loop.time()))
-                    break
-                except _FatalConnectError as exc:
-                    raise TransportError(f"the broker at {safe_url(self.url)} refused the connection: {exc}") from exc
-                except TransportError as exc:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0.05:
-                        raise TransportError(f"cannot connect to {safe_url(self.url)} within "
-                                             f"{self.connect_timeout:g} s: {exc}") from exc
-                    delay = min(next(delays), remaining)
-                    log.info("event=stomp_connect_retry url=%s in=%.2fs error=%r", safe_url(self.url), delay, str(exc))
-                    await asyncio.sleep(delay)
+            self._address = StompAddress.parse(self.url)
+            await self._connect_retrying()
             self._started = True
             self._closing = False
             self._ready.set()
             log.info("event=stomp_connected url=%s server=%s dialect=%s exchange=%s", safe_url(self.url),
                      self.server, self.dialect, self.exchange)
+
+    async def _attempt(self, timeout: float) -> None:
+        assert self._address is not None
+        try:
+            await self._open(self._address, timeout)
+        except _FatalConnectError as exc:
+            raise ConnectRefused(f"the broker at {safe_url(self.url)} refused the connection: {exc}") from exc
 
     async def _open(self, address: StompAddress, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -457,31 +417,25 @@ class StompTransport(Transport):
                     "the NFVO (or any AMQP peer) declares it, or the operator does (topic, durable)") from None
             raise
 
-    async def _reconnect_loop(self) -> None:
-        address = StompAddress.parse(self.url)
-        delays = backoff_delays(self.reconnect_initial, self.reconnect_max)
-        while self._started and not self._closing:
-            delay = next(delays)
-            await asyncio.sleep(delay)
-            try:
-                await self._open(address, timeout=self.connect_timeout)
-                self._ready.set()
-                await self._restore()
-            except TransportError as exc:
-                log.info("event=stomp_reconnect_retry url=%s error=%r", safe_url(self.url), str(exc))
-                if self._reconnect_task is not asyncio.current_task():
-                    return          # the connection was lost again meanwhile: a new loop took over
-                if self._conn is not None and self._ready.is_set():
-                    self._on_lost_during_restore(str(exc))
-                continue
-            self.reconnects += 1
-            log.info("event=stomp_reconnected url=%s reconnects=%d", safe_url(self.url), self.reconnects)
-            for callback in list(self._callbacks):
-                try:
-                    await callback()
-                except Exception:
-                    log.exception("event=stomp_reconnect_callback_failed")
-            return
+    def _may_reconnect(self) -> bool:
+        return self._started and not self._closing
+
+    async def _reopen(self) -> None:
+        assert self._address is not None
+        await self._open(self._address, timeout=self.connect_timeout)
+        self._ready.set()
+        await self._restore()
+
+    def _reopen_failed(self, exc: BaseException, attempt: int, delay: float) -> bool:
+        log.info("event=stomp_reconnect_retry url=%s error=%r", safe_url(self.url), str(exc))
+        if self._reconnect_task is not asyncio.current_task():
+            return False        # the connection was lost again meanwhile: a new loop took over
+        if self._conn is not None and self._ready.is_set():
+            self._on_lost_during_restore(str(exc))
+        return True
+
+    def _reopened(self, attempt: int) -> None:
+        log.info("event=stomp_reconnected url=%s reconnects=%d", safe_url(self.url), self.reconnects)
 
     def _on_lost_during_restore(self, why: str) -> None:
         self._ready.clear()
@@ -504,56 +458,28 @@ class StompTransport(Transport):
                 await self._start_consumer(consumer)
 
     async def close(self) -> None:
-        if not self._started:
-            return
-        self._closing = True
-        self._started = False
-        self._ready.set()
-        task, self._reconnect_task = self._reconnect_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        for consumer in self._consumers:
-            consumer.active = False
-        handler_tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for t in handler_tasks:
-            t.cancel()
-        if handler_tasks:
-            await asyncio.wait(handler_tasks, timeout=5)
-        self._fail_pending(TransportError("connection closed"))
+        if self._started:
+            self._closing = True
+        await super().close()
+
+    async def _disconnect(self) -> None:
         self._generation += 1
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     await self._call(self._disconnect_quietly, conn, True)
-        self._queues.clear()
         self._bindings.clear()
-        self._consumers.clear()
         self._subs.clear()
         self._sub_destinations.clear()
         self._holders.clear()
-        self._tasks.clear()
         self._reply_to = self._reply_sub = None
         self._io.shutdown(wait=False)
         self._io = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gvnfm-stomp")
-        log.info("event=stomp_closed url=%s", safe_url(self.url))
 
-    async def _wait_ready(self, timeout: float | None = None) -> None:
-        if not self._started:
-            raise TransportError("transport is not connected")
-        if not self._ready.is_set():
-            limit = self.connect_timeout if timeout is None else max(0.0, min(timeout, self.connect_timeout))
-            try:
-                async with asyncio.timeout(limit):
-                    await self._ready.wait()
-            except TimeoutError:
-                raise TransportError(f"not connected to the broker (reconnecting to {safe_url(self.url)})") from None
-        if not self._started:
-            raise TransportError("transport is closed")
-        if self._conn is None:
-            raise TransportError("connection lost")
+    def _forget_queue(self, queue: str) -> None:
+        super()._forget_queue(queue)
+        self._bindings.pop(queue, None)
 
     # -- declarations ---------------------------------------------------------------------------------
     async def declare_queue(self, name: str, *, durable: bool = False, auto_delete: bool = False,
@@ -745,26 +671,12 @@ class StompTransport(Transport):
         delivery = _StompDelivery(self, message, ack_id, generation,
                                   queue_destination if queue_destination and queue_destination.startswith("/queue/")
                                   else None)
-        self._spawn(owner, self._run(owner, delivery))
+        self._spawn(self._run(owner, delivery), owner)
 
-    def _spawn(self, consumer: _Consumer | None, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if consumer is not None:
-            consumer.inflight.add(task)
-            task.add_done_callback(consumer.inflight.discard)
-
-    async def _run(self, consumer: _Consumer, delivery: _StompDelivery) -> None:
+    @staticmethod
+    async def _run(consumer: _Consumer, delivery: _StompDelivery) -> None:
         async with consumer.semaphore or contextlib.nullcontext():
-            try:
-                await consumer.handler(delivery)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event=consumer_failed queue=%s routing_key=%s; message rejected", consumer.queue,
-                              delivery.message.routing_key)
-                await delivery.reject(requeue=False)
+            await run_handler(consumer.queue, consumer.handler, delivery)
 
     async def _settle(self, cmd: str, ack_id: str, generation: int, *, requeue: bool = True) -> None:
         """ACK/NACK (no receipt: like the AMQP transport's acks, queued for the socket; if the connection
@@ -793,15 +705,8 @@ class StompTransport(Transport):
         await self._settle("ACK", delivery._ack_id, delivery._generation)
 
     async def _cancel_consumer(self, consumer: _Consumer) -> None:
-        if not consumer.active:
+        if not self._forget_consumer(consumer):
             return
-        consumer.active = False
-        if consumer in self._consumers:
-            self._consumers.remove(consumer)
-        spec = self._queues.get(consumer.queue)
-        if spec is not None and spec.auto_delete and not any(c.queue == consumer.queue for c in self._consumers):
-            self._queues.pop(consumer.queue, None)      # the broker deletes it: not brought back on reconnect
-            self._bindings.pop(consumer.queue, None)
         sub_ids, consumer.sub_ids = consumer.sub_ids, []
         for sub_id in sub_ids:
             try:
@@ -834,20 +739,8 @@ class StompTransport(Transport):
 
     def _on_reply(self, headers: dict[str, Any], body: bytes) -> None:
         correlation_id = headers.get("correlation-id")
-        waiters = self._pending.pop(correlation_id or "", None)
-        if not waiters:
+        if not self._pending.resolve(correlation_id, body):
             log.debug("event=late_reply correlation_id=%s", correlation_id)
-            return
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(body)
-
-    def _fail_pending(self, error: TransportError) -> None:
-        pending, self._pending = self._pending, {}
-        for waiters in pending.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(error)
 
     async def reply(self, request: Message, body: bytes, *, as_user: str | None = None) -> None:
         _no_user_ids(as_user)
@@ -863,28 +756,17 @@ class StompTransport(Transport):
                   exchange: str | None = None, correlation_id: str | None = None,
                   expect_user: str | None = None) -> bytes:
         _no_user_ids(expect_user)
-        self._check_size(body)
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
+        return await super().rpc(routing_key, body, timeout=timeout, exchange=exchange,
+                                 correlation_id=correlation_id)
+
+    async def _reply_address(self, timeout: float | None) -> tuple[str, int]:
+        await self._wait_ready(timeout)
+        generation = self._generation
+        return await self._ensure_reply_to(), generation
+
+    async def _send_request(self, routing_key: str, body: bytes, *, exchange: str | None, reply_to: str,
+                            correlation_id: str, generation: int) -> None:
         name = self.exchange if exchange is None else exchange
-        try:
-            async with asyncio.timeout(timeout):
-                await self._wait_ready(None if timeout is None else max(0.0, timeout - (time.monotonic() - started)))
-                generation = self._generation
-                reply_to = await self._ensure_reply_to()
-                cid = correlation_id or uuid.uuid4().hex
-                fut: asyncio.Future[bytes] = loop.create_future()
-                self._pending.setdefault(cid, []).append(fut)
-                try:
-                    await self._publish(publish_destination(self.dialect, name, routing_key), body, reply_to=reply_to,
-                                        correlation_id=cid, headers=None, generation=generation,
-                                        what=f"cannot publish {routing_key!r} to exchange {name!r}")
-                    return await fut
-                finally:
-                    waiters = self._pending.get(cid)
-                    if waiters is not None and fut in waiters:
-                        waiters.remove(fut)
-                        if not waiters:
-                            del self._pending[cid]
-        except TimeoutError as exc:
-            raise RpcTimeout(f"no reply to {routing_key!r} within {timeout} s") from exc
+        await self._publish(publish_destination(self.dialect, name, routing_key), body, reply_to=reply_to,
+                            correlation_id=correlation_id, headers=None, generation=generation,
+                            what=f"cannot publish {routing_key!r} to exchange {name!r}")

@@ -28,6 +28,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from gvnfm.transport.base import QueueSpec
+
 #: ActiveMQ's virtual topic prefix and the consumer queue prefix of its default configuration
 #: (``Consumer.*.VirtualTopic.>``: one name segment between the two, so dots in queue names are replaced).
 VIRTUAL_TOPIC = "VirtualTopic."
@@ -45,13 +47,6 @@ class Dialect(enum.StrEnum):
         if server and server.lower().startswith("activemq"):
             return cls.ACTIVEMQ
         return cls.RABBITMQ
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    durable: bool = False
-    auto_delete: bool = False
-    exclusive: bool = False
 
 
 @dataclass(frozen=True)
