@@ -9,7 +9,7 @@ its script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`
   it, before the agent awaits anything;
 - ``out`` and ``err``: the script's stdout and stderr, files rather than pipes, so the script neither
   dies of SIGPIPE with the agent nor loses output, and a restarted agent reads them;
-- ``status``: the exit status, written by a small bash wrapper around the script when it ends, through
+- ``status``: the exit status, written by a small ``sh`` wrapper around the script when it ends, through
   a descriptor the agent opened (so a ``run_as`` user needs no access to the state folder; the script
   itself runs with that descriptor closed). A restarted agent is not the script's parent and cannot
   wait for it: this file is how it learns the status.
