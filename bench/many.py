@@ -47,11 +47,13 @@ async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers
         ours: list[float] = []
         floor: list[float] = []
         shares: list[list[int]] = []
+        overlap: list[dict[str, int]] = []
         async with FloorServer(cfg.broker, total, rig.dir) as server:
             for _ in range(cfg.repeats_for(total)):
-                seconds, share = await _all_at_once(rig, groups, scripts, cfg.op_timeout)
+                seconds, share, running = await _all_at_once(rig, groups, scripts, cfg.op_timeout)
                 ours.append(seconds)
                 shares.append(share)
+                overlap.append(running)
                 f = await run_many_round_trips(server, traffics, concurrency=cfg.concurrency, timeout=cfg.op_timeout)
                 if f.replies_ok != f.round_trips:
                     raise BenchFailure(f"the floor had {f.round_trips - f.replies_ok} failed round trips")
@@ -61,17 +63,23 @@ async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers
             "ops": OPS, "vnfcs_per_op": VNFCS, "scripts": k, "workers": workers,
             "db": "sqlite" if db is None else "pg",
             "vnfc_scripts_per_second": work / min(ours), "floor_vnfc_scripts_per_second": work / min(floor),
-            "steps_per_worker": shares})
+            "steps_per_worker": shares, "operations_running": overlap})
         assert row.floor is not None
+        peak = min(o["peak"] for o in overlap)
+        late = max(o["started_after_an_end"] for o in overlap)
         row.detail["note"] = (f"{OPS} INSTANTIATEs × {VNFCS} VNFCs × {k} scripts at once; {work / row.gvnfm:.0f} "
-                              f"VNFC-scripts/s (floor {work / row.floor:.0f}); EMS commands per worker {shares[0]}")
+                              f"VNFC-scripts/s (floor {work / row.floor:.0f}); EMS commands per worker {shares[0]}; "
+                              f"operations running at once ≥ {peak} in every batch, {late} started after one ended")
         report.add(row)
     finally:
         await rig.close()
 
 
 async def _all_at_once(rig: Rig, groups: list[list[str]], scripts: list[str],
-                       timeout: float) -> tuple[float, list[int]]:
+                       timeout: float) -> tuple[float, list[int], dict[str, int]]:
+    """One batch: seconds until every INSTANTIATE is answered, EMS commands per worker, and how many
+    operations ran at once across the workers (``peak``; ``started_after_an_end``: operations that began
+    only after another had ended, which is what a prefetch cap below the batch makes them do)."""
     assert rig.nfvo is not None and rig.vnfm is not None
     procs = [rig.vnfm, *rig.workers]
     offsets = [p.log_offset() for p in procs]
@@ -98,7 +106,21 @@ async def _all_at_once(rig: Rig, groups: list[list[str]], scripts: list[str],
     failed = sum(v for c in counts for k, v in c.items() if k != "0")
     if sum(ok) != expected or failed:
         raise BenchFailure(f"expected {expected} successful EMS commands, the VNFM workers logged {counts}")
-    return seconds, ok
+    return seconds, ok, _overlap([e for p, o in zip(procs, offsets, strict=True) for e in p.operation_events(o)])
+
+
+def _overlap(events: list[tuple[str, str]]) -> dict[str, int]:
+    running = peak = late = 0
+    ended = False
+    for _ts, kind in sorted(events, key=lambda e: (e[0], e[1] == "start")):   # an end before a start at one ms
+        if kind == "start":
+            running += 1
+            peak = max(peak, running)
+            late += ended
+        else:
+            running -= 1
+            ended = True
+    return {"peak": peak, "started_after_an_end": late, "operations": sum(k == "start" for _, k in events)}
 
 
 def _admin_dsn(pg_url: str) -> str:

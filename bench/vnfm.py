@@ -72,6 +72,19 @@ class VnfmProcess:
     def log_offset(self) -> int:
         return self.log.stat().st_size if self.log.exists() else 0
 
+    def operation_events(self, since: int) -> list[tuple[str, str]]:
+        """``(timestamp, "start"|"end")`` of every ``operation_start``/``operation_end`` line logged after
+        byte ``since`` (the ISO timestamps of the text log sort in time order)."""
+        events: list[tuple[str, str]] = []
+        with self.log.open("rb") as f:
+            f.seek(since)
+            for raw in f:
+                line = raw.decode(errors="replace")
+                for kind in ("start", "end"):
+                    if f"event=operation_{kind} " in line and line.startswith("ts="):
+                        events.append((line[3:].split(" ", 1)[0], kind))
+        return events
+
     def steps_logged(self, since: int) -> dict[str, int]:
         """EMS commands the VNFM logged (``event=step``) after byte ``since`` of its log: {status: n}."""
         counts: dict[str, int] = {}

@@ -146,6 +146,8 @@ async def test_many_ns_through_one_and_two_workers(amqp_url: str, pg_url: str, t
     for row in rows.values():
         assert sum(row.detail["steps_per_worker"][0]) == 2 * 3 * 2   # SAVE_SCRIPTS + EXECUTE per VNFC
         assert _finite_positive(row.ratio)
+        [running] = row.detail["operations_running"]      # every operation's start and end were logged
+        assert running["operations"] == 3 and 1 <= running["peak"] <= 3
     assert len(rows["many NS (PostgreSQL, 2 workers)"].detail["steps_per_worker"][0]) == 2
 
 

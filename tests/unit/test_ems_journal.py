@@ -41,3 +41,56 @@ async def test_a_restarted_agent_reads_the_result_of_a_script_that_ended_while_i
     assert json.loads(spool.record.read_text())["pid"] == record["pid"]
     reply = await asyncio.wait_for(j.adopt(found, record), 30)
     assert reply == EmsReply(output="out\n", err="err\n", status=4)
+
+
+async def test_a_spooled_script_reads_an_empty_stdin_holds_no_status_descriptor_and_its_spool_goes(
+        tmp_path: Path) -> None:
+    script = tmp_path / "s.sh"    # run by bash (no shebang): reads stdin, lists its descriptors
+    script.write_text("read -r line && echo \"stdin: $line\"\nls /proc/$$/fd | sort -n | tr '\\n' ' '\nexit 3\n")
+    j = journal.Journal(tmp_path / "state", max_output=1024)
+    spool = j.spool("op:fds")
+    token = journal.CURRENT.set(spool)
+    try:
+        result = await run_script(["/bin/bash", str(script)], cwd=tmp_path, env=None, timeout=30, max_output=1024)
+    finally:
+        journal.CURRENT.reset(token)
+    assert result.status == 3
+    fds = result.stdout.split()
+    assert "stdin:" not in result.stdout and fds[:3] == ["0", "1", "2"]
+    assert set(fds) <= {"0", "1", "2", "255"}   # bash's own script descriptor (255) at most
+    lines = spool.status.read_text().split("\n")
+    assert lines[1:] == ["3", ""] and int(lines[0]) == json.loads(spool.record.read_text())["pid"]
+    spool.remove()
+    assert not spool.folder.exists()
+    spool.remove()                              # gone already: nothing to do, no error
+    cut = j.spool("op:cut")
+    (cut.folder / "extra").mkdir(parents=True)  # no record, something else inside: the whole tree goes
+    cut.remove()
+    assert not cut.folder.exists()
+
+
+async def test_a_stored_results_spool_is_removed_off_the_loop_and_a_new_run_of_its_key_starts_clean(
+        tmp_path: Path) -> None:
+    j = journal.Journal(tmp_path, max_output=1024)
+    j.discard("op:never-spooled")               # a command without a spool (SAVE_SCRIPTS): nothing to do
+    spool = j.open("op:x")
+    spool.folder.mkdir(parents=True)
+    spool.write_record(None, 30)
+    spool.out.write_text("old output")
+    j.discard("op:x")
+    for _ in range(200):                        # the remover thread
+        if not spool.folder.exists():
+            break
+        await asyncio.sleep(0.01)
+    assert not spool.folder.exists()
+    again = j.open("op:y")
+    again.folder.mkdir(parents=True)
+    again.out.write_text("old output")
+    j._lock.acquire()                          # the remover has not come to it yet ...
+    try:
+        j._doomed.add("op:y")                  # ... when its result was stored and the key runs again
+        j._live.discard("op:y")
+    finally:
+        j._lock.release()
+    fresh = j.open("op:y")                      # the old spool goes first: nothing of it is read as new
+    assert fresh.folder == again.folder and not fresh.folder.exists() and "op:y" not in j._doomed

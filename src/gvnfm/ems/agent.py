@@ -102,7 +102,7 @@ class EmsAgent:
                                  state_file=Path(config.state_dir) / STATE_FILE, max_age=config.result_max_age)
         self.journal = journal.Journal(config.state_dir, max_output=config.max_output_bytes,
                                        kill_grace=config.kill_grace)
-        self.cache.on_stored = lambda key: self.journal.spool(key).remove()
+        self.cache.on_stored = self.journal.discard
         self._subscription: Subscription | None = None
         self._stopping = False
         self._started = False
@@ -274,7 +274,7 @@ class EmsAgent:
         # a keyed EXECUTE's script runs with a spool (journal): a restarted agent answers it from the script
         # (other commands are short, or, as CLONE_SCRIPTS, finish with work of their own: they run again)
         spooled = key and self.cache.state_file is not None and _EXECUTE.search(body) is not None
-        token = journal.CURRENT.set(self.journal.spool(key) if key and spooled else None)
+        token = journal.CURRENT.set(self.journal.open(key) if key and spooled else None)
         try:
             return await self.handler.handle(body)
         finally:

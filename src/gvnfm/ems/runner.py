@@ -102,6 +102,10 @@ def bash() -> str:
     return "/bin/bash" if os.path.exists("/bin/bash") else (shutil.which("bash") or "/bin/bash")
 
 
+def posix_sh() -> str:
+    return "/bin/sh" if os.path.exists("/bin/sh") else (shutil.which("sh") or bash())
+
+
 def script_argv(script: Path, args: Sequence[str]) -> list[str]:
     """``.py`` (by suffix) and shebang scripts are executed directly, everything else by bash."""
     direct = script.suffix == ".py"
@@ -191,8 +195,8 @@ def _popen_spooled(argv: Sequence[str], spool: journal.Spool, **kwargs: Any) -> 
         for path in (spool.out, spool.err, spool.status):
             fds.append(os.open(path, flags, 0o600))
         out_w, err_w, status_w = fds
-        return subprocess.Popen([bash(), "-c", journal.WRAPPER, "gvnfm-script", str(status_w), *argv],
-                                stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(status_w,), **kwargs)
+        return subprocess.Popen([posix_sh(), "-c", journal.WRAPPER, "gvnfm-script", *argv],
+                                stdin=status_w, stdout=out_w, stderr=err_w, **kwargs)
     finally:
         for fd in fds:
             os.close(fd)
