@@ -712,7 +712,7 @@ async def test_error_notice_marks_the_vnfr(env: Env) -> None:
 
 # -- day 2 -------------------------------------------------------------------------------------------------
 
-async def test_scale_out_and_in(env: Env) -> None:
+async def test_scale_out_and_in(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     nsr = await env.deployment.deploy(chain(env.endpoint))
     app_record = nsr.vnfrs["app"].record()
     assert app_record is not None
@@ -741,12 +741,24 @@ async def test_scale_out_and_in(env: Env) -> None:
     # scale_in_out is 3: a fourth is refused before anything is sent
     with pytest.raises(Exception, match="already has 3 VNFC instances"):
         await env.nfvo.scale_out(nsr, "app", component.id)
-    # scale in: SCALE_IN to the target (web), a command of its own (answered `null`), host removed
-    before = len(env.vnfm.messages)
+    # scale in: SCALE_IN to the target (web), a command of its own (answered `null`), host removed.
+    # As the Java NFVO (removeVnfcDependency is @Async) SCALE_IN is sent in the background: held here
+    # until scale_in has returned, the latest it may go, so the test never depends on when it is sent
+    gate = asyncio.Event()
+    request = env.nfvo.transport.request
+
+    async def late_scale_in(routing_key: str, body: bytes, **kw: Any) -> bytes:
+        if json.loads(body)["action"] == "SCALE_IN":
+            await gate.wait()
+        return await request(routing_key, body, **kw)
+
+    monkeypatch.setattr(env.nfvo.transport, "request", late_scale_in)
+    before, log_before = len(env.vnfm.messages), len(env.vnfm.log)
     await env.nfvo.scale_in(nsr, "app", new.hostname or "")
-    # the barrier: a query answered after the scale-in; the VNFM receives in order, so whatever the
-    # scale-in sent is in by then
-    await env.nfvo.logs(nsr, "web", nsr.vnfrs["web"].hosts[0])
+    assert env.vnfm.messages[before:] == []         # returned without waiting for the SCALE_IN
+    gate.set()
+    await eventually(lambda: ("reply", "null", "web") in env.vnfm.log[log_before:])   # SCALE_IN answered
+    await env.nfvo.logs(nsr, "web", nsr.vnfrs["web"].hosts[0])          # a command sent after it
     sent = [(m["action"], vnfr_name_of(m)) for m in env.vnfm.messages[before:]]
     assert sent == [("SCALE_IN", "web"), ("LOG_REQUEST", "web")], sent   # nothing for app or the removed VNFC
     scale_in = env.vnfm.received("SCALE_IN", "web")[0]

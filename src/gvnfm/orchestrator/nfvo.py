@@ -585,7 +585,9 @@ class LocalNfvo:
                 continue
             body = outgoing.scale_in(self._current(nsr, edge.target), removed).to_json().encode()
             # sent as every command (with a reply address); as the Java NFVO (removeVnfcDependency is
-            # @Async) the scale-in goes on without waiting for the answer (`null` from the Java VNFM)
+            # @Async) the scale-in goes on without waiting for the answer (`null` from the Java VNFM),
+            # nor for the sending: a command sent after scale_in returned (LOG_REQUEST) may reach the
+            # VNFM first, as with the Java NFVO (the VNFM runs commands concurrently anyway)
             target.history.append(HistoryEntry(action="SCALE_IN", result="sent", detail=vnfc_hostname))
             self.log_cache.changed(target.hosts)
             self._background(self._scale_in_target(edge.target, self.endpoint_for(target.endpoint), body,

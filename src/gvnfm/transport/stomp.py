@@ -22,7 +22,9 @@ Guarantees:
 - Reconnection as in the AMQP transport (``transport.lifecycle``): back-off doubling from
   ``reconnect_initial`` up to ``reconnect_max``; queues, bindings, consumers re-made, then the
   ``on_reconnect`` callbacks; RPCs waiting fail at once with ``TransportError("connection lost")``; the
-  passcode is never logged.
+  passcode is never logged. Operations may run while a new connection is restored; if the restore
+  fails, that connection is lost as any other (one path, ``_on_lost``): nothing of it is kept (reply
+  address, subscriptions), what waits on it fails.
 - A reply is sent once per ``reply()`` call: nothing here re-sends a SEND (a SEND whose receipt was lost
   with the connection raises ``TransportError``; the caller decides).
 """
@@ -313,13 +315,21 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
         # STOMP: the broker closes the connection after an ERROR; make sure of it, and come back.
         self._on_lost(f"ERROR frame: {text}")
 
-    def _on_lost(self, why: str) -> None:
+    def _on_lost(self, why: str, *, restoring: bool = False) -> None:
+        """The one path of a lost connection: a frame said so (DISCONNECTED, heartbeat timeout, ERROR),
+        or ``restoring``: re-making the queues and consumers on a new connection failed (the reconnect
+        loop that was restoring goes on). Everything of the connection is forgotten: receipts and RPCs
+        waiting fail with "connection lost", subscriptions and the reply address go (an RPC started
+        while the restore ran must not keep a reply queue of a dead connection)."""
         if not self._started or self._closing or not self._ready.is_set():
             return
         self._ready.clear()
         self._generation += 1
         conn, self._conn = self._conn, None
-        log.warning("event=stomp_connection_lost url=%s reason=%r", safe_url(self.url), why)
+        if restoring:
+            log.info("event=stomp_restore_failed url=%s reason=%r", safe_url(self.url), why)
+        else:
+            log.warning("event=stomp_connection_lost url=%s reason=%r", safe_url(self.url), why)
         error = TransportError("connection lost")
         for fut in list(self._receipts.values()):
             if not fut.done():
@@ -333,7 +343,8 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
             consumer.sub_ids = []
         if conn is not None:
             self._io.submit(self._disconnect_quietly, conn)
-        self._start_reconnecting()
+        if not restoring:
+            self._start_reconnecting()
 
     @staticmethod
     def _disconnect_quietly(conn: stomp.Connection12, graceful: bool = False) -> None:
@@ -430,25 +441,12 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
         log.info("event=stomp_reconnect_retry url=%s error=%r", safe_url(self.url), str(exc))
         if self._reconnect_task is not asyncio.current_task():
             return False        # the connection was lost again meanwhile: a new loop took over
-        if self._conn is not None and self._ready.is_set():
-            self._on_lost_during_restore(str(exc))
+        if self._conn is not None:
+            self._on_lost(str(exc), restoring=True)
         return True
 
     def _reopened(self, attempt: int) -> None:
         log.info("event=stomp_reconnected url=%s reconnects=%d", safe_url(self.url), self.reconnects)
-
-    def _on_lost_during_restore(self, why: str) -> None:
-        self._ready.clear()
-        self._generation += 1
-        conn, self._conn = self._conn, None
-        self._subs.clear()
-        self._sub_destinations.clear()
-        self._holders.clear()
-        for consumer in self._consumers:
-            consumer.sub_ids = []
-        if conn is not None:
-            self._io.submit(self._disconnect_quietly, conn)
-        log.info("event=stomp_restore_failed reason=%r", why)
 
     async def _restore(self) -> None:
         for queue, spec in list(self._queues.items()):
