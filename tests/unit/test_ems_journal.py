@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply
@@ -12,17 +13,35 @@ from gvnfm.ems import journal
 from gvnfm.ems.runner import run_script
 
 
-def test_a_record_without_pid_is_adopted_only_if_the_wrapper_ran(tmp_path: Path) -> None:
+def test_a_spool_is_adopted_only_if_its_wrapper_ran_or_holds_its_status_file(tmp_path: Path) -> None:
     j = journal.Journal(tmp_path, max_output=1024)
-    started, never = j.spool("op:a"), j.spool("op:b")
-    for spool in (started, never):
+    started, forked, never = j.spool("op:a"), j.spool("op:c"), j.spool("op:b")
+    for spool in (started, forked, never):
         spool.folder.mkdir(parents=True)
-        spool.write_record(None, 30)          # the agent was killed during the fork
+        spool.write_record(30)                 # the agent was killed during (or after) the fork
+        spool.status.write_text("")
     started.status.write_text(f"{os.getpid()}\n")  # the wrapper of this one ran its first command
-    never.status.write_text("")
-    [(spool, record)] = j.pending()
-    assert spool.key == "op:a" and record["pid"] == os.getpid()
+    # this one's child holds the status file (as the forked wrapper does) but has not written it yet
+    with open(forked.status, "rb") as status:
+        child = subprocess.Popen(["sleep", "30"], stdin=status)
+    try:
+        found = {spool.key: record for spool, record in j.pending()}
+    finally:
+        child.kill()
+        child.wait()
+    assert found["op:a"]["pid"] == os.getpid() and found["op:c"]["pid"] == child.pid
+    assert set(found) == {"op:a", "op:c"}
     assert not never.folder.exists()           # never started: gone, the command runs on a resend
+
+
+def test_a_record_of_the_earlier_version_keeps_its_pid(tmp_path: Path) -> None:
+    j = journal.Journal(tmp_path, max_output=1024)
+    spool = j.spool("op:old")
+    spool.folder.mkdir(parents=True)          # written with the process id after the fork; no status line yet
+    spool.record.write_text(json.dumps({"key": "op:old", "pid": 4242, "started": 1.0, "timeout": None}))
+    spool.status.write_text("")
+    [(found, record)] = j.pending()
+    assert found.key == "op:old" and record["pid"] == 4242
 
 
 async def test_a_restarted_agent_reads_the_result_of_a_script_that_ended_while_it_was_down(tmp_path: Path) -> None:
@@ -38,7 +57,7 @@ async def test_a_restarted_agent_reads_the_result_of_a_script_that_ended_while_i
         journal.CURRENT.reset(token)
     assert (result.status, result.stdout, result.stderr) == (4, "out\n", "err\n")
     [(found, record)] = j.pending()            # what a restart finds (the result was never stored)
-    assert json.loads(spool.record.read_text())["pid"] == record["pid"]
+    assert "pid" not in json.loads(spool.record.read_text()) and record["pid"] == journal.read_pid(spool)
     reply = await asyncio.wait_for(j.adopt(found, record), 30)
     assert reply == EmsReply(output="out\n", err="err\n", status=4)
 
@@ -46,7 +65,8 @@ async def test_a_restarted_agent_reads_the_result_of_a_script_that_ended_while_i
 async def test_a_spooled_script_reads_an_empty_stdin_holds_no_status_descriptor_and_its_spool_goes(
         tmp_path: Path) -> None:
     script = tmp_path / "s.sh"    # run by bash (no shebang): reads stdin, lists its descriptors
-    script.write_text("read -r line && echo \"stdin: $line\"\nls /proc/$$/fd | sort -n | tr '\\n' ' '\nexit 3\n")
+    script.write_text("read -r line && echo \"stdin: $line\"\nls /proc/$$/fd | sort -n | tr '\\n' ' '\n"
+                      "echo \"$PPID $(cut -d' ' -f5 /proc/$$/stat)\" >&2\nexit 3\n")   # its parent, its group
     j = journal.Journal(tmp_path / "state", max_output=1024)
     spool = j.spool("op:fds")
     token = journal.CURRENT.set(spool)
@@ -59,7 +79,8 @@ async def test_a_spooled_script_reads_an_empty_stdin_holds_no_status_descriptor_
     assert "stdin:" not in result.stdout and fds[:3] == ["0", "1", "2"]
     assert set(fds) <= {"0", "1", "2", "255"}   # bash's own script descriptor (255) at most
     lines = spool.status.read_text().split("\n")
-    assert lines[1:] == ["3", ""] and int(lines[0]) == json.loads(spool.record.read_text())["pid"]
+    # the wrapper's pid (the first line) is the script's parent and its process group (what is killed)
+    assert lines[1:] == ["3", ""] and result.stderr.split() == [lines[0], lines[0]]
     spool.remove()
     assert not spool.folder.exists()
     spool.remove()                              # gone already: nothing to do, no error
@@ -75,7 +96,7 @@ async def test_a_stored_results_spool_is_removed_off_the_loop_and_a_new_run_of_i
     j.discard("op:never-spooled")               # a command without a spool (SAVE_SCRIPTS): nothing to do
     spool = j.open("op:x")
     spool.folder.mkdir(parents=True)
-    spool.write_record(None, 30)
+    spool.write_record(30)
     spool.out.write_text("old output")
     j.discard("op:x")
     for _ in range(200):                        # the remover thread

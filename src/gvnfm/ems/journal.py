@@ -4,15 +4,17 @@ instead of running them again.
 An EXECUTE with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.command_key`) runs
 its script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
 
-- ``command.json``: the key, the script's process id (its process group), when it started, its time
-  limit; written (atomically) before the fork without the process id, and again right after it with
-  it, before the agent awaits anything;
+- ``command.json``: the key, when it started, its time limit; written once, in place, before the fork
+  (a record cut by a kill then is unreadable, and an unreadable record is a script never started,
+  which it is). It holds no process id (a record of an earlier version may: it is used);
 - ``out`` and ``err``: the script's stdout and stderr, files rather than pipes, so the script neither
   dies of SIGPIPE with the agent nor loses output, and a restarted agent reads them;
-- ``status``: the exit status, written by a small ``sh`` wrapper around the script when it ends, through
-  a descriptor the agent opened (so a ``run_as`` user needs no access to the state folder; the script
-  itself runs with that descriptor closed). A restarted agent is not the script's parent and cannot
-  wait for it: this file is how it learns the status.
+- ``status``: written by a small ``sh`` wrapper around the script, through a descriptor the agent
+  opened (so a ``run_as`` user needs no access to the state folder; the script itself runs with that
+  descriptor closed): first the wrapper's pid (``$$``, as soon as it runs: the process the agent forked,
+  leader of the script's process group, since it starts a new session), then, when the script ends, its
+  exit status. A restarted agent is not the script's parent and cannot wait for it: this file is how it
+  learns the process to watch (and kill at the time limit) and the status.
 
 Invariants: a spool exists from before the script can do anything until its result is stored in the
 result cache (``results.jsonl``); after a restart, a spool whose key has a stored result is removed,
@@ -21,9 +23,9 @@ once there, answers the command and every resend of it. A command is never start
 A spool whose result is stored is removed by a thread of the process (``Journal.discard``), off the
 agent's loop (its unlinks are on no reply's path); one still there at a restart is removed then, and a
 new spool for the same key (a resend after the result left the cache) removes the old one first.
-An agent killed during the fork leaves a record without process id: the wrapper's first line (its pid,
-written as soon as it runs) says whether the script started. Only a restart that comes before a forked
-child has run its first command (a restart takes far longer) could start the script again.
+A spool whose status file has no first line at a restart is one whose fork the agent's death cut, or
+whose wrapper has not run yet: a process holding the status file open (the forked child, before or
+after its ``exec``) is that wrapper, adopted; with none, the script never started and the spool goes.
 """
 
 from __future__ import annotations
@@ -75,17 +77,10 @@ class Spool:
     def record(self) -> Path:
         return self.folder / "command.json"
 
-    def write_record(self, pid: int | None, timeout: float | None) -> None:
-        """(Re)write ``command.json``: before the fork without ``pid`` (written in place: a record cut by
-        a kill then is unreadable, and an unreadable record is a script never started, which it is),
-        after it with ``pid`` atomically (through a temporary file and a rename)."""
-        data = json.dumps({"key": self.key, "pid": pid, "started": time.time(), "timeout": timeout})
-        if pid is None:
-            self.record.write_text(data)
-            return
-        tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(data)
-        os.replace(tmp, self.record)
+    def write_record(self, timeout: float | None) -> None:
+        """Write ``command.json``, before the fork, in place (a record cut by a kill then is unreadable,
+        and an unreadable record is a script never started, which it is)."""
+        self.record.write_text(json.dumps({"key": self.key, "started": time.time(), "timeout": timeout}))
 
     def remove(self) -> None:
         """Its files by name, then the folder (anything else in it: the whole tree)."""
@@ -187,9 +182,10 @@ class Journal:
             except (OSError, ValueError, KeyError, TypeError):
                 shutil.rmtree(folder, ignore_errors=True)
                 continue
-            if not isinstance(record.get("pid"), int):
-                # killed during the fork: the wrapper's first line tells whether the script started
-                record["pid"] = read_pid(spool)
+            if not isinstance(record.get("pid"), int):   # (a record of an earlier version may hold it)
+                # the wrapper's first line, or the process holding its status file open (a child forked
+                # as the agent died that has not written it yet); neither: the script never started
+                record["pid"] = read_pid(spool) or _holder(spool.status)
                 if record["pid"] is None:
                     spool.remove()
                     continue
@@ -258,3 +254,32 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _holder(path: Path) -> int | None:
+    """A process (not this one) that has ``path`` open, from ``/proc`` (the same file: device and inode);
+    None if none does or ``path`` is gone. Scans every process: for the rare spool without a pid line."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return None
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{name}/fd/{fd}")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                return int(name)
+    return None
