@@ -1,6 +1,7 @@
-"""The EMS spool micro-benchmark of docs/performance.md: what one keyed EXECUTE costs the agent, with
-its spool (``ems.journal``) and without one, through the agent's own path (result cache, command
-handler, runner, spool removal), without a broker.
+"""The EMS spool micro-benchmark: what one keyed EXECUTE costs the agent, with its spool
+(``ems.journal``) and without one (``plain``: no state folder, so no ``results.jsonl`` either), through
+the agent's own path (result cache, command handler, runner, spool removal), without a broker, in a
+temporary folder (as the bench's agents).
 
 ``python -m bench.spool_micro [--count 300] [--mode spool|plain]``: prints one line, per EXECUTE, the
 wall time, the agent's CPU time and its children's (the wrapper and the script). To compare two
