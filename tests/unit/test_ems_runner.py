@@ -130,7 +130,8 @@ async def test_background_daemon_does_not_hold_the_reply(tmp_path: Path) -> None
     # running and the agent reads nothing more of it.
     script = tmp_path / "start.sh"
     script.write_text(f"(while true; do echo tick; sleep 0.1; done) &\necho $! > {tmp_path}/d.pid\necho started\n")
-    token = journal.CURRENT.set(journal.Spool(tmp_path / "spool", "k"))
+    spool = journal.Spool(tmp_path / "spool", "k")
+    token = journal.CURRENT.set(spool)
     try:
         res = await run_script(["/bin/bash", str(script)], cwd=tmp_path, env=None, timeout=30, max_output=1024,
                                drain_grace=0.3)
@@ -139,8 +140,8 @@ async def test_background_daemon_does_not_hold_the_reply(tmp_path: Path) -> None
     assert res.status == 0 and "started" in res.stdout
     pid = int((tmp_path / "d.pid").read_text())
     try:
-        size = (tmp_path / "spool" / "out").stat().st_size
-        await until(lambda: (tmp_path / "spool" / "out").stat().st_size > size or not alive(pid))   # it writes on
+        size = spool.out.stat().st_size
+        await until(lambda: spool.out.stat().st_size > size or not alive(pid))   # it writes on
         assert alive(pid), "the daemon died after the script was answered"
     finally:
         os.kill(pid, 9)

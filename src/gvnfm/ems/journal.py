@@ -2,17 +2,20 @@
 instead of running them again.
 
 An EXECUTE with a key (correlation id + body digest, :func:`gvnfm.ems.dedupe.command_key`) runs
-its script with a *spool*: the folder ``<state_dir>/running/<digest of the key>`` holding
+its script with a *spool*: four files ``<state_dir>/running/<digest of the key>.<suffix>`` (no folder
+per spool: no mkdir and rmdir per script)
 
-- ``command.json``: the key, the script's process id (its process group), when it started, its time
-  limit; written (atomically) before the fork without the process id, and again right after it with
-  it, before the agent awaits anything;
-- ``out`` and ``err``: the script's stdout and stderr, files rather than pipes, so the script neither
+- ``.json``, the record: the key, when it started, its time limit; written once, in place, before the
+  fork (a record cut by a kill then is unreadable, and an unreadable record is a script never
+  started, which it is). It holds no process id;
+- ``.out`` and ``.err``: the script's stdout and stderr, files rather than pipes, so the script neither
   dies of SIGPIPE with the agent nor loses output, and a restarted agent reads them;
-- ``status``: the exit status, written by a small ``sh`` wrapper around the script when it ends, through
-  a descriptor the agent opened (so a ``run_as`` user needs no access to the state folder; the script
-  itself runs with that descriptor closed). A restarted agent is not the script's parent and cannot
-  wait for it: this file is how it learns the status.
+- ``.status``: written by a small ``sh`` wrapper around the script, through a descriptor the agent
+  opened (so a ``run_as`` user needs no access to the state folder; the script itself runs with that
+  descriptor closed): first the wrapper's pid (``$$``, as soon as it runs: the process the agent forked,
+  leader of the script's process group, since it starts a new session), then, when the script ends, its
+  exit status. A restarted agent is not the script's parent and cannot wait for it: this file is how it
+  learns the process to watch (and kill at the time limit) and the status.
 
 Invariants: a spool exists from before the script can do anything until its result is stored in the
 result cache (``results.jsonl``); after a restart, a spool whose key has a stored result is removed,
@@ -21,9 +24,12 @@ once there, answers the command and every resend of it. A command is never start
 A spool whose result is stored is removed by a thread of the process (``Journal.discard``), off the
 agent's loop (its unlinks are on no reply's path); one still there at a restart is removed then, and a
 new spool for the same key (a resend after the result left the cache) removes the old one first.
-An agent killed during the fork leaves a record without process id: the wrapper's first line (its pid,
-written as soon as it runs) says whether the script started. Only a restart that comes before a forked
-child has run its first command (a restart takes far longer) could start the script again.
+A spool whose status file has no first line at a restart is one whose fork the agent's death cut, or
+whose wrapper has not run yet: a process holding the status file open (the forked child, before or
+after its ``exec``) is that wrapper, adopted; with none, the script never started and the spool goes.
+A spool is removed record first: files of a digest without a readable record are removed at a restart.
+An earlier version's spool, a folder ``running/<digest>/`` (``command.json``, with the process id once
+forked, ``out``, ``err``, ``status``), is adopted or removed at a restart as one of this version.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import signal
 import threading
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply
@@ -48,6 +54,10 @@ from gvnfm.catalogue.ems import EmsReply
 log = logging.getLogger(__name__)
 
 RUNNING_DIR = "running"
+#: a spool's files in ``running/``: ``<digest of the key>.<suffix>`` (the record first)
+_SUFFIXES = ("json", "out", "err", "status")
+#: the files in the folder of a spool an earlier version left (``running/<digest of the key>/``)
+_LEGACY_FILES = ("command.json", "out", "err", "status")
 #: POSIX ``sh`` wrapper (``/bin/sh``: dash where it is, ~1 ms less per script than bash): its stdin is
 #: the status file; write the wrapper's pid there, run the script (its argv) with stdin from /dev/null,
 #: then write its exit status (short appends: each line whole or absent)
@@ -56,50 +66,47 @@ WRAPPER = 'echo "$$" >&0; "$@" </dev/null; s=$?; echo "$s" >&0; exit "$s"'
 
 @dataclass
 class Spool:
-    folder: Path
+    """The files of one spool: ``<base>.json`` (the record), ``<base>.out``, ``<base>.err`` and
+    ``<base>.status``, beside those of the other spools in ``running/``; ``legacy``: a spool an earlier
+    version left, the folder ``<base>`` holding ``command.json``, ``out``, ``err`` and ``status``."""
+
+    base: Path
     key: str
+    legacy: bool = False
+    record: Path = field(init=False, repr=False)
+    out: Path = field(init=False, repr=False)
+    err: Path = field(init=False, repr=False)
+    status: Path = field(init=False, repr=False)
 
-    @property
-    def out(self) -> Path:
-        return self.folder / "out"
+    def __post_init__(self) -> None:
+        if self.legacy:
+            self.record, self.out, self.err, self.status = (self.base / name for name in _LEGACY_FILES)
+        else:
+            self.record, self.out, self.err, self.status = (Path(f"{self.base}.{suffix}") for suffix in _SUFFIXES)
 
-    @property
-    def err(self) -> Path:
-        return self.folder / "err"
-
-    @property
-    def status(self) -> Path:
-        return self.folder / "status"
-
-    @property
-    def record(self) -> Path:
-        return self.folder / "command.json"
-
-    def write_record(self, pid: int | None, timeout: float | None) -> None:
-        """(Re)write ``command.json``: before the fork without ``pid`` (written in place: a record cut by
-        a kill then is unreadable, and an unreadable record is a script never started, which it is),
-        after it with ``pid`` atomically (through a temporary file and a rename)."""
-        data = json.dumps({"key": self.key, "pid": pid, "started": time.time(), "timeout": timeout})
-        if pid is None:
+    def write_record(self, timeout: float | None) -> None:
+        """Write the record, before the fork, in place (a record cut by a kill then is unreadable,
+        and an unreadable record is a script never started, which it is); makes ``running/`` if need be."""
+        data = json.dumps({"key": self.key, "started": time.time(), "timeout": timeout})
+        try:
             self.record.write_text(data)
-            return
-        tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(data)
-        os.replace(tmp, self.record)
+        except FileNotFoundError:
+            self.record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.record.write_text(data)
 
     def remove(self) -> None:
-        """Its files by name, then the folder (anything else in it: the whole tree)."""
-        try:
-            os.unlink(self.record)
-            for path in (self.out, self.err, self.status):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-            os.rmdir(self.folder)
-        except FileNotFoundError:
-            if os.path.isdir(self.folder):       # a spool cut short (no record): whatever it holds
-                shutil.rmtree(self.folder, ignore_errors=True)
-        except OSError:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Its files by name, the record first (a spool cut short by a kill then has none: it is removed
+        at the restart); a legacy spool's folder then (anything else in it: the whole tree)."""
+        for path in (self.record, self.out, self.err, self.status):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if self.legacy:
+            try:
+                os.rmdir(self.base)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                shutil.rmtree(self.base, ignore_errors=True)
 
 
 #: The spool of the command being executed in this task (set by the agent around a keyed command).
@@ -140,29 +147,29 @@ class Journal:
         self.max_output = max_output
         self.kill_grace = kill_grace
         self.poll = poll
-        self._live: set[str] = set()       # keys whose spool this process made or adopted
-        self._doomed: set[str] = set()     # of those, stored: the remover thread removes them
-        self._lock = threading.Lock()      # held while a doomed spool is removed
+        self._live: dict[str, Spool] = {}     # the spools this process made or adopted, by key
+        self._doomed: dict[str, Spool] = {}   # of those, stored: the remover thread removes them
+        self._lock = threading.Lock()         # held while a doomed spool is removed
 
     def spool(self, key: str) -> Spool:
         return Spool(self.root / hashlib.sha256(key.encode()).hexdigest()[:32], key)
 
     def open(self, key: str) -> Spool:
-        """The spool for a new run of ``key`` (the runner makes its folder); an earlier run's spool
-        not yet removed is removed first."""
+        """The spool for a new run of ``key`` (its record makes ``running/`` if need be); an earlier
+        run's spool not yet removed is removed first."""
         if key in self._doomed:
             self._reap(key)
-        self._live.add(key)
-        return self.spool(key)
+        spool = self._live[key] = self.spool(key)
+        return spool
 
     def discard(self, key: str) -> None:
         """The result of ``key`` is stored: its spool (if this process made or adopted one) goes, in the
         remover thread."""
         global _remover
-        if key not in self._live:
+        spool = self._live.pop(key, None)
+        if spool is None:
             return
-        self._live.discard(key)
-        self._doomed.add(key)
+        self._doomed[key] = spool
         if _remover is None or not _remover.is_alive():
             _remover = threading.Thread(target=_remove_forever, name="gvnfm-ems-spool-remover", daemon=True)
             _remover.start()
@@ -170,31 +177,50 @@ class Journal:
 
     def _reap(self, key: str) -> None:
         with self._lock:
-            if key in self._doomed:
-                self.spool(key).remove()
-                self._doomed.discard(key)
+            spool = self._doomed.get(key)
+            if spool is not None:
+                spool.remove()
+                del self._doomed[key]
 
     def pending(self) -> list[tuple[Spool, dict[str, object]]]:
-        """The spools left by a previous run of the agent (those without a record are removed: their
-        script was never started)."""
+        """The spools left by a previous run of the agent, of this version (files) or an earlier one
+        (folders); those without a readable record, or whose script never started, are removed."""
         found: list[tuple[Spool, dict[str, object]]] = []
-        if not self.root.is_dir():
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda entry: entry.name)
+        except OSError:
             return found
-        for folder in sorted(self.root.iterdir()):
-            try:
-                record = json.loads((folder / "command.json").read_text())
-                spool = Spool(folder, str(record["key"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                shutil.rmtree(folder, ignore_errors=True)
+        bases: list[tuple[Path, bool]] = []       # (base, legacy)
+        files: dict[str, list[str]] = {}          # the files in running/ by the name before their suffix
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                bases.append((Path(entry.path), True))
                 continue
-            if not isinstance(record.get("pid"), int):
-                # killed during the fork: the wrapper's first line tells whether the script started
-                record["pid"] = read_pid(spool)
+            name = entry.name.partition(".")[0]
+            if name not in files:
+                bases.append((self.root / name, False))
+            files.setdefault(name, []).append(entry.path)
+        for base, legacy in bases:
+            try:
+                record = json.loads((base / "command.json" if legacy else Path(f"{base}.json")).read_text())
+                spool = Spool(base, str(record["key"]), legacy)
+            except (OSError, ValueError, KeyError, TypeError):
+                if legacy:
+                    shutil.rmtree(base, ignore_errors=True)
+                    continue
+                for path in files[base.name]:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                continue
+            if not isinstance(record.get("pid"), int):   # (a record of an earlier version may hold it)
+                # the wrapper's first line, or the process holding its status file open (a child forked
+                # as the agent died that has not written it yet); neither: the script never started
+                record["pid"] = read_pid(spool) or _holder(spool.status)
                 if record["pid"] is None:
                     spool.remove()
                     continue
             found.append((spool, record))
-            self._live.add(spool.key)
+            self._live[spool.key] = spool
         return found
 
     async def adopt(self, spool: Spool, record: dict[str, object]) -> EmsReply:
@@ -258,3 +284,32 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except (OSError, IndexError):
         return False
+
+
+def _holder(path: Path) -> int | None:
+    """A process (not this one) that has ``path`` open, from ``/proc`` (the same file: device and inode);
+    None if none does or ``path`` is gone. Scans every process: for the rare spool without a pid line."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return None
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{name}/fd/{fd}")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                return int(name)
+    return None

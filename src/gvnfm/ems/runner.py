@@ -262,11 +262,9 @@ async def run_script(argv: Sequence[str], *, cwd: str | os.PathLike[str] | None,
         spool = None   # what cannot start is answered at once (below), with nothing to journal
     try:
         if spool is not None:
-            spool.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            spool.write_record(None, timeout)       # before the fork: a kill during it is seen after a restart
+            spool.write_record(timeout)   # before the fork: a restarted agent finds the process by the status file
             proc = _popen_spooled(argv, spool, cwd=cwd, env=dict(env) if env is not None else None,
                                   start_new_session=True, **kwargs)
-            spool.write_record(proc.pid, timeout)   # before any await: a restarted agent adopts it
             pipes: dict[int, TailBuffer] = {}
         else:
             proc, out_fd, err_fd = _popen(argv, cwd=cwd, env=dict(env) if env is not None else None,

@@ -1,0 +1,69 @@
+"""The EMS spool micro-benchmark: what one keyed EXECUTE costs the agent, with its spool
+(``ems.journal``) and without one (``plain``: no state folder, so no ``results.jsonl`` either), through
+the agent's own path (result cache, command handler, runner, spool removal), without a broker, in a
+temporary folder (as the bench's agents).
+
+``python -m bench.spool_micro [--count 300] [--mode spool|plain]``: prints one line, per EXECUTE, the
+wall time, the agent's CPU time and its children's (the wrapper and the script). To compare two
+versions, run it alternately with ``PYTHONPATH=<their src>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from gvnfm.ems.agent import EmsAgent
+from gvnfm.ems.config import EmsConfig
+
+
+async def run(count: int, spooled: bool) -> tuple[float, float, float]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+    try:
+        agent = EmsAgent(EmsConfig(hostname="bench-1", root=str(folder)))
+        assert agent.config.scripts_path is not None and agent.config.state_dir is not None
+        for path in (agent.config.scripts_path, agent.config.state_dir):
+            os.makedirs(path, exist_ok=True)
+        script = Path(agent.config.scripts_path) / "s.sh"
+        script.write_text("#!/bin/sh\necho ok\n")
+        script.chmod(0o755)
+        body = json.dumps({"action": "EXECUTE", "payload": "s.sh"}).encode()
+        if not spooled:
+            agent.cache.state_file = None        # no state folder: the agent runs scripts without a spool
+
+        async def one(i: int) -> None:
+            key = f"op:{i}"
+            reply, _ = await agent.cache.run(key, lambda: agent._execute(body, key))
+            assert reply.status == 0, reply
+
+        for i in range(10):                      # warm-up (imports, first fork, the remover thread)
+            await one(-1 - i)
+        t0, c0 = time.perf_counter(), os.times()
+        for i in range(count):
+            await one(i)
+        t1, c1 = time.perf_counter(), os.times()
+        cpu = (c1.user + c1.system) - (c0.user + c0.system)
+        children = (c1.children_user + c1.children_system) - (c0.children_user + c0.children_system)
+        return (t1 - t0) / count, cpu / count, children / count
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.spool_micro")
+    p.add_argument("--count", type=int, default=300)
+    p.add_argument("--mode", choices=("spool", "plain"), default="spool")
+    args = p.parse_args(argv)
+    wall, cpu, children = asyncio.run(run(max(1, args.count), args.mode == "spool"))
+    print(f"{args.mode} wall_ms={wall * 1000:.3f} cpu_ms={cpu * 1000:.3f} children_cpu_ms={children * 1000:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
