@@ -27,6 +27,16 @@ listening() {   # listening HOST PORT
     timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
 }
 
+wait_listening() {   # wait_listening PORT: until something listens on 127.0.0.1:PORT, at most WAIT_SECONDS
+    local deadline=$((SECONDS + WAIT_SECONDS))
+    until listening 127.0.0.1 "$1"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            return 1
+        fi
+        sleep 1
+    done
+}
+
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then
         say "$1" "$2, but installing/starting it needs root: re-run as root"
@@ -121,14 +131,10 @@ ensure_rabbitmq_management() {
         say rabbitmq "'rabbitmq-plugins -n $node enable rabbitmq_management' failed"
         return 1
     fi
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until listening 127.0.0.1 15672; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            say rabbitmq "enabled rabbitmq_management on $node, but nothing listens on 127.0.0.1:15672"
-            return 1
-        fi
-        sleep 1
-    done
+    if ! wait_listening 15672; then
+        say rabbitmq "enabled rabbitmq_management on $node, but nothing listens on 127.0.0.1:15672"
+        return 1
+    fi
     say rabbitmq "enabled rabbitmq_management on $node: API on 127.0.0.1:15672"
 }
 
@@ -146,14 +152,10 @@ ensure_rabbitmq_stomp() {
         say rabbit-stomp "'rabbitmq-plugins -n $node enable rabbitmq_stomp' failed"
         return 1
     fi
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until listening 127.0.0.1 61613; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            say rabbit-stomp "enabled rabbitmq_stomp, but nothing listens on 61613 after ${WAIT_SECONDS} s"
-            return 1
-        fi
-        sleep 1
-    done
+    if ! wait_listening 61613; then
+        say rabbit-stomp "enabled rabbitmq_stomp, but nothing listens on 61613 after ${WAIT_SECONDS} s"
+        return 1
+    fi
     say rabbit-stomp "enabled rabbitmq_stomp, now listening on 127.0.0.1:61613"
 }
 
@@ -188,14 +190,10 @@ ensure_activemq() {
     # the package's init script runs it with start-stop-daemon: it works with or without systemd
     /etc/init.d/activemq start >/dev/null 2>&1 || true
     did="${did}started it, "
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until listening 127.0.0.1 "$ACTIVEMQ_STOMP_PORT"; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            say activemq "${did}but it is not up after ${WAIT_SECONDS} s (see /var/lib/activemq/main/data/)"
-            return 1
-        fi
-        sleep 1
-    done
+    if ! wait_listening "$ACTIVEMQ_STOMP_PORT"; then
+        say activemq "${did}but it is not up after ${WAIT_SECONDS} s (see /var/lib/activemq/main/data/)"
+        return 1
+    fi
     say activemq "${did}now listening on 127.0.0.1:$ACTIVEMQ_STOMP_PORT (STOMP)"
 }
 
@@ -234,14 +232,10 @@ ensure_postgres() {
         pg_ctlcluster --skip-systemctl-redirect "$version" main start
         did="${did}started $version/main, "
     fi
-    local deadline=$((SECONDS + WAIT_SECONDS))
-    until listening 127.0.0.1 5432; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            say postgres "${did}but it is not up after ${WAIT_SECONDS} s (see /var/log/postgresql/)"
-            return 1
-        fi
-        sleep 1
-    done
+    if ! wait_listening 5432; then
+        say postgres "${did}but it is not up after ${WAIT_SECONDS} s (see /var/log/postgresql/)"
+        return 1
+    fi
     if ! pg_trust_ok; then
         local hba="/etc/postgresql/$version/main/pg_hba.conf"
         # First matching line wins: put the trust line before the others.

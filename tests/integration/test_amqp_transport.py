@@ -16,6 +16,7 @@ from gvnfm.transport.amqp import AmqpTransport, safe_url
 from gvnfm.transport.lifecycle import backoff_delays
 from tests.support.rabbit import PrivateRabbit
 from tests.support.services import unique
+from tests.support.transports import opened_transports
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -24,19 +25,8 @@ Open = Callable[..., Awaitable[AmqpTransport]]
 
 @pytest.fixture
 async def open_transport(private_rabbit: PrivateRabbit) -> AsyncIterator[Open]:
-    opened: list[AmqpTransport] = []
-
-    async def make(**kwargs: object) -> AmqpTransport:
-        options: dict[str, object] = {"reconnect_initial": 0.2, "reconnect_max": 1.0, "connect_timeout": 10}
-        options.update(kwargs)
-        transport = AmqpTransport(private_rabbit.url, **options)  # type: ignore[arg-type]
-        await transport.connect()
-        opened.append(transport)
-        return transport
-
-    yield make
-    for transport in opened:
-        await transport.close()
+    async with opened_transports(lambda **options: AmqpTransport(private_rabbit.url, **options)) as make:
+        yield make
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from gvnfm.transport.stomp_destinations import Dialect
 from tests.support.activemq import PrivateActiveMQ, activemq_installed
 from tests.support.rabbit import PrivateRabbit, rabbit_sbin
 from tests.support.services import unique
+from tests.support.transports import opened_transports
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -39,19 +40,8 @@ def stomp_rabbit() -> Iterator[PrivateRabbit]:
 async def open_stomp(stomp_rabbit: PrivateRabbit) -> AsyncIterator[Open]:
     async with AmqpTransport(stomp_rabbit.url, connect_timeout=30):   # the exchange, as the NFVO declares it
         pass
-    opened: list[StompTransport] = []
-
-    async def make(**kwargs: object) -> StompTransport:
-        options: dict[str, object] = {"reconnect_initial": 0.2, "reconnect_max": 1.0, "connect_timeout": 10}
-        options.update(kwargs)
-        transport = StompTransport(stomp_rabbit.stomp_url, **options)  # type: ignore[arg-type]
-        await transport.connect()
-        opened.append(transport)
-        return transport
-
-    yield make
-    for transport in opened:
-        await transport.close()
+    async with opened_transports(lambda **options: StompTransport(stomp_rabbit.stomp_url, **options)) as make:
+        yield make
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:

@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from gvnfm.catalogue.queues import nfvo_answers_queue
-from gvnfm.store.api import Store
+from gvnfm.store.api import NfvoRequest, Store
 from gvnfm.transport import Delivery, RpcTimeout, Subscription, Transport
 
 log = logging.getLogger(__name__)
@@ -67,23 +68,10 @@ class NfvoAnswers:
         """The NFVO's answer to the request ``correlation_id``: stored already, or awaited after
         publishing the request (only if no worker asked it before). :class:`RpcTimeout` when no answer
         came within ``timeout`` seconds of the first asking."""
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiters[correlation_id] = fut
-        try:
-            record = await self.store.record_nfvo_request(correlation_id, action)
-            if record.answer is not None:
-                log.info("event=nfvo_answer_collected correlation_id=%s action=%s", correlation_id, action)
-                return record.answer
-            age = 0.0 if record.created else (datetime.now(UTC) - record.asked_at).total_seconds()
-            if record.created:
-                await transport.publish(routing_key, body, reply_to=self.queue, correlation_id=correlation_id)
-            else:
-                log.info("event=nfvo_answer_awaited correlation_id=%s action=%s asked_ago=%.1fs (not asking again)",
-                         correlation_id, action, age)
-            return await self._wait(fut, correlation_id, max(0.0, timeout - max(0.0, age)))
-        finally:
-            if self._waiters.get(correlation_id) is fut:
-                del self._waiters[correlation_id]
+        async def publish() -> None:
+            await transport.publish(routing_key, body, reply_to=self.queue, correlation_id=correlation_id)
+
+        return await self._answer(correlation_id, action, timeout, publish)
 
     async def asked(self, correlation_id: str) -> bool:
         """Whether a worker (this one or one before it) recorded the request ``correlation_id``: it may
@@ -92,20 +80,32 @@ class NfvoAnswers:
 
     async def collect(self, correlation_id: str, *, action: str, timeout: float) -> bytes:
         """The answer to the request ``correlation_id`` that an earlier worker asked (:meth:`asked`),
-        awaited without asking again, the deadline counted from the first asking. :class:`RpcTimeout`
-        when none came in time, also when the request is not recorded at all."""
+        awaited without asking again; :class:`RpcTimeout` also when the request is not recorded at all."""
+        return await self._answer(correlation_id, action, timeout, None)
+
+    async def _answer(self, correlation_id: str, action: str, timeout: float,
+                      publish: Callable[[], Awaitable[None]] | None) -> bytes:
+        """The stored answer, or the wait for it (the deadline counted from the first asking); with
+        ``publish`` the request is recorded first and published if this call recorded it."""
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiters[correlation_id] = fut
         try:
-            record = await self.store.nfvo_request(correlation_id)
+            if publish is not None:
+                record: NfvoRequest | None = await self.store.record_nfvo_request(correlation_id, action)
+            else:
+                record = await self.store.nfvo_request(correlation_id)
             if record is None:
                 raise RpcTimeout(f"{correlation_id} was never asked")
             if record.answer is not None:
                 log.info("event=nfvo_answer_collected correlation_id=%s action=%s", correlation_id, action)
                 return record.answer
-            age = max(0.0, (datetime.now(UTC) - record.asked_at).total_seconds())
-            log.info("event=nfvo_answer_awaited correlation_id=%s action=%s asked_ago=%.1fs (not asking again)",
-                     correlation_id, action, age)
+            age = 0.0
+            if record.created and publish is not None:
+                await publish()
+            else:
+                age = max(0.0, (datetime.now(UTC) - record.asked_at).total_seconds())
+                log.info("event=nfvo_answer_awaited correlation_id=%s action=%s asked_ago=%.1fs (not asking again)",
+                         correlation_id, action, age)
             return await self._wait(fut, correlation_id, max(0.0, timeout - age))
         finally:
             if self._waiters.get(correlation_id) is fut:
