@@ -44,6 +44,17 @@ def _cpu_note(ours: list[OpResult], floor: list[FloorResult]) -> str:
             f"{g.get('ems', 0):.2f}) vs floor {f.get('server', 0) + f.get('client', 0):.2f} s")
 
 
+def _contract_floors(g: float, bash: FloorResult, spool: FloorResult) -> dict[str, object]:
+    """The floors of what the EMS contract costs (bash per script) and what its crash-safe spool
+    costs on top (record, output files, status wrapper), run once each after the paired figures."""
+    return {"floor_bash": bash.as_dict(), "ratio_to_bash_floor": g / bash.seconds,
+            "floor_spool": spool.as_dict(), "ratio_to_spool_floor": g / spool.seconds}
+
+
+def _contract_note(g: float, bash: FloorResult, spool: FloorResult) -> str:
+    return f"{g / bash.seconds:.2f}× the bash floor, {g / spool.seconds:.2f}× the spool floor"
+
+
 # -- case 1 -------------------------------------------------------------------------------------------
 async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: bool = False) -> None:
     """With ``stomp``: the VNFM and the EMS over STOMP (``cfg.stomp_broker``), the floor unchanged."""
@@ -66,12 +77,14 @@ async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: 
                                                    timeout=cfg.op_timeout))
             bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
                                          spawn="bash")
+            spool = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
+                                          spawn="spool")
         g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
         report.add(Row.paired("per-script STOMP" if stomp else "per-script", 1, [r.seconds for r in ours],
                               [r.seconds for r in floor], target=1.2,
                               detail={
-            "scripts": s, "floor_bash": bash.as_dict(), "ratio_to_bash_floor": g / bash.seconds,
-            "note": f"{s} scripts; +{(g - f) / s * 1000:.2f} ms/script; {g / bash.seconds:.2f}× the bash floor; "
+            "scripts": s, **_contract_floors(g, bash, spool),
+            "note": f"{s} scripts; +{(g - f) / s * 1000:.2f} ms/script; {_contract_note(g, bash, spool)}; "
                     f"{_cpu_note(ours, floor)}",
             "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor],
             "floor_server": server.stats}))
@@ -135,15 +148,16 @@ async def at_size(cfg: BenchConfig, n: int, workdir: Path, report: Report, *, me
                                                        timeout=cfg.op_timeout))
                 bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
                                              spawn="bash")
+                spool = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
+                                              spawn="spool")
             g = _median([r.seconds for r in ours])
             waves = -(-n // cfg.concurrency)
             if "fan-out" in cfg.cases:
                 report.add(Row.paired("fan-out", n, [r.seconds for r in ours], [r.seconds for r in floor],
                                       target=1.3, detail={
-                    "scripts": k, "concurrency": cfg.concurrency, "floor_bash": bash.as_dict(),
-                    "ratio_to_bash_floor": g / bash.seconds,
-                    "note": f"c={cfg.concurrency}; {g / waves * 1000:.0f} ms per ⌈N/c⌉; {g / bash.seconds:.2f}× the "
-                            f"bash floor; {_cpu_note(ours, floor)}",
+                    "scripts": k, "concurrency": cfg.concurrency, **_contract_floors(g, bash, spool),
+                    "note": f"c={cfg.concurrency}; {g / waves * 1000:.0f} ms per ⌈N/c⌉; "
+                            f"{_contract_note(g, bash, spool)}; {_cpu_note(ours, floor)}",
                     "seconds_per_wave": g / waves, "gvnfm": _op_detail(ours, expected),
                     "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
             if memory:

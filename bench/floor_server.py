@@ -2,8 +2,11 @@
 ``<prefix>.<i>``, one consumer each with prefetch 1 (as an EMS agent), answering every request on
 its ``reply_to``. A request whose body starts with ``x`` spawns ``/bin/true`` (stdout and stderr
 captured, as an EMS runs a script) before answering; ``b`` spawns ``/bin/bash <an empty file>`` (what
-the EMS contract makes every script cost); ``s<seconds>`` spawns ``/bin/sleep <seconds>``; any other is
-answered at once.
+the EMS contract makes every script cost); ``w`` runs that bash as gvnfm's EMS runs a keyed EXECUTE,
+with a crash-safe spool: a record file written before the fork, stdout and stderr to files, the same
+``sh`` status wrapper (``gvnfm.ems.journal.WRAPPER``), the files read back and removed afterwards (what
+the contract and that durability cost, without gvnfm's code around them); ``s<seconds>`` spawns
+``/bin/sleep <seconds>``; any other is answered at once.
 
 ``python -m bench.floor_server --url URL --prefix P --count N`` prints ``READY`` when consuming and,
 on SIGTERM, a JSON line with what it served.
@@ -13,15 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
+import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import connect, reply
+from gvnfm.ems.journal import WRAPPER
 
 OK = json.dumps({"output": "", "err": "", "status": 0}).encode()
 
@@ -34,13 +42,20 @@ async def serve(url: str, prefix: str, count: int) -> dict[str, int]:
     empty = Path(tempfile.mkdtemp(prefix="bench-floor-")) / "empty.sh"
     empty.write_bytes(b"")
     commands = {b"x": ("/bin/true",), b"b": ("/bin/bash", str(empty))}
+    spools = itertools.count()
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         body = OK
         argv = commands.get(message.body[:1])
         if message.body[:1] == b"s":
             argv = ("/bin/sleep", message.body[1:].decode())
-        if argv is not None:
+        if message.body[:1] == b"w":
+            status = await _spooled(("/bin/bash", str(empty)), empty.parent / f"spool-{next(spools)}")
+            stats["spawned"] += 1
+            if status != 0:
+                stats["failed"] += 1
+                body = json.dumps({"output": "", "err": "spawn failed", "status": status}).encode()
+        elif argv is not None:
             proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                         stderr=asyncio.subprocess.PIPE)
             await proc.communicate()
@@ -62,9 +77,29 @@ async def serve(url: str, prefix: str, count: int) -> dict[str, int]:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await conn.close()
-    empty.unlink(missing_ok=True)
-    empty.parent.rmdir()
+    shutil.rmtree(empty.parent, ignore_errors=True)
     return stats
+
+
+async def _spooled(argv: tuple[str, ...], base: Path) -> int:
+    """``argv`` as the EMS runs a keyed EXECUTE: record, three output files, the status wrapper; the
+    files read back and removed. Returns the script's status from the status file."""
+    files = [Path(f"{base}.{suffix}") for suffix in ("json", "out", "err", "status")]
+    files[0].write_text(json.dumps({"key": base.name, "started": time.time(), "timeout": None}))
+    fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600) for path in files[1:]]
+    try:
+        proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", WRAPPER, "gvnfm-script", *argv,
+                                                    stdin=fds[2], stdout=fds[0], stderr=fds[1],
+                                                    start_new_session=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    await proc.wait()
+    outputs = [path.read_bytes() for path in files[1:]]
+    for path in files:
+        path.unlink()
+    lines = outputs[2].decode().split("\n")
+    return int(lines[1]) if len(lines) > 2 else proc.returncode or 1
 
 
 def main(argv: list[str] | None = None) -> int:

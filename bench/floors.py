@@ -101,9 +101,11 @@ class FloorServer:
 async def run_round_trips(server: FloorServer, traffic: RoundTrips, *, concurrency: int,
                           timeout: float = 120.0, spawn: str = "true") -> FloorResult:
     """Drive ``traffic`` against ``server`` from a fresh raw client; returns the wall time. The
-    consumer spawns ``/bin/true`` (``spawn="true"``), ``/bin/bash <empty file>`` (``"bash"``) or
-    ``/bin/sleep S`` (``"sleep:S"``)."""
-    spawn_body = f"s{float(spawn[6:])}".encode() if spawn.startswith("sleep:") else {"true": b"x", "bash": b"b"}[spawn]
+    consumer spawns ``/bin/true`` (``spawn="true"``), ``/bin/bash <empty file>`` (``"bash"``), that bash
+    under the EMS's spool (``"spool"``: record, output files, status wrapper) or ``/bin/sleep S``
+    (``"sleep:S"``)."""
+    spawn_body = (f"s{float(spawn[6:])}".encode() if spawn.startswith("sleep:")
+                  else {"true": b"x", "bash": b"b", "spool": b"w"}[spawn])
     bound = asyncio.Semaphore(max(1, concurrency))
     ok = 0
 

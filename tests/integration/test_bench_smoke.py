@@ -48,6 +48,11 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
     floor = per.detail["floor"][0]
     assert floor["round_trips"] == 3 + 2 * SCRIPTS and floor["replies_ok"] == floor["round_trips"]
     assert floor["spawns"] == SCRIPTS and per.detail["floor_server"]["spawned"] >= SCRIPTS
+    # the contract's floors: the same traffic with bash per script, then bash under the EMS's spool
+    for contract in ("floor_bash", "floor_spool"):
+        assert per.detail[contract]["spawns"] == SCRIPTS
+        assert per.detail[contract]["replies_ok"] == per.detail[contract]["round_trips"] == 3 + 2 * SCRIPTS
+    assert per.detail["floor_server"]["failed"] == 0
 
     # case 2: N VNFCs × 3 scripts, with the VNFM's bound and with 1, each against its floor
     for case, bound in (("fan-out", cfg.concurrency), ("fan-out c=1", 1)):
@@ -58,6 +63,9 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
         floor = row.detail["floor"][0]
         assert floor["round_trips"] == 3 + 2 * FANOUT_SCRIPTS * N == floor["replies_ok"]
         assert floor["spawns"] == FANOUT_SCRIPTS * N and floor["concurrency"] == bound
+        if case == "fan-out":   # (the reference order has no contract floors)
+            assert row.detail["floor_spool"]["replies_ok"] == floor["round_trips"]
+            assert _finite_positive(row.detail["ratio_to_spool_floor"])
 
     # case 3: every agent registered and was matched (the INSTANTIATE waiting for them was answered)
     storm = rows[("storm", N)]

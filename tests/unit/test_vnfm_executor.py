@@ -168,7 +168,7 @@ async def test_a_commit_failure_stops_the_plan_at_the_next_stage(fail_at: int) -
     recorder = SlowRecorder(log, delay=0.005, fail_at=fail_at)
     plan = plan_of(20)
     with pytest.raises(RuntimeError, match="database is gone"):
-        await PlanExecutor(Slow(log)).run(plan, op_id="op", record=recorder)
+        await PlanExecutor(Slow(log), linger=0.02).run(plan, op_id="op", record=recorder)
     # the commits before the failing one stay, nothing is committed after it: the durable part is still
     # a prefix of the plan (a later commit would make steps durable behind a hole)
     assert recorder.calls == fail_at + 1, log

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems.fileio import write_all
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,7 @@ class ResultCache:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, line)
         finally:
             os.close(fd)
         self._lines += 1

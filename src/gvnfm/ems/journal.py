@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems.fileio import read_tail, write_all
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,17 @@ class Spool:
     def write_record(self, timeout: float | None) -> None:
         """Write the record, before the fork, in place (a record cut by a kill then is unreadable,
         and an unreadable record is a script never started, which it is); makes ``running/`` if need be."""
-        data = json.dumps({"key": self.key, "started": time.time(), "timeout": timeout})
+        data = json.dumps({"key": self.key, "started": time.time(), "timeout": timeout}).encode()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
-            self.record.write_text(data)
+            fd = os.open(self.record, flags, 0o600)
         except FileNotFoundError:
             self.record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.record.write_text(data)
+            fd = os.open(self.record, flags, 0o600)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
 
     def remove(self) -> None:
         """Its files by name, the record first (a spool cut short by a kill then has none: it is removed
@@ -115,13 +121,7 @@ CURRENT: ContextVar[Spool | None] = ContextVar("gvnfm_ems_spool", default=None)
 
 def tail(path: Path, limit: int) -> tuple[str, int]:
     """The last ``limit`` bytes of ``path`` as text (a cut marked as the runner marks it), and its size."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - max(1, limit)))
-            data = fh.read()
-    except OSError:
-        return "", 0
+    data, size = read_tail(path, limit)
     body = data.decode("utf-8", "replace")
     cut = size - len(data)
     return (f"[... {cut} bytes cut ...]\n{body}" if cut else body), size
@@ -254,11 +254,8 @@ class Journal:
 
 def _status_lines(spool: Spool) -> list[str]:
     """The complete lines of the status file: the wrapper's pid, then the exit status."""
-    try:
-        text = spool.status.read_text()
-    except OSError:
-        return []
-    return text.split("\n")[:-1]
+    data, _ = read_tail(spool.status, 4096)   # two short lines
+    return data.decode("utf-8", "replace").split("\n")[:-1]
 
 
 def read_pid(spool: Spool) -> int | None:

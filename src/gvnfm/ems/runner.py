@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -98,11 +99,15 @@ class RunAs:
         return {"HOME": self.home, "USER": self.user, "LOGNAME": self.user}
 
 
+@functools.cache
 def bash() -> str:
+    """The bash every other script runs with (looked up once per process, not per script)."""
     return "/bin/bash" if os.path.exists("/bin/bash") else (shutil.which("bash") or "/bin/bash")
 
 
+@functools.cache
 def posix_sh() -> str:
+    """The ``sh`` of the spool's wrapper (looked up once per process)."""
     return "/bin/sh" if os.path.exists("/bin/sh") else (shutil.which("sh") or bash())
 
 
@@ -111,10 +116,16 @@ def script_argv(script: Path, args: Sequence[str]) -> list[str]:
     direct = script.suffix == ".py"
     if not direct:
         try:
-            with open(script, "rb") as fh:
-                direct = fh.read(2) == b"#!"
+            fd = os.open(script, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             direct = False
+        else:
+            try:
+                direct = os.read(fd, 2) == b"#!"
+            except OSError:
+                direct = False
+            finally:
+                os.close(fd)
     return [str(script), *args] if direct else [bash(), str(script), *args]
 
 

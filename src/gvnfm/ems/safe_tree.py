@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from gvnfm.ems.fileio import write_all
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -84,9 +86,7 @@ def _write_at(dir_fd: int, name: str, content: bytes, mode: int) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
     try:
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, content)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
