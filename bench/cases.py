@@ -18,7 +18,7 @@ from typing import Any
 from bench import messages
 from bench.config import BenchConfig
 from bench.fleet import FleetProcess
-from bench.floors import FloorResult, FloorServer, fanout_round_trips, run_round_trips, storm_floor
+from bench.floors import FloorResult, FloorServer, RoundTrips, fanout_round_trips, run_round_trips, storm_floor
 from bench.report import Report, Row
 from bench.rig import OpResult, Rig
 
@@ -42,6 +42,14 @@ def _cpu_note(ours: list[OpResult], floor: list[FloorResult]) -> str:
     g, f = ours[0].cpu, floor[0].cpu
     return (f"CPU {g.get('vnfm', 0) + g.get('ems', 0):.2f} s (VNFM {g.get('vnfm', 0):.2f} + EMS "
             f"{g.get('ems', 0):.2f}) vs floor {f.get('server', 0) + f.get('client', 0):.2f} s")
+
+
+async def _contract_runs(server: FloorServer, traffic: RoundTrips, *, concurrency: int,
+                         timeout: float) -> tuple[FloorResult, FloorResult]:
+    """The same traffic once with bash per script, once with bash under the EMS's spool."""
+    bash = await run_round_trips(server, traffic, concurrency=concurrency, timeout=timeout, spawn="bash")
+    spool = await run_round_trips(server, traffic, concurrency=concurrency, timeout=timeout, spawn="spool")
+    return bash, spool
 
 
 def _contract_floors(g: float, bash: FloorResult, spool: FloorResult) -> dict[str, object]:
@@ -75,10 +83,7 @@ async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: 
                 ours.append(await rig.instantiate([host], scripts, timeout=cfg.op_timeout, expect_steps=expected))
                 floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
                                                    timeout=cfg.op_timeout))
-            bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
-                                         spawn="bash")
-            spool = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
-                                          spawn="spool")
+            bash, spool = await _contract_runs(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout)
         g, f = _median([r.seconds for r in ours]), _median([r.seconds for r in floor])
         report.add(Row.paired("per-script STOMP" if stomp else "per-script", 1, [r.seconds for r in ours],
                               [r.seconds for r in floor], target=1.2,
@@ -146,10 +151,8 @@ async def at_size(cfg: BenchConfig, n: int, workdir: Path, report: Report, *, me
                         fleet_mem = fleet.memory()
                     floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
                                                        timeout=cfg.op_timeout))
-                bash = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
-                                             spawn="bash")
-                spool = await run_round_trips(server, traffic, concurrency=cfg.concurrency, timeout=cfg.op_timeout,
-                                              spawn="spool")
+                bash, spool = await _contract_runs(server, traffic, concurrency=cfg.concurrency,
+                                                   timeout=cfg.op_timeout)
             g = _median([r.seconds for r in ours])
             waves = -(-n // cfg.concurrency)
             if "fan-out" in cfg.cases:
@@ -234,12 +237,14 @@ async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm
         for _ in range(cfg.repeats_for(n)):
             ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
             floor.append(await run_round_trips(server, traffic, concurrency=1, timeout=cfg.op_timeout))
+        bash, spool = await _contract_runs(server, traffic, concurrency=1, timeout=cfg.op_timeout)
     g = _median([r.seconds for r in ours])
     bounded = next((r for r in report.rows if r.case == "fan-out" and r.n == n), None)
     gain = f"; {g / bounded.gvnfm:.1f}× the time with c={cfg.concurrency}" if bounded and bounded.gvnfm else ""
     report.add(Row.paired("fan-out c=1", n, [r.seconds for r in ours], [r.seconds for r in floor], target=1.3, detail={
-        "scripts": k, "concurrency": 1,
-        "note": f"reference order; {g / n * 1000:.1f} ms per VNFC{gain}; {_cpu_note(ours, floor)}",
+        "scripts": k, "concurrency": 1, **_contract_floors(g, bash, spool),
+        "note": f"reference order; {g / n * 1000:.1f} ms per VNFC{gain}; {_contract_note(g, bash, spool)}; "
+                f"{_cpu_note(ours, floor)}",
         "gvnfm": _op_detail(ours, expected), "floor": [r.as_dict() for r in floor], "floor_server": server.stats}))
 
 

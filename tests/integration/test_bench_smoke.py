@@ -63,9 +63,10 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
         floor = row.detail["floor"][0]
         assert floor["round_trips"] == 3 + 2 * FANOUT_SCRIPTS * N == floor["replies_ok"]
         assert floor["spawns"] == FANOUT_SCRIPTS * N and floor["concurrency"] == bound
-        if case == "fan-out":   # (the reference order has no contract floors)
-            assert row.detail["floor_spool"]["replies_ok"] == floor["round_trips"]
-            assert _finite_positive(row.detail["ratio_to_spool_floor"])
+        for contract in ("floor_bash", "floor_spool"):   # the contract's floors, same traffic and bound
+            assert row.detail[contract]["replies_ok"] == floor["round_trips"], (case, contract)
+            assert row.detail[contract]["concurrency"] == bound, (case, contract)
+        assert _finite_positive(row.detail["ratio_to_spool_floor"]), case
 
     # case 3: every agent registered and was matched (the INSTANTIATE waiting for them was answered)
     storm = rows[("storm", N)]
