@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from bench.amqp import RpcClient, reply
 from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REQUEST_QUEUE
 
-AllocatedHook = Callable[[list[str]], Awaitable[None]]
+AllocatedHook = Callable[[list[str]], Coroutine[Any, Any, None]]
 
 
 class BenchNfvo:

@@ -70,7 +70,7 @@ async def profile_fanout(cfg: BenchConfig, n: int, workdir: Path, outdir: Path, 
                                        expect_steps=2 * k * n)
     finally:
         await rig.close()   # SIGTERM: both exit cleanly and cProfile writes its file
-    files = {"n": n, "seconds_under_profiler": result.seconds}
+    files: dict[str, object] = {"n": n, "seconds_under_profiler": result.seconds}
     for prof in (vnfm_prof, fleet_prof):
         if prof.exists():
             summary = prof.with_name(prof.stem + "-top.txt")

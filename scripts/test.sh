@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up gvnfm with its test dependencies in .venv, make sure RabbitMQ and PostgreSQL run (installing
 # them with apt-get when absent), then run the linter, the import layering contracts (import-linter), the type checker (mypy: catalogue/ and vnfm/ strict,
-# the rest of src at its default; pyproject.toml) and the whole test suite, printing a coverage
+# the rest of src and bench at its default; pyproject.toml) and the whole test suite, printing a coverage
 # report (not a gate: docs/testing.md says what is deliberately not tested).
 set -euo pipefail
 cd "$(dirname "$0")/.."
