@@ -1,9 +1,9 @@
 """The store micro-benchmark of docs/performance.md: what recording step results costs in the VNFM's
-store (SQLite), one transaction per step as the VNFM does it, concurrently, and batched.
+store (SQLite), one transaction per step, concurrently, and batched as the VNFM does it; then what
+one small write transaction costs with its statement built once (as the store builds it) and built
+per call, against an empty writer transaction.
 
-``python -m bench.store_micro [--rows 600]``. The batched rows use the store's engine directly (a
-prototype of a ``record_steps`` that the store does not have yet); they are skipped if the store's
-internals differ.
+``python -m bench.store_micro [--rows 600]``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gvnfm.store.api import StepResult
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
+
+from gvnfm.store.api import RUNNING, OperationContext, StepResult
 from gvnfm.store.sql import SqlStore
+from gvnfm.store.tables import operations
 
 
 def _step(op: str, i: int) -> StepResult:
@@ -34,6 +38,39 @@ async def _timed(label: str, rows: int, work: Callable[[], Awaitable[None]]) -> 
     await work()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{label:58s} wall {wall / rows * 1000:6.3f} ms/row   cpu {cpu / rows * 1000:6.3f} ms/row")
+
+
+async def _transaction_costs(store: SqlStore, rows: int) -> None:
+    """One ``set_context`` transaction: the store's (statement built once), the same UPDATE built per
+    call, an empty writer transaction; each through the store's own transaction runner."""
+    await store.claim_operation("ctx", action="INSTANTIATE", vnfr_id=None, vnfr_name="v", request={},
+                                worker="bench", lease_seconds=600)
+    context = OperationContext(allocated={"name": "v", "data": "x" * 3000})
+    stored = context.stored()
+
+    def per_call(conn: Connection) -> None:
+        conn.execute(update(operations).where(operations.c.id == "ctx", operations.c.worker == "bench",
+                                              operations.c.state == RUNNING)
+                     .values(updated_at=datetime.now(UTC), context=stored).returning(operations.c.id)).first()
+
+    def empty(conn: Connection) -> None:
+        return None
+
+    async def built_once() -> None:
+        for _ in range(rows):
+            await store.set_context("ctx", context, worker="bench")
+
+    async def built_per_call() -> None:
+        for _ in range(rows):
+            await store._tx.write(per_call)
+
+    async def nothing() -> None:
+        for _ in range(rows):
+            await store._tx.write(empty)
+
+    await _timed("set_context (statement built once)", rows, built_once)
+    await _timed("the same UPDATE built per call", rows, built_per_call)
+    await _timed("an empty writer transaction (BEGIN IMMEDIATE, COMMIT)", rows, nothing)
 
 
 async def run(rows: int) -> None:
@@ -53,29 +90,14 @@ async def run(rows: int) -> None:
 
         await _timed("record_step one after the other (the VNFM)", rows, sequential)
         await _timed("record_step all at once (asyncio.gather)", rows, gathered)
-        try:
-            from gvnfm.store.tables import steps
-
-            insert, write = store._insert, store._write
-        except (ImportError, AttributeError) as exc:
-            print(f"batched rows skipped: {exc}")
-            return
         for size in (32, 100, 300):
-            values = [{"operation_id": "batch", "step_id": f"{size}/{i}", "action": "EXECUTE", "event": "INSTANTIATE",
-                       "script_index": 0,
-                       "script": "s.sh", "hostname": f"host-{i}", "vnfr_name": "v", "status": 0, "output": "",
-                       "error": "", "started_at": datetime.now(UTC), "duration": 0.01} for i in range(rows)]
-
-            async def batched(values: list[dict[str, object]] = values, size: int = size) -> None:
+            async def batched(size: int = size) -> None:
+                results = [_step("batch", i) for i in range(rows)]
                 for j in range(0, rows, size):
-                    stmt = insert(steps)
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["operation_id", "step_id"],
-                        set_={c: stmt.excluded[c] for c in ("status", "output", "error", "duration")})
-                    async with write() as conn:
-                        await conn.execute(stmt, values[j:j + size])
+                    await store.record_steps(results[j:j + size])
 
-            await _timed(f"one INSERT .. ON CONFLICT per {size} rows (executemany)", rows, batched)
+            await _timed(f"record_steps, {size} rows per transaction (executemany)", rows, batched)
+        await _transaction_costs(store, rows)
     finally:
         await store.close()
     for sync in ("FULL", "NORMAL"):

@@ -3,7 +3,9 @@
 SQLite (``sqlite+aiosqlite``) and PostgreSQL (``postgresql+asyncpg``) only. SQLite connections run in
 WAL mode with a busy timeout and SQLAlchemy emits the ``BEGIN`` itself: plain ``BEGIN`` for readers,
 ``BEGIN IMMEDIATE`` on the engine returned by :func:`writer` so that writers of several processes
-queue on the database lock instead of interleaving.
+queue on the database lock instead of interleaving. A SQLite file also gets a synchronous engine
+(:func:`thread_engine`, the standard ``sqlite3`` module, the same settings) on which the store runs its
+transactions in threads of its own (``gvnfm.store.transactions``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -66,9 +68,22 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
         connect_args={"timeout": 15, "command_timeout": 120, "server_settings": {"application_name": "gvnfm"}})
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+EngineT = TypeVar("EngineT", AsyncEngine, Engine)
+
+
+def writer(engine: EngineT) -> EngineT:
     """The same engine (same pool) whose transactions are writers (``BEGIN IMMEDIATE`` on SQLite)."""
     return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def thread_engine(url: URL, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """A synchronous engine (``sqlite3``) on the SQLite file of ``url``, with the settings of the async
+    one, whose connections may be used by any thread (one at a time: the pool hands each to one user)."""
+    sync_url = url.set(drivername="sqlite+pysqlite")
+    engine = create_engine(sync_url, json_serializer=_dumps, pool_reset_on_return=None,
+                           connect_args={"timeout": busy_timeout, "check_same_thread": False})
+    _sqlite_events(engine, memory=False, busy_timeout=busy_timeout)
+    return engine
 
 
 def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
@@ -81,9 +96,15 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
     # hop (aiosqlite) less per transaction.
     engine = create_async_engine(url, json_serializer=_dumps, connect_args={"timeout": busy_timeout},
                                  pool_reset_on_return=None)
+    _sqlite_events(engine.sync_engine, memory=memory, busy_timeout=busy_timeout)
+    return engine
+
+
+def _sqlite_events(engine: Engine, *, memory: bool, busy_timeout: float) -> None:
+    """Every new connection: busy timeout, foreign keys, WAL (a file); every transaction: our own BEGIN."""
     busy_ms = int(busy_timeout * 1000)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None          # SQLAlchemy emits BEGIN (see _on_begin)
         cur = dbapi_conn.cursor()
@@ -95,12 +116,10 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> AsyncEngine:
         finally:
             cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(WRITE_OPTION)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
 
 
 def _enable_wal(cur: Any, busy_timeout: float) -> None:
