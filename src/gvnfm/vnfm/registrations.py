@@ -70,6 +70,7 @@ class RegistrationBook:
                     return [h for h in wanted if h in waiter.missing]
                 wait_for = remaining if self._poll is None else min(remaining, self._poll_interval)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.event.wait(), wait_for)
+                    async with asyncio.timeout(wait_for):   # no task of its own: woken one loop turn sooner
+                        await waiter.event.wait()
         finally:
             self._waiters.discard(waiter)
