@@ -139,7 +139,6 @@ def _opt_key(value: str | None) -> str | None:
     return None if value is None else key(value)
 
 
-
 def _chunks(items: list[str], size: int = _IN_CHUNK) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
