@@ -89,7 +89,10 @@ async def test_a_restarted_agent_reads_the_result_of_a_script_that_ended_while_i
 async def test_a_spooled_script_reads_an_empty_stdin_holds_no_status_descriptor_and_its_spool_goes(
         tmp_path: Path) -> None:
     script = tmp_path / "s.sh"    # run by bash (no shebang): reads stdin, lists its descriptors
-    script.write_text("read -r line && echo \"stdin: $line\"\nls /proc/$$/fd | sort -n | tr '\\n' ' '\n"
+    # bash's descriptors listed by a child writing to a file: a pipeline or $(...) would show the pipe
+    # bash itself holds meanwhile (seen as fd 4 under load)
+    script.write_text("read -r line && echo \"stdin: $line\"\nls /proc/$$/fd > \"$0.fds\"\n"
+                      "sort -n \"$0.fds\" | tr '\\n' ' '\n"
                       "echo \"$PPID $(cut -d' ' -f5 /proc/$$/stat)\" >&2\nexit 3\n")   # its parent, its group
     j = journal.Journal(tmp_path / "state", max_output=1024)
     spool = j.spool("op:fds")
