@@ -117,15 +117,12 @@ def script_argv(script: Path, args: Sequence[str]) -> list[str]:
     if not direct:
         try:
             fd = os.open(script, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            direct = False
-        else:
             try:
                 direct = os.read(fd, 2) == b"#!"
-            except OSError:
-                direct = False
             finally:
                 os.close(fd)
+        except OSError:
+            direct = False
     return [str(script), *args] if direct else [bash(), str(script), *args]
 
 

@@ -51,18 +51,26 @@ class Transactions:
         self.engine = engine
         self._writer = writer(engine)
         sqlite = engine.dialect.name == "sqlite"
-        self.threaded = sqlite and not is_memory(engine.url)
-        self._sync: Engine | None = thread_engine(engine.url, busy_timeout) if self.threaded else None
-        self._write_thread = ThreadPoolExecutor(1, "gvnfm-store-write") if self.threaded else None
-        self._read_threads = ThreadPoolExecutor(READER_THREADS, "gvnfm-store-read") if self.threaded else None
+        threaded = sqlite and not is_memory(engine.url)
+        #: the synchronous engine of a SQLite file, None where bodies run on the async engine
+        self._sync: Engine | None = thread_engine(engine.url, busy_timeout) if threaded else None
+        self._sync_writer = writer(self._sync) if self._sync is not None else None
+        # (an executor starts its threads on its first use: unused ones cost nothing)
+        self._write_thread = ThreadPoolExecutor(1, "gvnfm-store-write")
+        self._read_threads = ThreadPoolExecutor(READER_THREADS, "gvnfm-store-read")
         # in-memory SQLite: one shared connection, so one transaction at a time, readers included
-        self._lock = asyncio.Lock() if sqlite and not self.threaded else None
+        self._lock = asyncio.Lock() if sqlite and not threaded else None
+
+    @property
+    def threaded(self) -> bool:
+        """Whether bodies run in the store's own threads (a SQLite file)."""
+        return self._sync is not None
 
     async def write(self, body: Body[T]) -> T:
         """Run ``body`` in a writer transaction; the commit (or the rollback of its exception) is done
         when this returns."""
         started = time.monotonic()
-        if self._sync is not None and self._write_thread is not None:
+        if self._sync is not None:
             result = await asyncio.wrap_future(self._write_thread.submit(self._run_sync, body, True))
         else:
             async with self._lock or nullcontext(), self._writer.begin() as conn:
@@ -72,23 +80,22 @@ class Transactions:
 
     async def read(self, body: Body[T]) -> T:
         """Run ``body`` in a reader transaction (it sees one snapshot)."""
-        if self._sync is not None and self._read_threads is not None:
+        if self._sync is not None:
             return await asyncio.wrap_future(self._read_threads.submit(self._run_sync, body, False))
         lock: AbstractAsyncContextManager[Any] = self._lock or nullcontext()
         async with lock, self.engine.begin() as conn:
             return await conn.run_sync(body)
 
     def _run_sync(self, body: Body[T], write: bool) -> T:
-        assert self._sync is not None
-        engine = writer(self._sync) if write else self._sync
+        engine = self._sync_writer if write else self._sync
+        assert engine is not None
         with engine.begin() as conn:
             return body(conn)
 
     async def close(self) -> None:
         """Wait for the bodies handed over, then close every connection."""
         for pool in (self._write_thread, self._read_threads):
-            if pool is not None:
-                await asyncio.to_thread(pool.shutdown, wait=True)
+            await asyncio.to_thread(pool.shutdown, wait=True)
         if self._sync is not None:
             self._sync.dispose()
         await self.engine.dispose()
