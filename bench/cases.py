@@ -38,10 +38,14 @@ def _op_detail(results: list[OpResult], expected: int) -> dict[str, Any]:
 
 
 def _cpu_note(ours: list[OpResult], floor: list[FloorResult]) -> str:
-    """CPU seconds of the first measurement: gvnfm (VNFM + EMS) against the floor (consumer + client)."""
+    """CPU seconds of the first measurement: gvnfm (VNFM + EMS) against the floor (consumer + client),
+    and the local broker's during each (when one is found)."""
     g, f = ours[0].cpu, floor[0].cpu
-    return (f"CPU {g.get('vnfm', 0) + g.get('ems', 0):.2f} s (VNFM {g.get('vnfm', 0):.2f} + EMS "
+    note = (f"CPU {g.get('vnfm', 0) + g.get('ems', 0):.2f} s (VNFM {g.get('vnfm', 0):.2f} + EMS "
             f"{g.get('ems', 0):.2f}) vs floor {f.get('server', 0) + f.get('client', 0):.2f} s")
+    if g.get("broker") and f.get("broker"):
+        note += f"; broker {g['broker']:.2f} vs {f['broker']:.2f} s"
+    return note
 
 
 async def _contract_runs(server: FloorServer, traffic: RoundTrips, *, concurrency: int,

@@ -19,7 +19,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import RpcClient, connect
-from bench.procs import Child, python_argv
+from bench.procs import Child, broker_cpu_seconds, python_argv
 
 
 @dataclass(frozen=True)
@@ -120,13 +120,14 @@ async def run_round_trips(server: FloorServer, traffic: RoundTrips, *, concurren
                 if answer.get("status") == 0:
                     ok += 1
 
-        server_cpu0, client_cpu0 = server.child.cpu(), time.process_time()
+        server_cpu0, client_cpu0, broker_cpu0 = server.child.cpu(), time.process_time(), broker_cpu_seconds()
         t0 = time.perf_counter()
         for stage in traffic.stages:
             await asyncio.gather(*(one(rt) for rt in stage))
         seconds = time.perf_counter() - t0
         cpu = {"server": round(server.child.cpu() - server_cpu0, 3),
-               "client": round(time.process_time() - client_cpu0, 3)}
+               "client": round(time.process_time() - client_cpu0, 3),
+               "broker": round(broker_cpu_seconds() - broker_cpu0, 3)}
     return FloorResult(seconds, traffic.count, traffic.spawns, ok, concurrency, cpu)
 
 

@@ -67,6 +67,26 @@ def main_thread_cpu(pid: int) -> float:
     return cpu_seconds_of(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
+_broker_pid: int | None = None
+
+
+def broker_cpu_seconds() -> float:
+    """CPU seconds used so far by the local broker (RabbitMQ's ``beam.smp`` on this machine; 0 when none
+    is found, e.g. a remote broker): the traffic of gvnfm and of its floor costs the broker differently."""
+    global _broker_pid
+    if _broker_pid is None or not Path(f"/proc/{_broker_pid}").exists():
+        _broker_pid = next((int(p.name) for p in Path("/proc").iterdir()
+                            if p.name.isdigit() and _comm(p) == "beam.smp"), None)
+    return cpu_seconds(_broker_pid) if _broker_pid is not None else 0.0
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def children_cpu_seconds(pid: int) -> float:
     """CPU time of the process's waited-for children (the scripts an EMS ran): cutime + cstime."""
     try:

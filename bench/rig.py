@@ -17,6 +17,7 @@ from bench import messages
 from bench.amqp import connect
 from bench.fleet import FleetProcess
 from bench.nfvo import BenchNfvo
+from bench.procs import broker_cpu_seconds
 from bench.vnfm import VnfmProcess
 from gvnfm.catalogue.queues import ems_actions_queue, ems_register_queue
 
@@ -171,7 +172,7 @@ class Rig:
         return {"vnfm": self.vnfm.child.cpu(), "vnfm_main": vnfm["main"], "vnfm_threads": vnfm["threads"],
                 "ems": sum(f.child.cpu() for f in self.fleets), "ems_main": sum(e["main"] for e in ems),
                 "ems_threads": sum(e["threads"] for e in ems), "ems_scripts": sum(e["children"] for e in ems),
-                "nfvo": time.process_time()}
+                "nfvo": time.process_time(), "broker": broker_cpu_seconds()}
 
     async def _steps_since(self, offset: int, expect: int | None) -> dict[str, int]:
         # the reply may overtake the log line's flush to disk by a moment

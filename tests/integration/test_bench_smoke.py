@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from bench.cli import parser
 from bench.config import BenchConfig
+from bench.procs import broker_cpu_seconds
 from bench.report import Report, Row
 from bench.rig import Rig
 from bench.runner import run_bench
@@ -67,6 +68,9 @@ async def test_bench_runs_every_case_and_counts_every_round_trip(amqp_url: str, 
             assert row.detail[contract]["replies_ok"] == floor["round_trips"], (case, contract)
             assert row.detail[contract]["concurrency"] == bound, (case, contract)
         assert _finite_positive(row.detail["ratio_to_spool_floor"]), case
+        # the local broker's CPU is counted on both sides (RabbitMQ runs on this machine in the tests)
+        assert row.detail["gvnfm"]["cpu_seconds"][0]["broker"] >= 0 and floor["cpu"]["broker"] >= 0, case
+    assert broker_cpu_seconds() > 0   # the tests' RabbitMQ (beam.smp) was found and has run
 
     # case 3: every agent registered and was matched (the INSTANTIATE waiting for them was answered)
     storm = rows[("storm", N)]
