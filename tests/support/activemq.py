@@ -4,6 +4,10 @@
 ``PrivateActiveMQ`` runs Debian's ActiveMQ (``/usr/share/activemq``) as a child process: its own
 configuration (one STOMP connector on a free 127.0.0.1 port, no OpenWire, no JMX), KahaDB data and
 temporary files under one temporary directory, the JVM flags of Debian's ``/usr/bin/activemq``.
+``tls=True`` adds ``stomp+ssl`` connectors with a test PKI made in that directory
+(``tests/support/tls.py``, ``self.pki``): ``tls_port`` on 127.0.0.1, ``tls_alias_port`` on 127.0.0.2
+(an address the server certificate does not name), ``tls_client_auth_port`` on 127.0.0.1 requiring a
+client certificate signed by the test CA.
 ``stop()`` ends that process only (SIGTERM, then SIGKILL); the data directory survives a restart
 (persistent messages included).
 """
@@ -21,6 +25,9 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from urllib.parse import quote
+
+from tests.support.tls import Pki, make_pki
 
 HOME = Path("/usr/share/activemq")
 JAR = HOME / "bin" / "activemq.jar"
@@ -40,11 +47,21 @@ _CONFIG = """<beans xmlns="http://www.springframework.org/schema/beans"
   <broker xmlns="http://activemq.apache.org/schema/core" useJmx="false" brokerName="gvnfm-test"
           dataDirectory="${activemq.data}">
     <persistenceAdapter><kahaDB directory="${activemq.data}/kahadb"/></persistenceAdapter>
-    <transportConnectors>
+%(ssl_context)s    <transportConnectors>
       <transportConnector name="stomp" uri="stomp://127.0.0.1:%(port)d"/>
-    </transportConnectors>
+%(tls_connectors)s    </transportConnectors>
   </broker>
 </beans>
+"""
+
+_SSL_CONTEXT = """    <sslContext>
+      <sslContext keyStore="file:%(keystore)s" keyStorePassword="%(password)s" keyStoreType="pkcs12"
+                  trustStore="file:%(truststore)s" trustStorePassword="%(password)s" trustStoreType="pkcs12"/>
+    </sslContext>
+"""
+_TLS_CONNECTORS = """      <transportConnector name="stomp-ssl" uri="stomp+ssl://127.0.0.1:%(tls_port)d"/>
+      <transportConnector name="stomp-ssl-alias" uri="stomp+ssl://127.0.0.2:%(tls_alias_port)d"/>
+      <transportConnector name="stomp-ssl-client-auth" uri="stomp+ssl://127.0.0.1:%(tls_client_auth_port)d?needClientAuth=true"/>
 """
 
 _LIVE: weakref.WeakSet[PrivateActiveMQ] = weakref.WeakSet()
@@ -54,21 +71,44 @@ def activemq_installed() -> bool:
     return JAR.is_file() and shutil.which("java") is not None
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
 class PrivateActiveMQ:
-    def __init__(self, start_timeout: float = 120.0) -> None:
+    def __init__(self, start_timeout: float = 120.0, *, tls: bool = False) -> None:
         self.port = _free_port()
         self.start_timeout = start_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="gvnfm-activemq-"))
         for sub in ("conf", "data", "tmp"):
             (self.dir / sub).mkdir()
-        (self.dir / "conf" / "activemq.xml").write_text(_CONFIG % {"port": self.port})
+        self.pki: Pki | None = None
+        self.tls_port = self.tls_alias_port = self.tls_client_auth_port = 0
+        values: dict[str, object] = {"port": self.port, "ssl_context": "", "tls_connectors": ""}
+        if tls:
+            try:
+                self.pki = make_pki(self.dir / "tls")
+            except BaseException:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise
+            self.tls_port, self.tls_alias_port = _free_port(), _free_port("127.0.0.2")
+            self.tls_client_auth_port = _free_port()
+            ports = {"tls_port": self.tls_port, "tls_alias_port": self.tls_alias_port,
+                     "tls_client_auth_port": self.tls_client_auth_port}
+            values["ssl_context"] = _SSL_CONTEXT % {"keystore": self.pki.keystore, "truststore": self.pki.truststore,
+                                                   "password": self.pki.password}
+            values["tls_connectors"] = _TLS_CONNECTORS % ports
+        (self.dir / "conf" / "activemq.xml").write_text(_CONFIG % values)
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def _listening(self) -> list[tuple[str, int]]:
+        addresses = [("127.0.0.1", self.port)]
+        if self.pki is not None:
+            addresses += [("127.0.0.1", self.tls_port), ("127.0.0.2", self.tls_alias_port),
+                          ("127.0.0.1", self.tls_client_auth_port)]
+        return addresses
 
     @property
     def url(self) -> str:
@@ -88,11 +128,12 @@ class PrivateActiveMQ:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"ActiveMQ exited with {self._proc.returncode}: {self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            if all(_port_open(address) for address in self._listening()):
                 return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"ActiveMQ not listening on {self.port} after {self.start_timeout:g} s: {self.log_tail()}")
+        raise RuntimeError(f"ActiveMQ not listening on {self._listening()} after {self.start_timeout:g} s: "
+                           f"{self.log_tail()}")
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -118,10 +159,26 @@ class PrivateActiveMQ:
             _LIVE.discard(self)
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def tls_url(self, port: int | None = None, host: str = "127.0.0.1", password: str = "admin",
+                **query: str | Path) -> str:
+        """``stomp+ssl://`` to a TLS connector (``tls_port`` by default), with ``query`` parameters (the
+        broker checks no credentials)."""
+        params = "&".join(f"{key}={quote(str(value), safe='/')}" for key, value in query.items())
+        return (f"stomp+ssl://admin:{quote(password, safe='')}@{host}:{port or self.tls_port}/"
+                + (f"?{params}" if params else ""))
+
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
             return "\n".join((self.dir / "console.log").read_text(errors="replace").splitlines()[-lines:])
         return ""
+
+
+def _port_open(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @atexit.register

@@ -5,7 +5,9 @@ Merge order (later wins): defaults < properties file < environment (``GVNFM_EMS_
 Reference keys (section ``[ems]``, ``EMS/ems.py:57-78``): ``broker_ip``, ``broker_port`` (5672),
 ``username``, ``password``, ``hostname``, ``type`` (generic), ``autodelete`` (only the literal ``false``
 disables it), ``exchange`` (openbaton-exchange), ``heartbeat`` (60), ``virtual_host`` (/).
-gvnfm extension: ``protocol`` (amqp, stomp, stomp+ssl; a ``broker_port`` of 61613 alone means stomp).
+gvnfm extensions: ``protocol`` (amqp, stomp, stomp+ssl; a ``broker_port`` of 61613 alone means stomp);
+``broker_cafile`` (optional, ``stomp+ssl`` only: the PEM file of the CA that signed the broker's
+certificate, a private CA; unset, the system's CAs are trusted; it becomes the URL's ``?cafile=``).
 
 Differences from the reference, on purpose:
 - the file is read without ``%`` interpolation (a password with ``%`` works);
@@ -130,7 +132,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "max_output_bytes": _number(int, ge=1024), "prefetch": _number(int, ge=1),
     "reconnect_max": _number(float, gt=0), "result_cache_entries": _number(int, ge=1),
     "result_cache_bytes": _number(int, ge=1024), "result_max_age": _number(float, gt=0),
-    "kill_grace": _number(float, ge=0), "protocol": _protocol, "host_user": _flag,
+    "kill_grace": _number(float, ge=0), "protocol": _protocol, "host_user": _flag, "broker_cafile": _optional,
 }
 
 
@@ -155,6 +157,9 @@ class EmsConfig:
     protocol: str | None = None
     """The broker protocol (a gvnfm extension): ``amqp``, ``stomp`` or ``stomp+ssl`` (RabbitMQ's STOMP
     plugin or ActiveMQ). Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
+    broker_cafile: str | None = None
+    """``protocol=stomp+ssl``: the CA file (PEM) the broker's certificate is verified with (the URL's
+    ``cafile``); unset: the system's CAs. The certificate and the host name are always verified."""
     host_user: bool = False
     """The broker user is this host's own (made by gvnfm's VNFM, user-data EMS_HOST_USER): it may not
     write to the default exchange, so the registration and the replies go through ``exchange``, with
@@ -205,6 +210,11 @@ class EmsConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 errors.append(f"{name}: {value!r} is not a string")
+        if self.broker_cafile is not None and not errors:
+            if self.broker_url:
+                errors.append("broker_cafile: not used with broker_url (give ?cafile= in broker_url)")
+            elif self._protocol() != "stomp+ssl":
+                errors.append(f"broker_cafile: needs protocol stomp+ssl (the protocol is {self._protocol()})")
         if errors:
             raise ConfigError("; ".join(errors))
         self._explicit_dirs = {f for f in DIR_FIELDS if getattr(self, f) is not None}
@@ -231,16 +241,21 @@ class EmsConfig:
     def register_queue(self) -> str:
         return ems_register_queue(self.type)
 
+    def _protocol(self) -> str:
+        return self.protocol or ("stomp" if self.broker_port == STOMP_PORT else "amqp")
+
     def amqp_url(self) -> str:
-        """The broker URL: ``broker_url`` when set, else built from the reference keys (and ``protocol``)."""
+        """The broker URL: ``broker_url`` when set, else built from the reference keys (and ``protocol``,
+        ``broker_cafile``)."""
         if self.broker_url:
             return self.broker_url
         host = f"[{self.broker_ip}]" if ":" in self.broker_ip and not self.broker_ip.startswith("[") else self.broker_ip
         vhost = quote(self.virtual_host, safe="")
         auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
-        protocol = self.protocol or ("stomp" if self.broker_port == STOMP_PORT else "amqp")
+        protocol = self._protocol()
         if protocol != "amqp":
-            return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}"
+            query = f"?cafile={quote(self.broker_cafile, safe='/')}" if self.broker_cafile else ""
+            return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}{query}"
         return f"amqp://{auth}@{host}:{self.broker_port}/{vhost}?heartbeat={self.heartbeat}"
 
     def model_dump(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
