@@ -15,6 +15,7 @@ from typing import Any
 import certifi
 import pytest
 import stomp
+from yarl import URL
 
 from gvnfm.ems.config import ConfigError, EmsConfig
 from gvnfm.transport import TransportError
@@ -119,8 +120,13 @@ def test_ems_properties_broker_cafile(tmp_path: Path) -> None:
     assert StompAddress.parse(url).cafile == CA
     assert "cafile" not in EmsConfig(protocol="stomp+ssl", broker_cafile="", hostname="h-1",
                                      root=str(tmp_path)).amqp_url()   # empty: unset
-    for bad, why in (({"protocol": "stomp"}, "needs protocol stomp+ssl (the protocol is stomp)"),
-                     ({"broker_port": 5672}, "needs protocol stomp+ssl (the protocol is amqp)"),
+    # over AMQP too (amqps): the heartbeat kept, the CA after it
+    amqps = EmsConfig(broker_ip="10.0.0.9", broker_port=5671, protocol="amqps", username="ems", password=SECRET,
+                      broker_cafile=CA, heartbeat=30, hostname="h-1", root=str(tmp_path)).amqp_url()
+    assert amqps.startswith("amqps://") and amqps.endswith(f"@10.0.0.9:5671/%2F?heartbeat=30&cafile={CA}")
+    assert URL(amqps).query["cafile"] == CA   # as aiormq reads it
+    for bad, why in (({"protocol": "stomp"}, "needs protocol amqps or stomp+ssl (the protocol is stomp)"),
+                     ({"broker_port": 5672}, "needs protocol amqps or stomp+ssl (the protocol is amqp)"),
                      ({"protocol": "stomp+ssl", "broker_url": "stomp+ssl://u:p@h/"}, "not used with broker_url")):
         with pytest.raises(ConfigError, match=re.escape(f"broker_cafile: {why}")):
             EmsConfig(broker_cafile=CA, hostname="h-1", root=str(tmp_path), **bad)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import configparser
 import ipaddress
+from pathlib import Path
 
 import pytest
 
 from gvnfm.catalogue.userdata import EmsBootstrap, render, set_hostname
+from gvnfm.ems.config import load_config
 from gvnfm.vim.addresses import BENCHMARK_NET, SUBNETS, LoopbackPlan, SubnetHosts, gateway, loopback, subnet
 from gvnfm.vim.base import VimError
 from gvnfm.vim.ems_launch import EmsLaunch
@@ -97,5 +99,25 @@ def test_ems_launch_broker_url_override() -> None:
         ("10.0.0.5", 5673, "u@x", "s/e", "vh")
     assert launch.broker_url() == "amqp://u%40x:s%2Fe@10.0.0.5:5673/vh"
     assert not launch.broker_is_loopback
-    with pytest.raises(VimError):
-        launch.with_broker_url("http://x")
+    with pytest.raises(VimError) as refused:
+        launch.with_broker_url("http://u:s3cret@x")
+    assert "s3cret" not in str(refused.value)
+
+
+def test_ems_launch_keeps_a_tls_broker_and_its_ca(tmp_path: Path) -> None:
+    """A local EMS of a VNFM whose EMS broker is TLS gets the protocol and the CA file in its properties,
+    and the EMS reading them verifies the broker with that CA (it was dropped with the URL's query)."""
+    base = EmsLaunch.from_userdata(_userdata(), "h-1")
+    for url, protocol, port in (("stomp+ssl://u:p@10.0.0.5:61614/?cafile=/etc/gvnfm/ca.pem", "stomp+ssl", 61614),
+                                ("amqps://u:p@10.0.0.5/?cafile=/etc/gvnfm/ca.pem", "amqps", 5671)):
+        launch = base.with_broker_url(url)
+        assert (launch.protocol, launch.broker_port, launch.broker_cafile) == (protocol, port, "/etc/gvnfm/ca.pem")
+        props = launch.properties()
+        assert f"protocol={protocol}\n" in props and "broker_cafile=/etc/gvnfm/ca.pem\n" in props
+        path = tmp_path / f"{protocol}.properties"
+        path.write_text(props)
+        cfg = load_config(path, {"root": str(tmp_path)}, environ={})
+        assert cfg.amqp_url().startswith(f"{protocol}://u:p@10.0.0.5:{port}/")
+        assert cfg.amqp_url().endswith("cafile=/etc/gvnfm/ca.pem")
+    plain = base.with_broker_url("amqp://u:p@10.0.0.5/")
+    assert (plain.protocol, plain.broker_cafile) == ("", "") and "broker_cafile" not in plain.properties()

@@ -5,9 +5,10 @@ Merge order (later wins): defaults < properties file < environment (``GVNFM_EMS_
 Reference keys (section ``[ems]``, ``EMS/ems.py:57-78``): ``broker_ip``, ``broker_port`` (5672),
 ``username``, ``password``, ``hostname``, ``type`` (generic), ``autodelete`` (only the literal ``false``
 disables it), ``exchange`` (openbaton-exchange), ``heartbeat`` (60), ``virtual_host`` (/).
-gvnfm extensions: ``protocol`` (amqp, stomp, stomp+ssl; a ``broker_port`` of 61613 alone means stomp);
-``broker_cafile`` (optional, ``stomp+ssl`` only: the PEM file of the CA that signed the broker's
-certificate, a private CA; unset, the system's CAs are trusted; it becomes the URL's ``?cafile=``).
+gvnfm extensions: ``protocol`` (amqp, amqps, stomp, stomp+ssl; a ``broker_port`` of 61613 alone means
+stomp); ``broker_cafile`` (optional, ``amqps`` and ``stomp+ssl`` only: the PEM file of the CA that signed
+the broker's certificate, a private CA; unset, the system's CAs are trusted; it becomes the URL's
+``?cafile=``).
 
 Differences from the reference, on purpose:
 - the file is read without ``%`` interpolation (a password with ``%`` works);
@@ -44,7 +45,9 @@ DEFAULT_PROPERTIES = "/etc/openbaton/openbaton-ems.properties"
 ENV_PREFIX = "GVNFM_EMS_"
 #: STOMP's registered port: a ``broker_port`` of 61613 without ``protocol`` means STOMP.
 STOMP_PORT = 61613
-PROTOCOLS = ("amqp", "stomp", "stomp+ssl")
+PROTOCOLS = ("amqp", "amqps", "stomp", "stomp+ssl")
+#: the protocols over TLS (where ``broker_cafile`` applies)
+TLS_PROTOCOLS = ("amqps", "stomp+ssl")
 DIR_FIELDS = ("scripts_path", "log_dir", "state_dir")
 _DEFAULT_DIRS = {"scripts_path": DEFAULT_SCRIPTS_PATH, "log_dir": "/var/log/openbaton",
                  "state_dir": "/var/lib/gvnfm/ems"}
@@ -155,11 +158,12 @@ class EmsConfig:
     virtual_host: str = "/"
     # -- gvnfm extras ------------------------------------------------------------------------------
     protocol: str | None = None
-    """The broker protocol (a gvnfm extension): ``amqp``, ``stomp`` or ``stomp+ssl`` (RabbitMQ's STOMP
-    plugin or ActiveMQ). Unset: ``stomp`` when ``broker_port`` is STOMP's 61613, else ``amqp``."""
+    """The broker protocol (a gvnfm extension): ``amqp``, ``amqps`` (AMQP over TLS), ``stomp`` or
+    ``stomp+ssl`` (RabbitMQ's STOMP plugin or ActiveMQ). Unset: ``stomp`` when ``broker_port`` is STOMP's
+    61613, else ``amqp``."""
     broker_cafile: str | None = None
-    """``protocol=stomp+ssl``: the CA file (PEM) the broker's certificate is verified with (the URL's
-    ``cafile``); unset: the system's CAs. The certificate and the host name are always verified."""
+    """``protocol=amqps`` or ``stomp+ssl``: the CA file (PEM) the broker's certificate is verified with (the
+    URL's ``cafile``); unset: the system's CAs. The certificate and the host name are always verified."""
     host_user: bool = False
     """The broker user is this host's own (made by gvnfm's VNFM, user-data EMS_HOST_USER): it may not
     write to the default exchange, so the registration and the replies go through ``exchange``, with
@@ -213,8 +217,8 @@ class EmsConfig:
         if self.broker_cafile is not None and not errors:
             if self.broker_url:
                 errors.append("broker_cafile: not used with broker_url (give ?cafile= in broker_url)")
-            elif self._protocol() != "stomp+ssl":
-                errors.append(f"broker_cafile: needs protocol stomp+ssl (the protocol is {self._protocol()})")
+            elif self._protocol() not in TLS_PROTOCOLS:
+                errors.append(f"broker_cafile: needs protocol amqps or stomp+ssl (the protocol is {self._protocol()})")
         if errors:
             raise ConfigError("; ".join(errors))
         self._explicit_dirs = {f for f in DIR_FIELDS if getattr(self, f) is not None}
@@ -253,10 +257,11 @@ class EmsConfig:
         vhost = quote(self.virtual_host, safe="")
         auth = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
         protocol = self._protocol()
-        if protocol != "amqp":
-            query = f"?cafile={quote(self.broker_cafile, safe='/')}" if self.broker_cafile else ""
-            return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}{query}"
-        return f"amqp://{auth}@{host}:{self.broker_port}/{vhost}?heartbeat={self.heartbeat}"
+        params = [f"heartbeat={self.heartbeat}"] if protocol.startswith("amqp") else []
+        if self.broker_cafile:
+            params.append(f"cafile={quote(self.broker_cafile, safe='/')}")
+        query = f"?{'&'.join(params)}" if params else ""
+        return f"{protocol}://{auth}@{host}:{self.broker_port}/{vhost}{query}"
 
     def model_dump(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         """Every setting as a dict (copies of the lists and dicts)."""

@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from gvnfm.catalogue import userdata as userdata_mod
 from gvnfm.catalogue.queues import EXCHANGE
+from gvnfm.redact import mask_urls
 from gvnfm.vim.base import VimError
 
 PROPERTIES_PATH = "/etc/openbaton/openbaton-ems.properties"
@@ -30,7 +31,8 @@ class EmsLaunch:
     autodelete: bool = True
     virtual_host: str = "/"
     host_user: bool = False         # the credentials are this host's own broker user (EMS_HOST_USER)
-    protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" ("" = amqp)
+    protocol: str = ""              # gvnfm extension: "amqps"/"stomp"/"stomp+ssl" ("" = amqp)
+    broker_cafile: str = ""         # gvnfm extension: the CA file of a TLS broker ("" = the system's CAs)
 
     @staticmethod
     def starts_ems(userdata: str) -> bool:
@@ -66,17 +68,22 @@ class EmsLaunch:
 
     def with_broker_url(self, url: str) -> EmsLaunch:
         """Broker address, credentials, virtual host (and protocol) from an ``amqp://`` or ``stomp://``
-        ``user:pass@host:port/vhost`` URL (the parts the URL has). A host user's credentials (the VM's own)
-        are kept."""
+        ``user:pass@host:port/vhost`` URL (the parts the URL has); over TLS (``amqps://``, ``stomp+ssl://``)
+        also its ``cafile``, which the EMS verifies the broker with. A host user's credentials (the VM's
+        own) are kept."""
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps", "stomp", "stomp+ssl") or not parts.hostname:
-            raise VimError(f"broker URL {url!r} is not amqp:// or stomp://user:password@host:port/")
+            raise VimError(f"broker URL {mask_urls(url)!r} is not amqp:// or stomp://user:password@host:port/")
         stomp = parts.scheme.startswith("stomp")
-        changes: dict[str, Any] = {"broker_ip": parts.hostname, "protocol": parts.scheme if stomp else ""}
+        changes: dict[str, Any] = {"broker_ip": parts.hostname,
+                                   "protocol": "" if parts.scheme == "amqp" else parts.scheme,
+                                   "broker_cafile": parse_qs(parts.query).get("cafile", [""])[-1]}
         if parts.port:
             changes["broker_port"] = parts.port
         elif stomp:
             changes["broker_port"] = 61613
+        elif parts.scheme == "amqps":
+            changes["broker_port"] = 5671
         if parts.username is not None and not self.host_user:
             changes["username"] = unquote(parts.username)
         if parts.password is not None and not self.host_user:
@@ -107,6 +114,8 @@ class EmsLaunch:
             fields["virtual_host"] = self.virtual_host
         if self.protocol:
             fields["protocol"] = self.protocol
+        if self.broker_cafile:
+            fields["broker_cafile"] = self.broker_cafile
         if self.host_user:
             fields["host_user"] = "true"
         fields.update(extra or {})
