@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from gvnfm.transport.base import (
     TransportError,
 )
 from gvnfm.transport.lifecycle import ConnectRefused, ConsumerEntry, ReconnectingTransport, run_handler, safe_url
+from gvnfm.transport.tls import certificate_problem
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +74,6 @@ _FATAL_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.IncompatibleProtocolError,
     aiormq.exceptions.InvalidFrameError,      # Connection.Close instead of OpenOk: no such vhost, no access
 )
-
-
-def _certificate_problem(exc: BaseException) -> str | None:
-    """The certificate failure behind a connection error (aiormq wraps the ``ssl`` error): the broker's
-    certificate not verified (unknown CA, another host name) or this client's refused; None otherwise."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {cause.verify_message or cause.reason} (a private CA: ?cafile=)"
-        if isinstance(cause, ssl.SSLError) and "CERTIFICATE" in (cause.reason or ""):
-            return f"the broker refused this client's certificate: {cause.reason}"
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 class _FatalConnectError(ConnectRefused):
@@ -236,12 +221,12 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                    if isinstance(exc, aiormq.exceptions.InvalidFrameError) else _describe(exc))
             raise ConnectRefused(f"the broker at {safe_url(self.url)} refused the connection: {why}") from exc
         except _BROKER_ERRORS as exc:
-            problem = _certificate_problem(exc)
+            query = URL(self.url).query
+            problem = certificate_problem(exc, cafile=query.get("cafile"), certfile=query.get("certfile"))
             if problem is None:
                 raise
             # retrying cannot cure a certificate (aiormq reports it as a connection error, which is retried)
-            raise ConnectRefused(f"cannot connect to {safe_url(self.url)}: the TLS handshake failed: "
-                                 f"{problem}") from exc
+            raise ConnectRefused(f"cannot connect to {safe_url(self.url)}: {problem}") from exc
 
     async def _open(self, timeout: float) -> None:
         """Open a connection and (re-)establish everything on it; on failure nothing stays open."""

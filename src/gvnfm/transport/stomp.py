@@ -13,8 +13,9 @@ that off. Any other parameter, a TLS parameter on ``stomp://``, or a file that i
 load is a ``TransportError`` when the URL is parsed. A broker certificate that fails verification, or
 a client certificate the broker refuses, fails ``connect()`` at once (:class:`ConnectRefused`, naming
 OpenSSL's reason): retrying cannot cure it. stomp.py keeps the reason of a failed handshake to its
-log, so it is found again by one handshake of our own (:func:`_tls_failure`), on that failure path
-only. stomp.py 9.0 does not see a TLS connection close (its reader spins): :func:`_end_on_tls_close`.
+log, so it is found again by one handshake of our own (:func:`gvnfm.transport.tls.handshake_failure`),
+on that failure path only. stomp.py 9.0 does not see a TLS connection close (its reader spins), and
+logs CONNECT's passcode at DEBUG: both are mended in :mod:`gvnfm.transport.stomp_mends`.
 
 Threads: stomp.py reads the socket on a thread of its own. Every frame it hands over is passed to the
 event loop with ``loop.call_soon_threadsafe`` (tagged with the connection's generation, so a frame of a
@@ -47,8 +48,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import re
-import socket
 import ssl
 import uuid
 from collections.abc import Callable
@@ -59,6 +58,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import stomp
 import stomp.exception
 
+from gvnfm.transport import tls as tls_files
 from gvnfm.transport.base import (
     DEFAULT_EXCHANGE,
     Delivery,
@@ -80,25 +80,9 @@ from gvnfm.transport.stomp_destinations import (
     reply_to_of,
     routing_key_of,
 )
+from gvnfm.transport.stomp_mends import end_on_tls_close
 
 log = logging.getLogger(__name__)
-
-_PASSCODE = re.compile(r"passcode:.*", re.DOTALL)
-
-
-class _HidePasscode(logging.Filter):
-    """stomp.py logs every frame it sends (DEBUG), CONNECT with the password: its mask wants a space
-    after ``passcode:`` that the frame does not have (stomp.py 8.2 and 9.0). Masked here, from ``passcode:``
-    to the end of the line, before any handler sees the record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "passcode:" in text:
-            record.msg, record.args = _PASSCODE.sub("passcode:********", text), ()
-        return True
-
-
-logging.getLogger("stomp.py").addFilter(_HidePasscode())
 
 DEFAULT_PORT = 61613
 #: ActiveMQ: the header of a message requeued as a copy (``Message.redelivered`` on its next delivery).
@@ -118,119 +102,13 @@ class _FatalConnectError(TransportError):
     """The broker answered CONNECT with ERROR (credentials, virtual host): retrying does not help."""
 
 
+#: The query parameters of a STOMP URL.
+_PARAMETERS = ("dialect", *tls_files.TLS_PARAMETERS)
+
+
 class _CertificateRefused(_FatalConnectError):
     """A TLS certificate problem: the broker's failed verification (unknown CA, another host name), or
     the broker refused this client's. Retrying does not help either."""
-
-
-#: The TLS query parameters of ``stomp+ssl://`` (aiormq's names for ``amqps://``).
-TLS_PARAMETERS = ("cafile", "certfile", "keyfile")
-_PARAMETERS = ("dialect", *TLS_PARAMETERS)
-
-
-class _EncryptedKey(Exception):
-    pass
-
-
-def _no_passphrase() -> str:
-    raise _EncryptedKey
-
-
-def _tls_context(cafile: str | None, certfile: str | None, keyfile: str | None) -> ssl.SSLContext:
-    """The context stomp.py makes of ``set_ssl(ca_certs=cafile, cert_file=certfile, key_file=keyfile,
-    ssl_version=PROTOCOL_TLS_CLIENT)``: the certificate required, the host name checked; the system's
-    CAs when there is no ``cafile``."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if cafile:
-        context.load_verify_locations(cafile)
-    else:
-        context.load_default_certs()
-    if certfile:
-        context.load_cert_chain(certfile, keyfile or certfile, password=_no_passphrase)
-    return context
-
-
-def _check_tls_files(cafile: str | None, certfile: str | None, keyfile: str | None) -> None:
-    """The files exist and load as stomp.py will load them (``ValueError`` naming the file otherwise)."""
-    for name, path in (("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile)):
-        if path is not None and not os.path.isfile(path):
-            raise ValueError(f"{name} {path!r} does not exist (or is not a file)")
-    if keyfile and not certfile:
-        raise ValueError("keyfile needs certfile (the client certificate)")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if cafile:
-        try:
-            context.load_verify_locations(cafile)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise ValueError(f"cafile {cafile!r} does not load as PEM certificates: {exc}") from None
-    if certfile:
-        try:
-            context.load_cert_chain(certfile, keyfile or certfile, password=_no_passphrase)
-        except _EncryptedKey:
-            raise ValueError(f"the key of {keyfile or certfile!r} is encrypted; give it unencrypted "
-                             "(readable by this user only)") from None
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            files = f"certfile {certfile!r}" + (f" and keyfile {keyfile!r}" if keyfile else "")
-            raise ValueError(f"{files} do not load as a PEM certificate and its key: {exc}") from None
-
-
-def _tls_failure(address: StompAddress, timeout: float, *, listen: float = 0.0) -> OSError | None:
-    """Why a TLS connection to the broker fails (stomp.py only logs it): one handshake of our own with
-    the context stomp.py uses, then ``listen`` seconds for what the broker says before CONNECT (TLS 1.3:
-    the refusal of a client certificate is an alert after the handshake); None when nothing fails."""
-    try:
-        context = _tls_context(address.cafile, address.certfile, address.keyfile)
-        with socket.create_connection((address.host, address.port), timeout) as raw, \
-                context.wrap_socket(raw, server_hostname=address.host) as tls:
-            if listen > 0:
-                tls.settimeout(listen)
-                tls.recv(1)
-            return None
-    except TimeoutError:     # nothing said: a STOMP broker waits for CONNECT
-        return None
-    except OSError as exc:   # ssl.SSLError included
-        return exc
-    except _EncryptedKey:    # (refused when the URL was parsed; the file changed since)
-        return None
-
-
-def _certificate_refusal(failure: OSError | None, address: StompAddress) -> str | None:
-    """The text of a certificate problem (the broker's certificate not verified, or this client's refused
-    by the broker), which retrying cannot cure; None for anything else."""
-    if isinstance(failure, ssl.SSLCertVerificationError):
-        trusted = (f"the CAs of cafile {address.cafile}" if address.cafile
-                   else "the system's CAs (a private CA is given with ?cafile=)")
-        return (f"the broker's TLS certificate was not accepted: certificate verify failed: "
-                f"{failure.verify_message or failure.reason or failure} (host {address.host}, trusted: {trusted})")
-    if isinstance(failure, ssl.SSLError) and "CERTIFICATE" in (failure.reason or ""):
-        given = f"certfile {address.certfile}" if address.certfile else "none (certfile=, keyfile=)"
-        return f"the broker refused this client's TLS certificate: {failure.reason} (given: {given})"
-    return None
-
-
-def _end_on_tls_close(transport: Any) -> None:
-    """stomp.py 9.0 reads a TLS socket without blocking and takes an empty read (the broker closed) or a
-    read error (a TLS alert) for "no data yet": its reader spins on the dead socket (a core at 100 %) and
-    never reports the connection lost. Here (this connection's transport only) an empty read or a read
-    error other than want-read/want-write ends its loop, which then reports ``disconnected`` as it does
-    for a plain socket."""
-    size = getattr(transport, "_Transport__recv_bytes", 16384)
-
-    def receive_or_end() -> Any:
-        try:
-            data = transport.socket.recv(size)
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise                                       # no data yet
-        except InterruptedError:
-            raise stomp.exception.InterruptedException() from None
-        except Exception:
-            transport.running = False
-            raise
-        if not data:
-            transport.running = False
-        return data
-
-    transport.receive = receive_or_end
 
 
 @dataclass(frozen=True)
@@ -271,11 +149,11 @@ class StompAddress:
                 raise invalid(f"parameter {key!r} given {len(values)} times")
             if not values[0]:
                 raise invalid(f"parameter {key!r} is empty")
-        tls = {key: os.path.abspath(query[key][0]) for key in TLS_PARAMETERS if key in query}
+        tls = {key: os.path.abspath(query[key][0]) for key in tls_files.TLS_PARAMETERS if key in query}
         if tls and parts.scheme != "stomp+ssl":
             raise invalid(f"{', '.join(tls)} need stomp+ssl:// (TLS)")
         try:
-            _check_tls_files(tls.get("cafile"), tls.get("certfile"), tls.get("keyfile"))
+            tls_files.check_files(tls.get("cafile"), tls.get("certfile"), tls.get("keyfile"))
         except ValueError as exc:
             raise invalid(str(exc)) from None
         dialect = None
@@ -569,7 +447,7 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
             conn.set_ssl(for_hosts=[(address.host, address.port)], ca_certs=address.cafile,
                          cert_file=address.certfile, key_file=address.keyfile, ssl_version=ssl.PROTOCOL_TLS_CLIENT,
                          verify=True)
-            _end_on_tls_close(conn.transport)
+            end_on_tls_close(conn.transport)
         conn.set_listener("gvnfm", _Listener(self, generation, loop))
         self._connected_fut = loop.create_future()
         try:
@@ -607,10 +485,15 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
     async def _tls_diagnosis(self, address: StompAddress, timeout: float, why: str, *, listen: float = 0.0) -> str:
         """``why`` a TLS connection attempt failed, with what a handshake of our own says; a certificate
         problem raises :class:`_CertificateRefused`."""
-        failure = await self._call(_tls_failure, address, max(1.0, timeout), listen=listen)
-        refusal = _certificate_refusal(failure, address)
+        try:   # the context stomp.py makes of set_ssl(ca_certs=, cert_file=, key_file=, PROTOCOL_TLS_CLIENT)
+            context = tls_files.client_context(address.cafile, address.certfile, address.keyfile)
+        except (ValueError, OSError):   # (refused when the URL was parsed; the file changed since)
+            return why
+        failure = await self._call(tls_files.handshake_failure, address.host, address.port, context,
+                                   max(1.0, timeout), listen=listen)
+        refusal = tls_files.certificate_problem(failure, cafile=address.cafile, certfile=address.certfile)
         if refusal is not None:
-            raise _CertificateRefused(refusal)
+            raise _CertificateRefused(f"{refusal} (host {address.host})")
         return why if failure is None else f"{why}: {failure}"
 
     async def _check_exchange(self, address: StompAddress) -> None:
