@@ -957,10 +957,12 @@ async def test_requests_that_cannot_succeed_are_refused_before_sending(env: Env,
     with pytest.raises(Conflict, match="is ACTIVE, not ERROR"):
         await env.nfvo.resume(nsr, "web")
     code, out = await api.cli("heal", "web", host, "--cause", "switchToStandby")
-    # one line on stderr, exit 1 (the VNF is not in a state for it), no HTTP status code
-    assert code == 1 and out.startswith("error: ") and "not STANDBY" in out and "409" not in out, out
+    # one line on stderr, exit 1 (the VNF is not in a state for it), no HTTP status code (the host's
+    # name is left out of that check: its 7 random digits may hold "409")
+    assert code == 1 and out.startswith("error: ") and "not STANDBY" in out, out
+    assert "409" not in out.replace(host, ""), out
     code, out = await api.cli("heal", "nope", host, "--cause", "restart")
-    assert code == 2 and "has no VNFR 'nope'" in out and "404" not in out, out
+    assert code == 2 and "has no VNFR 'nope'" in out and "404" not in out.replace(host, ""), out
     assert len(env.vnfm.messages) == sent
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
 
@@ -974,7 +976,7 @@ async def test_a_request_the_vnfm_refuses_keeps_the_state(env: Env, api: Api) ->
     assert nsr.vnfrs["web"].status == ACTIVE and nsr.status == ACTIVE and not nsr.errors
     assert nsr.vnfrs["web"].history[-1].result == "refused" and nsr.vnfrs["web"].action is None
     code, out = await api.cli("heal", "web", host, "--cause", "restart")
-    assert code == 1 and "nothing was changed" in out and "409" not in out, out
+    assert code == 1 and "nothing was changed" in out and "409" not in out.replace(host, ""), out
     # a SCALING the orchestrator refuses (the VIM filled up meanwhile): the VNFM gives up, app stays ACTIVE
     async def fill_the_vim() -> None:
         env.vim.capacity = len(env.vim.hosts)
