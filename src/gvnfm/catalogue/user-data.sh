@@ -16,6 +16,7 @@ export ENDPOINT=
 export VIRTUAL_HOST=
 export EMS_PROTOCOL=
 export EMS_HOST_USER=
+export EMS_BROKER_CA=
 export #Hostname=
 
 set -e
@@ -35,6 +36,9 @@ if [ -n "$TIMEZONE" ] && [ -f "/usr/share/zoneinfo/$TIMEZONE" ]; then
 fi
 mkdir -p /etc/openbaton /opt/openbaton/scripts /var/log/openbaton
 umask 077
+if [ -n "$EMS_BROKER_CA" ]; then   # the CA that signed a TLS EMS broker's certificate (base64 of its PEM)
+  printf '%s' "$EMS_BROKER_CA" | base64 -d > /etc/openbaton/ems-broker-ca.pem
+fi
 cat > /etc/openbaton/openbaton-ems.properties <<PROPERTIES
 [ems]
 broker_ip=$BROKER_IP
@@ -49,6 +53,7 @@ hostname=$Hostname
 ${VIRTUAL_HOST:+virtual_host=$VIRTUAL_HOST}
 ${EMS_PROTOCOL:+protocol=$EMS_PROTOCOL}
 ${EMS_HOST_USER:+host_user=$EMS_HOST_USER}
+${EMS_BROKER_CA:+broker_cafile=/etc/openbaton/ems-broker-ca.pem}
 PROPERTIES
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   cat > /etc/systemd/system/gvnfm-ems.service <<UNIT

@@ -7,6 +7,7 @@ replacement), but shell-quotes every value: the reference pastes values unquoted
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import dataclass
 from importlib import resources
@@ -29,8 +30,9 @@ class EmsBootstrap:
     monitoring_ip: str = ""
     timezone: str = ""
     virtual_host: str = ""          # gvnfm extension: the broker's virtual host when not "/"
-    protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl" when the EMS broker is STOMP
+    protocol: str = ""              # gvnfm extension: "stomp"/"stomp+ssl"/"amqps": the EMS broker's own protocol
     host_user: bool = False         # gvnfm extension: USERNAME/PASSWORD are this VM's own broker user
+    broker_ca: str = ""             # gvnfm extension: the PEM of the CA of a TLS EMS broker (EMS_BROKER_CA, base64)
 
 
 def template() -> str:
@@ -54,6 +56,8 @@ def render(boot: EmsBootstrap, extra: str | None = None, text: str | None = None
         "VIRTUAL_HOST": "" if boot.virtual_host in ("", "/") else boot.virtual_host,
         "EMS_PROTOCOL": boot.protocol,
         "EMS_HOST_USER": "true" if boot.host_user else "",
+        # base64: one line of [A-Za-z0-9+/=], which every shell and the prefix replacement keep whole
+        "EMS_BROKER_CA": base64.b64encode(boot.broker_ca.encode("ascii")).decode() if boot.broker_ca else "",
     }
     out = []
     for line in (text if text is not None else template()).splitlines():

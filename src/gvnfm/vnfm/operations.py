@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from gvnfm.catalogue import userdata
 from gvnfm.catalogue.messages import (
@@ -110,6 +111,32 @@ def broker_vhost(url: str) -> str:
         return ""
     path = urlsplit(url).path
     return unquote(path[1:]) if path.startswith("/") and len(path) > 1 else ""
+
+
+#: the default ports of the EMS broker protocols the VMs are told about directly
+_DIRECT_PORTS = {"stomp": 61613, "stomp+ssl": 61613, "amqps": 5671}
+
+
+def ems_bootstrap(settings: VnfmSettings, extension: dict[str, Any]) -> userdata.EmsBootstrap:
+    """What a VM's EMS is told (its user-data): the NFVO's AMQP broker (``brokerIp``/``brokerPort`` of the
+    message's extension), as the reference does; or, when the VNFM's EMS broker (``--ems-broker``) is
+    STOMP or AMQP over TLS, that broker's address, port and protocol, and with a ``cafile`` the CA's PEM
+    (the VM verifies the broker with it). Raises OSError when that file cannot be read."""
+    ems_url = settings.ems_broker_url()
+    parts = urlsplit(ems_url)
+    direct = parts.scheme in _DIRECT_PORTS
+    cafile = parse_qs(parts.query).get("cafile", [""])[-1] if parts.scheme in ("stomp+ssl", "amqps") else ""
+    broker_ca = Path(cafile).read_text(encoding="ascii") if cafile else ""
+    return userdata.EmsBootstrap(
+        broker_ip=(parts.hostname or "localhost") if direct else str(extension.get("brokerIp") or "localhost"),
+        broker_port=(parts.port or _DIRECT_PORTS[parts.scheme]) if direct else int(extension.get("brokerPort") or 5672),
+        protocol=parts.scheme if direct else "", broker_ca=broker_ca,
+        username=settings.ems_username, password=settings.ems_password,
+        heartbeat=settings.ems_heartbeat, autodelete=settings.ems_autodelete,
+        endpoint=settings.endpoint, ems_version=settings.ems_version,
+        package_version=settings.ems_package_version,
+        monitoring_ip=str(extension.get("monitoringIp") or ""), timezone=str(extension.get("timezone") or ""),
+        virtual_host=broker_vhost(ems_url))
 
 
 class Operations:
@@ -264,20 +291,7 @@ class Operations:
 
     def _userdata(self, msg: OrVnfmInstantiateMessage | OrVnfmScalingMessage, with_package: bool,
                   host_user: tuple[str, str] | None = None) -> str:
-        ext = msg.extension or {}
-        ems_url = self.settings.ems_broker_url()
-        stomp = ems_url.startswith(("stomp://", "stomp+ssl://"))
-        boot = self.boot or userdata.EmsBootstrap(
-            # an EMS broker over STOMP (--ems-broker): its address, port and protocol, not the NFVO's AMQP ones
-            broker_ip=(urlsplit(ems_url).hostname or "localhost") if stomp else str(ext.get("brokerIp") or "localhost"),
-            broker_port=(urlsplit(ems_url).port or 61613) if stomp else int(ext.get("brokerPort") or 5672),
-            protocol=urlsplit(ems_url).scheme if stomp else "",
-            username=self.settings.ems_username, password=self.settings.ems_password,
-            heartbeat=self.settings.ems_heartbeat, autodelete=self.settings.ems_autodelete,
-            endpoint=self.settings.endpoint, ems_version=self.settings.ems_version,
-            package_version=self.settings.ems_package_version,
-            monitoring_ip=str(ext.get("monitoringIp") or ""), timezone=str(ext.get("timezone") or ""),
-            virtual_host=broker_vhost(self.settings.ems_broker_url()))
+        boot = self.boot or ems_bootstrap(self.settings, msg.extension or {})
         if host_user is not None:
             boot = dataclasses.replace(boot, username=host_user[0], password=host_user[1], host_user=True)
         self._advertised = (boot.broker_ip, boot.broker_port)   # what the EMSs were told (for a diagnosis)
