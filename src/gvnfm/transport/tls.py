@@ -28,26 +28,33 @@ class _EncryptedKey(Exception):
     pass
 
 
+class EncryptedKeyError(ValueError):
+    """The client key is encrypted (OpenSSL would ask for its passphrase on the terminal)."""
+
+
 def _no_passphrase() -> str:
     raise _EncryptedKey
 
 
 def client_context(cafile: str | None, certfile: str | None, keyfile: str | None) -> ssl.SSLContext:
     """The certificate required, the host name checked; the system's CAs when there is no ``cafile``.
-    An encrypted key raises ``ValueError`` (OpenSSL would otherwise ask for its passphrase on the
-    terminal)."""
+    An encrypted key raises :class:`EncryptedKeyError`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if cafile:
         context.load_verify_locations(cafile)
     else:
         context.load_default_certs()
     if certfile:
-        try:
-            context.load_cert_chain(certfile, keyfile or certfile, password=_no_passphrase)
-        except _EncryptedKey:
-            raise ValueError(f"the key of {keyfile or certfile!r} is encrypted; give it unencrypted "
-                             "(readable by this user only)") from None
+        _load_client_certificate(context, certfile, keyfile)
     return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, certfile: str, keyfile: str | None) -> None:
+    try:
+        context.load_cert_chain(certfile, keyfile or certfile, password=_no_passphrase)
+    except _EncryptedKey:
+        raise EncryptedKeyError(f"the key of {keyfile or certfile!r} is encrypted; give it unencrypted "
+                                "(readable by this user only)") from None
 
 
 def check_files(cafile: str | None, certfile: str | None, keyfile: str | None) -> None:
@@ -65,10 +72,9 @@ def check_files(cafile: str | None, certfile: str | None, keyfile: str | None) -
             raise ValueError(f"cafile {cafile!r} does not load as PEM certificates: {exc}") from None
     if certfile:
         try:
-            context.load_cert_chain(certfile, keyfile or certfile, password=_no_passphrase)
-        except _EncryptedKey:
-            raise ValueError(f"the key of {keyfile or certfile!r} is encrypted; give it unencrypted "
-                             "(readable by this user only)") from None
+            _load_client_certificate(context, certfile, keyfile)
+        except EncryptedKeyError:
+            raise
         except (ssl.SSLError, OSError, ValueError) as exc:
             files = f"certfile {certfile!r}" + (f" and keyfile {keyfile!r}" if keyfile else "")
             raise ValueError(f"{files} do not load as a PEM certificate and its key: {exc}") from None
