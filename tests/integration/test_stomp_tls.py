@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -67,6 +67,17 @@ async def _connect(url: str, opened: list[StompTransport]) -> StompTransport:
     return t
 
 
+def _collector() -> tuple[asyncio.Queue[bytes], Callable[[Delivery], Awaitable[None]]]:
+    """A queue of the bodies delivered, and the handler that fills it (and acks)."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(delivery: Delivery) -> None:
+        await got.put(delivery.message.body)
+        await delivery.ack()
+
+    return got, collect
+
+
 async def _refused(url: str, caplog: pytest.LogCaptureFixture, why: str = "certificate verify failed") -> str:
     """Connect to ``url``: the ConnectRefused text, checked to say ``why``, to be quick and to be without
     the password (nor is the password in the log)."""
@@ -95,12 +106,7 @@ async def test_with_the_test_ca_everything_works_over_tls(broker: PrivateActiveM
     server, client = await _connect(url, opened), await _connect(url, opened)
     assert server.dialect is Dialect.ACTIVEMQ and server.connected
 
-    queue, got = unique("tls-q"), asyncio.Queue[bytes]()
-
-    async def collect(delivery: Delivery) -> None:
-        await got.put(delivery.message.body)
-        await delivery.ack()
-
+    queue, (got, collect) = unique("tls-q"), _collector()
     await server.declare_queue(queue, durable=True)
     await server.consume(queue, collect)
     await client.publish(queue, b"over TLS")
@@ -175,12 +181,7 @@ async def test_a_broker_restart_is_seen_over_tls_and_the_transport_comes_back(
                        reconnect_max=1.0)
     opened.append(t)
     await t.connect()
-    queue, got = unique("tls-restart"), asyncio.Queue[bytes]()
-
-    async def collect(delivery: Delivery) -> None:
-        await got.put(delivery.message.body)
-        await delivery.ack()
-
+    queue, (got, collect) = unique("tls-restart"), _collector()
     await t.declare_queue(queue, durable=True)
     await t.consume(queue, collect)
     reconnected = asyncio.Event()

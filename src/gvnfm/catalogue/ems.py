@@ -24,6 +24,9 @@ REPO_SCRIPTS_UPDATE = "REPO_SCRIPTS_UPDATE"
 EMS_ACTIONS = (SAVE_SCRIPTS, CLONE_SCRIPTS, EXECUTE, SCRIPTS_UPDATE, SAVE_VNFR_DEPENDENCY, REPO_SCRIPTS_UPDATE)
 
 DEFAULT_SCRIPTS_PATH = "/opt/openbaton/scripts"
+#: the EMS broker protocols over TLS (gvnfm extension ``protocol``): where a CA file (``cafile``,
+#: ``broker_cafile``, user-data ``EMS_BROKER_CA``) applies
+TLS_PROTOCOLS = ("amqps", "stomp+ssl")
 #: The largest per-command ``timeout`` accepted (seconds, 30 days): anything above is a mistake or an attack.
 MAX_TIMEOUT_SECONDS = 30 * 86400.0
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
-from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH
+from gvnfm.catalogue.ems import DEFAULT_SCRIPTS_PATH, TLS_PROTOCOLS
 from gvnfm.catalogue.queues import EXCHANGE, ems_actions_queue, ems_register_queue
 from gvnfm.configfile import ConfigFileError, classify_keys
 
@@ -46,8 +46,6 @@ ENV_PREFIX = "GVNFM_EMS_"
 #: STOMP's registered port: a ``broker_port`` of 61613 without ``protocol`` means STOMP.
 STOMP_PORT = 61613
 PROTOCOLS = ("amqp", "amqps", "stomp", "stomp+ssl")
-#: the protocols over TLS (where ``broker_cafile`` applies)
-TLS_PROTOCOLS = ("amqps", "stomp+ssl")
 DIR_FIELDS = ("scripts_path", "log_dir", "state_dir")
 _DEFAULT_DIRS = {"scripts_path": DEFAULT_SCRIPTS_PATH, "log_dir": "/var/log/openbaton",
                  "state_dir": "/var/lib/gvnfm/ems"}

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from gvnfm.catalogue import userdata as userdata_mod
+from gvnfm.catalogue.ems import TLS_PROTOCOLS
 from gvnfm.catalogue.queues import EXCHANGE
 from gvnfm.redact import mask_urls
 from gvnfm.vim.base import VimError
@@ -75,9 +76,9 @@ class EmsLaunch:
         if parts.scheme not in ("amqp", "amqps", "stomp", "stomp+ssl") or not parts.hostname:
             raise VimError(f"broker URL {mask_urls(url)!r} is not amqp:// or stomp://user:password@host:port/")
         stomp = parts.scheme.startswith("stomp")
-        changes: dict[str, Any] = {"broker_ip": parts.hostname,
-                                   "protocol": "" if parts.scheme == "amqp" else parts.scheme,
-                                   "broker_cafile": parse_qs(parts.query).get("cafile", [""])[-1]}
+        cafile = parse_qs(parts.query).get("cafile", [""])[-1] if parts.scheme in TLS_PROTOCOLS else ""
+        changes: dict[str, Any] = {"broker_ip": parts.hostname, "broker_cafile": cafile,
+                                   "protocol": "" if parts.scheme == "amqp" else parts.scheme}
         if parts.port:
             changes["broker_port"] = parts.port
         elif stomp:

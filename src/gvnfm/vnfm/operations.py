@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from gvnfm.catalogue import userdata
+from gvnfm.catalogue.ems import TLS_PROTOCOLS
 from gvnfm.catalogue.messages import (
     NO_ANSWER,
     FailedStep,
@@ -125,7 +126,7 @@ def ems_bootstrap(settings: VnfmSettings, extension: dict[str, Any]) -> userdata
     ems_url = settings.ems_broker_url()
     parts = urlsplit(ems_url)
     direct = parts.scheme in _DIRECT_PORTS
-    cafile = parse_qs(parts.query).get("cafile", [""])[-1] if parts.scheme in ("stomp+ssl", "amqps") else ""
+    cafile = parse_qs(parts.query).get("cafile", [""])[-1] if parts.scheme in TLS_PROTOCOLS else ""
     broker_ca = Path(cafile).read_text(encoding="ascii") if cafile else ""
     return userdata.EmsBootstrap(
         broker_ip=(parts.hostname or "localhost") if direct else str(extension.get("brokerIp") or "localhost"),
