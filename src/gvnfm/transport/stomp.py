@@ -12,10 +12,12 @@ key in ``certfile`` when ``keyfile`` is absent; not encrypted). The certificate 
 that off. Any other parameter, a TLS parameter on ``stomp://``, or a file that is missing or does not
 load is a ``TransportError`` when the URL is parsed. A broker certificate that fails verification, or
 a client certificate the broker refuses, fails ``connect()`` at once (:class:`ConnectRefused`, naming
-OpenSSL's reason): retrying cannot cure it. stomp.py keeps the reason of a failed handshake to its
-log, so it is found again by one handshake of our own (:func:`gvnfm.transport.tls.handshake_failure`),
-on that failure path only. stomp.py 9.0 does not see a TLS connection close (its reader spins), and
-logs CONNECT's passcode at DEBUG: both are mended in :mod:`gvnfm.transport.stomp_mends`.
+OpenSSL's reason): retrying cannot cure it. stomp.py keeps that reason to its log: it is read from the
+error that ended the connection's reader (a TLS 1.3 alert after the handshake, kept by
+:func:`gvnfm.transport.stomp_mends.read_error`), else found again by one handshake of our own
+(:func:`gvnfm.transport.tls.handshake_failure`), on that failure path only. stomp.py 9.0 does not
+see a TLS connection close (its reader spins), and logs CONNECT's passcode at DEBUG: both are mended
+in :mod:`gvnfm.transport.stomp_mends`.
 
 Threads: stomp.py reads the socket on a thread of its own. Every frame it hands over is passed to the
 event loop with ``loop.call_soon_threadsafe`` (tagged with the connection's generation, so a frame of a
@@ -80,7 +82,7 @@ from gvnfm.transport.stomp_destinations import (
     reply_to_of,
     routing_key_of,
 )
-from gvnfm.transport.stomp_mends import end_on_tls_close
+from gvnfm.transport.stomp_mends import end_on_tls_close, read_error
 
 log = logging.getLogger(__name__)
 
@@ -449,26 +451,27 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
                          verify=True)
             end_on_tls_close(conn.transport)
         conn.set_listener("gvnfm", _Listener(self, generation, loop))
-        self._connected_fut = loop.create_future()
+        self._connected_fut = connected = loop.create_future()
         try:
             try:
                 await self._call(conn.connect, address.username, address.password, wait=False,
                                  with_connect_command=True)
             except (stomp.exception.StompException, OSError) as exc:
                 why = str(exc) or type(exc).__name__
-                if address.ssl:   # stomp.py logged why and raised ConnectFailedException: ask again
-                    why = await self._tls_diagnosis(address, timeout, why)
+                if address.ssl:   # stomp.py logged why and raised: the reader's error, or ask again
+                    why = await self._tls_diagnosis(address, timeout, why, conn.transport, listen=0.5)
                 raise TransportError(why) from exc
             try:
                 async with asyncio.timeout(timeout):
-                    frame = await self._connected_fut
+                    frame = await connected
             except TimeoutError:
                 raise TransportError("no CONNECTED frame (is it a STOMP port?)") from None
             except _FatalConnectError:
                 raise
             except TransportError as exc:   # closed before CONNECTED
                 if address.ssl:
-                    raise TransportError(await self._tls_diagnosis(address, timeout, str(exc), listen=0.5)) from None
+                    raise TransportError(await self._tls_diagnosis(address, timeout, str(exc), conn.transport,
+                                                                   listen=0.5)) from None
                 raise
         except BaseException:
             self._generation += 1
@@ -476,21 +479,28 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
             raise
         finally:
             self._connected_fut = None
+            if connected.done() and not connected.cancelled():
+                connected.exception()   # seen: a close while CONNECT was sent already failed this attempt
         self.server = str(frame.headers.get("server") or "") or None
         self.dialect = address.dialect or Dialect.from_server(self.server)
         self._conn = conn
         if self.dialect is Dialect.RABBITMQ:
             await self._check_exchange(address)
 
-    async def _tls_diagnosis(self, address: StompAddress, timeout: float, why: str, *, listen: float = 0.0) -> str:
-        """``why`` a TLS connection attempt failed, with what a handshake of our own says; a certificate
-        problem raises :class:`_CertificateRefused`."""
-        try:   # the context stomp.py makes of set_ssl(ca_certs=, cert_file=, key_file=, PROTOCOL_TLS_CLIENT)
-            context = tls_files.client_context(address.cafile, address.certfile, address.keyfile)
-        except (ValueError, OSError):   # (refused when the URL was parsed; the file changed since)
-            return why
-        failure = await self._call(tls_files.handshake_failure, address.host, address.port, context,
-                                   max(1.0, timeout), listen=listen)
+    async def _tls_diagnosis(self, address: StompAddress, timeout: float, why: str, transport: Any, *,
+                             listen: float = 0.0) -> str:
+        """``why`` a TLS connection attempt failed, with the reason OpenSSL gave: first the error that
+        ended stomp.py's reader on ``transport`` (over TLS 1.3 the broker's refusal of a client certificate
+        is an alert read after the handshake), else one handshake of our own. A certificate problem
+        raises :class:`_CertificateRefused`."""
+        failure: BaseException | None = read_error(transport)
+        if tls_files.certificate_problem(failure) is None:
+            try:   # the context stomp.py makes of set_ssl(ca_certs=, cert_file=, key_file=, PROTOCOL_TLS_CLIENT)
+                context = tls_files.client_context(address.cafile, address.certfile, address.keyfile)
+            except (ValueError, OSError):   # (refused when the URL was parsed; the file changed since)
+                return why
+            failure = await self._call(tls_files.handshake_failure, address.host, address.port, context,
+                                       max(1.0, timeout), listen=listen)
         refusal = tls_files.certificate_problem(failure, cafile=address.cafile, certfile=address.certfile)
         if refusal is not None:
             raise _CertificateRefused(f"{refusal} (host {address.host})")

@@ -42,7 +42,7 @@ def end_on_tls_close(transport: Any) -> None:
     read error (a TLS alert) for "no data yet": its reader spins on the dead socket (a core at 100 %) and
     never reports the connection lost. Here (this connection's transport only) an empty read or a read
     error other than want-read/want-write ends its loop, which then reports ``disconnected`` as it does
-    for a plain socket."""
+    for a plain socket. The error is kept for :func:`read_error`."""
     size = getattr(transport, "_Transport__recv_bytes", 16384)
 
     def receive_or_end() -> Any:
@@ -52,7 +52,8 @@ def end_on_tls_close(transport: Any) -> None:
             raise                                       # no data yet
         except InterruptedError:
             raise stomp.exception.InterruptedException() from None
-        except Exception:
+        except Exception as exc:
+            transport.gvnfm_read_error = exc
             transport.running = False
             raise
         if not data:
@@ -60,3 +61,10 @@ def end_on_tls_close(transport: Any) -> None:
         return data
 
     transport.receive = receive_or_end
+
+
+def read_error(transport: Any) -> BaseException | None:
+    """The error that ended the reader of a transport mended by :func:`end_on_tls_close` (a TLS alert:
+    the broker's own reason for closing), or None."""
+    error = getattr(transport, "gvnfm_read_error", None)
+    return error if isinstance(error, BaseException) else None
