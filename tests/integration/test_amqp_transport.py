@@ -341,6 +341,18 @@ async def test_heartbeat_is_negotiated(private_rabbit: PrivateRabbit) -> None:
         assert conn.transport is not None and conn.transport.connection.heartbeat_timeout == 3
 
 
+async def test_the_publishing_channel_is_open_before_the_first_publish(open_transport: Open) -> None:
+    """It opens beside the declarations of connect(): the first publish (an EMS's registration) does not
+    wait for a channel's two round trips (docs/performance.md, ninth round)."""
+    t = await open_transport()
+    opened = t._pub
+    assert opened is not None and not opened.is_closed
+    queue = unique("amqp-first-publish")
+    await t.declare_queue(queue, auto_delete=True)
+    await t.publish(queue, b"first", exchange="")
+    assert t._pub is opened        # the first publish used it
+
+
 async def _delete(t: AmqpTransport, queue: str) -> None:
     conn = await t._wait_ready()
     ch = await conn.channel()

@@ -182,3 +182,12 @@ async def test_a_rig_deletes_queues_an_agent_never_consumed(amqp_url: str, tmp_p
             await probe.declare_queue(name, passive=True)
     finally:
         await conn.close()
+
+
+async def test_the_registration_micro_benchmark_times_both_sides(amqp_url: str) -> None:
+    from bench.register_micro import run
+
+    times, received = await run(amqp_url, count=3, rounds=2)
+    assert received == 2 * 3 * 2            # every registration of both sides reached the queue
+    assert set(times) == {"fleet", "floor"}
+    assert all(len(seconds) == 2 and all(0 < s < 30 for s in seconds) for seconds in times.values())

@@ -11,7 +11,8 @@ Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``)
   lost")``; new operations wait for the reconnection (at most ``connect_timeout``) and then fail with
   ``TransportError``.
 
-Channels: one for publishing (publisher confirms), one for declarations and bindings (a failing
+Channels: one for publishing (publisher confirms; opened by every connect beside the declarations, so
+that the first publish, an EMS's registration, waits for no channel), one for declarations and bindings (a failing
 declaration closes only that channel, which is re-opened on next use), one per consumer (its own
 prefetch) and one for the RPC reply queue. aio-pika opens and declares; the hot paths (publish,
 consume, ack, the reply queue) use the aiormq channel under it, without aio-pika's per-message
@@ -234,12 +235,16 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         if self.heartbeat is not None:
             kwargs["heartbeat"] = self.heartbeat
         conn = await asyncio.wait_for(aio_pika.connect(self.url, **kwargs), timeout)
+        opening: asyncio.Future[AbstractChannel] | None = None
         try:
             async with asyncio.timeout(max(timeout, self.connect_timeout)):
                 self._generation += 1
                 self._conn = conn
                 self._pub = self._admin = self._reply_channel = None
                 self._reply_queue = None
+                # the publishing channel opens beside the declarations, so that the first publish (an
+                # EMS's registration, the VNFM's first answer) does not wait for its two round trips
+                opening = asyncio.ensure_future(self._pub_channel())
                 admin = await self._admin_channel()
                 try:
                     await admin.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -257,13 +262,20 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                     raise _FatalConnectError(f"cannot declare the topic exchange {self.exchange!r}: "
                                              f"{_describe(exc)}") from exc
                 await self._restore(conn)
+                await opening
             if conn.is_closed:
                 raise TransportError("connection lost while restoring queues and consumers")
             conn.close_callbacks.add(self._on_connection_closed)
         except BaseException:
             self._conn = None
+            if opening is not None:
+                opening.cancel()
             with contextlib.suppress(Exception):
                 await conn.close()
+            if opening is not None:
+                await asyncio.wait({opening})
+                if not opening.cancelled():
+                    opening.exception()   # retrieved: this attempt failed for the reason raised here
             raise
 
     async def _restore(self, conn: AbstractConnection) -> None:
