@@ -14,7 +14,6 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -40,7 +39,7 @@ async def tls_port(pki: Pki) -> AsyncIterator[int]:
     """A TLS endpoint on 127.0.0.1 with the test CA's server certificate; it closes every connection
     after the handshake (no AMQP)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.server_cert, Path(pki.server_cert).with_suffix(".key"))
+    context.load_cert_chain(pki.server_cert, pki.server_key)
     handshakes = 0
 
     async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -82,7 +81,7 @@ async def test_a_broker_certificate_another_ca_signed_is_refused_at_once(tls_por
 async def test_a_name_the_certificate_does_not_hold_is_refused_at_once(pki: Pki) -> None:
     """The certificate names 127.0.0.1 and localhost: 127.0.0.2 (the same loopback) is another host."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki.server_cert, Path(pki.server_cert).with_suffix(".key"))
+    context.load_cert_chain(pki.server_cert, pki.server_key)
 
     async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.close()

@@ -9,6 +9,9 @@ be restarted. ``PrivateRabbit`` runs a second, throw-away node of the installed 
   listener on 5672 is not reused), an empty enabled-plugins list (no management plugin), and its own
   ``HOME`` holding a private Erlang cookie (so it works as root or any user, and never reads or writes
   ``~/.erlang.cookie`` of the shared node);
+- with ``tls`` (a test PKI, tests/support/tls.py): an AMQPS listener as well, with the PKI's server
+  certificate for 127.0.0.1 and localhost, checking a client certificate when one is given
+  (``verify_peer``) and requiring one only with ``require_client_certificate``;
 - the scripts are run from RabbitMQ's own ``sbin`` directory, not Debian's ``/usr/sbin`` wrappers that
   ``su`` to the ``rabbitmq`` user (and would lose the environment above).
 
@@ -41,8 +44,11 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+
+from tests.support.tls import Pki
 
 _LIVE: weakref.WeakSet[PrivateRabbit] = weakref.WeakSet()
 
@@ -76,7 +82,7 @@ class PrivateRabbit:
     through ``asyncio.to_thread`` when an event loop must keep running meanwhile)."""
 
     def __init__(self, *, user: str = "guest", password: str = "guest", start_timeout: float = 90.0,
-                 stomp: bool = False) -> None:
+                 stomp: bool = False, tls: Pki | None = None, require_client_certificate: bool = False) -> None:
         sbin = rabbit_sbin()
         if sbin is None:
             raise RabbitError("rabbitmq-server is not installed")
@@ -88,6 +94,10 @@ class PrivateRabbit:
             self.dist_port = _free_port()
         #: with ``stomp``: the STOMP plugin enabled, listening on this port
         self.stomp_port = _free_port() if stomp else None
+        #: with ``tls``: the AMQPS listener's port
+        self.tls_port = _free_port() if tls is not None else None
+        self.tls = tls
+        self.require_client_certificate = require_client_certificate
         self.user = user
         self.password = password
         self.start_timeout = start_timeout
@@ -111,9 +121,20 @@ class PrivateRabbit:
             "log.console = false\n"
             "log.file.level = info\n"
             + (f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n" if self.stomp_port else "")
+            + self._tls_config()
         )
         for sub in ("mnesia", "log"):
             (self.dir / sub).mkdir()
+
+    def _tls_config(self) -> str:
+        if self.tls is None:
+            return ""
+        return (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {self.tls.ca}\n"
+                f"ssl_options.certfile = {self.tls.server_cert}\n"
+                f"ssl_options.keyfile = {self.tls.server_key}\n"
+                "ssl_options.verify = verify_peer\n"
+                f"ssl_options.fail_if_no_peer_cert = {str(self.require_client_certificate).lower()}\n")
 
     @property
     def env(self) -> dict[str, str]:
@@ -141,6 +162,15 @@ class PrivateRabbit:
 
     def url_for(self, user: str, password: str) -> str:
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
+
+    def amqps_url(self, *, host: str = "127.0.0.1", cafile: Path | None = None, certfile: Path | None = None,
+                  keyfile: Path | None = None, password: str | None = None) -> str:
+        """The AMQPS listener's URL (``tls`` only), with the TLS parameters given."""
+        assert self.tls_port is not None, "PrivateRabbit(tls=...) has an AMQPS listener"
+        query = "&".join(f"{name}={quote(str(path))}" for name, path in
+                         (("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile)) if path is not None)
+        secret = quote(self.password if password is None else password, safe="")
+        return f"amqps://{self.user}:{secret}@{host}:{self.tls_port}/" + (f"?{query}" if query else "")
 
     @property
     def stomp_url(self) -> str:

@@ -47,6 +47,7 @@ class Pki:
     ca: Path                 #: the test CA's certificate (PEM): the ``cafile`` that verifies the server
     other_ca: Path           #: a CA that signed nothing here (PEM)
     server_cert: Path        #: the server's certificate (PEM), for 127.0.0.1 and localhost
+    server_key: Path         #: its key (PEM, not encrypted), for a broker that reads PEM files (RabbitMQ)
     keystore: Path           #: the server's key and certificate chain (PKCS12), for the broker
     truststore: Path         #: the test CA (PKCS12, made by keytool), for a broker checking client certificates
     password: str            #: of both stores
@@ -88,5 +89,5 @@ def make_pki(folder: Path) -> Pki:
     _run("keytool", "-importcert", "-noprompt", "-alias", "gvnfm-test-ca", "-file", "ca.pem",
          "-keystore", "trust.p12", "-storetype", "pkcs12", "-storepass", password, cwd=folder)
     return Pki(ca=folder / "ca.pem", other_ca=folder / "other-ca.pem", server_cert=folder / "server.pem",
-                   keystore=folder / "server.p12", truststore=folder / "trust.p12", password=password,
-                   client_cert=folder / "client.pem", client_key=folder / "client.key")
+               server_key=folder / "server.key", keystore=folder / "server.p12", truststore=folder / "trust.p12",
+               password=password, client_cert=folder / "client.pem", client_key=folder / "client.key")
