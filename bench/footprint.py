@@ -24,6 +24,7 @@ import aio_pika
 from bench.config import BenchConfig
 from bench.procs import REPO_ROOT, child_env, proc_status
 from bench.report import Report, Row
+from bench.timing import timed_window
 from gvnfm.catalogue.queues import ems_register_queue
 
 SETTLE = 0.5   # seconds of idling before the memory is read
@@ -66,22 +67,25 @@ class _Arrivals:
 
 
 async def _one(argv: list[str], hostname: str, arrivals: _Arrivals, log: Path, timeout: float) -> tuple[float, int]:
-    with log.open("ab") as err:
-        t0 = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=err, stderr=err,
-                                                    env={**os.environ, **child_env()}, cwd=REPO_ROOT)
-    try:
-        seconds = await arrivals.wait(hostname, proc, timeout) - t0
-        await asyncio.sleep(SETTLE)
-        rss = proc_status(proc.pid).get("VmRSS", 0)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    with contextlib.ExitStack() as window:
+        window.enter_context(timed_window())
+        with log.open("ab") as err:
+            t0 = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=err,
+                                                        stderr=err, env={**os.environ, **child_env()}, cwd=REPO_ROOT)
+        try:
+            seconds = await arrivals.wait(hostname, proc, timeout) - t0
+            window.close()   # the window ends with the registration's arrival
+            await asyncio.sleep(SETTLE)
+            rss = proc_status(proc.pid).get("VmRSS", 0)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
     return seconds, rss
 
 

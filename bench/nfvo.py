@@ -19,6 +19,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import RpcClient, reply
+from bench.timing import timed_window
 from gvnfm.catalogue.queues import NFVO_NOTICE_QUEUE, NFVO_REQUEST_QUEUE
 
 AllocatedHook = Callable[[list[str]], Coroutine[Any, Any, None]]
@@ -36,6 +37,8 @@ class BenchNfvo:
         self.requests: list[str] = []
         self.notifications: list[str] = []
         self.allocated_at: float | None = None
+        #: when the answer to the last ``instantiate`` came (before it is parsed)
+        self.answered_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> BenchNfvo:
@@ -56,11 +59,14 @@ class BenchNfvo:
         """Send INSTANTIATE to ``endpoint``; the ALLOCATE answer will carry ``hostnames``.
         Returns the VNFM's reply and the seconds until it came."""
         self.hostnames = list(hostnames)
-        self.allocated_at = None
-        t0 = time.perf_counter()
-        raw = await self.client.call(endpoint, json.dumps(message).encode(), timeout=timeout,
-                                     correlation_id=f"bench-{uuid.uuid4().hex}")
-        return json.loads(raw), time.perf_counter() - t0
+        self.allocated_at = self.answered_at = None
+        body = json.dumps(message).encode()
+        with timed_window():
+            t0 = time.perf_counter()
+            raw = await self.client.call(endpoint, body, timeout=timeout, correlation_id=f"bench-{uuid.uuid4().hex}")
+            self.answered_at = time.perf_counter()
+            seconds = self.answered_at - t0
+        return json.loads(raw), seconds
 
     async def send(self, endpoint: str, message: dict[str, Any], *, timeout: float) -> dict[str, Any]:
         """INSTANTIATE without touching the single-operation bookkeeping (many at once); the ALLOCATE

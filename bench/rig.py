@@ -150,13 +150,12 @@ class Rig:
         self.nfvo.requests.clear()
         cpu0 = self._cpu()
         answer, seconds = await self.nfvo.instantiate(self.endpoint, message, hostnames, timeout=timeout)
-        received = time.perf_counter()
         cpu1 = self._cpu()
         action = str(answer.get("action"))
         result = OpResult(seconds, action, nfvo_requests=list(self.nfvo.requests),
                           cpu={k: round(cpu1[k] - cpu0[k], 3) for k in cpu0})
-        if self.nfvo.allocated_at is not None:
-            result.since_allocated = received - self.nfvo.allocated_at
+        if self.nfvo.allocated_at is not None and self.nfvo.answered_at is not None:
+            result.since_allocated = self.nfvo.answered_at - self.nfvo.allocated_at
         if action != "INSTANTIATE":
             detail = (answer.get("exception") or {}).get("detailMessage") or answer.get("message") or answer
             raise BenchFailure(f"gvnfm answered {action} to INSTANTIATE of {len(hostnames)} VNFCs: {detail!s:.500}")

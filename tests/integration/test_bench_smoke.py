@@ -191,3 +191,24 @@ async def test_the_registration_micro_benchmark_times_both_sides(amqp_url: str) 
     assert received == 2 * 3 * 2            # every registration of both sides reached the queue
     assert set(times) == {"fleet", "floor"}
     assert all(len(seconds) == 2 and all(0 < s < 30 for s in seconds) for seconds in times.values())
+
+
+def test_timed_windows_keep_the_bench_collector_off_until_the_outermost_ends() -> None:
+    import gc
+
+    from bench.timing import timed_window
+
+    assert gc.isenabled()
+    with timed_window():
+        assert not gc.isenabled()
+        with timed_window():
+            assert not gc.isenabled()
+        assert not gc.isenabled()          # the inner window's end does not turn it on
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with timed_window():
+            pass
+        assert not gc.isenabled()          # off before: off after
+    finally:
+        gc.enable()
