@@ -97,7 +97,8 @@ def test_ems_launch_broker_url_override() -> None:
     launch = EmsLaunch.from_userdata(_userdata(), "h-1").with_broker_url("amqp://u%40x:s%2Fe@10.0.0.5:5673/vh")
     assert (launch.broker_ip, launch.broker_port, launch.username, launch.password, launch.virtual_host) == \
         ("10.0.0.5", 5673, "u@x", "s/e", "vh")
-    assert launch.broker_url() == "amqp://u%40x:s%2Fe@10.0.0.5:5673/vh"
+    assert "broker_ip=10.0.0.5\nbroker_port=5673\nusername=u@x\npassword=s/e\n" in launch.properties()
+    assert "virtual_host=vh\n" in launch.properties()
     assert not launch.broker_is_loopback
     with pytest.raises(VimError) as refused:
         launch.with_broker_url("http://u:s3cret@x")

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from gvnfm.catalogue import userdata as userdata_mod
 from gvnfm.catalogue.ems import TLS_PROTOCOLS
@@ -97,11 +97,6 @@ class EmsLaunch:
     @property
     def broker_is_loopback(self) -> bool:
         return self.broker_ip in LOOPBACK_NAMES or self.broker_ip.startswith("127.")
-
-    def broker_url(self) -> str:
-        vhost = quote(self.virtual_host, safe="") if self.virtual_host != "/" else ""
-        return (f"amqp://{quote(self.username, safe='')}:{quote(self.password, safe='')}@"
-                f"{self.broker_ip}:{self.broker_port}/{vhost}")
 
     def properties(self, extra: Mapping[str, str] | None = None) -> str:
         """The ``[ems]`` file, exactly as the user-data script writes it, plus ``extra`` keys (gvnfm
