@@ -1,7 +1,8 @@
 """A VM's EMS and a TLS EMS broker: what the VNFM tells it in the user-data (``ems_bootstrap``), and what
 the user-data script makes of it, run by bash up to where it would start the EMS (its folders moved
 into a temporary one): the CA's PEM written to a file, ``broker_cafile`` in the properties, and an EMS
-configuration whose broker URL verifies with that CA."""
+configuration whose broker URL verifies with that CA. A local VIM's host gets the same from the same
+user-data (``EmsLaunch.ca_to_write``), unless the VIM's own broker URL names a CA file or is plain."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import pytest
 
 from gvnfm.catalogue import userdata
 from gvnfm.ems.config import load_config
+from gvnfm.transport.memory import InMemoryBroker, InMemoryTransport
 from gvnfm.transport.stomp import StompAddress
+from gvnfm.vim.base import HostSpec, VimError
+from gvnfm.vim.ems_launch import BROKER_CA_PATH, PROPERTIES_PATH, EmsLaunch
+from gvnfm.vim.process import ProcessVim
 from gvnfm.vnfm.operations import ems_bootstrap
 from gvnfm.vnfm.settings import VnfmSettings
 
@@ -91,3 +96,40 @@ def test_without_a_ca_the_properties_name_none(tmp_path: Path) -> None:
     assert not (root / "etc/openbaton/ems-broker-ca.pem").exists()
     properties = (root / "etc/openbaton/openbaton-ems.properties").read_text()
     assert "broker_cafile" not in properties and "protocol=stomp+ssl\n" in properties
+
+
+def _tls_userdata(tmp_path: Path, cafile: Path, protocol: str = "amqps", port: int = 5671) -> str:
+    boot = ems_bootstrap(_settings(tmp_path, f"{protocol}://e:p@10.0.0.5:{port}/?cafile={cafile}"), NFVO_EXTENSION)
+    return userdata.set_hostname(userdata.render(boot), "web-1234567")
+
+
+def test_the_script_and_the_local_vims_write_the_ca_to_one_path(tmp_path: Path, cafile: Path) -> None:
+    text = _tls_userdata(tmp_path, cafile)
+    assert f"> {BROKER_CA_PATH}\n" in text and f"broker_cafile={BROKER_CA_PATH}" in text
+
+
+def test_a_local_vim_takes_the_ca_unless_its_broker_url_decides(tmp_path: Path, cafile: Path) -> None:
+    launch = EmsLaunch.from_userdata(_tls_userdata(tmp_path, cafile), "web-1")
+    assert (launch.protocol, launch.broker_ca, launch.ca_to_write()) == ("amqps", PEM, PEM)
+    assert launch.with_broker_url("amqps://u:p@127.0.0.1:5671/").ca_to_write() == PEM   # the system's CAs: no
+    assert launch.with_broker_url("amqps://u:p@127.0.0.1/?cafile=/vim/ca.pem").ca_to_write() is None  # its own CA
+    assert launch.with_broker_url("amqp://u:p@127.0.0.1/").ca_to_write() is None       # plain AMQP: no CA
+    bad = _tls_userdata(tmp_path, cafile).replace("export EMS_BROKER_CA=", "export EMS_BROKER_CA=%%")
+    with pytest.raises(VimError, match="EMS_BROKER_CA"):
+        EmsLaunch.from_userdata(bad, "web-1")
+
+
+@pytest.mark.parametrize("protocol, port", [("stomp+ssl", 61614), ("amqps", 5671)])
+async def test_a_process_vim_host_gets_the_ca_as_the_script_gives_it(tmp_path: Path, cafile: Path, protocol: str,
+                                                                     port: int) -> None:
+    vim = ProcessVim(tmp_path / "vim", capacity=1, transport_factory=lambda: InMemoryTransport(InMemoryBroker()))
+    try:
+        host = await vim.create_host(HostSpec("web-1", "web", "ubuntu", ["mgmt"],
+                                              _tls_userdata(tmp_path, cafile, protocol, port)))
+        assert host.root is not None
+        written = host.root / BROKER_CA_PATH.lstrip("/")
+        assert written.read_text() == PEM and written.stat().st_mode & 0o077 == 0
+        config = load_config(host.root / PROPERTIES_PATH.lstrip("/"), {"root": str(tmp_path / "ems")}, environ={})
+        assert config.amqp_url().startswith(f"{protocol}://") and config.amqp_url().endswith(f"cafile={written}")
+    finally:
+        await vim.close()

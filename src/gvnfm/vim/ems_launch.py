@@ -1,8 +1,11 @@
 """How a local VIM starts a host's EMS: the values the user-data script would write to
-``/etc/openbaton/openbaton-ems.properties`` (§2.5 of the behaviour reference), read from the user-data."""
+``/etc/openbaton/openbaton-ems.properties`` (§2.5 of the behaviour reference), read from the user-data;
+and the CA of a TLS EMS broker that it would write to ``/etc/openbaton/ems-broker-ca.pem``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +19,8 @@ from gvnfm.redact import mask_urls
 from gvnfm.vim.base import VimError
 
 PROPERTIES_PATH = "/etc/openbaton/openbaton-ems.properties"
+#: where the user-data script writes the CA of a TLS EMS broker (``EMS_BROKER_CA``), named in ``broker_cafile``
+BROKER_CA_PATH = "/etc/openbaton/ems-broker-ca.pem"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "ip6-localhost"}
 
 
@@ -34,6 +39,7 @@ class EmsLaunch:
     host_user: bool = False         # the credentials are this host's own broker user (EMS_HOST_USER)
     protocol: str = ""              # gvnfm extension: "amqps"/"stomp"/"stomp+ssl" ("" = amqp)
     broker_cafile: str = ""         # gvnfm extension: the CA file of a TLS broker ("" = the system's CAs)
+    broker_ca: str = ""             # gvnfm extension: the PEM of that CA the user-data carries (EMS_BROKER_CA)
 
     @staticmethod
     def starts_ems(userdata: str) -> bool:
@@ -55,6 +61,10 @@ class EmsLaunch:
             raise VimError(f"host {hostname}: bad number in the user-data ({exc})") from None
         if not 0 < port < 65536:
             raise VimError(f"host {hostname}: BROKER_PORT {port} is not a TCP port")
+        try:
+            broker_ca = base64.b64decode(values.get("EMS_BROKER_CA", ""), validate=True).decode("ascii")
+        except (binascii.Error, UnicodeDecodeError):
+            raise VimError(f"host {hostname}: EMS_BROKER_CA in the user-data is not the base64 of a PEM file") from None
         return cls(broker_ip=broker_ip, broker_port=port, username=values.get("USERNAME", ""),
                    password=values.get("PASSWORD", ""), hostname=hostname,
                    type=values.get("ENDPOINT") or "generic",
@@ -62,7 +72,7 @@ class EmsLaunch:
                    # only the literal "false" disables auto-delete, as in the reference EMS
                    autodelete=values.get("EMS_AUTODELETE", "true") != "false",
                    virtual_host=values.get("VIRTUAL_HOST") or "/", protocol=values.get("EMS_PROTOCOL") or "",
-                   host_user=values.get("EMS_HOST_USER", "") == "true")
+                   host_user=values.get("EMS_HOST_USER", "") == "true", broker_ca=broker_ca)
 
     def replace(self, **changes: Any) -> EmsLaunch:
         return dataclasses.replace(self, **changes)
@@ -93,6 +103,15 @@ class EmsLaunch:
         if vhost:
             changes["virtual_host"] = unquote(vhost)
         return self.replace(**changes)
+
+    def ca_to_write(self) -> str | None:
+        """The PEM the host must hold at :data:`BROKER_CA_PATH` and name in ``broker_cafile``, as the
+        user-data script does: the user-data's CA, for a TLS broker whose URL names no CA file of the
+        VIM's own; None otherwise (plain AMQP or STOMP has no CA; a ``cafile`` of the VIM's broker URL
+        wins)."""
+        if self.broker_ca and self.protocol in TLS_PROTOCOLS and not self.broker_cafile:
+            return self.broker_ca
+        return None
 
     @property
     def broker_is_loopback(self) -> bool:

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import gvnfm
 from gvnfm.vim.addresses import SubnetHosts, gateway, subnet
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
-from gvnfm.vim.ems_launch import PROPERTIES_PATH, EmsLaunch
+from gvnfm.vim.ems_launch import BROKER_CA_PATH, PROPERTIES_PATH, EmsLaunch
 from gvnfm.vim.hostdirs import check_hostname, remove_tree
 from gvnfm.vim.images import STANDARD_PATH, Image, get_image, image_exists
 from gvnfm.vim.netns_kernel import (
@@ -434,6 +434,12 @@ class NetnsVim(Vim):
         mkdirs_like_lower(upper, "var/log/openbaton")
         ems_argv = None
         if launch is not None:
+            pem = launch.ca_to_write()
+            if pem is not None:
+                ca = mkdirs_like_lower(upper, "etc/openbaton") / Path(BROKER_CA_PATH).name
+                with os.fdopen(os.open(ca, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+                    fh.write(pem)
+                launch = launch.replace(broker_cafile=BROKER_CA_PATH)
             props = mkdirs_like_lower(upper, "etc/openbaton") / "openbaton-ems.properties"
             fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:

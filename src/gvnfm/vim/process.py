@@ -37,7 +37,7 @@ from gvnfm.ems import EmsAgent, EmsConfig
 from gvnfm.transport.base import Transport
 from gvnfm.vim.addresses import LoopbackPlan
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
-from gvnfm.vim.ems_launch import PROPERTIES_PATH, EmsLaunch
+from gvnfm.vim.ems_launch import BROKER_CA_PATH, PROPERTIES_PATH, EmsLaunch
 from gvnfm.vim.hostdirs import check_hostname, fresh_dir, remove_tree
 from gvnfm.vim.images import Image, get_image, image_exists
 from gvnfm.vim.reaper import reap
@@ -153,6 +153,11 @@ class ProcessVim(Vim):
             launch = EmsLaunch.from_userdata(spec.userdata, hostname)
             if self.broker_url:
                 launch = launch.with_broker_url(self.broker_url)
+            pem = launch.ca_to_write()
+            if pem is not None:
+                ca = root / BROKER_CA_PATH.lstrip("/")
+                await asyncio.to_thread(_write_private, ca, pem)
+                launch = launch.replace(broker_cafile=str(ca))
             props = launch.properties({"root": str(root), "scripts_path": str(root / SCRIPTS),
                                        "log_dir": str(root / LOGS), "state_dir": str(root / EMS_STATE)})
             await asyncio.to_thread(_write_private, root / PROPERTIES_PATH.lstrip("/"), props)
