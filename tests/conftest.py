@@ -17,6 +17,7 @@ from tests.support.services import (
     port_open,
     unique,
 )
+from tests.support.tls import module_pki  # noqa: F401  (a fixture for every test module)
 
 
 @pytest.fixture(scope="session")

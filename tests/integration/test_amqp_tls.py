@@ -20,18 +20,14 @@ import pytest
 from gvnfm.transport import TransportError
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.transport.lifecycle import ConnectRefused
-from tests.support.tls import Pki, make_pki, tls_tools_installed
+from tests.support.tls import Pki, amqps_refused
 
 PASSWORD = "amqps-Secret-5521"
-CONNECT_TIMEOUT = 30.0   # far above what a refusal may take: one within FAST was not retried
-FAST = 5.0
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    if not tls_tools_installed():
-        pytest.fail("openssl and keytool are needed for the test PKI (packages openssl, default-jre-headless)")
-    return make_pki(tmp_path_factory.mktemp("pki"))
+def pki(module_pki: Pki) -> Pki:
+    return module_pki
 
 
 @pytest.fixture
@@ -55,26 +51,14 @@ async def tls_port(pki: Pki) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-async def _refused(url: str) -> ConnectRefused:
-    transport = AmqpTransport(url, connect_timeout=CONNECT_TIMEOUT, reconnect_initial=0.2)
-    started = time.monotonic()
-    try:
-        with pytest.raises(ConnectRefused) as caught:
-            await transport.connect()
-    finally:
-        await transport.close()
-    assert time.monotonic() - started < FAST, "a certificate problem was retried"
-    assert PASSWORD not in str(caught.value)
-    return caught.value
-
-
 async def test_a_broker_certificate_no_trusted_ca_signed_is_refused_at_once(tls_port: int) -> None:
-    refused = await _refused(f"amqps://gvnfm:{PASSWORD}@127.0.0.1:{tls_port}/")
+    refused = await amqps_refused(f"amqps://gvnfm:{PASSWORD}@127.0.0.1:{tls_port}/", PASSWORD)
     assert "certificate verify failed" in str(refused) and "cafile" in str(refused)
 
 
 async def test_a_broker_certificate_another_ca_signed_is_refused_at_once(tls_port: int, pki: Pki) -> None:
-    refused = await _refused(f"amqps://gvnfm:{PASSWORD}@127.0.0.1:{tls_port}/?cafile={pki.other_ca}")
+    url = f"amqps://gvnfm:{PASSWORD}@127.0.0.1:{tls_port}/?cafile={pki.other_ca}"
+    refused = await amqps_refused(url, PASSWORD)
     assert "certificate verify failed" in str(refused)
 
 
@@ -89,7 +73,7 @@ async def test_a_name_the_certificate_does_not_hold_is_refused_at_once(pki: Pki)
     server = await asyncio.start_server(serve, "127.0.0.2", 0, ssl=context)
     try:
         port = server.sockets[0].getsockname()[1]
-        refused = await _refused(f"amqps://gvnfm:{PASSWORD}@127.0.0.2:{port}/?cafile={pki.ca}")
+        refused = await amqps_refused(f"amqps://gvnfm:{PASSWORD}@127.0.0.2:{port}/?cafile={pki.ca}", PASSWORD)
     finally:
         server.close()
         await server.wait_closed()

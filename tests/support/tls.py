@@ -10,8 +10,18 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from gvnfm.transport.amqp import AmqpTransport
+from gvnfm.transport.lifecycle import ConnectRefused
+
+#: far above what a refusal may take: a refusal within REFUSED_WITHIN was not retried until the deadline
+CONNECT_TIMEOUT = 30.0
+REFUSED_WITHIN = 5.0
 
 _OPENSSL_CONF = """\
 [req]
@@ -91,3 +101,26 @@ def make_pki(folder: Path) -> Pki:
     return Pki(ca=folder / "ca.pem", other_ca=folder / "other-ca.pem", server_cert=folder / "server.pem",
                server_key=folder / "server.key", keystore=folder / "server.p12", truststore=folder / "trust.p12",
                password=password, client_cert=folder / "client.pem", client_key=folder / "client.key")
+
+
+@pytest.fixture(scope="module")
+def module_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A PKI for the test module (tests/conftest.py makes it a fixture of every module)."""
+    if not tls_tools_installed():
+        pytest.fail("openssl and keytool are needed for the test PKI (packages openssl, default-jre-headless)")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+async def amqps_refused(url: str, secret: str) -> ConnectRefused:
+    """Connect an AMQP transport to ``url``: the :class:`ConnectRefused` it raises, checked to come at once
+    (not retried until ``connect_timeout``) and to be without ``secret`` (the URL's password)."""
+    transport = AmqpTransport(url, connect_timeout=CONNECT_TIMEOUT, reconnect_initial=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectRefused) as caught:
+            await transport.connect()
+    finally:
+        await transport.close()
+    assert time.monotonic() - started < REFUSED_WITHIN, f"a certificate problem was retried: {caught.value}"
+    assert secret not in str(caught.value)
+    return caught.value

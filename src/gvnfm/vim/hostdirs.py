@@ -50,3 +50,12 @@ def remove_tree(path: Path) -> None:
             pass
 
     shutil.rmtree(path, onerror=_fix)
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` to ``path`` (its folder made if need be), readable by its owner only: a host's EMS
+    properties (credentials) and the CA they name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

@@ -45,7 +45,7 @@ import gvnfm
 from gvnfm.vim.addresses import SubnetHosts, gateway, subnet
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
 from gvnfm.vim.ems_launch import BROKER_CA_PATH, PROPERTIES_PATH, EmsLaunch
-from gvnfm.vim.hostdirs import check_hostname, remove_tree
+from gvnfm.vim.hostdirs import check_hostname, remove_tree, write_private
 from gvnfm.vim.images import STANDARD_PATH, Image, get_image, image_exists
 from gvnfm.vim.netns_kernel import (
     delete_link,
@@ -434,16 +434,12 @@ class NetnsVim(Vim):
         mkdirs_like_lower(upper, "var/log/openbaton")
         ems_argv = None
         if launch is not None:
+            openbaton = mkdirs_like_lower(upper, "etc/openbaton")
             pem = launch.ca_to_write()
             if pem is not None:
-                ca = mkdirs_like_lower(upper, "etc/openbaton") / Path(BROKER_CA_PATH).name
-                with os.fdopen(os.open(ca, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-                    fh.write(pem)
+                write_private(openbaton / Path(BROKER_CA_PATH).name, pem)
                 launch = launch.replace(broker_cafile=BROKER_CA_PATH)
-            props = mkdirs_like_lower(upper, "etc/openbaton") / "openbaton-ems.properties"
-            fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(launch.properties())
+            write_private(openbaton / Path(PROPERTIES_PATH).name, launch.properties())
             ems_argv = [sys.executable, "-m", "gvnfm.ems", "--config", PROPERTIES_PATH]
         package_root = Path(gvnfm.__file__).resolve().parent.parent
         wanted = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent, package_root]

@@ -38,7 +38,7 @@ from gvnfm.transport.base import Transport
 from gvnfm.vim.addresses import LoopbackPlan
 from gvnfm.vim.base import Host, HostSpec, Vim, VimError
 from gvnfm.vim.ems_launch import BROKER_CA_PATH, PROPERTIES_PATH, EmsLaunch
-from gvnfm.vim.hostdirs import check_hostname, fresh_dir, remove_tree
+from gvnfm.vim.hostdirs import check_hostname, fresh_dir, remove_tree, write_private
 from gvnfm.vim.images import Image, get_image, image_exists
 from gvnfm.vim.reaper import reap
 
@@ -156,11 +156,11 @@ class ProcessVim(Vim):
             pem = launch.ca_to_write()
             if pem is not None:
                 ca = root / BROKER_CA_PATH.lstrip("/")
-                await asyncio.to_thread(_write_private, ca, pem)
+                await asyncio.to_thread(write_private, ca, pem)
                 launch = launch.replace(broker_cafile=str(ca))
             props = launch.properties({"root": str(root), "scripts_path": str(root / SCRIPTS),
                                        "log_dir": str(root / LOGS), "state_dir": str(root / EMS_STATE)})
-            await asyncio.to_thread(_write_private, root / PROPERTIES_PATH.lstrip("/"), props)
+            await asyncio.to_thread(write_private, root / PROPERTIES_PATH.lstrip("/"), props)
             if self.transport_factory is not None:
                 await self._start_agent(running, launch)
             else:
@@ -313,11 +313,6 @@ class ProcessVim(Vim):
         return running.proc if running else None
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 async def stop_process_group(proc: asyncio.subprocess.Process, grace: float) -> None:
