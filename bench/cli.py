@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fanout-scripts", type=int, default=3, help="scripts per VNFC in fan-out (default: 3)")
     p.add_argument("--concurrency", type=int, default=32, help="the VNFM's per-operation bound (default: 32)")
     p.add_argument("--no-sequential", action="store_true", help="skip fan-out with concurrency 1")
+    p.add_argument("--floor-channel-per-queue", action="store_true",
+                   help="the floor's consumers on a channel each, as gvnfm's EMS fleet (default: one channel)")
     p.add_argument("--repeat", type=int, default=5,
                    help="alternating gvnfm/floor pairs per figure: median ratio and its min–max; capped so "
                         "N × repeat ≤ 5000 (default: 5)")
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
                       stomp_broker=args.stomp_broker, pg_url=args.pg or None, many_ops=int(args.many.split("x")[0]),
-                      many_vnfcs=int(args.many.split("x")[1]))
+                      many_vnfcs=int(args.many.split("x")[1]), floor_channel_per_queue=args.floor_channel_per_queue)
     try:
         report = asyncio.run(_interruptible(cfg))
     except asyncio.CancelledError:

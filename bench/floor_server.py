@@ -8,8 +8,10 @@ with a crash-safe spool: a record file written before the fork, stdout and stder
 the contract and that durability cost, without gvnfm's code around them); ``s<seconds>`` spawns
 ``/bin/sleep <seconds>``; any other is answered at once.
 
-``python -m bench.floor_server --url URL --prefix P --count N`` prints ``READY`` when consuming and,
-on SIGTERM, a JSON line with what it served.
+``python -m bench.floor_server --url URL --prefix P --count N [--channel-per-queue]`` prints ``READY``
+when consuming and, on SIGTERM, a JSON line with what it served. The consumers share one channel (with a
+prefetch of 1 each); ``--channel-per-queue`` gives each its own channel, as gvnfm's EMS fleet gives each
+agent (what that costs: docs/performance.md, ninth round).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from gvnfm.ems.journal import WRAPPER
 OK = json.dumps({"output": "", "err": "", "status": 0}).encode()
 
 
-async def serve(url: str, prefix: str, count: int) -> dict[str, int]:
+async def serve(url: str, prefix: str, count: int, *, channel_per_queue: bool = False) -> dict[str, int]:
     stats = {"served": 0, "spawned": 0, "failed": 0}
     conn = await connect(url)
     channel = await conn.channel()
@@ -68,7 +70,11 @@ async def serve(url: str, prefix: str, count: int) -> dict[str, int]:
         stats["served"] += 1
 
     for i in range(count):
-        queue = await channel.declare_queue(f"{prefix}.{i}", exclusive=True, auto_delete=True)
+        consuming = channel
+        if channel_per_queue:   # replies still go out on the first channel, as the fleet's on its publisher
+            consuming = await conn.channel()
+            await consuming.set_qos(prefetch_count=1)
+        queue = await consuming.declare_queue(f"{prefix}.{i}", exclusive=True, auto_delete=True)
         await queue.consume(on_message)
     print("READY", flush=True)
     stop = asyncio.Event()
@@ -107,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--channel-per-queue", action="store_true")
     args = parser.parse_args(argv)
-    stats = asyncio.run(serve(args.url, args.prefix, max(1, args.count)))
+    stats = asyncio.run(serve(args.url, args.prefix, max(1, args.count), channel_per_queue=args.channel_per_queue))
     print(json.dumps(stats), flush=True)
     return 0
 

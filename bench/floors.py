@@ -75,12 +75,12 @@ def fanout_round_trips(n: int, scripts: int, *, delivered_files: int, nfvo_round
 class FloorServer:
     """The floor's consumer process with ``count`` queues."""
 
-    def __init__(self, url: str, count: int, workdir: Path) -> None:
+    def __init__(self, url: str, count: int, workdir: Path, *, channel_per_queue: bool = False) -> None:
         self.url = url
         self.count = count
         self.prefix = f"bench-floor-{uuid.uuid4().hex[:10]}"
-        self.child = Child("floor-server", python_argv("-m", "bench.floor_server", "--url", url, "--prefix",
-                                                       self.prefix, "--count", str(count)),
+        argv = ["-m", "bench.floor_server", "--url", url, "--prefix", self.prefix, "--count", str(count)]
+        self.child = Child("floor-server", python_argv(*argv, *(["--channel-per-queue"] if channel_per_queue else [])),
                            log=workdir / "floor-server.log")
         self.stats: dict[str, int] = {}
 

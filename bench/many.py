@@ -49,7 +49,7 @@ async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers
         floor: list[float] = []
         shares: list[list[int]] = []
         overlap: list[dict[str, int]] = []
-        async with FloorServer(cfg.broker, total, rig.dir) as server:
+        async with FloorServer(cfg.broker, total, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
             for _ in range(cfg.repeats_for(total)):
                 seconds, share, running = await _all_at_once(rig, groups, scripts, cfg.op_timeout)
                 ours.append(seconds)

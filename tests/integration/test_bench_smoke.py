@@ -129,7 +129,8 @@ def test_command_line_options_map_onto_the_config() -> None:
     args = parser().parse_args(["--sizes", "10,100", "--scripts", "20", "--cases", "fan-out,storm",
                                 "--no-sequential", "--json", "out.json"])
     assert args.sizes == [10, 100] and args.scripts == 20 and args.cases == ("fan-out", "storm")
-    assert args.no_sequential and args.json == Path("out.json")
+    assert args.no_sequential and args.json == Path("out.json") and not args.floor_channel_per_queue
+    assert parser().parse_args(["--floor-channel-per-queue"]).floor_channel_per_queue
     with pytest.raises(SystemExit):
         parser().parse_args(["--cases", "nonsense"])
     with pytest.raises(SystemExit):
