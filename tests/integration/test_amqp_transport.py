@@ -353,6 +353,34 @@ async def test_the_publishing_channel_is_open_before_the_first_publish(open_tran
     assert t._pub is opened        # the first publish used it
 
 
+async def test_a_consumer_whose_channel_dies_gets_its_auto_delete_queue_back(open_transport: Open) -> None:
+    """A channel error (here an acknowledgement the broker does not know; RabbitMQ's ``consumer_timeout``
+    closes the channel the same way) takes an auto-delete queue with its consumer. The consumer comes back
+    on a new channel with its queue and bindings made again, and consumes; before, it stayed lost while
+    the connection lived on."""
+    t = await open_transport()
+    queue, topic = unique("amqp-chan-error"), unique("amqp-chan-error-topic")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await t.declare_queue(queue, auto_delete=True)
+    await t.bind(queue, f"{topic}.*")
+    await t.consume(queue, collect, prefetch=4)
+    consumer = t._consumers[0]
+    dying = consumer.channel
+    assert dying is not None
+    await (await dying.get_underlay_channel()).basic_ack(999_999)   # PRECONDITION_FAILED closes it
+    await until(lambda: dying.is_closed)
+    await until(lambda: consumer.channel is not None and consumer.channel is not dying)
+    assert consumer.active and t.connected
+    await t.publish(queue, b"direct", exchange="")
+    await t.publish(f"{topic}.x", b"routed")                        # the binding was made again
+    await until(lambda: sorted(got) == [b"direct", b"routed"])
+
+
 async def _delete(t: AmqpTransport, queue: str) -> None:
     conn = await t._wait_ready()
     ch = await conn.channel()

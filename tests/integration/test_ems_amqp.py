@@ -329,6 +329,41 @@ async def test_broker_restart_in_the_middle_of_a_script(private_rabbit: PrivateR
 
 
 @pytest.mark.rabbitmq
+async def test_a_script_longer_than_the_brokers_consumer_timeout_leaves_the_ems_working(tmp_path: Path) -> None:
+    """RabbitMQ closes a consumer's channel when a delivery stays unacknowledged beyond ``consumer_timeout``
+    (30 min by default; the EMS acknowledges after the reply, and ``script_timeout`` is 30 min too). The
+    EMS's auto-delete queue goes with that channel. Here a private node with a 1 s timeout (checked every
+    0.5 s): the long script's reply still arrives, and the EMS takes the next command on its queue made
+    again (before: the queue was gone and the agent deaf while its connection lived on)."""
+    node = PrivateRabbit(config="consumer_timeout = 1000",
+                         advanced="[{rabbit, [{channel_tick_interval, 500}]}].\n")
+    await asyncio.to_thread(node.start)
+    type_, hostname = unique("emsct"), unique("vnfc") + "-3"
+    config = write_properties(tmp_path / "ems.properties", hostname=hostname, type_=type_, **broker_parts(node.url))
+    vnfm = ReferenceVnfm(node.url, type_)
+    log_file = tmp_path / "ems.out"
+    try:
+        await vnfm.connect()
+        async with ems_process(ems_args(tmp_path, config), log_file):
+            assert await vnfm.registration() == {"hostname": hostname}
+            await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64("sleep 3; echo long\n"),
+                                       "name": "long.sh", "script-path": "/opt/openbaton/scripts"}, cid="save")
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "long.sh"}, cid="long")
+            assert reply == {"output": "long\n", "err": "", "status": 0}
+            reply = await vnfm.call(hostname, {"action": "SAVE_SCRIPTS", "payload": b64("echo next\n"),
+                                               "name": "next.sh", "script-path": "/opt/openbaton/scripts"},
+                                    cid="save-next", timeout=20)
+            assert reply["status"] == 0
+            reply = await vnfm.call(hostname, {"action": "EXECUTE", "payload": "next.sh"}, cid="next", timeout=20)
+            assert reply == {"output": "next\n", "err": "", "status": 0}
+    finally:
+        await vnfm.close()
+        await asyncio.to_thread(node.cleanup)
+    text = log_file.read_text() + (tmp_path / "log" / "ems-receiver.log").read_text()
+    assert "event=amqp_consumer_channel_closed" in text and "delivery acknowledgement" in text
+
+
+@pytest.mark.rabbitmq
 @pytest.mark.parametrize("register_auto_delete", [True, False], ids=["reference-flags", "autodelete-false"])
 async def test_ems_started_before_the_vnfm_registers(amqp_url: str, tmp_path: Path,
                                                      register_auto_delete: bool) -> None:

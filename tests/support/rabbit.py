@@ -82,7 +82,8 @@ class PrivateRabbit:
     through ``asyncio.to_thread`` when an event loop must keep running meanwhile)."""
 
     def __init__(self, *, user: str = "guest", password: str = "guest", start_timeout: float = 90.0,
-                 stomp: bool = False, tls: Pki | None = None, require_client_certificate: bool = False) -> None:
+                 stomp: bool = False, tls: Pki | None = None, require_client_certificate: bool = False,
+                 config: str = "", advanced: str = "") -> None:
         sbin = rabbit_sbin()
         if sbin is None:
             raise RabbitError("rabbitmq-server is not installed")
@@ -98,6 +99,9 @@ class PrivateRabbit:
         self.tls_port = _free_port() if tls is not None else None
         self.tls = tls
         self.require_client_certificate = require_client_certificate
+        #: more ``rabbitmq.conf`` lines (e.g. ``consumer_timeout = 2000``), and an ``advanced.config`` (Erlang terms)
+        self.config = config
+        self.advanced = advanced
         self.user = user
         self.password = password
         self.start_timeout = start_timeout
@@ -122,7 +126,10 @@ class PrivateRabbit:
             "log.file.level = info\n"
             + (f"stomp.listeners.tcp.1 = 127.0.0.1:{self.stomp_port}\n" if self.stomp_port else "")
             + self._tls_config()
+            + (self.config.rstrip("\n") + "\n" if self.config else "")
         )
+        if self.advanced:
+            (self.dir / "advanced.config").write_text(self.advanced)
         for sub in ("mnesia", "log"):
             (self.dir / sub).mkdir()
 

@@ -12,11 +12,13 @@ Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``)
   ``TransportError``.
 
 Channels: one for publishing (publisher confirms; opened by every connect beside the declarations, so
-that the first publish, an EMS's registration, waits for no channel), one for declarations and bindings (a failing
-declaration closes only that channel, which is re-opened on next use), one per consumer (its own
-prefetch) and one for the RPC reply queue. aio-pika opens and declares; the hot paths (publish,
-consume, ack, the reply queue) use the aiormq channel under it, without aio-pika's per-message
-objects (measured in docs/performance.md).
+that the first publish, an EMS's registration, waits for no channel), one for declarations and bindings
+(a failing declaration closes only that channel, which is re-opened on next use), one per consumer (its
+own prefetch) and one for the RPC reply queue. A consumer's channel that the broker closes while the
+connection lives on (a channel error; RabbitMQ's ``consumer_timeout`` for a delivery unacknowledged too
+long) is replaced, the consumer's queue and bindings made again first: an auto-delete queue went with it.
+aio-pika opens and declares; the hot paths (publish, consume, ack, the reply queue) use the aiormq channel
+under it, without aio-pika's per-message objects (measured in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -498,12 +500,26 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
             log.warning("event=amqp_consumer_channel_closed queue=%s error=%r", consumer.queue,
                         _describe(exc) if exc else "closed")
             try:
+                await self._remake_queue(consumer.queue)
                 await self._start_consumer(consumer)
             except TransportError as err:
                 consumer.active = False
                 log.error("event=amqp_consumer_lost queue=%s error=%r", consumer.queue, str(err))
 
         return closed
+
+    async def _remake_queue(self, queue: str) -> None:
+        """``queue`` and its bindings as they were declared: an auto-delete queue (an EMS's) goes with its
+        last consumer's channel, and with it what was queued. A channel error, such as RabbitMQ's
+        ``consumer_timeout`` for a delivery unacknowledged too long (a long script: the EMS acknowledges
+        after the reply), must not leave the consumer without a queue while the connection lives on."""
+        spec = self._queues.get(queue)
+        if spec is None:
+            return
+        await self._declare(queue, spec)
+        for bound, key in list(self._bindings):
+            if bound == queue:
+                await self._bind(bound, key)
 
     def _dispatch(self, consumer: _Consumer, generation: int, incoming: DeliveredMessage) -> None:
         delivery = _AmqpDelivery(_to_message(incoming), incoming)
