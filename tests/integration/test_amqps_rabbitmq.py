@@ -13,20 +13,19 @@ VNFM would."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
 import pytest
 
-from gvnfm.transport import Delivery
 from gvnfm.transport.amqp import AmqpTransport
 from tests.integration.test_ems_amqp import ReferenceVnfm, b64, ems_args, ems_process, write_properties
 from tests.support.rabbit import PrivateRabbit, rabbit_sbin
 from tests.support.services import unique
 from tests.support.tls import CONNECT_TIMEOUT, Pki, amqps_refused
+from tests.support.transports import assert_rpc_echoes, collector
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -56,16 +55,6 @@ def _tls_connections(node: PrivateRabbit) -> list[bool]:
     return [line.strip() == "true" for line in out.splitlines() if line.strip()]
 
 
-def _collector() -> tuple[asyncio.Queue[bytes], Callable[[Delivery], Awaitable[None]]]:
-    got: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def collect(delivery: Delivery) -> None:
-        await got.put(delivery.message.body)
-        await delivery.ack()
-
-    return got, collect
-
-
 async def test_with_the_test_ca_the_transport_works_over_tls(tls_rabbit: PrivateRabbit, pki: Pki) -> None:
     server = AmqpTransport(tls_rabbit.amqps_url(cafile=pki.ca), connect_timeout=CONNECT_TIMEOUT)
     client = AmqpTransport(tls_rabbit.amqps_url(host="localhost", cafile=pki.ca), connect_timeout=CONNECT_TIMEOUT)
@@ -75,7 +64,7 @@ async def test_with_the_test_ca_the_transport_works_over_tls(tls_rabbit: Private
         await client.connect()
         assert _tls_connections(tls_rabbit).count(True) == 2 and False in _tls_connections(tls_rabbit)
 
-        queue, (got, collect) = unique("amqps-q"), _collector()
+        queue, (got, collect) = unique("amqps-q"), collector()
         await server.declare_queue(queue, auto_delete=True)
         await server.consume(queue, collect)
         await client.publish(queue, b"over TLS", exchange="")
@@ -88,16 +77,7 @@ async def test_with_the_test_ca_the_transport_works_over_tls(tls_rabbit: Private
         async with asyncio.timeout(10):
             assert await got.get() == b"from plain AMQP"
 
-        rpc_queue = unique("amqps-rpc")
-
-        async def echo(delivery: Delivery) -> None:
-            await server.reply(delivery.message, json.dumps({"echo": delivery.message.body.decode()}).encode())
-            await delivery.ack()
-
-        await server.declare_queue(rpc_queue, auto_delete=True)
-        await server.consume(rpc_queue, echo)
-        answer = await client.rpc(rpc_queue, b"ping", timeout=10, correlation_id="amqps-1", exchange="")
-        assert json.loads(answer) == {"echo": "ping"}
+        await assert_rpc_echoes(server, client, correlation_id="amqps-1", exchange="")
     finally:
         await plain.close()
         await client.close()

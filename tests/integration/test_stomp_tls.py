@@ -9,14 +9,12 @@ the error nor the log. The URL's parsing errors are unit tests (tests/unit/test_
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from gvnfm.transport import Delivery
 from gvnfm.transport import tls as tls_files
 from gvnfm.transport.lifecycle import ConnectRefused
 from gvnfm.transport.stomp import StompTransport
@@ -24,6 +22,7 @@ from gvnfm.transport.stomp_destinations import Dialect
 from tests.support.activemq import PrivateActiveMQ, activemq_installed
 from tests.support.services import unique
 from tests.support.tls import Pki, tls_tools_installed
+from tests.support.transports import assert_rpc_echoes, collector
 
 pytestmark = pytest.mark.activemq
 
@@ -68,17 +67,6 @@ async def _connect(url: str, opened: list[StompTransport]) -> StompTransport:
     return t
 
 
-def _collector() -> tuple[asyncio.Queue[bytes], Callable[[Delivery], Awaitable[None]]]:
-    """A queue of the bodies delivered, and the handler that fills it (and acks)."""
-    got: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def collect(delivery: Delivery) -> None:
-        await got.put(delivery.message.body)
-        await delivery.ack()
-
-    return got, collect
-
-
 async def _refused(url: str, caplog: pytest.LogCaptureFixture, why: str = "certificate verify failed") -> str:
     """Connect to ``url``: the ConnectRefused text, checked to say ``why``, to be quick and to be without
     the password (nor is the password in the log)."""
@@ -107,23 +95,14 @@ async def test_with_the_test_ca_everything_works_over_tls(broker: PrivateActiveM
     server, client = await _connect(url, opened), await _connect(url, opened)
     assert server.dialect is Dialect.ACTIVEMQ and server.connected
 
-    queue, (got, collect) = unique("tls-q"), _collector()
+    queue, (got, collect) = unique("tls-q"), collector()
     await server.declare_queue(queue, durable=True)
     await server.consume(queue, collect)
     await client.publish(queue, b"over TLS")
     async with asyncio.timeout(10):
         assert await got.get() == b"over TLS"
 
-    rpc_queue = unique("tls-rpc")
-
-    async def echo(delivery: Delivery) -> None:
-        await server.reply(delivery.message, json.dumps({"echo": delivery.message.body.decode()}).encode())
-        await delivery.ack()
-
-    await server.declare_queue(rpc_queue, auto_delete=True)
-    await server.consume(rpc_queue, echo)
-    answer = await client.rpc(rpc_queue, b"ping", timeout=10, correlation_id="tls-1")
-    assert json.loads(answer) == {"echo": "ping"}
+    await assert_rpc_echoes(server, client, correlation_id="tls-1")
     assert PASSWORD not in caplog.text
 
 
@@ -199,7 +178,7 @@ async def test_a_broker_restart_is_seen_over_tls_and_the_transport_comes_back(
                        reconnect_max=1.0)
     opened.append(t)
     await t.connect()
-    queue, (got, collect) = unique("tls-restart"), _collector()
+    queue, (got, collect) = unique("tls-restart"), collector()
     await t.declare_queue(queue, durable=True)
     await t.consume(queue, collect)
     reconnected = asyncio.Event()
