@@ -6,7 +6,6 @@ auto-delete queue went with the killed agent, and with it the command if not yet
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import sys
@@ -15,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gvnfm.transport import Delivery
-from gvnfm.transport.amqp import AmqpTransport
-from gvnfm.vnfm.ems_client import EmsClient
+from tests.support.ems_peers import EmsClientVnfm
 from tests.support.services import unique
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.faults]
@@ -52,30 +49,9 @@ class Agent:
             await self.proc.wait()
 
 
-class Vnfm:
-    """The VNFM's side: the register queue and an EmsClient told of every registration."""
-
-    def __init__(self, url: str, endpoint: str) -> None:
-        self.t = AmqpTransport(url)
-        self.endpoint = endpoint
-        self.client = EmsClient(self.t, timeout=120)
-        self.registered = asyncio.Event()
-
-    async def start(self) -> None:
-        await self.t.connect()
-        queue = f"ems.{self.endpoint}.register"
-        await self.t.declare_queue(queue, durable=True)
-        await self.t.consume(queue, self._on_register)
-
-    async def _on_register(self, delivery: Delivery) -> None:
-        self.client.host_registered(json.loads(delivery.message.body)["hostname"])
-        self.registered.set()
-        await delivery.ack()
-
-
 @pytest.fixture
-async def vnfm(amqp_vhost: str) -> AsyncIterator[Vnfm]:
-    v = Vnfm(amqp_vhost, unique("emskill"))
+async def vnfm(amqp_vhost: str) -> AsyncIterator[EmsClientVnfm]:
+    v = EmsClientVnfm(amqp_vhost, unique("emskill"))
     await v.start()
     try:
         yield v
@@ -84,7 +60,7 @@ async def vnfm(amqp_vhost: str) -> AsyncIterator[Vnfm]:
 
 
 async def test_sigkill_at_random_points_runs_each_script_once_and_answers_each(
-        vnfm: Vnfm, amqp_vhost: str, tmp_path: Path) -> None:
+        vnfm: EmsClientVnfm, amqp_vhost: str, tmp_path: Path) -> None:
     rng = random.Random(os.environ.get("GVNFM_CRASH_SEED", "14"))
     hostname = unique("host")
     root = tmp_path / "root"

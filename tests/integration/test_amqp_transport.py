@@ -366,9 +366,14 @@ async def test_a_consumer_whose_channel_dies_gets_its_auto_delete_queue_back(ope
         got.append(delivery.message.body)
         await delivery.ack()
 
+    restored: list[str] = []
+
+    async def on_restored() -> None:
+        restored.append(queue)
+
     await t.declare_queue(queue, auto_delete=True)
     await t.bind(queue, f"{topic}.*")
-    await t.consume(queue, collect, prefetch=4)
+    await t.consume(queue, collect, prefetch=4, on_restored=on_restored)
     consumer = t._consumers[0]
     dying = consumer.channel
     assert dying is not None
@@ -379,6 +384,112 @@ async def test_a_consumer_whose_channel_dies_gets_its_auto_delete_queue_back(ope
     await t.publish(queue, b"direct", exchange="")
     await t.publish(f"{topic}.x", b"routed")                        # the binding was made again
     await until(lambda: sorted(got) == [b"direct", b"routed"])
+    assert restored == [queue]          # its owner heard of it (an EMS registers again)
+
+
+def _consuming_channels(node: PrivateRabbit) -> list[int]:
+    """The consumer count of every channel of the node that has consumers (the broker's own view)."""
+    listed = node.ctl("list_channels", "consumer_count", "--no-table-headers", "--quiet").stdout
+    return sorted(n for n in (int(line) for line in listed.split()) if n > 0)
+
+
+async def test_a_shared_consumer_channel_carries_every_consumer_each_with_its_own_prefetch(
+        open_transport: Open, private_rabbit: PrivateRabbit) -> None:
+    """``shared_consumer_channel`` (the EMS fleet's connections): the broker sees one channel with all
+    the consumers, and each consumer keeps its own prefetch (basic.qos before its basic.consume)."""
+    t = await open_transport(shared_consumer_channel=True)
+    held: dict[str, list[Delivery]] = {}
+    queues = [unique("amqp-shared-qos") for _ in range(3)]
+
+    def holder(queue: str) -> Callable[[Delivery], Awaitable[None]]:
+        async def hold(delivery: Delivery) -> None:     # never acknowledged: the prefetch is what arrives
+            held.setdefault(queue, []).append(delivery)
+        return hold
+
+    for queue, prefetch in zip(queues, (1, 3, 3), strict=True):
+        await t.declare_queue(queue, auto_delete=True)
+        await t.consume(queue, holder(queue), prefetch=prefetch)
+    assert len({id(c.channel) for c in t._consumers}) == 1
+    assert await asyncio.to_thread(_consuming_channels, private_rabbit) == [3]
+    for queue in queues:
+        for i in range(5):
+            await t.publish(queue, b"m%d" % i, exchange="")
+    await until(lambda: [len(held.get(q, [])) for q in queues] == [1, 3, 3])
+    await asyncio.sleep(0.3)                             # and no more arrive
+    assert [len(held.get(q, [])) for q in queues] == [1, 3, 3]
+    for delivery in held[queues[0]]:
+        await delivery.ack()
+    await until(lambda: len(held[queues[0]]) == 2)      # one acknowledged, one more delivered
+
+
+async def test_a_consumer_cancelled_on_the_shared_channel_leaves_the_others_consuming(open_transport: Open) -> None:
+    """Cancelling one consumer keeps the shared channel open: the others go on, and a message the
+    cancelled one is still handling is acknowledged on it (not redelivered)."""
+    t = await open_transport(shared_consumer_channel=True)
+    first, second = unique("amqp-shared-cancel"), unique("amqp-shared-cancel")
+    release = asyncio.Event()
+    got: list[bytes] = []
+
+    async def slow(delivery: Delivery) -> None:
+        await release.wait()
+        await delivery.ack()
+        got.append(delivery.message.body)
+
+    async def fast(delivery: Delivery) -> None:
+        await delivery.ack()
+        got.append(delivery.message.body)
+
+    await t.declare_queue(first)        # not auto-delete: the cancelled queue keeps what it holds
+    await t.declare_queue(second, auto_delete=True)
+    subscription = await t.consume(first, slow, prefetch=1)
+    await t.consume(second, fast, prefetch=1)
+    await t.publish(first, b"in-hand", exchange="")
+    await until(lambda: bool(t._consumers[0].inflight))
+    shared = t._consuming
+    await subscription.cancel()
+    assert shared is not None and not shared.is_closed
+    await t.publish(second, b"after-cancel", exchange="")
+    await until(lambda: got == [b"after-cancel"])
+    release.set()
+    await until(lambda: got == [b"after-cancel", b"in-hand"])
+    assert await t.delete_unused_queue(first) == 0      # the message was acknowledged, not requeued
+
+
+async def test_every_consumer_of_a_shared_channel_comes_back_after_a_channel_error(open_transport: Open) -> None:
+    """One channel error closes the shared channel: every consumer on it comes back on one new channel,
+    each auto-delete queue and its bindings made again, and each consumer's ``on_restored`` runs once
+    (an EMS registers again there, so that the VNFM sends again what was queued in the lost queue)."""
+    t = await open_transport(shared_consumer_channel=True)
+    topic = unique("amqp-shared-error-topic")
+    queues = [unique("amqp-shared-error") for _ in range(3)]
+    got: list[bytes] = []
+    restored: list[str] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
+        async def restored_() -> None:
+            restored.append(queue)
+        return restored_
+
+    for i, queue in enumerate(queues):
+        await t.declare_queue(queue, auto_delete=True)
+        await t.bind(queue, f"{topic}.{i}")
+        await t.consume(queue, collect, prefetch=2, on_restored=on_restored(queue))
+    dying = t._consuming
+    assert dying is not None
+    await (await dying.get_underlay_channel()).basic_ack(999_999)   # PRECONDITION_FAILED closes it
+    await until(lambda: dying.is_closed)
+    await until(lambda: sorted(restored) == sorted(queues))
+    assert t.connected and all(c.active for c in t._consumers)
+    assert {id(c.channel) for c in t._consumers} == {id(t._consuming)} and t._consuming is not dying
+    for i in range(3):
+        await t.publish(f"{topic}.{i}", b"routed-%d" % i)      # the bindings were made again
+    await until(lambda: sorted(got) == [b"routed-0", b"routed-1", b"routed-2"])
+    await asyncio.sleep(0.2)
+    assert sorted(restored) == sorted(queues)                    # once each
 
 
 async def _delete(t: AmqpTransport, queue: str) -> None:

@@ -1,6 +1,6 @@
 """``gvnfm ems --hosts N`` on a real RabbitMQ: the fleet spreads its agents over several connections
-(one channel per agent; RabbitMQ's channel_max is 2047 per connection), every agent registers and
-answers on its own queue."""
+(the agents of a connection consume on one channel of it), every agent registers and answers on its
+own queue."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ async def test_fleet_spreads_agents_over_connections(amqp_vhost: str, tmp_path: 
         assert len({id(t) for t in fleet.transports}) == 3
         assert [next(i for i, t in enumerate(fleet.transports) if t is a.transport) for a in fleet.agents] == [
             0, 0, 1, 1, 2]
+        # one consumer channel per connection, whatever its number of agents (channel_max is no limit)
+        assert [len({id(c.channel) for c in t._consumers}) for t in fleet.transports] == [1, 1, 1]
         seen: set[str] = set()
         async with asyncio.timeout(30):
             while len(seen) < 5:

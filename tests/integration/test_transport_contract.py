@@ -1,5 +1,6 @@
-"""One contract, four brokers: every test runs against the in-memory broker, a real RabbitMQ over AMQP,
-the same RabbitMQ over STOMP (its STOMP plugin, a virtual host of the test's own) and ActiveMQ over STOMP.
+"""One contract, four brokers: every test runs against the in-memory broker, a real RabbitMQ over AMQP
+(a channel per consumer, and all consumers on one channel as the EMS fleet has them), the same RabbitMQ
+over STOMP (its STOMP plugin, a virtual host of the test's own) and ActiveMQ over STOMP.
 
 The in-memory transport is the embedded default and the unit tests' broker; these tests pin it to
 RabbitMQ's behaviour for everything the VNFM and the EMS rely on. Every queue and routing key is
@@ -27,6 +28,7 @@ Factory = Callable[[], Awaitable[Transport]]
 
 
 @pytest.fixture(params=["memory", pytest.param("amqp", marks=pytest.mark.rabbitmq),
+                        pytest.param("amqp-shared-channel", marks=pytest.mark.rabbitmq),
                         pytest.param("stomp-rabbitmq", marks=pytest.mark.rabbitmq),
                         pytest.param("stomp-activemq", marks=pytest.mark.activemq)])
 async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
@@ -37,11 +39,12 @@ async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
 
         def make() -> Transport:
             return InMemoryTransport(broker)
-    elif request.param == "amqp":
+    elif request.param.startswith("amqp"):
         url = request.getfixturevalue("amqp_url")
+        shared = request.param == "amqp-shared-channel"   # the EMS fleet's: all consumers on one channel
 
         def make() -> Transport:
-            return AmqpTransport(url, connect_timeout=5)
+            return AmqpTransport(url, connect_timeout=5, shared_consumer_channel=shared)
     else:
         url = request.getfixturevalue("stomp_vhost" if request.param == "stomp-rabbitmq" else "activemq_url")
 

@@ -75,10 +75,15 @@ async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Ca
         delay = min(cap, delay * 2)
 
 
-def open_agent_transport(config: EmsConfig) -> Transport:
+def open_agent_transport(config: EmsConfig, *, shared: bool = False) -> Transport:
+    """The agent's broker connection; ``shared`` for a fleet's connection, whose agents' consumers then
+    share one AMQP channel (measured in docs/performance.md, tenth round)."""
     url = config.amqp_url()
     if url.startswith("memory://"):
         return open_transport(url, exchange=config.exchange)
+    if shared and url.startswith(("amqp://", "amqps://")):
+        return open_transport(url, exchange=config.exchange, reconnect_max=config.reconnect_max,
+                              shared_consumer_channel=True)
     return open_transport(url, exchange=config.exchange, reconnect_max=config.reconnect_max)
 
 
@@ -140,7 +145,8 @@ class EmsAgent:
         await connect_with_backoff(self.transport, cap=cfg.reconnect_max, stopping=lambda: self._stopping)
         self.transport.on_reconnect(self._on_reconnect)
         await self._declare()
-        self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=cfg.prefetch)
+        self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=cfg.prefetch,
+                                                          on_restored=self._on_consumer_restored)
         self._started = True
         await self._ensure_registration()
 
@@ -208,6 +214,15 @@ class EmsAgent:
             await self._ensure_registration()
         except Exception as exc:
             log.warning("event=ems_reregister_failed hostname=%s error=%r", self.hostname, str(exc))
+
+    async def _on_consumer_restored(self) -> None:
+        """The broker closed the consumer's channel and the transport made the queue again: whatever was
+        queued went with the old one. Registering again makes the VNFM send again what it has not had
+        answered (gvnfm's VNFM does; the result cache answers a command that ran, without running it)."""
+        if self._stopping:
+            return
+        log.info("event=ems_consumer_restored hostname=%s queue=%s", self.hostname, self.queue)
+        await self._ensure_registration()
 
     async def stop(self) -> None:
         """Stop consuming, kill running scripts, close the own transport."""
@@ -329,14 +344,17 @@ def fleet_hostnames(base: str, count: int, prefix: str | None = None) -> list[st
     return [f"{stem}-{i}" for i in range(1, count + 1)]
 
 
-#: Agents of a fleet per broker connection. Every agent consumes on a channel of its own and RabbitMQ
-#: negotiates ``channel_max`` 2047 by default: one connection per thousand agents stays well below it.
+#: Agents of a fleet per broker connection. Over AMQP their consumers share one channel of the connection
+#: (a channel each would stop at RabbitMQ's ``channel_max``, 2047 by default, and cost the broker a process
+#: each); a thousand agents per connection bounds what one channel error takes down and restores at once.
 AGENTS_PER_CONNECTION = 1000
 
 
 class EmsFleet:
     """``--hosts N``: N agents in one process, over ⌈N / AGENTS_PER_CONNECTION⌉ broker connections of
-    their own (or all on the one ``transport`` given)."""
+    their own (or all on the one ``transport`` given). On an AMQP connection of its own, the agents'
+    consumers share one channel: a channel error then restores every agent of that connection, and each
+    registers again (:meth:`EmsAgent._on_consumer_restored`)."""
 
     def __init__(self, config: EmsConfig, count: int, *, hostname_prefix: str | None = None,
                  transport: Transport | None = None) -> None:
@@ -353,7 +371,7 @@ class EmsFleet:
     async def start(self) -> None:
         if self._own_transport and not self.transports:
             groups = -(-len(self.agents) // AGENTS_PER_CONNECTION)
-            self.transports = [open_agent_transport(self.config) for _ in range(groups)]
+            self.transports = [open_agent_transport(self.config, shared=True) for _ in range(groups)]
             self.transport = self.transports[0]
         if self._own_transport:
             for transport in self.transports:

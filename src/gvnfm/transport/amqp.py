@@ -14,9 +14,11 @@ Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``)
 Channels: one for publishing (publisher confirms; opened by every connect beside the declarations, so
 that the first publish, an EMS's registration, waits for no channel), one for declarations and bindings
 (a failing declaration closes only that channel, which is re-opened on next use), one per consumer (its
-own prefetch) and one for the RPC reply queue. A consumer's channel that the broker closes while the
-connection lives on (a channel error; RabbitMQ's ``consumer_timeout`` for a delivery unacknowledged too
-long) is replaced, the consumer's queue and bindings made again first: an auto-delete queue went with it.
+own prefetch; ``shared_consumer_channel``: one for all consumers, each with its own prefetch, as the EMS
+fleet's thousand agents on a connection have) and one for the RPC reply queue. A consumer's channel that
+the broker closes while the connection lives on (a channel error; RabbitMQ's ``consumer_timeout`` for a
+delivery unacknowledged too long) is replaced, the queues and bindings of its consumers made again first
+(an auto-delete queue went with it, and what was queued in it), and each consumer's ``on_restored`` runs.
 aio-pika opens and declares; the hot paths (publish, consume, ack, the reply queue) use the aiormq channel
 under it, without aio-pika's per-message objects (measured in docs/performance.md).
 """
@@ -47,6 +49,7 @@ from gvnfm.transport.base import (
     Handler,
     Message,
     QueueSpec,
+    Restored,
     RpcTimeout,
     Subscription,
     TransportError,
@@ -121,6 +124,7 @@ class _Consumer(ConsumerEntry):
     channel: AbstractChannel | None = None
     tag: str | None = None
     generation: int = -1
+    on_restored: Restored | None = None
 
 
 class _AmqpDelivery(Delivery):
@@ -179,7 +183,8 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
 
     def __init__(self, url: str, *, exchange: str = DEFAULT_EXCHANGE, reconnect_initial: float = 0.5,
                  reconnect_max: float = 10.0, heartbeat: int | None = None, connect_timeout: float = 10,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, publish_timeout: float = 30.0) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, publish_timeout: float = 30.0,
+                 shared_consumer_channel: bool = False) -> None:
         super().__init__(url, exchange=exchange, reconnect_initial=reconnect_initial, reconnect_max=reconnect_max,
                          connect_timeout=connect_timeout, max_message_bytes=max_message_bytes,
                          publish_timeout=publish_timeout)
@@ -189,6 +194,11 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         self._admin: AbstractChannel | None = None
         self._admin_lock = asyncio.Lock()
         self._pub_lock = asyncio.Lock()
+        #: all consumers on one channel (the EMS fleet's many agents), not one channel each
+        self.shared_consumer_channel = shared_consumer_channel
+        self._consuming: AbstractChannel | None = None
+        self._consuming_prefetch: int | None = None
+        self._consuming_lock = asyncio.Lock()
 
         self._bindings: dict[tuple[str, str], None] = {}
 
@@ -242,8 +252,7 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
             async with asyncio.timeout(max(timeout, self.connect_timeout)):
                 self._generation += 1
                 self._conn = conn
-                self._pub = self._admin = self._reply_channel = None
-                self._reply_queue = None
+                self._forget_channels()
                 # the publishing channel opens beside the declarations, so that the first publish (an
                 # EMS's registration, the VNFM's first answer) does not wait for its two round trips
                 opening = asyncio.ensure_future(self._pub_channel())
@@ -307,8 +316,7 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         if conn is not self._conn or not self._started:
             return   # an old connection, or our own close()
         self._conn = None
-        self._pub = self._admin = self._reply_channel = None
-        self._reply_queue = None
+        self._forget_channels()
         self._ready.clear()
         for consumer in self._consumers:
             consumer.channel = None
@@ -340,8 +348,7 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                     await conn.close()
             except Exception as exc:   # TimeoutError included
                 log.debug("closing the AMQP connection: %s", _describe(exc))
-        self._pub = self._admin = self._reply_channel = None
-        self._reply_queue = None
+        self._forget_channels()
         self._reply_wanted = False
         self._bindings.clear()
 
@@ -349,6 +356,11 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         return conn.is_closed
 
     # -- channels -------------------------------------------------------------------------------------------
+    def _forget_channels(self) -> None:
+        """The channels of a connection that is gone (or going): the next use opens new ones."""
+        self._pub = self._admin = self._reply_channel = self._consuming = None
+        self._reply_queue = None
+
     async def _admin_channel(self) -> AbstractChannel:
         ch = self._admin
         if ch is None or ch.is_closed:
@@ -451,9 +463,10 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         return not isinstance(confirmation, DeliveredMessage)
 
     # -- consuming -----------------------------------------------------------------------------------------
-    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0,
+                      on_restored: Restored | None = None) -> Subscription:
         await self._wait_ready()
-        consumer = _Consumer(queue=queue, handler=handler, prefetch=max(0, prefetch))
+        consumer = _Consumer(queue=queue, handler=handler, prefetch=max(0, prefetch), on_restored=on_restored)
         await self._start_consumer(consumer)
         self._consumers.append(consumer)
         return _AmqpSubscription(self, consumer)
@@ -463,50 +476,84 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         if conn is None:
             raise TransportError("connection lost")
         generation = self._generation
-        ch: AbstractChannel | None = None
         with _as_transport_error(f"cannot consume from {consumer.queue!r}"):
             async with asyncio.timeout(self.publish_timeout):
-                ch = await conn.channel(publisher_confirms=False)
-                try:
-                    await ch.set_qos(prefetch_count=consumer.prefetch)
-
-                    def on_message(incoming: DeliveredMessage) -> None:
-                        self._dispatch(consumer, generation, incoming)
-
-                    underlay = await ch.get_underlay_channel()
-                    ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)  # type: ignore[arg-type]
-                    tag = ok.consumer_tag
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        if not ch.is_closed:
-                            await ch.close()
-                    raise
+                if self.shared_consumer_channel:
+                    async with self._consuming_lock:
+                        ch = await self._shared_consumer_channel(conn)
+                        if self._consuming_prefetch != consumer.prefetch:   # basic.qos applies to the
+                            await ch.set_qos(prefetch_count=consumer.prefetch)   # consumers started after it
+                            self._consuming_prefetch = consumer.prefetch
+                        tag = await self._basic_consume(ch, consumer, generation)
+                else:
+                    ch = await conn.channel(publisher_confirms=False)
+                    try:
+                        await ch.set_qos(prefetch_count=consumer.prefetch)
+                        tag = await self._basic_consume(ch, consumer, generation)
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            if not ch.is_closed:
+                                await ch.close()
+                        raise
+                    ch.close_callbacks.add(self._on_consumer_channel_closed(ch, generation))
         consumer.channel, consumer.tag, consumer.generation = ch, tag, generation
-        ch.close_callbacks.add(self._on_consumer_channel_closed(consumer, ch))
 
-    def _on_consumer_channel_closed(self, consumer: _Consumer,
-                                    ch: AbstractChannel) -> Callable[[Any, BaseException | None], Awaitable[None]]:
+    async def _shared_consumer_channel(self, conn: AbstractConnection) -> AbstractChannel:
+        ch = self._consuming
+        if ch is None or ch.is_closed:
+            ch = await conn.channel(publisher_confirms=False)
+            self._consuming, self._consuming_prefetch = ch, None
+            ch.close_callbacks.add(self._on_consumer_channel_closed(ch, self._generation))
+        return ch
+
+    async def _basic_consume(self, ch: AbstractChannel, consumer: _Consumer, generation: int) -> str:
+        def on_message(incoming: DeliveredMessage) -> None:
+            self._dispatch(consumer, generation, incoming)
+
+        underlay = await ch.get_underlay_channel()
+        ok = await underlay.basic_consume(consumer.queue, on_message, no_ack=False)  # type: ignore[arg-type]
+        return str(ok.consumer_tag)
+
+    def _on_consumer_channel_closed(self, ch: AbstractChannel,
+                                    generation: int) -> Callable[[Any, BaseException | None], Awaitable[None]]:
+        """The consumers of ``ch`` (one, or all of a shared channel) when the broker closed it while the
+        connection lives on (a channel error): each is started again on a new channel, its queue and
+        bindings made again first, and then its ``on_restored`` runs. (When the whole connection went
+        down, the reconnect loop restarts them instead.)"""
         async def closed(_sender: Any, exc: BaseException | None) -> None:
-            if consumer.channel is not ch or not consumer.active or not self._started:
+            lost = [c for c in self._consumers if c.channel is ch and c.active]
+            for consumer in lost:
+                consumer.channel = consumer.tag = None
+            if not lost or not self._started:
                 return
-            consumer.channel = consumer.tag = None
-            # A channel error while the connection lives on: the consumer comes back on a new channel.
-            # (When the whole connection went down, the reconnect loop restarts it instead.)
             await asyncio.sleep(0.05)
             conn = self._conn
-            if (conn is None or conn.is_closed or consumer.generation != self._generation or not consumer.active
-                    or consumer.channel is not None):
+            if conn is None or conn.is_closed or generation != self._generation:
                 return
-            log.warning("event=amqp_consumer_channel_closed queue=%s error=%r", consumer.queue,
+            log.warning("event=amqp_consumer_channel_closed queues=%s error=%r",
+                        ",".join(c.queue for c in lost[:5]) + (f",... ({len(lost)})" if len(lost) > 5 else ""),
                         _describe(exc) if exc else "closed")
-            try:
-                await self._remake_queue(consumer.queue)
-                await self._start_consumer(consumer)
-            except TransportError as err:
-                consumer.active = False
-                log.error("event=amqp_consumer_lost queue=%s error=%r", consumer.queue, str(err))
+            for consumer in lost:
+                if not consumer.active or consumer.channel is not None or generation != self._generation:
+                    continue
+                try:
+                    await self._remake_queue(consumer.queue)
+                    await self._start_consumer(consumer)
+                except TransportError as err:
+                    consumer.active = False
+                    log.error("event=amqp_consumer_lost queue=%s error=%r", consumer.queue, str(err))
+                    continue
+                if consumer.on_restored is not None:
+                    self._spawn(self._run_restored(consumer.queue, consumer.on_restored))
 
         return closed
+
+    @staticmethod
+    async def _run_restored(queue: str, callback: Restored) -> None:
+        try:
+            await callback()
+        except Exception as exc:   # the owner's business; the consumer itself is back
+            log.warning("event=amqp_consumer_restored_callback_failed queue=%s error=%r", queue, str(exc))
 
     async def _remake_queue(self, queue: str) -> None:
         """``queue`` and its bindings as they were declared: an auto-delete queue (an EMS's) goes with its
@@ -552,6 +599,8 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                     await (await ch.get_underlay_channel()).basic_cancel(tag)
         except Exception as exc:
             log.debug("cancelling the consumer of %s: %s", consumer.queue, _describe(exc))
+        if ch is self._consuming:
+            return   # the others' channel: a message being handled is still acknowledged on it
         # Messages being handled can still be acknowledged; the channel closes when they are done.
         if consumer.inflight:
             self._spawn(self._close_when_idle(consumer, ch))

@@ -78,6 +78,8 @@ class Delivery(abc.ABC):
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+#: what a consumer's owner does once the consumer was started again on a new channel (``consume``)
+Restored = Callable[[], Awaitable[None]]
 
 
 class Subscription(abc.ABC):
@@ -172,7 +174,14 @@ class Transport(abc.ABC):
                 await subscription.cancel()     # auto-delete: the queue goes with its consumer
 
     @abc.abstractmethod
-    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription: ...
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0,
+                      on_restored: Restored | None = None) -> Subscription:
+        """Deliver ``queue``'s messages to ``handler``, at most ``prefetch`` unacknowledged at a time (0: no
+        limit). ``on_restored`` runs after the consumer was started again while the connection lived on
+        (AMQP: the broker closed its channel; an auto-delete queue went with it, and what was queued in
+        it): the owner announces itself again (an EMS registers again, so that the VNFM sends again what
+        it has not had answered). Transports whose consumers are lost only with their connection (the
+        in-memory broker, STOMP) never run it: the ``on_reconnect`` callbacks cover that."""
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` after every re-established connection (declarations, registration).

@@ -22,6 +22,7 @@ from gvnfm.transport.base import (
     Delivery,
     Handler,
     Message,
+    Restored,
     RpcTimeout,
     Subscription,
     Transport,
@@ -275,7 +276,8 @@ class InMemoryTransport(Transport):
         return self.broker.route(self.exchange if exchange is None else exchange, routing_key,
                                  Message(body=body, routing_key=routing_key, user_id=user_id)) > 0
 
-    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0,
+                      on_restored: Restored | None = None) -> Subscription:
         self._check()
         q = self.broker.queues.get(queue)
         if q is None:

@@ -67,6 +67,7 @@ from gvnfm.transport.base import (
     Handler,
     Message,
     QueueSpec,
+    Restored,
     Subscription,
     TransportError,
 )
@@ -710,7 +711,8 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
             await probe.close()
 
     # -- consuming ----------------------------------------------------------------------------------------
-    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0) -> Subscription:
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 0,
+                      on_restored: Restored | None = None) -> Subscription:
         await self._wait_ready()
         consumer = _Consumer(queue=queue, handler=handler, prefetch=max(0, prefetch))
         if consumer.prefetch:
