@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=32, help="the VNFM's per-operation bound (default: 32)")
     p.add_argument("--no-sequential", action="store_true", help="skip fan-out with concurrency 1")
     p.add_argument("--floor-channel-per-queue", action="store_true",
-                   help="the floor's consumers on a channel each, as gvnfm's EMS fleet (default: one channel)")
+                   help="the floor's consumers on a channel each, as gvnfm's EMS fleet before the tenth round "
+                        "(default: one channel, as the fleet's)")
     p.add_argument("--repeat", type=int, default=5,
                    help="alternating gvnfm/floor pairs per figure: median ratio and its min–max; capped so "
                         "N × repeat ≤ 5000 (default: 5)")

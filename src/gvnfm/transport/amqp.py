@@ -123,7 +123,6 @@ def _describe(exc: BaseException) -> str:
 class _Consumer(ConsumerEntry):
     channel: AbstractChannel | None = None
     tag: str | None = None
-    generation: int = -1
     on_restored: Restored | None = None
 
 
@@ -496,7 +495,7 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                                 await ch.close()
                         raise
                     ch.close_callbacks.add(self._on_consumer_channel_closed(ch, generation))
-        consumer.channel, consumer.tag, consumer.generation = ch, tag, generation
+        consumer.channel, consumer.tag = ch, tag
 
     async def _shared_consumer_channel(self, conn: AbstractConnection) -> AbstractChannel:
         ch = self._consuming

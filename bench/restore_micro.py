@@ -1,0 +1,103 @@
+"""What a lost consumer channel costs an EMS fleet (docs/performance.md, tenth round). The ``count`` agents of
+an in-process ``EmsFleet`` on one connection; the broker closes a consumer channel (an acknowledgement of
+an unknown delivery tag: PRECONDITION_FAILED, as RabbitMQ's ``consumer_timeout`` closes it). Printed: the
+seconds from that error until every consumer on the channel consumes again, and until every agent whose
+queue went with it has registered again (counted on the register queue). With the consumers on one shared
+channel (the fleet's way) all ``count`` agents are restored; with a channel each (the fleet before the tenth
+round), one.
+
+``python -m bench.restore_micro [--count 1000] [--rounds 3] [--broker URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from bench.amqp import connect
+from bench.config import DEFAULT_BROKER
+from gvnfm.ems.agent import EmsFleet
+from gvnfm.ems.config import EmsConfig
+from gvnfm.transport.amqp import AmqpTransport
+
+
+async def _until(predicate: object, limit: float = 300.0) -> None:
+    async with asyncio.timeout(limit):
+        while not predicate():   # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+
+async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float, int]:
+    """(seconds until consuming again, seconds until registered again, agents restored)."""
+    endpoint = f"restore-micro-{'shared' if shared else 'own'}"
+    workdir = Path(tempfile.mkdtemp(prefix="bench-restore-"))
+    config = EmsConfig(broker_url=broker, type=endpoint, hostname="rm", root=str(workdir))
+    conn = await connect(broker)
+    registrations: Counter[str] = Counter()
+    try:
+        channel = await conn.channel()
+        queue = await channel.declare_queue(config.register_queue, auto_delete=True)
+
+        async def count_it(message: AbstractIncomingMessage) -> None:
+            registrations[json.loads(message.body)["hostname"]] += 1
+            await message.ack()
+
+        await queue.consume(count_it)
+        transport = AmqpTransport(broker, exchange=config.exchange, shared_consumer_channel=shared)
+        fleet = EmsFleet(config, count, transport=transport)   # all on one connection, as a fleet's thousand
+        await fleet.start()
+        try:
+            await _until(lambda: len(registrations) == count)
+            victim = transport._consumers[0].channel
+            assert victim is not None
+            lost = [c for c in transport._consumers if c.channel is victim]
+            hosts = [a.hostname for a in fleet.agents if a.queue in {c.queue for c in lost}]
+            before = {h: registrations[h] for h in hosts}
+            started = time.perf_counter()
+            await (await victim.get_underlay_channel()).basic_ack(999_999)
+            await _until(lambda: all(c.channel is not None and c.channel is not victim for c in lost))
+            consuming = time.perf_counter() - started
+            await _until(lambda: all(registrations[h] > before[h] for h in hosts))
+            registered = time.perf_counter() - started
+            return consuming, registered, len(lost)
+        finally:
+            await fleet.stop()
+            await transport.close()
+    finally:
+        await conn.close()
+
+
+async def run(broker: str, count: int, rounds: int) -> dict[str, list[tuple[float, float, int]]]:
+    results: dict[str, list[tuple[float, float, int]]] = {"shared": [], "own": []}
+    for _ in range(rounds):
+        for mode in ("shared", "own"):
+            results[mode].append(await one_round(broker, count, mode == "shared"))
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--broker", default=DEFAULT_BROKER)
+    args = p.parse_args()
+    results = asyncio.run(run(args.broker, args.count, args.rounds))
+    for mode, rows in results.items():
+        consuming = [r[0] * 1000 for r in rows]
+        registered = [r[1] * 1000 for r in rows]
+        print(f"{mode:6} channel: {rows[0][2]:5d} agents restored; consuming again after "
+              f"{statistics.median(consuming):8.1f} ms ({min(consuming):.1f}–{max(consuming):.1f}), "
+              f"registered again after {statistics.median(registered):8.1f} ms "
+              f"({min(registered):.1f}–{max(registered):.1f}), {len(rows)} rounds")
+
+
+if __name__ == "__main__":
+    main()
