@@ -335,3 +335,46 @@ async def test_memory_url_transport_is_opened_by_the_agent(tmp_path: Path) -> No
         await agent.stop()
         await vnfm.transport.close()
         InMemoryBroker.reset(name)
+
+
+class BusyBrokerTransport(InMemoryTransport):
+    """A broker that times out the first ``failures`` queue declarations (as RabbitMQ deleting 10,000
+    queues did in the bench: ``cannot declare queue ...: timed out``)."""
+
+    def __init__(self, broker: InMemoryBroker, failures: int) -> None:
+        super().__init__(broker)
+        self.failures = failures
+
+    async def declare_queue(self, name: str, **flags: Any) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise TransportError(f"cannot declare queue {name!r}: timed out")
+        await super().declare_queue(name, **flags)
+
+
+async def test_a_declaration_that_times_out_at_start_is_tried_again(
+        env: tuple[Vnfm, InMemoryBroker, EmsConfig], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, ``start()`` raised and ``gvnfm ems`` exited; now it backs off (1 s, doubled, at most
+    ``reconnect_max``) as for a connection, logs each failure, and the agent registers and answers."""
+    vnfm, broker, cfg = env
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def quick_sleep(delay: float, *args: Any) -> Any:
+        slept.append(delay)
+        return await real_sleep(0, *args)
+
+    monkeypatch.setattr("gvnfm.ems.agent.asyncio.sleep", quick_sleep)
+    transport = BusyBrokerTransport(broker, failures=3)
+    await transport.connect()
+    cfg.reconnect_max = 2.0
+    agent = EmsAgent(cfg, transport=transport)
+    await agent.start()
+    try:
+        assert slept[:3] == [1.0, 2.0, 2.0]
+        assert caplog.text.count("event=ems_consume_failed") == 3 and "timed out" in caplog.text
+        await asyncio.wait_for(vnfm.registered.wait(), 5)
+        assert "unknown action" in (await vnfm.call(cfg.hostname, {"action": "NOPE"})).err
+    finally:
+        await agent.stop()

@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gvnfm.catalogue.ems import EmsReply, registration_body
@@ -49,30 +49,35 @@ REGISTER_RETRY_FIRST = 0.25
 REGISTER_RETRY_MAX = 5.0
 
 
-async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool],
-                               what: str = "broker") -> None:
-    """``transport.connect()`` until it works: waits 1, 2, 4, ... seconds, at most ``cap``."""
+async def with_backoff(call: Callable[[], Awaitable[None]], *, cap: float, stopping: Callable[[], bool],
+                       what: str) -> None:
+    """``call()`` until it works: waits 1, 2, 4, ... seconds, at most ``cap``; every failure is logged
+    (the reference EMS, too, retries whatever fails, forever). Raised only once ``stopping()``."""
     delay = 1.0
     attempt = 0
     while True:
         attempt += 1
         try:
-            await transport.connect()
+            await call()
             if attempt > 1:
-                log.info("event=ems_connected attempts=%d", attempt)
+                log.info("event=ems_%s_done attempts=%d", what, attempt)
             return
         except (TransportError, OSError, ConnectionError) as exc:
             if stopping():
                 raise
-            log.warning("event=ems_connect_failed target=%s attempt=%d retry_in=%.1f error=%r",
-                        what, attempt, delay, str(exc))
+            why = str(exc)
         except Exception as exc:  # aio-pika raises its own exception types for refused/closed connections
             if stopping():
                 raise
-            log.warning("event=ems_connect_failed target=%s attempt=%d retry_in=%.1f error=%r",
-                        what, attempt, delay, f"{type(exc).__name__}: {exc}")
+            why = f"{type(exc).__name__}: {exc}"
+        log.warning("event=ems_%s_failed attempt=%d retry_in=%.1f error=%r", what, attempt, delay, why)
         await asyncio.sleep(delay)
         delay = min(cap, delay * 2)
+
+
+async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool]) -> None:
+    """``transport.connect()`` until it works (:func:`with_backoff`)."""
+    await with_backoff(transport.connect, cap=cap, stopping=stopping, what="connect")
 
 
 def open_agent_transport(config: EmsConfig, *, shared: bool = False) -> Transport:
@@ -144,11 +149,18 @@ class EmsAgent:
         # connect() is idempotent: a shared transport that is already connected is left as it is
         await connect_with_backoff(self.transport, cap=cfg.reconnect_max, stopping=lambda: self._stopping)
         self.transport.on_reconnect(self._on_reconnect)
-        await self._declare()
-        self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=cfg.prefetch,
-                                                          on_restored=self._on_consumer_restored)
+        # a broker too busy to declare within ``publish_timeout`` (seen with 10,000 queues being deleted),
+        # or refusing for now: tried again, as a connection is
+        await with_backoff(self._declare_and_consume, cap=cfg.reconnect_max, stopping=lambda: self._stopping,
+                           what="consume")
         self._started = True
         await self._ensure_registration()
+
+    async def _declare_and_consume(self) -> None:
+        assert self.transport is not None
+        await self._declare()
+        self._subscription = await self.transport.consume(self.queue, self._on_delivery, prefetch=self.config.prefetch,
+                                                          on_restored=self._on_consumer_restored)
 
     async def _declare(self) -> None:
         assert self.transport is not None
