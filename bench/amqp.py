@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Self
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
 
 async def connect(url: str) -> AbstractRobustConnection:
@@ -28,10 +28,14 @@ async def server_version(url: str) -> str:
 
 
 class RpcClient:
-    """Request/reply over the default exchange; ``call`` returns the reply body."""
+    """Request/reply; ``call`` returns the reply body. Requests go to the default exchange (routing key:
+    the queue's name) or, with ``exchange``, to that existing exchange (as gvnfm's VNFM sends to
+    ``openbaton-exchange``); replies come back by the default exchange either way."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, exchange: str | None = None) -> None:
         self.url = url
+        self.exchange = exchange
+        self._target: AbstractExchange | None = None
         self._conn: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._reply_queue = ""
@@ -58,6 +62,8 @@ class RpcClient:
         queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
         self._reply_queue = queue.name
         await queue.consume(self._on_reply, no_ack=True)
+        self._target = (await self._channel.get_exchange(self.exchange) if self.exchange
+                        else self._channel.default_exchange)
 
     async def close(self) -> None:
         for fut in self._pending.values():
@@ -67,7 +73,7 @@ class RpcClient:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
-        self._conn = self._channel = None
+        self._conn = self._channel = self._target = None
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         fut = self._pending.pop(message.correlation_id or "", None)
@@ -76,13 +82,14 @@ class RpcClient:
 
     async def call(self, routing_key: str, body: bytes, *, timeout: float,
                    correlation_id: str | None = None) -> bytes:
-        """Publish ``body`` to the queue ``routing_key`` (default exchange) and wait for the answer."""
+        """Publish ``body`` with ``routing_key`` (the queue's name) and wait for the answer."""
         cid = correlation_id or f"bench-{next(self._ids)}"
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
         try:
             message = aio_pika.Message(body, reply_to=self._reply_queue, correlation_id=cid)
-            await self.channel.default_exchange.publish(message, routing_key=routing_key)
+            assert self._target is not None, "RpcClient is not open"
+            await self._target.publish(message, routing_key=routing_key)
             result = await asyncio.wait_for(fut, timeout)
             self.calls += 1
             return result

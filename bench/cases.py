@@ -18,7 +18,15 @@ from typing import Any
 from bench import messages
 from bench.config import BenchConfig
 from bench.fleet import FleetProcess
-from bench.floors import FloorResult, FloorServer, RoundTrips, fanout_round_trips, run_round_trips, storm_floor
+from bench.floors import (
+    FloorResult,
+    FloorServer,
+    RoundTrips,
+    fanout_round_trips,
+    floor_server,
+    run_round_trips,
+    storm_floor,
+)
 from bench.report import Report, Row
 from bench.rig import OpResult, Rig
 
@@ -82,7 +90,7 @@ async def per_script(cfg: BenchConfig, workdir: Path, report: Report, *, stomp: 
         expected = 2 * s
         ours: list[OpResult] = []
         floor: list[FloorResult] = []
-        async with FloorServer(cfg.broker, 1, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+        async with floor_server(cfg, 1, rig.dir) as server:
             for _ in range(max(1, cfg.repeat)):
                 ours.append(await rig.instantiate([host], scripts, timeout=cfg.op_timeout, expect_steps=expected))
                 floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
@@ -116,7 +124,7 @@ async def fanout_stomp(cfg: BenchConfig, n: int, workdir: Path, report: Report) 
         await rig.warm_up(warm)
         ours: list[OpResult] = []
         floor: list[FloorResult] = []
-        async with FloorServer(cfg.broker, n, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+        async with floor_server(cfg, n, rig.dir) as server:
             for _ in range(cfg.repeats_for(n)):
                 ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
                 floor.append(await run_round_trips(server, traffic, concurrency=cfg.concurrency,
@@ -147,7 +155,7 @@ async def at_size(cfg: BenchConfig, n: int, workdir: Path, report: Report, *, me
             mem0 = vnfm.memory()
             ours: list[OpResult] = []
             floor: list[FloorResult] = []
-            async with FloorServer(cfg.broker, n, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+            async with floor_server(cfg, n, rig.dir) as server:
                 for i in range(cfg.repeats_for(n)):
                     ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
                     if i == 0:
@@ -237,7 +245,7 @@ async def _sequential(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], warm
     traffic = fanout_round_trips(n, k, delivered_files=k)
     ours: list[OpResult] = []
     floor: list[FloorResult] = []
-    async with FloorServer(cfg.broker, n, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+    async with floor_server(cfg, n, rig.dir) as server:
         for _ in range(cfg.repeats_for(n)):
             ours.append(await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected))
             floor.append(await run_round_trips(server, traffic, concurrency=1, timeout=cfg.op_timeout))
@@ -258,7 +266,7 @@ async def _latency(cfg: BenchConfig, rig: Rig, n: int, hosts: list[str], report:
     scripts = [f"sleep{i}.sh" for i in range(k)]
     expected = 2 * k * n
     traffic = fanout_round_trips(n, k, delivered_files=k)
-    async with FloorServer(cfg.broker, n, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+    async with floor_server(cfg, n, rig.dir) as server:
         ours = await rig.instantiate(hosts, scripts, timeout=cfg.op_timeout, expect_steps=expected,
                                      payload=f"sleep {sleep}\n".encode())
         floor = await run_round_trips(server, traffic, concurrency=c, timeout=cfg.op_timeout, spawn=f"sleep:{sleep}")

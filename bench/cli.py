@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--floor-channel-per-queue", action="store_true",
                    help="the floor's consumers on a channel each, as gvnfm's EMS fleet before the tenth round "
                         "(default: one channel, as the fleet's)")
+    p.add_argument("--floor-via-exchange", action="store_true",
+                   help="the floor's requests through a topic exchange its queues are bound to, as gvnfm's VNFM "
+                        "sends through openbaton-exchange (default: the default exchange)")
     p.add_argument("--repeat", type=int, default=5,
                    help="alternating gvnfm/floor pairs per figure: median ratio and its min–max; capped so "
                         "N × repeat ≤ 5000 (default: 5)")
@@ -96,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                       workdir=args.workdir, profile=args.profile, vnfm_log_level=args.vnfm_log_level,
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
                       stomp_broker=args.stomp_broker, pg_url=args.pg or None, many_ops=int(args.many.split("x")[0]),
-                      many_vnfcs=int(args.many.split("x")[1]), floor_channel_per_queue=args.floor_channel_per_queue)
+                      many_vnfcs=int(args.many.split("x")[1]), floor_channel_per_queue=args.floor_channel_per_queue,
+                      floor_via_exchange=args.floor_via_exchange)
     try:
         report = asyncio.run(_interruptible(cfg))
     except asyncio.CancelledError:

@@ -35,6 +35,7 @@ class BenchConfig:
     many_vnfcs: int = 10               # ... of this many VNFCs each
     pg_url: str | None = DEFAULT_PG    # "many-ns": the PostgreSQL server of the two-worker set-up (None: skip it)
     floor_channel_per_queue: bool = False   # the floor's consumers on a channel each (the fleet before the tenth round)
+    floor_via_exchange: bool = False        # the floor's requests through a topic exchange, as gvnfm's
 
     def repeats_for(self, n: int) -> int:
         return max(1, min(self.repeat, 5000 // max(1, n)))

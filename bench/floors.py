@@ -19,6 +19,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import RpcClient, connect
+from bench.config import BenchConfig
 from bench.procs import Child, broker_cpu_seconds, python_argv
 from bench.timing import timed_window
 
@@ -73,15 +74,21 @@ def fanout_round_trips(n: int, scripts: int, *, delivered_files: int, nfvo_round
 
 
 class FloorServer:
-    """The floor's consumer process with ``count`` queues."""
+    """The floor's consumer process with ``count`` queues; with ``via_exchange`` they are bound to a topic
+    exchange of their own and the floor's requests go through it (as gvnfm's through ``openbaton-exchange``)."""
 
-    def __init__(self, url: str, count: int, workdir: Path, *, channel_per_queue: bool = False) -> None:
+    def __init__(self, url: str, count: int, workdir: Path, *, channel_per_queue: bool = False,
+                 via_exchange: bool = False) -> None:
         self.url = url
         self.count = count
         self.prefix = f"bench-floor-{uuid.uuid4().hex[:10]}"
+        self.exchange = f"{self.prefix}-exchange" if via_exchange else None
         argv = ["-m", "bench.floor_server", "--url", url, "--prefix", self.prefix, "--count", str(count)]
-        self.child = Child("floor-server", python_argv(*argv, *(["--channel-per-queue"] if channel_per_queue else [])),
-                           log=workdir / "floor-server.log")
+        if channel_per_queue:
+            argv.append("--channel-per-queue")
+        if self.exchange:
+            argv += ["--exchange", self.exchange]
+        self.child = Child("floor-server", python_argv(*argv), log=workdir / "floor-server.log")
         self.stats: dict[str, int] = {}
 
     def queue(self, index: int) -> str:
@@ -92,11 +99,17 @@ class FloorServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.child.stop()
+        await self.child.stop(grace=30 + self.count / 50)   # it deletes its queues before it exits
         for line in reversed(self.child.lines):
             if line.startswith("{"):
                 self.stats = json.loads(line)
                 break
+
+
+def floor_server(cfg: BenchConfig, count: int, workdir: Path) -> FloorServer:
+    """The floor's consumer process as the run's options want it."""
+    return FloorServer(cfg.broker, count, workdir, channel_per_queue=cfg.floor_channel_per_queue,
+                       via_exchange=cfg.floor_via_exchange)
 
 
 async def run_round_trips(server: FloorServer, traffic: RoundTrips, *, concurrency: int,
@@ -110,7 +123,7 @@ async def run_round_trips(server: FloorServer, traffic: RoundTrips, *, concurren
     bound = asyncio.Semaphore(max(1, concurrency))
     ok = 0
 
-    async with RpcClient(server.url) as client:
+    async with RpcClient(server.url, exchange=server.exchange) as client:
         await client.call(server.queue(0), b"warm-up", timeout=timeout)   # connection and queue warm
 
         async def one(rt: RoundTrip) -> None:
@@ -181,7 +194,7 @@ async def run_many_round_trips(server: FloorServer, traffics: list[RoundTrips], 
     """Several operations' traffic at once from one raw client: each runs its stages one after the
     other under its own bound (as each gvnfm operation has its own), all start together."""
     ok = 0
-    async with RpcClient(server.url) as client:
+    async with RpcClient(server.url, exchange=server.exchange) as client:
         await client.call(server.queue(0), b"warm-up", timeout=timeout)
 
         async def operation(traffic: RoundTrips) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import messages
 from bench.config import BenchConfig
-from bench.floors import FloorServer, fanout_round_trips, run_many_round_trips, shifted
+from bench.floors import fanout_round_trips, floor_server, run_many_round_trips, shifted
 from bench.report import Report, Row
 from bench.rig import BenchFailure, Rig
 from bench.timing import timed_window
@@ -49,7 +49,7 @@ async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers
         floor: list[float] = []
         shares: list[list[int]] = []
         overlap: list[dict[str, int]] = []
-        async with FloorServer(cfg.broker, total, rig.dir, channel_per_queue=cfg.floor_channel_per_queue) as server:
+        async with floor_server(cfg, total, rig.dir) as server:
             for _ in range(cfg.repeats_for(total)):
                 seconds, share, running = await _all_at_once(rig, groups, scripts, cfg.op_timeout)
                 ours.append(seconds)
