@@ -8,10 +8,14 @@ with a crash-safe spool: a record file written before the fork, stdout and stder
 the contract and that durability cost, without gvnfm's code around them); ``s<seconds>`` spawns
 ``/bin/sleep <seconds>``; any other is answered at once.
 
-``python -m bench.floor_server --url URL --prefix P --count N [--channel-per-queue]`` prints ``READY``
-when consuming and, on SIGTERM, a JSON line with what it served. The consumers share one channel (with a
-prefetch of 1 each); ``--channel-per-queue`` gives each its own channel, as gvnfm's EMS fleet gives each
-agent (what that costs: docs/performance.md, ninth round).
+``python -m bench.floor_server --url URL --prefix P --count N [--channel-per-queue] [--exchange X]``
+prints ``READY`` when consuming and, on SIGTERM, deletes its queues and prints a JSON line with what it
+served. (Left to the broker, the deletion of 10,000 exclusive queues after the connection closes went on
+for minutes and delayed what the bench measured next: docs/performance.md, run (v).) The consumers share one
+channel (with a prefetch of 1 each); ``--channel-per-queue`` gives each its own channel, as gvnfm's EMS
+fleet gave each agent before the tenth round (docs/performance.md, ninth round). ``--exchange`` declares
+the topic exchange X (auto-delete) and binds every queue to it with its own name as the routing key, as
+every EMS queue is bound to ``openbaton-exchange``; the client then publishes there.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -28,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from aio_pika import ExchangeType
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import connect, reply
@@ -36,11 +42,14 @@ from gvnfm.ems.journal import WRAPPER
 OK = json.dumps({"output": "", "err": "", "status": 0}).encode()
 
 
-async def serve(url: str, prefix: str, count: int, *, channel_per_queue: bool = False) -> dict[str, int]:
+async def serve(url: str, prefix: str, count: int, *, channel_per_queue: bool = False,
+                exchange: str | None = None) -> dict[str, int]:
     stats = {"served": 0, "spawned": 0, "failed": 0}
     conn = await connect(url)
     channel = await conn.channel()
     await channel.set_qos(prefetch_count=1)   # per consumer (RabbitMQ's default, global=False)
+    topic = (await channel.declare_exchange(exchange, ExchangeType.TOPIC, auto_delete=True)
+             if exchange else None)
     empty = Path(tempfile.mkdtemp(prefix="bench-floor-")) / "empty.sh"
     empty.write_bytes(b"")
     commands = {b"x": ("/bin/true",), b"b": ("/bin/bash", str(empty))}
@@ -69,19 +78,26 @@ async def serve(url: str, prefix: str, count: int, *, channel_per_queue: bool = 
         await message.ack()
         stats["served"] += 1
 
+    queues = []
     for i in range(count):
         consuming = channel
         if channel_per_queue:   # replies still go out on the first channel, as the fleet's on its publisher
             consuming = await conn.channel()
             await consuming.set_qos(prefetch_count=1)
         queue = await consuming.declare_queue(f"{prefix}.{i}", exclusive=True, auto_delete=True)
+        if topic is not None:
+            await queue.bind(topic, routing_key=queue.name)
         await queue.consume(on_message)
+        queues.append(queue)
     print("READY", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    logging.getLogger("aiormq").setLevel(logging.ERROR)   # not a line per consumer the deletion cancels
+    for queue in queues:   # deleted here, not by the broker after the connection closes: when this process
+        await queue.delete(if_unused=False, if_empty=False)   # has exited, the broker is done with them
     await conn.close()
     shutil.rmtree(empty.parent, ignore_errors=True)
     return stats
@@ -114,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--channel-per-queue", action="store_true")
+    parser.add_argument("--exchange")
     args = parser.parse_args(argv)
-    stats = asyncio.run(serve(args.url, args.prefix, max(1, args.count), channel_per_queue=args.channel_per_queue))
+    stats = asyncio.run(serve(args.url, args.prefix, max(1, args.count), channel_per_queue=args.channel_per_queue,
+                              exchange=args.exchange))
     print(json.dumps(stats), flush=True)
     return 0
 
