@@ -6,7 +6,9 @@ queue went with it has registered again (counted on the register queue). With th
 channel (the fleet's way) all ``count`` agents are restored; with a channel each (the fleet before the tenth
 round), one.
 
-``python -m bench.restore_micro [--count 1000] [--rounds 3] [--broker URL]``.
+``python -m bench.restore_micro [--count 1000] [--rounds 3] [--modes shared,own] [--restore-channels 8]
+[--broker URL]`` (a channel each stops at RabbitMQ's ``channel_max``, 2047 by default: ``--modes shared``
+beyond that; ``--restore-channels``: how many channels the transport makes queues again on at once).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -26,13 +29,17 @@ from bench.amqp import connect
 from bench.config import DEFAULT_BROKER
 from gvnfm.ems.agent import EmsFleet
 from gvnfm.ems.config import EmsConfig
+from gvnfm.transport import amqp
 from gvnfm.transport.amqp import AmqpTransport
 
 
-async def _until(predicate: object, limit: float = 300.0) -> None:
-    async with asyncio.timeout(limit):
-        while not predicate():   # type: ignore[operator]
-            await asyncio.sleep(0.005)
+async def _until(predicate: Callable[[], bool], what: Callable[[], str], limit: float = 300.0) -> None:
+    try:
+        async with asyncio.timeout(limit):
+            while not predicate():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise RuntimeError(f"not within {limit:.0f} s: {what()}") from None
 
 
 async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float, int]:
@@ -55,7 +62,8 @@ async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float
         fleet = EmsFleet(config, count, transport=transport)   # all on one connection, as a fleet's thousand
         await fleet.start()
         try:
-            await _until(lambda: len(registrations) == count)
+            await _until(lambda: len(registrations) == count,
+                         lambda: f"{len(registrations)} of {count} agents registered at start")
             victim = transport._consumers[0].channel
             assert victim is not None
             lost = [c for c in transport._consumers if c.channel is victim]
@@ -63,9 +71,12 @@ async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float
             before = {h: registrations[h] for h in hosts}
             started = time.perf_counter()
             await (await victim.get_underlay_channel()).basic_ack(999_999)
-            await _until(lambda: all(c.channel is not None and c.channel is not victim for c in lost))
+            await _until(lambda: all(c.channel is not None and c.channel is not victim for c in lost),
+                         lambda: f"{sum(c.channel is not None and c.channel is not victim for c in lost)} of "
+                                 f"{len(lost)} consumers again ({sum(not c.active for c in lost)} given up)")
             consuming = time.perf_counter() - started
-            await _until(lambda: all(registrations[h] > before[h] for h in hosts))
+            await _until(lambda: all(registrations[h] > before[h] for h in hosts),
+                         lambda: f"{sum(registrations[h] > before[h] for h in hosts)} of {len(hosts)} registered again")
             registered = time.perf_counter() - started
             return consuming, registered, len(lost)
         finally:
@@ -75,10 +86,11 @@ async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float
         await conn.close()
 
 
-async def run(broker: str, count: int, rounds: int) -> dict[str, list[tuple[float, float, int]]]:
-    results: dict[str, list[tuple[float, float, int]]] = {"shared": [], "own": []}
+async def run(broker: str, count: int, rounds: int,
+              modes: tuple[str, ...] = ("shared", "own")) -> dict[str, list[tuple[float, float, int]]]:
+    results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in modes}
     for _ in range(rounds):
-        for mode in ("shared", "own"):
+        for mode in modes:
             results[mode].append(await one_round(broker, count, mode == "shared"))
     return results
 
@@ -87,13 +99,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--modes", default="shared,own", help="shared, own or both (default: %(default)s)")
+    p.add_argument("--restore-channels", type=int, default=amqp.RESTORE_CHANNELS,
+                   help="channels the transport restores on at once (default: %(default)s)")
     p.add_argument("--broker", default=DEFAULT_BROKER)
     args = p.parse_args()
-    results = asyncio.run(run(args.broker, args.count, args.rounds))
+    amqp.RESTORE_CHANNELS = max(1, args.restore_channels)
+    modes = tuple(m for m in args.modes.split(",") if m in ("shared", "own"))
+    results = asyncio.run(run(args.broker, args.count, args.rounds, modes or ("shared", "own")))
     for mode, rows in results.items():
         consuming = [r[0] * 1000 for r in rows]
         registered = [r[1] * 1000 for r in rows]
-        print(f"{mode:6} channel: {rows[0][2]:5d} agents restored; consuming again after "
+        print(f"{mode:6} channel, restoring on {amqp.RESTORE_CHANNELS}: {rows[0][2]:5d} agents restored; "
+              f"consuming again after "
               f"{statistics.median(consuming):8.1f} ms ({min(consuming):.1f}–{max(consuming):.1f}), "
               f"registered again after {statistics.median(registered):8.1f} ms "
               f"({min(registered):.1f}–{max(registered):.1f}), {len(rows)} rounds")

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from gvnfm.transport import Delivery, Message, RpcTimeout, TransportError
+from gvnfm.transport import Delivery, Message, RpcTimeout, TransportError, amqp
 from gvnfm.transport.amqp import AmqpTransport, safe_url
+from gvnfm.transport.base import QueueSpec
 from gvnfm.transport.lifecycle import backoff_delays
 from tests.support.rabbit import PrivateRabbit
 from tests.support.services import unique
@@ -490,6 +492,91 @@ async def test_every_consumer_of_a_shared_channel_comes_back_after_a_channel_err
     await until(lambda: sorted(got) == [b"routed-0", b"routed-1", b"routed-2"])
     await asyncio.sleep(0.2)
     assert sorted(restored) == sorted(queues)                    # once each
+
+
+async def test_a_restore_that_fails_is_tried_again(open_transport: Open, monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A consumer whose queue could not be made again (the broker answered NOT_FOUND: it was still deleting
+    the old queue, seen with 10,000 agents) is tried again after a pause, not given up: it consumes again and
+    its ``on_restored`` runs once."""
+    monkeypatch.setattr(amqp, "RESTORE_RETRY_INITIAL", 0.05)
+    t = await open_transport(shared_consumer_channel=True)
+    flaky, steady = unique("amqp-restore-again"), unique("amqp-restore-again")
+    restored: list[str] = []
+    remake = t._remake_queue
+    failures = [flaky]
+
+    async def remake_failing_once(queue: str, channel: Any) -> None:
+        if queue in failures:
+            failures.remove(queue)
+            raise TransportError(f"cannot declare queue {queue!r} and its bindings again: NOT_FOUND - no queue")
+        await remake(queue, channel)
+
+    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
+        async def restored_() -> None:
+            restored.append(queue)
+        return restored_
+
+    async def ack(delivery: Delivery) -> None:
+        await delivery.ack()
+
+    for queue in (flaky, steady):
+        await t.declare_queue(queue, auto_delete=True)
+        await t.consume(queue, ack, on_restored=on_restored(queue))
+    monkeypatch.setattr(t, "_remake_queue", remake_failing_once)
+    dying = t._consuming
+    assert dying is not None
+    await (await dying.get_underlay_channel()).basic_ack(999_999)
+    await until(lambda: sorted(restored) == sorted([flaky, steady]))
+    assert all(c.active and c.channel is t._consuming for c in t._consumers) and not failures
+    assert f"event=amqp_consumer_restore_failed queue={flaky} attempt=1" in caplog.text
+    assert "event=amqp_consumer_lost" not in caplog.text
+    await asyncio.sleep(0.2)
+    assert sorted(restored) == sorted([flaky, steady])   # once each
+
+
+async def test_a_queue_the_broker_will_not_make_again_loses_only_its_consumer(
+        open_transport: Open, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """After a shared channel's error the queues are made again on channels of their own (``RESTORE_CHANNELS``
+    at once; one here). A declaration the broker refuses (the queue now differs from what the transport
+    declared) closes its channel: that queue's consumer is given up and logged, the next queue is made on a
+    new channel, and every other consumer comes back."""
+    monkeypatch.setattr(amqp, "RESTORE_CHANNELS", 1)
+    t = await open_transport(shared_consumer_channel=True)
+    refused, *others = [unique("amqp-restore-refused") for _ in range(3)]
+    got: list[bytes] = []
+    restored: list[str] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
+        async def restored_() -> None:
+            restored.append(queue)
+        return restored_
+
+    await t.declare_queue(refused)   # not auto-delete: it outlives the channel
+    for queue in others:
+        await t.declare_queue(queue, auto_delete=True)
+    for queue in (refused, *others):   # the refused queue is made again first
+        await t.consume(queue, collect, on_restored=on_restored(queue))
+    t._queues[refused] = QueueSpec(durable=True)   # the broker's queue is not durable: PRECONDITION_FAILED
+    dying = t._consuming
+    assert dying is not None
+    try:
+        await (await dying.get_underlay_channel()).basic_ack(999_999)
+        await until(lambda: sorted(restored) == sorted(others))
+        consumers = {c.queue: c for c in t._consumers}
+        assert not consumers[refused].active and all(consumers[q].active for q in others)
+        assert f"event=amqp_consumer_lost queue={refused}" in caplog.text
+        for queue in others:
+            await t.publish(queue, queue.encode(), exchange="")
+        await until(lambda: sorted(got) == sorted(q.encode() for q in others))
+        await asyncio.sleep(0.2)
+        assert sorted(restored) == sorted(others)   # once each
+    finally:
+        await _delete(t, refused)
 
 
 async def _delete(t: AmqpTransport, queue: str) -> None:
