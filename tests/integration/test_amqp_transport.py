@@ -51,6 +51,23 @@ async def until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
             await asyncio.sleep(0.02)
 
 
+class Seen:
+    """What a test's consumers received (acknowledged) and which of them were restored, in order."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.restored: list[str] = []
+
+    async def collect(self, delivery: Delivery) -> None:
+        self.got.append(delivery.message.body)
+        await delivery.ack()
+
+    def on_restored(self, queue: str) -> Callable[[], Awaitable[None]]:
+        async def restored() -> None:
+            self.restored.append(queue)
+        return restored
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     delays = backoff_delays(0.5, 10.0)
     assert [next(delays) for _ in range(8)] == [0.5, 1, 2, 4, 8, 10, 10, 10]
@@ -464,17 +481,8 @@ async def test_every_consumer_of_a_shared_channel_comes_back_after_a_channel_err
     t = await open_transport(shared_consumer_channel=True)
     topic = unique("amqp-shared-error-topic")
     queues = [unique("amqp-shared-error") for _ in range(3)]
-    got: list[bytes] = []
-    restored: list[str] = []
-
-    async def collect(delivery: Delivery) -> None:
-        got.append(delivery.message.body)
-        await delivery.ack()
-
-    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
-        async def restored_() -> None:
-            restored.append(queue)
-        return restored_
+    seen = Seen()
+    got, restored, collect, on_restored = seen.got, seen.restored, seen.collect, seen.on_restored
 
     for i, queue in enumerate(queues):
         await t.declare_queue(queue, auto_delete=True)
@@ -502,7 +510,8 @@ async def test_a_restore_that_fails_is_tried_again(open_transport: Open, monkeyp
     monkeypatch.setattr(amqp, "RESTORE_RETRY_INITIAL", 0.05)
     t = await open_transport(shared_consumer_channel=True)
     flaky, steady = unique("amqp-restore-again"), unique("amqp-restore-again")
-    restored: list[str] = []
+    seen = Seen()
+    restored = seen.restored
     remake = t._remake_queue
     failures = [flaky]
 
@@ -512,17 +521,9 @@ async def test_a_restore_that_fails_is_tried_again(open_transport: Open, monkeyp
             raise TransportError(f"cannot declare queue {queue!r} and its bindings again: NOT_FOUND - no queue")
         await remake(queue, channel)
 
-    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
-        async def restored_() -> None:
-            restored.append(queue)
-        return restored_
-
-    async def ack(delivery: Delivery) -> None:
-        await delivery.ack()
-
     for queue in (flaky, steady):
         await t.declare_queue(queue, auto_delete=True)
-        await t.consume(queue, ack, on_restored=on_restored(queue))
+        await t.consume(queue, seen.collect, on_restored=seen.on_restored(queue))
     monkeypatch.setattr(t, "_remake_queue", remake_failing_once)
     dying = t._consuming
     assert dying is not None
@@ -544,17 +545,8 @@ async def test_a_queue_the_broker_will_not_make_again_loses_only_its_consumer(
     monkeypatch.setattr(amqp, "RESTORE_CHANNELS", 1)
     t = await open_transport(shared_consumer_channel=True)
     refused, *others = [unique("amqp-restore-refused") for _ in range(3)]
-    got: list[bytes] = []
-    restored: list[str] = []
-
-    async def collect(delivery: Delivery) -> None:
-        got.append(delivery.message.body)
-        await delivery.ack()
-
-    def on_restored(queue: str) -> Callable[[], Awaitable[None]]:
-        async def restored_() -> None:
-            restored.append(queue)
-        return restored_
+    seen = Seen()
+    got, restored, collect, on_restored = seen.got, seen.restored, seen.collect, seen.on_restored
 
     await t.declare_queue(refused)   # not auto-delete: it outlives the channel
     for queue in others:
