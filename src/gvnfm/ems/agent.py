@@ -39,6 +39,7 @@ from gvnfm.ems.commands import EmsCommandHandler
 from gvnfm.ems.config import EmsConfig
 from gvnfm.ems.dedupe import ResultCache, command_key
 from gvnfm.transport import BrokerRefused, Delivery, Message, Subscription, Transport, TransportError, open_transport
+from gvnfm.transport.lifecycle import backoff_delays
 
 log = logging.getLogger("gvnfm.ems")
 
@@ -53,7 +54,7 @@ async def with_backoff(call: Callable[[], Awaitable[None]], *, cap: float, stopp
                        what: str) -> None:
     """``call()`` until it works: waits 1, 2, 4, ... seconds, at most ``cap``; every failure is logged
     (the reference EMS, too, retries whatever fails, forever). Raised only once ``stopping()``."""
-    delay = 1.0
+    delays = backoff_delays(1.0, cap)
     attempt = 0
     while True:
         attempt += 1
@@ -70,9 +71,9 @@ async def with_backoff(call: Callable[[], Awaitable[None]], *, cap: float, stopp
             if stopping():
                 raise
             why = f"{type(exc).__name__}: {exc}"
+        delay = next(delays)
         log.warning("event=ems_%s_failed attempt=%d retry_in=%.1f error=%r", what, attempt, delay, why)
         await asyncio.sleep(delay)
-        delay = min(cap, delay * 2)
 
 
 async def connect_with_backoff(transport: Transport, *, cap: float, stopping: Callable[[], bool]) -> None:
