@@ -22,7 +22,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
+from urllib.parse import quote
 
+import httpx
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import connect
@@ -31,6 +34,7 @@ from gvnfm.ems.agent import EmsFleet
 from gvnfm.ems.config import EmsConfig
 from gvnfm.transport import amqp
 from gvnfm.transport.amqp import AmqpTransport
+from gvnfm.vnfm.broker_users import management_url
 
 
 async def _until(predicate: Callable[[], bool], what: Callable[[], str], limit: float = 300.0) -> None:
@@ -42,8 +46,34 @@ async def _until(predicate: Callable[[], bool], what: Callable[[], str], limit: 
         raise RuntimeError(f"not within {limit:.0f} s: {what()}") from None
 
 
-async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float, int]:
-    """(seconds until consuming again, seconds until registered again, agents restored)."""
+async def _close_from_the_broker(broker: str, count: int) -> None:
+    """The broker closes the ``count`` connections named ``gvnfm`` (CONNECTION_FORCED, as ``rabbitmqctl
+    close_connection`` or a node shutting down), all at once: through the management API, whose list of
+    connections lags their opening by up to its statistics interval."""
+    api = management_url(broker) + "/api/connections"
+    names: list[str] = []
+    async with httpx.AsyncClient(timeout=60) as http:
+        for _ in range(600):
+            listed = (await http.get(api, params={"columns": "name,client_properties"})).json()
+            names = [c["name"] for c in listed
+                     if (c.get("client_properties") or {}).get("connection_name") == "gvnfm"]
+            if len(names) == count:
+                # with thousands of consumers the API may answer 500 (its own timeout) and close the
+                # connection all the same: the caller waits for the close
+                for answer in await asyncio.gather(*(http.delete(f"{api}/{quote(n, safe='')}") for n in names)):
+                    if answer.status_code >= 400 and answer.status_code != 500:
+                        answer.raise_for_status()
+                return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"not {count} connections named gvnfm on the broker: {names}")
+
+
+async def one_round(broker: str, count: int, shared: bool, fault: str = "channel") -> tuple[float, float, int]:
+    """(seconds until consuming again, seconds until registered again, agents restored). ``fault``:
+    ``channel``: the broker closes one consumer channel, the fleet's agents all on one connection;
+    ``connection``: the broker closes every connection of a fleet as ``gvnfm ems --hosts`` makes it
+    (``AGENTS_PER_CONNECTION`` agents on each, their consumers on one channel), as a broker restart does;
+    the clock starts once the fleet has seen every connection close."""
     endpoint = f"restore-micro-{'shared' if shared else 'own'}"
     workdir = Path(tempfile.mkdtemp(prefix="bench-restore-"))
     config = EmsConfig(broker_url=broker, type=endpoint, hostname="rm", root=str(workdir))
@@ -58,19 +88,30 @@ async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float
             await message.ack()
 
         await queue.consume(count_it)
-        transport = AmqpTransport(broker, exchange=config.exchange, shared_consumer_channel=shared)
-        fleet = EmsFleet(config, count, transport=transport)   # all on one connection, as a fleet's thousand
+        if fault == "connection":
+            fleet = EmsFleet(config, count)
+        else:   # all on one connection
+            fleet = EmsFleet(config, count, transport=AmqpTransport(broker, exchange=config.exchange,
+                                                                    shared_consumer_channel=shared))
         await fleet.start()
+        transports = [cast(AmqpTransport, t) for t in fleet.transports]
         try:
             await _until(lambda: len(registrations) == count,
                          lambda: f"{len(registrations)} of {count} agents registered at start")
-            victim = transport._consumers[0].channel
+            consumers = [c for t in transports for c in t._consumers]
+            victim = consumers[0].channel
             assert victim is not None
-            lost = [c for c in transport._consumers if c.channel is victim]
+            lost = [c for c in consumers if fault == "connection" or c.channel is victim]
             hosts = [a.hostname for a in fleet.agents if a.queue in {c.queue for c in lost}]
             before = {h: registrations[h] for h in hosts}
-            started = time.perf_counter()
-            await (await victim.get_underlay_channel()).basic_ack(999_999)
+            if fault == "connection":
+                await _close_from_the_broker(broker, len(transports))
+                await _until(lambda: all(t._conn is None or t._conn.is_closed for t in transports),
+                             lambda: "a connection is still open")
+                started = time.perf_counter()
+            else:
+                started = time.perf_counter()
+                await (await victim.get_underlay_channel()).basic_ack(999_999)
             await _until(lambda: all(c.channel is not None and c.channel is not victim for c in lost),
                          lambda: f"{sum(c.channel is not None and c.channel is not victim for c in lost)} of "
                                  f"{len(lost)} consumers again ({sum(not c.active for c in lost)} given up)")
@@ -81,17 +122,18 @@ async def one_round(broker: str, count: int, shared: bool) -> tuple[float, float
             return consuming, registered, len(lost)
         finally:
             await fleet.stop()
-            await transport.close()
+            for transport in transports:
+                await transport.close()
     finally:
         await conn.close()
 
 
-async def run(broker: str, count: int, rounds: int,
-              modes: tuple[str, ...] = ("shared", "own")) -> dict[str, list[tuple[float, float, int]]]:
+async def run(broker: str, count: int, rounds: int, modes: tuple[str, ...] = ("shared", "own"),
+              fault: str = "channel") -> dict[str, list[tuple[float, float, int]]]:
     results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:
-            results[mode].append(await one_round(broker, count, mode == "shared"))
+            results[mode].append(await one_round(broker, count, mode == "shared", fault))
     return results
 
 
@@ -102,15 +144,21 @@ def main() -> None:
     p.add_argument("--modes", default="shared,own", help="shared, own or both (default: %(default)s)")
     p.add_argument("--restore-channels", type=int, default=amqp.RESTORE_CHANNELS,
                    help="channels the transport restores on at once (default: %(default)s)")
+    p.add_argument("--fault", choices=("channel", "connection"), default="channel",
+                   help="what the broker closes: one consumer channel, or the fleet's connection "
+                        "(default: %(default)s)")
     p.add_argument("--broker", default=DEFAULT_BROKER)
     args = p.parse_args()
     amqp.RESTORE_CHANNELS = max(1, args.restore_channels)
     modes = tuple(m for m in args.modes.split(",") if m in ("shared", "own"))
-    results = asyncio.run(run(args.broker, args.count, args.rounds, modes or ("shared", "own")))
+    if args.fault == "connection":
+        modes = ("shared",)   # the fleet's own connections: their consumers share a channel
+    results = asyncio.run(run(args.broker, args.count, args.rounds, modes or ("shared", "own"), args.fault))
     for mode, rows in results.items():
         consuming = [r[0] * 1000 for r in rows]
         registered = [r[1] * 1000 for r in rows]
-        print(f"{mode:6} channel, restoring on {amqp.RESTORE_CHANNELS}: {rows[0][2]:5d} agents restored; "
+        print(f"{args.fault} closed, {mode:6} channel, restoring on {amqp.RESTORE_CHANNELS}: "
+              f"{rows[0][2]:5d} agents restored; "
               f"consuming again after "
               f"{statistics.median(consuming):8.1f} ms ({min(consuming):.1f}–{max(consuming):.1f}), "
               f"registered again after {statistics.median(registered):8.1f} ms "
