@@ -571,6 +571,56 @@ async def test_a_queue_the_broker_will_not_make_again_loses_only_its_consumer(
         await _delete(t, refused)
 
 
+async def test_a_reconnection_restore_is_bounded_per_operation_and_tries_a_queue_again(
+        private_rabbit: PrivateRabbit, open_transport: Open, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """After a reconnection the queues are made again, and their consumers started, on ``RESTORE_CHANNELS``
+    channels (one here), each operation bounded by ``publish_timeout``, the whole not by ``connect_timeout``:
+    a restore longer than that (here 3 × 0.4 s against 1 s; ten connections of a 10,000-agent fleet after a
+    broker restart) is not cut off and begun again. A queue the broker did not find (as while it still
+    deletes the old one) is tried again; every consumer consumes, and then the callbacks run, once."""
+    monkeypatch.setattr(amqp, "RESTORE_CHANNELS", 1)
+    monkeypatch.setattr(amqp, "RESTORE_RETRY_INITIAL", 0.05)
+    t = await open_transport(shared_consumer_channel=True, connect_timeout=1.0)
+    queues = [unique("amqp-reconnect-restore") for _ in range(3)]
+    seen = Seen()
+    for queue in queues:
+        await t.declare_queue(queue, auto_delete=True)   # transient: the restart deletes them
+        await t.consume(queue, seen.collect)
+    remake, start = t._remake_queue, t._start_consumer
+    failures = [queues[1]]
+
+    async def failing_once(queue: str, channel: Any) -> None:
+        if queue in failures:
+            failures.remove(queue)
+            raise TransportError(f"cannot declare queue {queue!r} and its bindings again: NOT_FOUND - no queue")
+        await remake(queue, channel)
+
+    async def slow_start(consumer: Any) -> None:
+        await asyncio.sleep(0.4)
+        await start(consumer)
+
+    callbacks: list[bool] = []
+
+    async def on_reconnect() -> None:
+        callbacks.append(all(c.channel is not None for c in t._consumers))
+
+    t.on_reconnect(on_reconnect)
+    monkeypatch.setattr(t, "_remake_queue", failing_once)
+    monkeypatch.setattr(t, "_start_consumer", slow_start)
+    await asyncio.to_thread(private_rabbit.restart)
+    await until(lambda: t.reconnects == 1 and bool(callbacks))
+    assert callbacks == [True] and not failures
+    cut_off = [r.message for r in caplog.records   # (refused connections while the broker was down: expected)
+               if "event=amqp_reconnect_failed" in r.message and "Connect call failed" not in r.message]
+    assert not cut_off
+    assert f"event=amqp_consumer_restore_failed queue={queues[1]} attempt=1" in caplog.text
+    assert "event=amqp_consumer_lost" not in caplog.text
+    for queue in queues:   # made again, bound under its name, consumed
+        await t.publish(queue, queue.encode())
+    await until(lambda: sorted(seen.got) == sorted(q.encode() for q in queues))
+
+
 async def _delete(t: AmqpTransport, queue: str) -> None:
     conn = await t._wait_ready()
     ch = await conn.channel()

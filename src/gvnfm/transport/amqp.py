@@ -4,9 +4,11 @@ Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``)
 - ``connect()`` retries with back-off until ``connect_timeout``; refused credentials fail at once.
 - When an established connection drops, a background task reconnects forever with capped exponential
   back-off (``reconnect_initial`` doubling up to ``reconnect_max``, restarting from ``reconnect_initial``
-  after every successful connection). It re-declares the exchange and the queues this transport
-  declared, re-binds them, re-creates the RPC reply queue, restarts the consumers and only then runs
-  the ``on_reconnect`` callbacks.
+  after every successful connection). It re-declares the exchange (the connection's opening, bounded by
+  ``connect_timeout``), re-creates the RPC reply queue, re-declares the queues this transport declared,
+  re-binds them and restarts their consumers, queue by queue on up to ``RESTORE_CHANNELS`` channels at
+  once (each operation bounded by ``publish_timeout``, a queue tried again as after a channel error), and
+  only then runs the ``on_reconnect`` callbacks.
 - While the connection is down, RPCs waiting for a reply fail at once with ``TransportError("connection
   lost")``; new operations wait for the reconnection (at most ``connect_timeout``) and then fail with
   ``TransportError``.
@@ -310,8 +312,8 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                 except aiormq.exceptions.ChannelClosed as exc:
                     raise _FatalConnectError(f"cannot declare the topic exchange {self.exchange!r}: "
                                              f"{_describe(exc)}") from exc
-                await self._restore(conn)
                 await opening
+            await self._restore(conn)
             if conn.is_closed:
                 raise TransportError("connection lost while restoring queues and consumers")
             conn.close_callbacks.add(self._on_connection_closed)
@@ -328,27 +330,24 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
             raise
 
     async def _restore(self, conn: AbstractConnection) -> None:
-        """Re-declare queues and bindings, the reply queue and the consumers (after a reconnect)."""
-        for name, spec in list(self._queues.items()):
-            if conn.is_closed:
-                return
-            try:
-                await self._declare(name, spec)
-            except TransportError as exc:
-                log.error("event=amqp_redeclare_failed queue=%s error=%r", name, str(exc))
-        for queue, key in [(q, k) for q, keys in self._bindings.items() for k in keys]:
-            try:
-                await self._bind(queue, key)
-            except TransportError as exc:
-                log.error("event=amqp_rebind_failed queue=%s routing_key=%s error=%r", queue, key, str(exc))
+        """After a reconnection: the RPC reply queue, then every queue this transport declared, with its
+        bindings, and the consumers of each, queue by queue on up to ``RESTORE_CHANNELS`` channels at once
+        (:meth:`_bring_back`). Each operation is bounded by ``publish_timeout``, the whole is not: ten
+        connections of a 10,000-agent fleet restoring at once after a broker restart took longer than
+        ``connect_timeout``, and every attempt was cut off and began again (docs/performance.md, twelfth
+        round)."""
         if self._reply_wanted:
             await self._create_reply_queue()
-        for consumer in list(self._consumers):
+        by_queue: dict[str, list[_Consumer]] = {name: [] for name in self._queues}
+        for consumer in self._consumers:
             if consumer.active:
-                try:
-                    await self._start_consumer(consumer)
-                except TransportError as exc:
-                    log.error("event=amqp_reconsume_failed queue=%s error=%r", consumer.queue, str(exc))
+                by_queue.setdefault(consumer.queue, []).append(consumer)
+        generation = self._generation
+
+        async def restore(channel: _WorkerChannel, item: tuple[str, list[_Consumer]]) -> None:
+            await self._bring_back(channel, *item, generation)
+
+        await self._in_parallel(conn, list(by_queue.items()), restore)
 
     async def _on_connection_closed(self, conn: Any, exc: BaseException | None) -> None:
         if conn is not self._conn or not self._started:
@@ -573,29 +572,48 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                         _describe(exc) if exc else "closed")
 
             async def restore(channel: _WorkerChannel, consumer: _Consumer) -> None:
-                delays = backoff_delays(RESTORE_RETRY_INITIAL, RESTORE_RETRY_MAX)
-                for attempt in range(1, RESTORE_ATTEMPTS + 1):
-                    if not consumer.active or consumer.channel is not None or generation != self._generation:
-                        return
-                    try:
-                        await self._remake_queue(consumer.queue, channel)
-                        await self._start_consumer(consumer)
-                        break
-                    except TransportError as err:
-                        if isinstance(err, BrokerRefused) or attempt == RESTORE_ATTEMPTS:
-                            consumer.active = False
-                            log.error("event=amqp_consumer_lost queue=%s attempts=%d error=%r", consumer.queue,
-                                      attempt, str(err))
-                            return
-                        log.warning("event=amqp_consumer_restore_failed queue=%s attempt=%d error=%r",
-                                    consumer.queue, attempt, str(err))
-                    await asyncio.sleep(next(delays))
-                if consumer.on_restored is not None:
-                    self._spawn(self._run_restored(consumer.queue, consumer.on_restored))
+                for back in await self._bring_back(channel, consumer.queue, [consumer], generation):
+                    if back.on_restored is not None:
+                        self._spawn(self._run_restored(back.queue, back.on_restored))
 
             await self._in_parallel(conn, lost, restore)
 
         return closed
+
+    async def _bring_back(self, channel: _WorkerChannel, queue: str, consumers: list[_Consumer],
+                          generation: int) -> list[_Consumer]:
+        """``queue`` made again as it was declared, with its bindings (:meth:`_remake_queue`), and those of
+        ``consumers`` that are active and not consuming started on it; the ones started are returned. A
+        failure is tried again after 0.5, 1, 2 and 4 s; a refusal, or the fifth failure, gives the consumers
+        up (``event=amqp_consumer_lost``; ``event=amqp_redeclare_failed`` for a queue nobody here consumes).
+        Stops when the connection of ``generation`` is gone (the reconnection restores everything)."""
+        delays = backoff_delays(RESTORE_RETRY_INITIAL, RESTORE_RETRY_MAX)
+        started: list[_Consumer] = []
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            waiting = [c for c in consumers if c.active and c.channel is None]
+            if generation != self._generation or channel.conn.is_closed or (consumers and not waiting):
+                return started
+            try:
+                await self._remake_queue(queue, channel)
+                for consumer in waiting:
+                    await self._start_consumer(consumer)
+                    started.append(consumer)
+                return started
+            except TransportError as err:
+                if isinstance(err, BrokerRefused) or attempt == RESTORE_ATTEMPTS:
+                    for consumer in waiting:
+                        if consumer.channel is None:
+                            consumer.active = False
+                            log.error("event=amqp_consumer_lost queue=%s attempts=%d error=%r", queue, attempt,
+                                      str(err))
+                    if not consumers:
+                        log.error("event=amqp_redeclare_failed queue=%s attempts=%d error=%r", queue, attempt,
+                                  str(err))
+                    return started
+                log.warning("event=amqp_consumer_restore_failed queue=%s attempt=%d error=%r", queue, attempt,
+                            str(err))
+            await asyncio.sleep(next(delays))
+        return started
 
     @staticmethod
     async def _in_parallel(conn: AbstractConnection, items: list[_T],
