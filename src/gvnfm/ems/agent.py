@@ -219,11 +219,14 @@ class EmsAgent:
                       attempt, delay, why)
 
     async def _on_reconnect(self) -> None:
+        """The transport has declared the queue again, bound it and started the consumer (every broker
+        transport restores what was declared before its ``on_reconnect`` callbacks run); what is left is to
+        register again. (Declaring it here as well cost a fleet two more round trips per agent, in sequence,
+        after a broker restart: docs/performance.md, twelfth round.)"""
         if self._stopping:
             return
         log.info("event=ems_reconnected hostname=%s", self.hostname)
         try:
-            await self._declare()
             await self._ensure_registration()
         except Exception as exc:
             log.warning("event=ems_reregister_failed hostname=%s error=%r", self.hostname, str(exc))
