@@ -117,26 +117,15 @@ async def test_a_spooled_script_reads_an_empty_stdin_holds_no_status_descriptor_
     assert not cut.base.exists()
 
 
-async def test_a_stored_results_spool_is_removed_off_the_loop_and_a_new_run_of_its_key_starts_clean(
-        tmp_path: Path) -> None:
+def test_a_stored_results_spool_is_removed_at_once_and_a_new_run_of_its_key_starts_clean(tmp_path: Path) -> None:
     j = journal.Journal(tmp_path, max_output=1024)
     j.discard("op:never-spooled")               # a command without a spool (SAVE_SCRIPTS): nothing to do
     spool = j.open("op:x")
     spool.write_record(30)
     spool.out.write_text("old output")
+    spool.status.write_text("4242\n0\n")
     j.discard("op:x")
-    for _ in range(200):                        # the remover thread
-        if gone(spool):
-            break
-        await asyncio.sleep(0.01)
-    assert gone(spool)
-    again = j.open("op:y")
-    again.write_record(30)
-    again.out.write_text("old output")
-    j._lock.acquire()                          # the remover has not come to it yet ...
-    try:
-        j._doomed["op:y"] = j._live.pop("op:y")   # ... when its result was stored and the key runs again
-    finally:
-        j._lock.release()
-    fresh = j.open("op:y")                      # the old spool goes first: nothing of it is read as new
-    assert fresh == again and gone(fresh) and "op:y" not in j._doomed
+    assert gone(spool) and list(j.root.iterdir()) == []
+    j.discard("op:x")                           # stored twice (a resend answered from the cache): nothing left
+    fresh = j.open("op:x")                      # the key runs again: nothing of the old run is read as new
+    assert fresh == spool and gone(fresh)

@@ -21,9 +21,9 @@ Invariants: a spool exists from before the script can do anything until its resu
 result cache (``results.jsonl``); after a restart, a spool whose key has a stored result is removed,
 and any other is *adopted*: its process is watched (time limit counted from its start) and its result,
 once there, answers the command and every resend of it. A command is never started twice for one key.
-A spool whose result is stored is removed by a thread of the process (``Journal.discard``), off the
-agent's loop (its unlinks are on no reply's path); one still there at a restart is removed then, and a
-new spool for the same key (a resend after the result left the cache) removes the old one first.
+A spool whose result is stored is removed at once, in the agent's loop (``Journal.discard``: four
+unlinks by name; a hand-off to a remover thread cost the agent more CPU than the unlinks, docs/performance.md,
+twelfth round); one still there at a restart (the agent died between the two) is removed then.
 A spool whose status file has no first line at a restart is one whose fork the agent's death cut, or
 whose wrapper has not run yet: a process holding the status file open (the forked child, before or
 after its ``exec``) is that wrapper, adopted; with none, the script never started and the spool goes.
@@ -40,10 +40,8 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import shutil
 import signal
-import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -127,17 +125,6 @@ def tail(path: Path, limit: int) -> tuple[str, int]:
     return (f"[... {cut} bytes cut ...]\n{body}" if cut else body), size
 
 
-#: (journal, key) of stored results whose spool the remover thread removes
-_DOOMED: queue.SimpleQueue[tuple[Journal, str]] = queue.SimpleQueue()
-_remover: threading.Thread | None = None
-
-
-def _remove_forever() -> None:
-    while True:
-        owner, key = _DOOMED.get()
-        owner._reap(key)
-
-
 class Journal:
     """The spools of one agent (``<state_dir>/running``)."""
 
@@ -148,39 +135,21 @@ class Journal:
         self.kill_grace = kill_grace
         self.poll = poll
         self._live: dict[str, Spool] = {}     # the spools this process made or adopted, by key
-        self._doomed: dict[str, Spool] = {}   # of those, stored: the remover thread removes them
-        self._lock = threading.Lock()         # held while a doomed spool is removed
 
     def spool(self, key: str) -> Spool:
         return Spool(self.root / hashlib.sha256(key.encode()).hexdigest()[:32], key)
 
     def open(self, key: str) -> Spool:
-        """The spool for a new run of ``key`` (its record makes ``running/`` if need be); an earlier
-        run's spool not yet removed is removed first."""
-        if key in self._doomed:
-            self._reap(key)
+        """The spool for a new run of ``key`` (its record makes ``running/`` if need be)."""
         spool = self._live[key] = self.spool(key)
         return spool
 
     def discard(self, key: str) -> None:
-        """The result of ``key`` is stored: its spool (if this process made or adopted one) goes, in the
-        remover thread."""
-        global _remover
+        """The result of ``key`` is stored: its spool (if this process made or adopted one) goes, now.
+        (A new run of ``key``, a resend after its result left the cache, then starts from no files.)"""
         spool = self._live.pop(key, None)
-        if spool is None:
-            return
-        self._doomed[key] = spool
-        if _remover is None or not _remover.is_alive():
-            _remover = threading.Thread(target=_remove_forever, name="gvnfm-ems-spool-remover", daemon=True)
-            _remover.start()
-        _DOOMED.put((self, key))
-
-    def _reap(self, key: str) -> None:
-        with self._lock:
-            spool = self._doomed.get(key)
-            if spool is not None:
-                spool.remove()
-                del self._doomed[key]
+        if spool is not None:
+            spool.remove()
 
     def pending(self) -> list[tuple[Spool, dict[str, object]]]:
         """The spools left by a previous run of the agent, of this version (files) or an earlier one
