@@ -571,6 +571,42 @@ async def test_a_queue_the_broker_will_not_make_again_loses_only_its_consumer(
         await _delete(t, refused)
 
 
+async def test_a_consumer_whose_channel_closes_as_it_starts_is_started_again(
+        open_transport: Open, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared channel can close while a consumer's ``consume-ok`` is on its way (another consumer's
+    NOT_FOUND closes it, as in a restore at 10,000 agents). The channel's close callback has then listed the
+    consumers to restore without that one: its start fails and is tried again, instead of leaving it on a
+    closed channel."""
+    monkeypatch.setattr(amqp, "RESTORE_RETRY_INITIAL", 0.05)
+    t = await open_transport(shared_consumer_channel=True)
+    queues = [unique("amqp-closed-as-started") for _ in range(2)]
+    seen = Seen()
+    for queue in queues:
+        await t.declare_queue(queue, auto_delete=True)
+        await t.consume(queue, seen.collect, on_restored=seen.on_restored(queue))
+    basic_consume = t._basic_consume
+    closing = [queues[1]]
+
+    async def consume_then_close(ch: Any, consumer: Any, generation: int) -> str:
+        tag = await basic_consume(ch, consumer, generation)
+        if consumer.queue in closing:
+            closing.remove(consumer.queue)
+            await (await ch.get_underlay_channel()).basic_ack(999_999)   # the broker closes the channel ...
+            await until(lambda: ch.is_closed)
+            await asyncio.sleep(0.2)   # ... and its close callback runs before consume-ok is taken in
+        return tag
+
+    monkeypatch.setattr(t, "_basic_consume", consume_then_close)
+    dying = t._consuming
+    assert dying is not None
+    await (await dying.get_underlay_channel()).basic_ack(999_999)
+    await until(lambda: set(seen.restored) == set(queues) and not closing
+                and all(c.channel is not None and not c.channel.is_closed for c in t._consumers))
+    for queue in queues:
+        await t.publish(queue, queue.encode())
+    await until(lambda: sorted(seen.got) == sorted(q.encode() for q in queues))
+
+
 async def test_a_reconnection_restore_is_bounded_per_operation_and_tries_a_queue_again(
         private_rabbit: PrivateRabbit, open_transport: Open, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

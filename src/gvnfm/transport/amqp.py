@@ -533,6 +533,10 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                                 await ch.close()
                         raise
                     ch.close_callbacks.add(self._on_consumer_channel_closed(ch, generation))
+        if ch.is_closed:
+            # closed while consume-ok was on its way (another consumer's NOT_FOUND closes a shared channel):
+            # its close callback has already listed the consumers to restore, without this one
+            raise TransportError(f"cannot consume from {consumer.queue!r}: its channel closed meanwhile")
         consumer.channel, consumer.tag = ch, tag
 
     async def _shared_consumer_channel(self, conn: AbstractConnection) -> AbstractChannel:
