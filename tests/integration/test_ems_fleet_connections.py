@@ -5,18 +5,54 @@ own queue."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from gvnfm.ems import agent as agent_module
 from gvnfm.ems.agent import EmsFleet
 from gvnfm.ems.config import EmsConfig
+from tests.support.rabbit import PrivateRabbit, private_rabbit  # noqa: F401  (fixture)
 from tests.support.services import unique
 
 pytestmark = pytest.mark.rabbitmq
+
+
+async def _registered(register: AbstractQueue, count: int) -> set[str]:
+    """The hostnames of the next ``count`` different agents registering on ``register``."""
+    seen: set[str] = set()
+    async with asyncio.timeout(60):
+        while len(seen) < count:
+            message = await register.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            seen.add(json.loads(message.body)["hostname"])
+    return seen
+
+
+async def _answer_on_their_queues(channel: AbstractChannel, exchange: AbstractExchange, hostnames: list[str]) -> None:
+    """Each agent answers a command sent to its own queue (an unknown action: a clear error back)."""
+    replies = await channel.declare_queue("", exclusive=True)
+    for i, hostname in enumerate(hostnames):
+        await exchange.publish(aio_pika.Message(json.dumps({"action": "NOPE"}).encode(), reply_to=replies.name,
+                                                correlation_id=f"c{i}"), routing_key=f"vnfm.{hostname}.actions")
+    answered: set[str] = set()
+    async with asyncio.timeout(30):
+        while len(answered) < len(hostnames):
+            message = await replies.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            assert json.loads(message.body)["status"] == 1
+            answered.add(str(message.correlation_id))
+    assert answered == {f"c{i}" for i in range(len(hostnames))}
 
 
 async def test_fleet_spreads_agents_over_connections(amqp_vhost: str, tmp_path: Path,
@@ -36,32 +72,44 @@ async def test_fleet_spreads_agents_over_connections(amqp_vhost: str, tmp_path: 
             0, 0, 1, 1, 2]
         # one consumer channel per connection, whatever its number of agents (channel_max is no limit)
         assert [len({id(c.channel) for c in t._consumers}) for t in fleet.transports] == [1, 1, 1]
-        seen: set[str] = set()
-        async with asyncio.timeout(30):
-            while len(seen) < 5:
-                message = await register.get(fail=False)
-                if message is None:
-                    await asyncio.sleep(0.05)
-                    continue
-                await message.ack()
-                seen.add(json.loads(message.body)["hostname"])
-        assert seen == {f"fl-{i}" for i in range(1, 6)}
+        assert await _registered(register, 5) == {f"fl-{i}" for i in range(1, 6)}
         # every agent answers on its own queue, whichever connection it is on
-        replies = await channel.declare_queue("", exclusive=True)
-        for i in range(1, 6):
-            await exchange.publish(aio_pika.Message(json.dumps({"action": "NOPE"}).encode(), reply_to=replies.name,
-                                                    correlation_id=f"c{i}"), routing_key=f"vnfm.fl-{i}.actions")
-        answered: set[str] = set()
-        async with asyncio.timeout(30):
-            while len(answered) < 5:
-                message = await replies.get(fail=False)
-                if message is None:
-                    await asyncio.sleep(0.05)
-                    continue
-                await message.ack()
-                assert json.loads(message.body)["status"] == 1   # unknown action: a clear error back
-                answered.add(str(message.correlation_id))
-        assert answered == {f"c{i}" for i in range(1, 6)}
+        await _answer_on_their_queues(channel, exchange, [f"fl-{i}" for i in range(1, 6)])
     finally:
         await fleet.stop()
+        await conn.close()
+
+
+async def test_a_fleet_comes_back_and_registers_every_agent_after_a_broker_restart(
+        private_rabbit: PrivateRabbit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Every connection of the fleet is restored (its agents' queues, bindings and consumers, by the
+    transport), then its agents register again, all at once from one ``on_reconnect`` callback per
+    connection; each answers on its queue again."""
+    monkeypatch.setattr(agent_module, "AGENTS_PER_CONNECTION", 2)
+    type_ = unique("fleet-restart")
+    hostnames = [f"fr-{i}" for i in range(1, 6)]
+
+    async def broker() -> tuple[aio_pika.abc.AbstractConnection, AbstractChannel, AbstractExchange, AbstractQueue]:
+        conn = await aio_pika.connect(private_rabbit.url)
+        channel = await conn.channel()
+        exchange = await channel.declare_exchange("openbaton-exchange", aio_pika.ExchangeType.TOPIC, durable=True)
+        register = await channel.declare_queue(f"ems.{type_}.register", durable=True)   # survives the restart
+        await register.bind(exchange, routing_key=register.name)
+        return conn, channel, exchange, register
+
+    conn, channel, exchange, register = await broker()
+    fleet = EmsFleet(EmsConfig(hostname="fr", type=type_, broker_url=private_rabbit.url, root=str(tmp_path),
+                               reconnect_max=1.0), 5)
+    await fleet.start()
+    try:
+        assert await _registered(register, 5) == set(hostnames)
+        await asyncio.to_thread(private_rabbit.restart)
+        conn, channel, exchange, register = await broker()
+        assert await _registered(register, 5) == set(hostnames)
+        assert [t.reconnects for t in fleet.transports] == [1, 1, 1]
+        await _answer_on_their_queues(channel, exchange, hostnames)
+    finally:
+        await fleet.stop()
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(f"ems.{type_}.register")
         await conn.close()

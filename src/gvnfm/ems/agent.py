@@ -119,6 +119,8 @@ class EmsAgent:
         self._started = False
         self._stopped = asyncio.Event()
         self._registering: asyncio.Task[None] | None = None
+        #: register again from the transport's ``on_reconnect`` (a fleet does it for all its agents at once)
+        self.registers_on_reconnect = True
         self.registrations = 0
         self.executions = 0
 
@@ -149,7 +151,8 @@ class EmsAgent:
             self.transport = open_agent_transport(cfg)
         # connect() is idempotent: a shared transport that is already connected is left as it is
         await connect_with_backoff(self.transport, cap=cfg.reconnect_max, stopping=lambda: self._stopping)
-        self.transport.on_reconnect(self._on_reconnect)
+        if self.registers_on_reconnect:
+            self.transport.on_reconnect(self._on_reconnect)
         # a broker too busy to declare within ``publish_timeout`` (seen with 10,000 queues being deleted),
         # or refusing for now: tried again, as a connection is
         await with_backoff(self._declare_and_consume, cap=cfg.reconnect_max, stopping=lambda: self._stopping,
@@ -396,8 +399,19 @@ class EmsFleet:
         for i, agent in enumerate(self.agents):
             agent.transport = self.transports[min(i // AGENTS_PER_CONNECTION, len(self.transports) - 1)]
             agent._own_transport = False
+            agent.registers_on_reconnect = False
             await agent.start()
+        for transport in self.transports:
+            members = [a for a in self.agents if a.transport is transport]
+            transport.on_reconnect(functools.partial(self._on_reconnect, members))
         log.info("event=ems_fleet_started hosts=%d connections=%d", len(self.agents), len(self.transports))
+
+    @staticmethod
+    async def _on_reconnect(members: list[EmsAgent]) -> None:
+        """A connection's agents register again all at once, as one ``on_reconnect`` callback (the transport
+        runs its callbacks one after the other: a thousand registrations then followed each other, 6 s at
+        10,000 agents, docs/performance.md, twelfth round). Each agent logs its own failure."""
+        await asyncio.gather(*(agent._on_reconnect() for agent in members))
 
     async def stop(self) -> None:
         self._stopping = True
