@@ -176,6 +176,42 @@ async def test_an_error_frame_fails_the_operation_and_the_connection_comes_back(
     assert t.reconnects == 1
 
 
+async def test_publishes_to_a_queue_at_once_share_one_probe_of_it(open_stomp: Open,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet's agents register at once after a reconnection: one throw-away connection checks the register
+    queue for all of them (one each took a thousand sockets, past the broker's file descriptors); a question
+    asked after that probe is answered by a new one, as the broker then stands."""
+    t, owner = await open_stomp(), await open_stomp()
+    queue = unique("stomp-register")
+    got: list[bytes] = []
+
+    async def collect(delivery: Delivery) -> None:
+        got.append(delivery.message.body)
+        await delivery.ack()
+
+    await owner.declare_queue(queue, auto_delete=True)
+    subscription = await owner.consume(queue, collect)
+    opened = 0
+    side_connection = StompTransport._side_connection
+
+    async def counted(self: StompTransport) -> StompTransport:
+        nonlocal opened
+        opened += 1
+        return await side_connection(self)
+
+    monkeypatch.setattr(StompTransport, "_side_connection", counted)
+    bodies = [f"registration-{i}".encode() for i in range(50)]
+    answers = await asyncio.gather(*(t.publish_routed(queue, body, exchange="") for body in bodies))
+    assert answers == [True] * 50 and opened == 1
+    await until(lambda: sorted(got) == sorted(bodies))
+
+    await subscription.cancel()     # its last consumer gone, the auto-delete queue goes
+    async with asyncio.timeout(30):
+        while await t.publish_routed(queue, b"late", exchange=""):
+            await asyncio.sleep(0.1)
+    assert opened >= 2 and b"late" not in got
+
+
 @pytest.fixture(scope="module")
 def private_activemq() -> Iterator[PrivateActiveMQ]:
     if not activemq_installed():

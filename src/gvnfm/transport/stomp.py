@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -294,6 +295,8 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
 
         self._reply_to: str | None = None
         self._reply_sub: str | None = None
+        #: Probes in flight (``_queue_exists``), by queue: callers asking at once share one.
+        self._probes: dict[str, asyncio.Task[bool]] = {}
 
     # -- the bridge to stomp.py's thread ------------------------------------------------------------
     def _id(self, prefix: str) -> str:
@@ -697,6 +700,25 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
         return side
 
     async def _queue_exists(self, queue: str) -> bool:
+        """Whether ``queue`` exists: a SUBSCRIBE on a throw-away connection. Callers that ask about a queue
+        while a probe of it is in flight share that probe (a caller's cancellation does not cancel it): the
+        answer is then at most one probe older than the question, and the check is racy in any case (the
+        queue may go between it and the SEND). A fleet's agents register at once after a reconnection: a
+        connection each took a thousand sockets at once, past RabbitMQ's default limit of 1,024 file
+        descriptors (docs/performance.md, thirteenth round)."""
+        probe = self._probes.get(queue)
+        if probe is None:
+            probe = self._probes[queue] = asyncio.create_task(self._probe(queue))
+            probe.add_done_callback(functools.partial(self._probe_done, queue))
+        return await asyncio.shield(probe)
+
+    def _probe_done(self, queue: str, probe: asyncio.Task[bool]) -> None:
+        if self._probes.get(queue) is probe:
+            del self._probes[queue]
+        if not probe.cancelled():
+            probe.exception()   # retrieved here: every caller may have gone
+
+    async def _probe(self, queue: str) -> bool:
         probe = await self._side_connection()
         try:
             await probe._send_frame("SUBSCRIBE", {"id": "probe", "destination": f"/amq/queue/{queue}",
