@@ -559,7 +559,7 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
         """On a new connection: every queue declared made again with its bindings, then its active consumers
         started; up to ``RESTORE_IN_FLIGHT`` queues at once, their frames pipelined on the one connection
         (each queue's in order: a consumer adopts the declaring subscriptions of its queue). One after the
-        other, each frame waited for its receipt: 1,000 agents' queues took 4.3 s (docs/performance.md,
+        other, each frame waited for its receipt: 1,000 agents' queues took 4.0-5.4 s (docs/performance.md,
         thirteenth round). The first failure ends the restore (the others are cancelled) with that
         failure: the reconnect loop then drops this connection and tries again, as before."""
         consumers: dict[str, list[_Consumer]] = {}
