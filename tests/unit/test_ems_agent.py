@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gvnfm.catalogue.ems import EmsReply
+from gvnfm.ems import agent as agent_module
 from gvnfm.ems.agent import EmsAgent, EmsFleet
 from gvnfm.ems.config import EmsConfig
 from gvnfm.transport import Delivery, Message, TransportError
@@ -316,6 +317,52 @@ async def test_fleet_shares_one_connection(tmp_path: Path) -> None:
         for i in (1, 2, 3):
             assert (await vnfm.call(f"bench-{i}", {"action": "EXECUTE", "payload": "id.sh"})).output == f"host {i}\n"
             assert (tmp_path / f"bench-{i}" / "scripts" / "id.sh").exists()
+    finally:
+        await fleet.stop()
+        await transport.close()
+        await vnfm.transport.close()
+
+
+async def test_a_fleet_starts_its_agents_at_once_up_to_a_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``STARTS_AT_ONCE`` agents declare, consume and register together (one after the other, 1,000 agents
+    took 16.5 s over STOMP), never more; every agent ends up started; a start that fails fails the fleet's
+    with its own error."""
+    monkeypatch.setattr(agent_module, "STARTS_AT_ONCE", 4)
+    broker = InMemoryBroker()
+    type_ = unique("fleet-at-once")
+    vnfm = Vnfm(broker, type_)
+    await vnfm.start()
+    declaring = most = 0
+    declare = EmsAgent._declare_and_consume
+
+    async def counted(self: EmsAgent) -> None:
+        nonlocal declaring, most
+        declaring += 1
+        most = max(most, declaring)
+        await asyncio.sleep(0.01)
+        declaring -= 1
+        await declare(self)
+
+    monkeypatch.setattr(EmsAgent, "_declare_and_consume", counted)
+    transport = InMemoryTransport(broker)
+    await transport.connect()
+    fleet = EmsFleet(EmsConfig(hostname="at", type=type_, root=str(tmp_path)), 10, transport=transport)
+    try:
+        await fleet.start()
+        assert most == 4 and all(a._started for a in fleet.agents)
+        assert sorted(json.loads(m.body)["hostname"] for m in vnfm.registrations) == sorted(f"at-{i}" for i in range(1, 11))
+    finally:
+        await fleet.stop()
+
+    async def refused(self: EmsAgent) -> None:
+        raise RuntimeError(f"{self.hostname} refused")
+
+    monkeypatch.setattr(EmsAgent, "_declare_and_consume", refused)
+    monkeypatch.setattr(agent_module, "with_backoff", lambda call, **_: call())
+    fleet = EmsFleet(EmsConfig(hostname="no", type=type_, root=str(tmp_path / "no")), 3, transport=transport)
+    try:
+        with pytest.raises(RuntimeError, match="refused"):
+            await fleet.start()
     finally:
         await fleet.stop()
         await transport.close()
