@@ -32,6 +32,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bench.amqp import connect
 from bench.config import DEFAULT_BROKER
+from gvnfm.ems import agent as agent_module
 from gvnfm.ems.agent import EmsFleet
 from gvnfm.ems.config import EmsConfig
 from gvnfm.transport import amqp
@@ -79,8 +80,9 @@ async def _close_from_the_broker(broker: str, count: int, *, stomp: bool = False
 
 
 async def one_round(broker: str, count: int, shared: bool, fault: str = "channel",
-                    stomp: str | None = None) -> tuple[float, float, int]:
-    """(seconds until consuming again, seconds until registered again, agents restored). ``fault``:
+                    stomp: str | None = None) -> tuple[float, float, int, float]:
+    """(seconds until consuming again, seconds until registered again, agents restored, seconds from the
+    fleet's start until every agent had registered). ``fault``:
     ``channel``: the broker closes one consumer channel, the fleet's agents all on one connection;
     ``connection``: the broker closes every connection of a fleet as ``gvnfm ems --hosts`` makes it
     (``AGENTS_PER_CONNECTION`` agents on each, their consumers on one channel; or, with ``stomp``, on
@@ -108,11 +110,13 @@ async def one_round(broker: str, count: int, shared: bool, fault: str = "channel
         else:   # all on one connection
             fleet = EmsFleet(config, count, transport=AmqpTransport(broker, exchange=config.exchange,
                                                                     shared_consumer_channel=shared))
+        launched = time.perf_counter()
         await fleet.start()
         transports = list(fleet.transports)
         try:
             await _until(lambda: len(registrations) == count,
                          lambda: f"{len(registrations)} of {count} agents registered at start")
+            start = time.perf_counter() - launched
             if stomp:
                 stomps = [cast(StompTransport, t) for t in transports]
                 hosts = [a.hostname for a in fleet.agents]
@@ -153,7 +157,7 @@ async def one_round(broker: str, count: int, shared: bool, fault: str = "channel
             await _until(lambda: all(registrations[h] > before[h] for h in hosts),
                          lambda: f"{sum(registrations[h] > before[h] for h in hosts)} of {len(hosts)} registered again")
             registered = time.perf_counter() - started
-            return consuming, registered, lost_count
+            return consuming, registered, lost_count, start
         finally:
             await fleet.stop()
             for transport in transports:
@@ -163,8 +167,8 @@ async def one_round(broker: str, count: int, shared: bool, fault: str = "channel
 
 
 async def run(broker: str, count: int, rounds: int, modes: tuple[str, ...] = ("shared", "own"),
-              fault: str = "channel", stomp: str | None = None) -> dict[str, list[tuple[float, float, int]]]:
-    results: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in modes}
+              fault: str = "channel", stomp: str | None = None) -> dict[str, list[tuple[float, float, int, float]]]:
+    results: dict[str, list[tuple[float, float, int, float]]] = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:
             results[mode].append(await one_round(broker, count, mode == "shared", fault, stomp))
@@ -181,6 +185,8 @@ def main() -> None:
     p.add_argument("--fault", choices=("channel", "connection"), default="channel",
                    help="what the broker closes: one consumer channel, or the fleet's connection "
                         "(default: %(default)s)")
+    p.add_argument("--starts-at-once", type=int, default=agent_module.STARTS_AT_ONCE,
+                   help="agents of the fleet starting at once (default: %(default)s)")
     p.add_argument("--stomp-in-flight", type=int, default=stomp_transport.RESTORE_IN_FLIGHT,
                    help="with --stomp: queues the transport restores at once (default: %(default)s)")
     p.add_argument("--stomp", default=None, metavar="URL",
@@ -192,6 +198,7 @@ def main() -> None:
         p.error("--stomp needs --fault connection")
     amqp.RESTORE_CHANNELS = max(1, args.restore_channels)
     stomp_transport.RESTORE_IN_FLIGHT = max(1, args.stomp_in_flight)
+    agent_module.STARTS_AT_ONCE = max(1, args.starts_at_once)
     modes = tuple(m for m in args.modes.split(",") if m in ("shared", "own"))
     if args.fault == "connection":
         modes = ("shared",)   # the fleet's own connections: their consumers share a channel
@@ -200,6 +207,7 @@ def main() -> None:
     for mode, rows in results.items():
         consuming = [r[0] * 1000 for r in rows]
         registered = [r[1] * 1000 for r in rows]
+        start = [r[3] for r in rows]
         how = (f"STOMP, restoring {stomp_transport.RESTORE_IN_FLIGHT} at once" if args.stomp
                else f"{mode:6} channel, restoring on {amqp.RESTORE_CHANNELS}")
         print(f"{args.fault} closed, {how}: "
@@ -207,7 +215,10 @@ def main() -> None:
               f"consuming again after "
               f"{statistics.median(consuming):8.1f} ms ({min(consuming):.1f}–{max(consuming):.1f}), "
               f"registered again after {statistics.median(registered):8.1f} ms "
-              f"({min(registered):.1f}–{max(registered):.1f}), {len(rows)} rounds")
+              f"({min(registered):.1f}–{max(registered):.1f}), {len(rows)} rounds; "
+              f"the fleet ({agent_module.STARTS_AT_ONCE} starting at once) started and registered in "
+              f"{statistics.median(start):.2f} s "
+              f"({min(start):.2f}–{max(start):.2f})")
 
 
 if __name__ == "__main__":
