@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
@@ -18,7 +17,7 @@ from gvnfm.ems import agent as agent_module
 from gvnfm.ems.agent import EmsFleet
 from gvnfm.ems.config import EmsConfig
 from gvnfm.transport.stomp import StompTransport
-from tests.support.rabbit import PrivateRabbit, private_rabbit, rabbit_sbin  # noqa: F401  (fixture)
+from tests.support.rabbit import PrivateRabbit, private_rabbit, stomp_rabbit  # noqa: F401  (fixtures)
 from tests.support.services import unique
 
 pytestmark = pytest.mark.rabbitmq
@@ -82,17 +81,20 @@ async def test_fleet_spreads_agents_over_connections(amqp_vhost: str, tmp_path: 
         await conn.close()
 
 
+@pytest.mark.parametrize("protocol", ["amqp", "stomp"])
 async def test_a_fleet_comes_back_and_registers_every_agent_after_a_broker_restart(
-        private_rabbit: PrivateRabbit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        protocol: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every connection of the fleet is restored (its agents' queues, bindings and consumers, by the
     transport), then its agents register again, all at once from one ``on_reconnect`` callback per
-    connection; each answers on its queue again."""
+    connection; each answers on its queue again (a command published over AMQP). Over RabbitMQ's STOMP
+    plugin too: several queues re-made at once, the checks of the register queue shared."""
+    node: PrivateRabbit = request.getfixturevalue("private_rabbit" if protocol == "amqp" else "stomp_rabbit")
     monkeypatch.setattr(agent_module, "AGENTS_PER_CONNECTION", 2)
-    type_ = unique("fleet-restart")
+    type_ = unique(f"fleet-restart-{protocol}")
     hostnames = [f"fr-{i}" for i in range(1, 6)]
 
     async def broker() -> tuple[aio_pika.abc.AbstractConnection, AbstractChannel, AbstractExchange, AbstractQueue]:
-        conn = await aio_pika.connect(private_rabbit.url)
+        conn = await aio_pika.connect(node.url)
         channel = await conn.channel()
         exchange = await channel.declare_exchange("openbaton-exchange", aio_pika.ExchangeType.TOPIC, durable=True)
         register = await channel.declare_queue(f"ems.{type_}.register", durable=True)   # survives the restart
@@ -100,60 +102,14 @@ async def test_a_fleet_comes_back_and_registers_every_agent_after_a_broker_resta
         return conn, channel, exchange, register
 
     conn, channel, exchange, register = await broker()
-    fleet = EmsFleet(EmsConfig(hostname="fr", type=type_, broker_url=private_rabbit.url, root=str(tmp_path),
-                               reconnect_max=1.0), 5)
+    fleet = EmsFleet(EmsConfig(hostname="fr", type=type_, broker_url=node.url if protocol == "amqp" else node.stomp_url,
+                               root=str(tmp_path), reconnect_max=1.0), 5)
     await fleet.start()
     try:
+        assert len(fleet.transports) == 3
+        assert all(isinstance(t, StompTransport) == (protocol == "stomp") for t in fleet.transports)
         assert await _registered(register, 5) == set(hostnames)
-        await asyncio.to_thread(private_rabbit.restart)
-        conn, channel, exchange, register = await broker()
-        assert await _registered(register, 5) == set(hostnames)
-        assert [t.reconnects for t in fleet.transports] == [1, 1, 1]
-        await _answer_on_their_queues(channel, exchange, hostnames)
-    finally:
-        await fleet.stop()
-        with contextlib.suppress(Exception):
-            await channel.queue_delete(f"ems.{type_}.register")
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def stomp_rabbit() -> Iterator[PrivateRabbit]:
-    if rabbit_sbin() is None:
-        pytest.skip("rabbitmq-server is not installed (run scripts/ensure-services.sh)")
-    node = PrivateRabbit(stomp=True)
-    try:
-        node.start()
-        yield node
-    finally:
-        node.cleanup()
-
-
-async def test_a_stomp_fleet_comes_back_and_registers_every_agent_after_a_broker_restart(
-        stomp_rabbit: PrivateRabbit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same over RabbitMQ's STOMP plugin: each connection re-makes its agents' queues and subscriptions
-    (several at once), then its agents register together, their checks of the register queue shared; each
-    answers a command published over AMQP on its queue again."""
-    monkeypatch.setattr(agent_module, "AGENTS_PER_CONNECTION", 2)
-    type_ = unique("stomp-fleet-restart")
-    hostnames = [f"sr-{i}" for i in range(1, 6)]
-
-    async def broker() -> tuple[aio_pika.abc.AbstractConnection, AbstractChannel, AbstractExchange, AbstractQueue]:
-        conn = await aio_pika.connect(stomp_rabbit.url)
-        channel = await conn.channel()
-        exchange = await channel.declare_exchange("openbaton-exchange", aio_pika.ExchangeType.TOPIC, durable=True)
-        register = await channel.declare_queue(f"ems.{type_}.register", durable=True)   # survives the restart
-        await register.bind(exchange, routing_key=register.name)
-        return conn, channel, exchange, register
-
-    conn, channel, exchange, register = await broker()
-    fleet = EmsFleet(EmsConfig(hostname="sr", type=type_, broker_url=stomp_rabbit.stomp_url, root=str(tmp_path),
-                               reconnect_max=1.0), 5)
-    await fleet.start()
-    try:
-        assert all(isinstance(t, StompTransport) for t in fleet.transports) and len(fleet.transports) == 3
-        assert await _registered(register, 5) == set(hostnames)
-        await asyncio.to_thread(stomp_rabbit.restart)
+        await asyncio.to_thread(node.restart)
         conn, channel, exchange, register = await broker()
         assert await _registered(register, 5) == set(hostnames)
         assert [t.reconnects for t in fleet.transports] == [1, 1, 1]

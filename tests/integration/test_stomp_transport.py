@@ -14,26 +14,16 @@ from gvnfm.transport import Delivery, Message, TransportError, open_transport
 from gvnfm.transport.amqp import AmqpTransport
 from gvnfm.transport.stomp import StompAddress, StompTransport
 from gvnfm.transport.stomp_destinations import Dialect
+from tests.support import rabbit
 from tests.support.activemq import PrivateActiveMQ, activemq_installed
-from tests.support.rabbit import PrivateRabbit, rabbit_sbin
+from tests.support.rabbit import PrivateRabbit
 from tests.support.services import unique
 from tests.support.transports import opened_transports
 
 pytestmark = pytest.mark.rabbitmq
 
 Open = Callable[..., Awaitable[StompTransport]]
-
-
-@pytest.fixture(scope="module")
-def stomp_rabbit() -> Iterator[PrivateRabbit]:
-    if rabbit_sbin() is None:
-        pytest.skip("rabbitmq-server is not installed (run scripts/ensure-services.sh)")
-    node = PrivateRabbit(stomp=True)
-    try:
-        node.start()
-        yield node
-    finally:
-        node.cleanup()
+stomp_rabbit = rabbit.stomp_rabbit     # the module's private node (fixture)
 
 
 @pytest.fixture

@@ -315,16 +315,26 @@ def _kill_leftovers() -> None:
         shutil.rmtree(node.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def private_rabbit() -> Iterator[PrivateRabbit]:
-    """A started private RabbitMQ node for the module. RabbitMQ not installed is a failure, not a skip
-    (the suite's rule for its real services: CI installs it)."""
+def _started_node(**options: bool) -> Iterator[PrivateRabbit]:
     if rabbit_sbin() is None:
         pytest.fail("rabbitmq-server is not installed: cannot start a private broker "
                     "(run scripts/ensure-services.sh)")
-    node = PrivateRabbit()
+    node = PrivateRabbit(**options)
     try:
         node.start()
         yield node
     finally:
         node.cleanup()
+
+
+@pytest.fixture(scope="module")
+def private_rabbit() -> Iterator[PrivateRabbit]:
+    """A started private RabbitMQ node for the module. RabbitMQ not installed is a failure, not a skip
+    (the suite's rule for its real services: CI installs it)."""
+    yield from _started_node()
+
+
+@pytest.fixture(scope="module")
+def stomp_rabbit() -> Iterator[PrivateRabbit]:
+    """The same, with its STOMP plugin listening (:attr:`PrivateRabbit.stomp_url`)."""
+    yield from _started_node(stomp=True)

@@ -350,7 +350,8 @@ async def test_a_fleet_starts_its_agents_at_once_up_to_a_bound(tmp_path: Path, m
     try:
         await fleet.start()
         assert most == 4 and all(a._started for a in fleet.agents)
-        assert sorted(json.loads(m.body)["hostname"] for m in vnfm.registrations) == sorted(f"at-{i}" for i in range(1, 11))
+        registered = sorted(json.loads(m.body)["hostname"] for m in vnfm.registrations)
+        assert registered == sorted(f"at-{i}" for i in range(1, 11))
     finally:
         await fleet.stop()
 
