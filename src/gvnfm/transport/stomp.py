@@ -566,7 +566,8 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
         for consumer in self._consumers:
             if consumer.active:
                 consumers.setdefault(consumer.queue, []).append(consumer)
-        queues = iter([*self._queues, *(q for q in consumers if q not in self._queues)])
+        order = [*self._queues, *(q for q in consumers if q not in self._queues)]
+        queues = iter(order)
 
         async def restore_next() -> None:
             for queue in queues:
@@ -579,7 +580,7 @@ class StompTransport(ReconnectingTransport[stomp.Connection12, _Consumer]):
 
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(RESTORE_IN_FLIGHT):
+                for _ in range(min(RESTORE_IN_FLIGHT, len(order))):
                     group.create_task(restore_next())
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
