@@ -31,6 +31,11 @@ class ScriptedRpc(InMemoryTransport):
         what = self.script[min(len(self.calls), len(self.script)) - 1]
         if what == "lost":
             raise TransportError("connection lost")
+        if what == "converted":        # a transport that turns a cancellation into an error of its own
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise TransportError("the request channel closed") from None
         if what == "dropped":          # as the real transports: no answer within the timeout
             await asyncio.sleep(timeout if timeout is not None else 3600)
             raise RpcTimeout(f"no reply within {timeout} s")
@@ -73,3 +78,57 @@ async def test_no_answer_after_a_lost_connection_ends_at_the_deadline() -> None:
     assert reply.status == -1 and "did not answer EXECUTE within 0.4 s" in reply.err
     calls: list[Any] = transport.calls
     assert len(calls) == 2 and client._recovering == {}
+
+
+async def test_a_registration_while_no_command_is_waiting_sends_nothing_more() -> None:
+    # between a lost connection and the next send nothing is in flight: the next send goes to the EMS anyway
+    transport = ScriptedRpc(["lost", "answer"])
+    client = EmsClient(transport, timeout=30, retry_pause=0.3)
+    again = asyncio.create_task(registers_soon(client, "vm-1", 0.1))    # during the pause
+    reply = await client.send("vm-1", {"action": "EXECUTE"}, correlation_id="op:p")
+    await again
+    assert reply.status == 0 and len(transport.calls) == 2
+
+
+async def test_the_callers_cancellation_is_not_taken_for_a_registration() -> None:
+    # the wake-up cancels the caller's wait and takes it back; a cancellation of the caller's own, arriving
+    # with it, must still end the send
+    transport = ScriptedRpc(["dropped"])
+    client = EmsClient(transport, timeout=30, retry_pause=0.05)
+    sending = asyncio.create_task(client.send("vm-1", {"action": "EXECUTE"}, correlation_id="op:c"))
+    await asyncio.sleep(0.05)
+    client.host_registered("vm-1")
+    sending.cancel()
+    done, _ = await asyncio.wait({sending}, timeout=2)
+    assert done and sending.cancelled()
+    assert len(transport.calls) == 1 and client._recovering == {}
+
+
+async def test_an_outer_time_limit_still_ends_a_send_that_was_woken() -> None:
+    # asyncio.timeout counts the task's cancellations: the ones the client takes back must not confuse it
+    transport = ScriptedRpc(["dropped"])
+    client = EmsClient(transport, timeout=30, retry_pause=0.05)
+    again = asyncio.create_task(registers_soon(client, "vm-1", 0.05))
+    started = asyncio.get_running_loop().time()
+    try:
+        async with asyncio.timeout(0.3):
+            await client.send("vm-1", {"action": "EXECUTE"}, correlation_id="op:t")
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("the outer time limit did not end the send")
+    await again
+    assert asyncio.get_running_loop().time() - started < 2
+    assert len(transport.calls) == 2 and client._recovering == {}
+    assert asyncio.current_task().cancelling() == 0   # type: ignore[union-attr]
+
+
+async def test_a_wake_up_the_transport_turned_into_an_error_is_withdrawn() -> None:
+    transport = ScriptedRpc(["converted", "answer"])
+    client = EmsClient(transport, timeout=30, retry_pause=0.05)
+    again = asyncio.create_task(registers_soon(client, "vm-1", 0.05))
+    reply = await client.send("vm-1", {"action": "EXECUTE"}, correlation_id="op:w")
+    await again
+    assert reply.status == 0 and len(transport.calls) == 2
+    assert asyncio.current_task().cancelling() == 0   # type: ignore[union-attr]
+    await asyncio.sleep(0)   # no cancellation left pending on this task
