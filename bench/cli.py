@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", default=DEFAULT_BROKER, help="AMQP URL (default: %(default)s)")
     p.add_argument("--pg", default=DEFAULT_PG,
                    help="many-ns: PostgreSQL server for the two-worker set-up, '' to skip it (default: %(default)s)")
+    p.add_argument("--pg-workers", type=_sizes, default=[2], metavar="W,W",
+                   help="many-ns: VNFM workers on PostgreSQL, one set-up per count (default: 2; 1,2 also "
+                        "shows what the store costs apart from the second worker)")
     p.add_argument("--many", default="100x10", metavar="OPSxVNFCS",
                    help="many-ns: INSTANTIATEs at once × VNFCs each (default: %(default)s)")
     p.add_argument("--sizes", type=_sizes, default=[10, 100, 1000],
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                       op_timeout=args.timeout, script_sleep=max(0.0, args.script_sleep),
                       stomp_broker=args.stomp_broker, pg_url=args.pg or None, many_ops=int(args.many.split("x")[0]),
                       many_vnfcs=int(args.many.split("x")[1]), floor_channel_per_queue=args.floor_channel_per_queue,
-                      floor_via_exchange=args.floor_via_exchange)
+                      floor_via_exchange=args.floor_via_exchange, pg_workers=tuple(args.pg_workers))
     try:
         report = asyncio.run(_interruptible(cfg))
     except asyncio.CancelledError:

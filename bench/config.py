@@ -34,6 +34,7 @@ class BenchConfig:
     many_ops: int = 100                # "many-ns": INSTANTIATEs at once ...
     many_vnfcs: int = 10               # ... of this many VNFCs each
     pg_url: str | None = DEFAULT_PG    # "many-ns": the PostgreSQL server of the two-worker set-up (None: skip it)
+    pg_workers: tuple[int, ...] = (2,)   # "many-ns": VNFM workers of each PostgreSQL set-up, one set-up each
     floor_channel_per_queue: bool = False   # the floor's consumers on a channel each (the fleet before the tenth round)
     floor_via_exchange: bool = False        # the floor's requests through a topic exchange, as gvnfm's
 
@@ -45,6 +46,7 @@ class BenchConfig:
         out["workdir"] = str(self.workdir) if self.workdir else None
         out["profile"] = str(self.profile) if self.profile else None
         out["cases"] = list(self.cases)
+        out["pg_workers"] = list(self.pg_workers)
         out["broker"] = _redact(self.broker)
         out["stomp_broker"] = _redact(self.stomp_broker) if self.stomp_broker else None
         out["pg_url"] = _redact(self.pg_url) if self.pg_url else None

@@ -213,11 +213,12 @@ async def run_many_round_trips(server: FloorServer, traffics: list[RoundTrips], 
                 await asyncio.gather(*(one(rt) for rt in stage))
 
         with timed_window():
-            server_cpu0, client_cpu0 = server.child.cpu(), time.process_time()
+            server_cpu0, client_cpu0, broker_cpu0 = server.child.cpu(), time.process_time(), broker_cpu_seconds()
             t0 = time.perf_counter()
             await asyncio.gather(*(operation(t) for t in traffics))
             seconds = time.perf_counter() - t0
         cpu = {"server": round(server.child.cpu() - server_cpu0, 3),
-               "client": round(time.process_time() - client_cpu0, 3)}
+               "client": round(time.process_time() - client_cpu0, 3),
+               "broker": round(broker_cpu_seconds() - broker_cpu0, 3)}
     count = sum(t.count for t in traffics)
     return FloorResult(seconds, count, sum(t.spawns for t in traffics), ok, concurrency, cpu)

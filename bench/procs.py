@@ -80,6 +80,14 @@ def broker_cpu_seconds() -> float:
     return cpu_seconds(_broker_pid) if _broker_pid is not None else 0.0
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by the local PostgreSQL server's live processes (``postgres``: the
+    postmaster and its backends; a backend that has exited is not counted, so sample while the clients'
+    connections are open). 0 when none is found."""
+    return sum(cpu_seconds(int(p.name)) for p in Path("/proc").iterdir()
+               if p.name.isdigit() and _comm(p) == "postgres")
+
+
 def _comm(proc: Path) -> str:
     try:
         return (proc / "comm").read_text().strip()

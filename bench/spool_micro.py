@@ -3,9 +3,10 @@
 the agent's own path (result cache, command handler, runner, spool removal), without a broker, in a
 temporary folder (as the bench's agents); and, for scale, what the floor's consumer pays for a spawn
 (``true``: ``/bin/true``, ``bash``: ``/bin/bash <empty file>``, both through asyncio's subprocess, as
-``bench.floor_server`` spawns them).
+``bench.floor_server`` spawns them; ``floor-spool``: that bash with the spool floor's record, files and
+wrapper, ``bench.floor_server._spooled``, the same work as ``spool`` without gvnfm's code around it).
 
-``python -m bench.spool_micro [--count 300] [--mode spool|plain|true|bash] [--script sh|bash]``: prints
+``python -m bench.spool_micro [--count 300] [--mode spool|plain|true|bash|floor-spool] [--script sh|bash]``: prints
 one line, per EXECUTE, the wall time, the agent's CPU time and its children's (the wrapper and the
 script). ``--script``: the script has a ``#!/bin/sh`` line (run directly) or none (run with bash, as the
 bench's scripts). To compare two versions, run it alternately with ``PYTHONPATH=<their src>``.
@@ -22,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.floor_server import _spooled
 from gvnfm.ems.agent import EmsAgent
 from gvnfm.ems.config import EmsConfig
 
@@ -77,10 +79,26 @@ async def run(count: int, spooled: bool, shebang: bool = True) -> tuple[float, f
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def floor_spooled(count: int) -> tuple[float, float, float]:
+    """``/bin/bash <empty file>`` ``count`` times as the spool floor's consumer runs it (body ``w``)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+    try:
+        empty = folder / "empty.sh"
+        empty.write_text("")
+        for i in range(10):
+            await _spooled(("/bin/bash", str(empty)), folder / f"warm-{i}")
+        t0, c0 = time.perf_counter(), os.times()
+        for i in range(count):
+            assert await _spooled(("/bin/bash", str(empty)), folder / f"spool-{i}") == 0
+        return _per_call(count, t0, c0)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.spool_micro")
     p.add_argument("--count", type=int, default=300)
-    p.add_argument("--mode", choices=("spool", "plain", "true", "bash"), default="spool")
+    p.add_argument("--mode", choices=("spool", "plain", "true", "bash", "floor-spool"), default="spool")
     p.add_argument("--script", choices=("sh", "bash"), default="sh")
     args = p.parse_args(argv)
     count = max(1, args.count)
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu, children = asyncio.run(floor_spawns(count, argv_))
         finally:
             shutil.rmtree(empty.parent, ignore_errors=True)
+    elif args.mode == "floor-spool":
+        wall, cpu, children = asyncio.run(floor_spooled(count))
     else:
         wall, cpu, children = asyncio.run(run(count, args.mode == "spool", shebang=args.script == "sh"))
     print(f"{args.mode} wall_ms={wall * 1000:.3f} cpu_ms={cpu * 1000:.3f} children_cpu_ms={children * 1000:.3f}")
