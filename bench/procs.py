@@ -81,10 +81,10 @@ def broker_cpu_seconds() -> float:
 
 
 def postgres_cpu_seconds() -> float:
-    """CPU seconds used so far by the local PostgreSQL server's live processes (``postgres``: the
-    postmaster and its backends; a backend that has exited is not counted, so sample while the clients'
-    connections are open). 0 when none is found."""
-    return sum(cpu_seconds(int(p.name)) for p in Path("/proc").iterdir()
+    """CPU seconds used so far by the local PostgreSQL server (its ``postgres`` processes): each live one's,
+    plus what its exited children used (the postmaster's ``cutime``: a backend's CPU moves there when its
+    connection ends, so the sum does not fall). 0 when none is found."""
+    return sum(cpu_seconds(int(p.name)) + children_cpu_seconds(int(p.name)) for p in Path("/proc").iterdir()
                if p.name.isdigit() and _comm(p) == "postgres")
 
 

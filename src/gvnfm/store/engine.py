@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gvnfm.private import private_file
@@ -63,9 +63,23 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
     parsed = url if isinstance(url, URL) else normalise_url(url)
     if parsed.drivername == SQLITE:
         return _sqlite_engine(parsed, busy_timeout)
-    return create_async_engine(
-        parsed, json_serializer=_dumps, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
+    engine = create_async_engine(
+        parsed, json_serializer=_dumps, pool_size=5, max_overflow=5, pool_timeout=30,
         connect_args={"timeout": 15, "command_timeout": 120, "server_settings": {"application_name": "gvnfm"}})
+    event.listen(engine.sync_engine.pool, "checkout", _closed_is_disconnected)
+    return engine
+
+
+def _closed_is_disconnected(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection the server has closed (a restart, ``pg_terminate_backend``, an idle
+    timeout) is replaced at checkout, not handed out: asyncpg sees the closed socket as soon as the event
+    loop does, without a round trip. ``pool_pre_ping`` did the same with a BEGIN, a query and a ROLLBACK
+    before every transaction, half of a short transaction's round trips (docs/performance.md, fourteenth
+    round). A connection that dies without the server closing it (a network partition) is detected, as
+    with pre-ping, only by the statement that times out."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 EngineT = TypeVar("EngineT", AsyncEngine, Engine)
