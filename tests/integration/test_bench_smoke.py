@@ -131,6 +131,8 @@ def test_command_line_options_map_onto_the_config() -> None:
     assert args.sizes == [10, 100] and args.scripts == 20 and args.cases == ("fan-out", "storm")
     assert args.no_sequential and args.json == Path("out.json") and not args.floor_channel_per_queue
     assert parser().parse_args(["--floor-channel-per-queue"]).floor_channel_per_queue
+    assert parser().parse_args([]).pg_workers == [2]
+    assert parser().parse_args(["--pg-workers", "1,2"]).pg_workers == [1, 2]
     with pytest.raises(SystemExit):
         parser().parse_args(["--cases", "nonsense"])
     with pytest.raises(SystemExit):
@@ -152,16 +154,21 @@ def test_rows_compute_ratios_and_targets() -> None:
 @pytest.mark.timeout(300)
 async def test_many_ns_through_one_and_two_workers(amqp_url: str, pg_url: str, tmp_path: Path) -> None:
     cfg = BenchConfig(broker=amqp_url, cases=("many-ns",), many_ops=3, many_vnfcs=2, fanout_scripts=1, repeat=1,
-                      workdir=tmp_path, op_timeout=120, pg_url=pg_url)
+                      workdir=tmp_path, op_timeout=120, pg_url=pg_url, pg_workers=(1, 2))
     report = await run_bench(cfg)
     assert report.errors == []
     rows = {r.case: r for r in report.rows}
-    assert set(rows) == {"many NS (SQLite, 1 worker)", "many NS (PostgreSQL, 2 workers)"}
+    assert set(rows) == {"many NS (SQLite, 1 worker)", "many NS (PostgreSQL, 1 worker)",
+                         "many NS (PostgreSQL, 2 workers)"}
     for row in rows.values():
         assert sum(row.detail["steps_per_worker"][0]) == 2 * 3 * 2   # SAVE_SCRIPTS + EXECUTE per VNFC
         assert _finite_positive(row.ratio)
         [running] = row.detail["operations_running"]      # every operation's start and end were logged
         assert running["operations"] == 3 and 1 <= running["peak"] <= 3
+        [cpu] = row.detail["cpu_seconds"]                   # the VNFM workers and the fleet worked
+        assert cpu["vnfm"] > 0 and cpu["ems"] > 0 and "CPU" in row.detail["note"]
+        [floor_cpu] = row.detail["floor_cpu_seconds"]
+        assert floor_cpu["server"] > 0 and floor_cpu["client"] > 0
     assert len(rows["many NS (PostgreSQL, 2 workers)"].detail["steps_per_worker"][0]) == 2
 
 
@@ -192,6 +199,35 @@ async def test_the_registration_micro_benchmark_times_both_sides(amqp_url: str) 
     assert received == 2 * 3 * 2            # every registration of both sides reached the queue
     assert set(times) == {"fleet", "floor"}
     assert all(len(seconds) == 2 and all(0 < s < 30 for s in seconds) for seconds in times.values())
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.timeout(120)
+def test_the_rpc_micro_benchmark_times_the_three_clients(amqp_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import rpc_micro
+
+    assert rpc_micro.main(["--broker", amqp_url, "--count", "20", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [[m, f"c={c}"] for c in (1, 32) for m in ("raw", "rpc", "ems")]
+    assert rpc_micro.main(["--stub", "--count", "20", "--rounds", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.timeout(120)
+async def test_the_ems_micro_benchmark_answers_every_command_on_both_sides(amqp_url: str) -> None:
+    from bench.ems_micro import run
+
+    [figures] = await run(amqp_url, count=5, rounds=1)    # a command answered with a status other than 0 raises
+    assert set(figures) == {(side, kind) for side in ("gvnfm", "floor") for kind in ("save", "execute")}
+    assert all(wall > 0 and cpu >= 0 for wall, cpu in figures.values())
+
+
+def test_the_spool_micro_benchmark_runs_the_spool_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import spool_micro
+
+    assert spool_micro.main(["--mode", "floor-spool", "--count", "3"]) == 0
+    assert capsys.readouterr().out.startswith("floor-spool wall_ms=")
 
 
 def test_timed_windows_keep_the_bench_collector_off_until_the_outermost_ends() -> None:
