@@ -132,3 +132,15 @@ async def test_a_wake_up_the_transport_turned_into_an_error_is_withdrawn() -> No
     assert reply.status == 0 and len(transport.calls) == 2
     assert asyncio.current_task().cancelling() == 0   # type: ignore[union-attr]
     await asyncio.sleep(0)   # no cancellation left pending on this task
+
+
+async def test_the_copy_of_a_registration_that_woke_a_command_sends_it_no_second_time() -> None:
+    # a registration can reach the VNFM twice (its queue, and the broadcast to the workers): the copy arrives
+    # during the pause before the command is sent again, and is not taken for another registration
+    transport = ScriptedRpc(["dropped", "answer"], delay=0.05)
+    client = EmsClient(transport, timeout=30, retry_pause=0.1)
+    first = asyncio.create_task(registers_soon(client, "vm-1", 0.1))
+    copy = asyncio.create_task(registers_soon(client, "vm-1", 0.12))
+    reply = await client.send("vm-1", {"action": "EXECUTE"}, correlation_id="op:b")
+    await asyncio.gather(first, copy)
+    assert reply.status == 0 and transport.calls == [("vnfm.vm-1.actions", "op:b")] * 2
