@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from gvnfm.store import engine as engine_module
 from gvnfm.store.api import DONE
 from gvnfm.store.sql import SqlStore
 from tests.support.pg import temporary_pg_database
@@ -52,5 +53,22 @@ async def test_transactions_after_the_server_closed_the_pooled_connections_succe
         for op in ops:
             found = await store.get_operation(op)
             assert found is not None and found.state == DONE
+    finally:
+        await store.close()
+
+
+async def test_with_every_connection_pinged_transactions_right_after_the_termination_succeed(
+        db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every returned connection counts as idle, so its checkout pings it; the next transactions start
+    # without a pause after the termination (whichever check finds the dead connection first replaces it)
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    store = await SqlStore.open(db)
+    try:
+        await store.claim_operation("op-1", action="INSTANTIATE", vnfr_id="vnfr-1", vnfr_name="v",
+                                    request={"action": "INSTANTIATE"}, worker="w1", lease_seconds=30)
+        assert await _terminate_the_stores_connections(db) >= 1
+        await store.finish_operation("op-1", state=DONE, reply={"ok": True}, worker="w1")
+        found = await store.get_operation("op-1")
+        assert found is not None and found.state == DONE
     finally:
         await store.close()

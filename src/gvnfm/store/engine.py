@@ -66,20 +66,41 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
     engine = create_async_engine(
         parsed, json_serializer=_dumps, pool_size=5, max_overflow=5, pool_timeout=30,
         connect_args={"timeout": 15, "command_timeout": 120, "server_settings": {"application_name": "gvnfm"}})
-    event.listen(engine.sync_engine.pool, "checkout", _closed_is_disconnected)
+    event.listen(engine.sync_engine.pool, "checkin", _idle_from_now)
+    event.listen(engine.sync_engine.pool, "checkout", _check_liveness)
     return engine
 
 
-def _closed_is_disconnected(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled PostgreSQL connection the server has closed (a restart, ``pg_terminate_backend``, an idle
-    timeout) is replaced at checkout, not handed out: asyncpg sees the closed socket as soon as the event
-    loop does, without a round trip. ``pool_pre_ping`` did the same with a BEGIN, a query and a ROLLBACK
-    before every transaction, half of a short transaction's round trips (docs/performance.md, fourteenth
-    round). A connection that dies without the server closing it (a network partition) is detected, as
-    with pre-ping, only by the statement that times out."""
+#: Seconds a pooled PostgreSQL connection may have been idle before its checkout pings the server.
+IDLE_PING_SECONDS = 30.0
+_IDLE_SINCE = "gvnfm_idle_since"
+
+
+def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _check_liveness(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Whether a pooled PostgreSQL connection can be handed out; a ``DisconnectionError`` makes the pool
+    replace it. ``pool_pre_ping`` paid a BEGIN, a query and a ROLLBACK before every transaction, half of a
+    short transaction's round trips (docs/performance.md, fourteenth round). Instead:
+
+    - a connection the server has closed (a restart, ``pg_terminate_backend``) is replaced without a round
+      trip: asyncpg knows from its socket, as soon as the event loop has seen it close;
+    - a connection idle for more than ``IDLE_PING_SECONDS`` is pinged first, as pre-ping did: one that died
+      silently meanwhile (a NAT or firewall that forgot it, a network partition) is replaced, not handed to
+      a transaction that would fail on it. Under load, connections are back in use within milliseconds and
+      none is pinged."""
     driver = getattr(dbapi_connection, "driver_connection", None)
     if driver is not None and driver.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
+    since = record.info.get(_IDLE_SINCE)
+    if since is not None and time.monotonic() - since > IDLE_PING_SECONDS:
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection idle for {time.monotonic() - since:.0f} s "
+                                     f"did not answer a ping: {exc}") from exc
 
 
 EngineT = TypeVar("EngineT", AsyncEngine, Engine)
