@@ -96,8 +96,10 @@ async def run(url: str, count: int, rounds: int, profile: Path | None = None) ->
             async with FloorServer(url, 1, workdir, via_exchange=True) as floor:
                 return [await _round(url, fleet, floor, exchange, count) for _ in range(rounds)]
         finally:
-            await fleet.stop()
-            await _delete_exchange(url, exchange)
+            try:
+                await fleet.stop()
+            finally:   # the exchange goes also when the fleet did not stop cleanly
+                await _delete_exchange(url, exchange)
 
 
 async def _delete_exchange(url: str, exchange: str) -> None:
