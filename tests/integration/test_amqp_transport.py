@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -121,6 +124,34 @@ async def test_broker_restart_reconnects_restores_consumers_and_runs_callbacks(
     assert [m.body for m in got] == [b"before", b"from-callback", b"after"]
     assert await t.rpc(f"{queue}.rpc", b"2", timeout=5) == b"pong:2"   # new reply queue, restored consumer
     assert t.last_backoff and t.last_backoff[0] == pytest.approx(0.2)
+
+
+async def test_a_connection_the_broker_closed_is_closed_on_our_side_too(
+        private_rabbit: PrivateRabbit, open_transport: Open) -> None:
+    """aio-pika leaves a connection that the broker closed open on its own side (``is_closed`` False);
+    dropped so, its ``__del__`` schedules ``close()`` in whichever thread collects it, and in a thread
+    without an event loop (the store's, an executor's) that was "coroutine 'Connection.close' was never
+    awaited" on stderr (CI, after broker restarts). The transport closes a lost connection itself."""
+    t = await open_transport()
+    assert t._conn is not None
+    held = [t._conn]      # the lost connection, until the collection below
+    gc.collect()
+    gc.disable()          # the lost connection's objects wait for the collection below, in a thread
+    try:
+        await asyncio.to_thread(private_rabbit.ctl, "close_all_connections", "test")
+        await until(lambda: t.reconnects == 1 and t.connected)
+        with contextlib.suppress(TimeoutError):
+            await until(lambda: held[0].is_closed, timeout=10)
+        closed_here = held[0].is_closed
+        held.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await asyncio.to_thread(gc.collect)
+            await asyncio.sleep(0)
+    finally:
+        gc.enable()
+    assert closed_here
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
 
 
 async def test_pending_rpc_fails_fast_when_the_connection_is_lost(

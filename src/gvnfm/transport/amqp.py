@@ -350,6 +350,11 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         await self._in_parallel(conn, list(by_queue.items()), restore)
 
     async def _on_connection_closed(self, conn: Any, exc: BaseException | None) -> None:
+        if not conn.close_called:
+            # aio-pika leaves a connection the broker closed open on its own side (``is_closed`` False);
+            # dropped so, its ``__del__`` would schedule ``close()`` in whichever thread collects it, which in
+            # one without an event loop is a "coroutine 'Connection.close' was never awaited" warning
+            self._spawn(self._close_lost(conn))
         if conn is not self._conn or not self._started:
             return   # an old connection, or our own close()
         self._conn = None
@@ -363,6 +368,14 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                     _describe(exc) if exc else "closed")
         if self._reconnect_task is None or self._reconnect_task.done():
             self._start_reconnecting()
+
+    @staticmethod
+    async def _close_lost(conn: AbstractConnection) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await conn.close()
+        except Exception as exc:   # TimeoutError included
+            log.debug("closing the lost AMQP connection: %s", _describe(exc))
 
     async def _reopen(self) -> None:
         await self._open(timeout=self.connect_timeout)
