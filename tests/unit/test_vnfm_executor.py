@@ -237,3 +237,58 @@ async def test_a_full_batch_does_not_linger() -> None:
         journal.add(outcome_of(step))
     await journal.wait()                 # a waiter does not wait for the linger either
     assert recorder.durable == [s.step_id for s in steps]
+
+
+class Tracked(ScriptedEms):
+    """Answers after a delay that differs per host (later steps may end first); notes the most commands
+    in flight at once and the most tasks alive while they run."""
+
+    def __init__(self, log: list[str], delays: dict[str, float], fail: set[str] | None = None,
+                 raises: set[str] | None = None) -> None:
+        super().__init__(log, fail)
+        self.delays = delays
+        self.raises = raises or set()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.most_tasks = 0
+        self.started: list[str] = []
+
+    async def send(self, hostname: str, command: dict[str, Any], *, correlation_id: str,
+                   timeout: float | None = None) -> EmsReply:
+        self.started.append(correlation_id.split(":", 1)[1])
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
+        try:
+            await asyncio.sleep(self.delays.get(hostname, 0.0))
+            if correlation_id.split(":", 1)[1] in self.raises:
+                raise RuntimeError("the EMS client failed")
+            return await super().send(hostname, command, correlation_id=correlation_id, timeout=timeout)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("bound", [1, 4])
+async def test_a_wide_stage_starts_its_steps_in_order_within_the_bound_and_holds_no_task_per_step(
+        bound: int) -> None:
+    log: list[str] = []
+    plan = plan_of(1, width=200)
+    ems = Tracked(log, delays={f"h{i}": 0.002 * (i % 3) for i in range(200)})
+    baseline = len(asyncio.all_tasks())
+    outcomes = await PlanExecutor(ems, concurrency=bound).run(plan, op_id="op")   # type: ignore[arg-type]
+    assert [o.step.step_id for o in outcomes] == [s.step_id for s in plan.steps()]   # the plan's order
+    assert ems.started == [s.step_id for s in plan.steps()]                          # started in that order
+    assert ems.most_in_flight == bound
+    # a task per worker (the first runs in the caller's), not one per step of the stage
+    assert ems.most_tasks <= baseline + (bound if bound > 1 else 0)
+
+
+async def test_a_step_that_raises_stops_the_stage_from_starting_more_and_propagates() -> None:
+    log: list[str] = []
+    plan = plan_of(2, width=50)
+    ems = Tracked(log, delays={f"h{i}": 0.0 if i == 3 else 0.005 for i in range(50)}, raises={"s0/h3"})
+    with pytest.raises(RuntimeError, match="the EMS client failed"):
+        await PlanExecutor(ems, concurrency=4).run(plan, op_id="op")   # type: ignore[arg-type]
+    await asyncio.sleep(0.05)            # what was in flight ends; nothing more starts meanwhile
+    assert ems.started == ["s0/h0", "s0/h1", "s0/h2", "s0/h3"]   # the steps in flight when it raised
+    assert ems.in_flight == 0

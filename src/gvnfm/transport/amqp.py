@@ -8,7 +8,8 @@ Connection handling (the lifecycle shared with STOMP is ``transport.lifecycle``)
   ``connect_timeout``), re-creates the RPC reply queue, re-declares the queues this transport declared,
   re-binds them and restarts their consumers, queue by queue on up to ``RESTORE_CHANNELS`` channels at
   once (each operation bounded by ``publish_timeout``, a queue tried again as after a channel error), and
-  only then runs the ``on_reconnect`` callbacks.
+  only then runs the ``on_reconnect`` callbacks. The lost connection is closed on this side (aio-pika
+  leaves one the broker closed open, and its ``__del__`` would close it in whichever thread collects it).
 - While the connection is down, RPCs waiting for a reply fail at once with ``TransportError("connection
   lost")``; new operations wait for the reconnection (at most ``connect_timeout``) and then fail with
   ``TransportError``.

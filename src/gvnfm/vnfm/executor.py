@@ -150,29 +150,20 @@ class PlanExecutor:
         """Run every stage; raises StepFailed with the first failure. ``limiter`` bounds EMS commands
         across operations (the VNFM-wide bound); ``concurrency`` bounds this operation."""
         outcomes: list[StepOutcome] = []
-        local = asyncio.Semaphore(self.concurrency)
 
-        async def limited(step: Step) -> StepOutcome:
-            async with local:
-                if limiter is not None:
-                    async with limiter:
-                        return await self._send(step, op_id, progress)
-                return await self._send(step, op_id, progress)
+        async def send(step: Step) -> StepOutcome:
+            if limiter is not None:
+                async with limiter:
+                    return await self._send(step, op_id, progress)
+            return await self._send(step, op_id, progress)
 
         journal = StepJournal(record, linger=self.linger) if record is not None else None
-
-        async def one(step: Step) -> StepOutcome:
-            outcome = await limited(step)
-            if journal is not None:
-                journal.add(outcome)
-            return outcome
-
         for stage in plan.stages:
             if journal is not None:
                 journal.raise_if_failed()              # the store failed: no further stage
                 if journal.uncommitted > self.backlog:
                     await journal.wait(journal.queued - self.backlog)
-            results = await asyncio.gather(*(one(s) for s in stage.steps))
+            results = await self._stage(stage.steps, send, journal)
             outcomes.extend(results)
             failed = next((o for o in results if o.reply.status != 0), None)
             if failed is not None:
@@ -182,6 +173,39 @@ class PlanExecutor:
         if journal is not None:
             await journal.wait()
         return outcomes
+
+    async def _stage(self, steps: list[Step], send: Callable[[Step], Awaitable[StepOutcome]],
+                     journal: StepJournal | None) -> list[StepOutcome]:
+        """Every step of a stage, at most ``concurrency`` at once, started in the stage's order; the
+        outcomes in that order, each queued on the journal as it arrives. ``concurrency`` workers take
+        the next step in turn (one worker runs in the caller's task): a task per worker, not per step,
+        so a stage of 10,000 steps holds 32 tasks, not 10,000 waiting on a semaphore (docs/performance.md,
+        fifteenth round). A step that raises ends its worker, and the others start no further step; the
+        exception propagates at once, as from ``asyncio.gather``."""
+        results: list[StepOutcome | None] = [None] * len(steps)
+        queue = iter(enumerate(steps))
+        stopped = False
+
+        async def worker() -> None:
+            nonlocal stopped
+            for index, step in queue:
+                try:
+                    outcome = await send(step)
+                except BaseException:
+                    stopped = True
+                    raise
+                results[index] = outcome
+                if journal is not None:
+                    journal.add(outcome)
+                if stopped:
+                    return
+
+        workers = min(self.concurrency, len(steps))
+        if workers == 1:
+            await worker()
+        elif workers > 1:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        return [r for r in results if r is not None]
 
     async def _send(self, step: Step, op_id: str, progress: Progress | None) -> StepOutcome:
         if progress:
