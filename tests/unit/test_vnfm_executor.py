@@ -279,7 +279,7 @@ async def test_a_wide_stage_starts_its_steps_in_order_within_the_bound_and_holds
     assert [o.step.step_id for o in outcomes] == [s.step_id for s in plan.steps()]   # the plan's order
     assert ems.started == [s.step_id for s in plan.steps()]                          # started in that order
     assert ems.most_in_flight == bound
-    # a task per worker (the first runs in the caller's), not one per step of the stage
+    # a task per worker (none at a bound of 1: the worker runs in the caller's task), not one per step
     assert ems.most_tasks <= baseline + (bound if bound > 1 else 0)
 
 
@@ -292,3 +292,16 @@ async def test_a_step_that_raises_stops_the_stage_from_starting_more_and_propaga
     await asyncio.sleep(0.05)            # what was in flight ends; nothing more starts meanwhile
     assert ems.started == ["s0/h0", "s0/h1", "s0/h2", "s0/h3"]   # the steps in flight when it raised
     assert ems.in_flight == 0
+
+
+
+async def test_a_failed_step_ends_the_plan_after_every_step_of_its_stage_ran_and_was_recorded() -> None:
+    log: list[str] = []
+    recorder = SlowRecorder(log, delay=0.0)
+    plan = plan_of(2, width=50)
+    ems = Tracked(log, delays={f"h{i}": 0.0 if i == 2 else 0.001 for i in range(50)}, fail={"s0/h2"})
+    with pytest.raises(StepFailed) as info:
+        await PlanExecutor(ems, concurrency=4).run(plan, op_id="op", record=recorder)   # type: ignore[arg-type]
+    assert info.value.outcome.step.step_id == "s0/h2"
+    assert ems.started == [s.step_id for s in plan.stages[0].steps]          # the whole stage, not stage 1
+    assert sorted(recorder.durable) == sorted(s.step_id for s in plan.stages[0].steps)

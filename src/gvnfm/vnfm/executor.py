@@ -178,10 +178,14 @@ class PlanExecutor:
                      journal: StepJournal | None) -> list[StepOutcome]:
         """Every step of a stage, at most ``concurrency`` at once, started in the stage's order; the
         outcomes in that order, each queued on the journal as it arrives. ``concurrency`` workers take
-        the next step in turn (one worker runs in the caller's task): a task per worker, not per step,
+        the next step in turn (at a bound of 1, the one worker runs in the caller's task): a task per
+        worker, not per step,
         so a stage of 10,000 steps holds 32 tasks, not 10,000 waiting on a semaphore (docs/performance.md,
-        fifteenth round). A step that raises ends its worker, and the others start no further step; the
-        exception propagates at once, as from ``asyncio.gather``."""
+        fifteenth round). A failed step (a status other than 0) stops nothing here: every step of the
+        stage runs (an ad-hoc EXECUTE runs on every VNFC whatever one of them answers) and the caller
+        raises the first failure after the stage. A step that raises ends its worker, the others start no
+        further step (they finish the one in flight), and the exception propagates at once, as from
+        ``asyncio.gather``."""
         results: list[StepOutcome | None] = [None] * len(steps)
         queue = iter(enumerate(steps))
         stopped = False
