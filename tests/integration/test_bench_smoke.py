@@ -249,3 +249,12 @@ def test_timed_windows_keep_the_bench_collector_off_until_the_outermost_ends() -
         assert not gc.isenabled()          # off before: off after
     finally:
         gc.enable()
+
+
+def test_the_executor_micro_benchmark_times_both_modes_and_traces_a_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import executor_micro
+
+    assert executor_micro.main(["--count", "20", "--rounds", "1", "--memory", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [[m, f"c={c}"] for c in (1, 32) for m in ("ems", "executor")]
+    assert all("traced peak" in line for line in lines)
