@@ -294,7 +294,6 @@ async def test_a_step_that_raises_stops_the_stage_from_starting_more_and_propaga
     assert ems.in_flight == 0
 
 
-
 async def test_a_failed_step_ends_the_plan_after_every_step_of_its_stage_ran_and_was_recorded() -> None:
     log: list[str] = []
     recorder = SlowRecorder(log, delay=0.0)
