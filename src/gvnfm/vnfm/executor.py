@@ -1,5 +1,6 @@
-"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded). The first failure stops
-the plan after the steps already running in that stage have finished (they are recorded too).
+"""Runs a Plan: stages in order, the steps of a stage in parallel (bounded, on that many workers). A failed
+step stops the plan after every step of its stage has run (they are recorded too); a step whose send
+raises stops its stage from starting more and ends the plan at once.
 
 Invariants of the recording (``StepJournal``, a group commit; docs/architecture.md, *The plan*):
 - what is durable is always a prefix of the plan (a stage's steps are queued before the next stage
