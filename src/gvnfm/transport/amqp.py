@@ -355,7 +355,7 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
             # aio-pika leaves a connection the broker closed open on its own side (``is_closed`` False);
             # dropped so, its ``__del__`` would schedule ``close()`` in whichever thread collects it, which in
             # one without an event loop is a "coroutine 'Connection.close' was never awaited" warning
-            self._spawn(self._close_lost(conn))
+            self._spawn(self._close_channel(conn))
         if conn is not self._conn or not self._started:
             return   # an old connection, or our own close()
         self._conn = None
@@ -369,14 +369,6 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
                     _describe(exc) if exc else "closed")
         if self._reconnect_task is None or self._reconnect_task.done():
             self._start_reconnecting()
-
-    @staticmethod
-    async def _close_lost(conn: AbstractConnection) -> None:
-        try:
-            async with asyncio.timeout(5):
-                await conn.close()
-        except Exception as exc:   # TimeoutError included
-            log.debug("closing the lost AMQP connection: %s", _describe(exc))
 
     async def _reopen(self) -> None:
         await self._open(timeout=self.connect_timeout)
@@ -728,13 +720,15 @@ class AmqpTransport(ReconnectingTransport[AbstractConnection, _Consumer]):
         await self._close_channel(ch)
 
     @staticmethod
-    async def _close_channel(ch: AbstractChannel) -> None:
+    async def _close_channel(ch: AbstractChannel | AbstractConnection) -> None:
+        """Close a channel, or a connection the broker closed (``_on_connection_closed``), within 5 s;
+        a failure is only logged."""
         try:
             async with asyncio.timeout(5):
                 if not ch.is_closed:
                     await ch.close()
-        except Exception as exc:
-            log.debug("closing a channel: %s", _describe(exc))
+        except Exception as exc:   # TimeoutError included
+            log.debug("closing a %s: %s", type(ch).__name__, _describe(exc))
 
     # -- request / reply -----------------------------------------------------------------------------------
     async def _create_reply_queue(self) -> None:
