@@ -26,11 +26,11 @@ async def many_ns(cfg: BenchConfig, workdir: Path, report: Report) -> None:
     await _one_setup(cfg, workdir, report, workers=1, db=None)
     for workers in cfg.pg_workers if cfg.pg_url else ():
         assert cfg.pg_url is not None
-        db = await _create_pg(cfg.pg_url)
+        db = await create_pg_database(cfg.pg_url)
         try:
             await _one_setup(cfg, workdir, report, workers=workers, db=db)
         finally:
-            await _drop_pg(cfg.pg_url, db)
+            await drop_pg_database(cfg.pg_url, db)
 
 
 async def _one_setup(cfg: BenchConfig, workdir: Path, report: Report, *, workers: int, db: str | None) -> None:
@@ -161,7 +161,8 @@ def _admin_dsn(pg_url: str) -> str:
     return make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _create_pg(pg_url: str) -> str:
+async def create_pg_database(pg_url: str) -> str:
+    """A new, empty database on the server of ``pg_url``; its URL."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -174,7 +175,8 @@ async def _create_pg(pg_url: str) -> str:
     return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
 
 
-async def _drop_pg(pg_url: str, db_url: str) -> None:
+async def drop_pg_database(pg_url: str, db_url: str) -> None:
+    """Drop the database of ``db_url`` (made by :func:`create_pg_database`), its connections closed."""
     import asyncpg
     from sqlalchemy.engine import make_url
 

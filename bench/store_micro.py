@@ -1,9 +1,11 @@
 """The store micro-benchmark of docs/performance.md: what recording step results costs in the VNFM's
 store (SQLite), one transaction per step, concurrently, and batched as the VNFM does it; then what
 one small write transaction costs with its statement built once (as the store builds it) and built
-per call, against an empty writer transaction.
+per call, against an empty writer transaction. With ``--pg URL``, then the frequent store calls on
+PostgreSQL (a database of their own, dropped afterwards): each one's wall and CPU time, and the CPU
+time of the local PostgreSQL server (0 when the server is elsewhere), per call.
 
-``python -m bench.store_micro [--rows 600]``.
+``python -m bench.store_micro [--rows 600] [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
+from bench.many import create_pg_database, drop_pg_database
+from bench.procs import postgres_cpu_seconds
 from gvnfm.store.api import RUNNING, OperationContext, StepResult
 from gvnfm.store.sql import SqlStore
 from gvnfm.store.tables import operations
@@ -116,10 +120,68 @@ async def run(rows: int) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+async def postgres(pg_url: str, rows: int) -> None:
+    """The frequent store calls on PostgreSQL, ``rows`` of each, one after the other (sixteenth round:
+    reads and the bodies that need no transaction run in autocommit)."""
+    db = await create_pg_database(pg_url)
+    try:
+        store = await SqlStore.open(db)
+        try:
+            for op in ("ctx", "steps"):
+                await store.claim_operation(op, action="INSTANTIATE", vnfr_id=None, vnfr_name="v", request={},
+                                            worker="bench", lease_seconds=600)
+            context = OperationContext(allocated={"name": "v", "data": "x" * 3000})
+            results = [_step("steps", i) for i in range(rows * 10)]
+
+            async def set_context() -> None:
+                for _ in range(rows):
+                    await store.set_context("ctx", context, worker="bench")
+
+            async def record_steps() -> None:
+                for j in range(0, len(results), 10):
+                    await store.record_steps(results[j:j + 10])
+
+            async def get_operation() -> None:
+                for _ in range(rows):
+                    await store.get_operation("ctx")
+
+            async def nfvo_request() -> None:
+                for i in range(rows):
+                    await store.record_nfvo_request(f"request-{i}", "GRANT_OPERATION")
+
+            async def claim() -> None:
+                for i in range(rows):
+                    await store.claim_operation(f"op-{i}", action="INSTANTIATE", vnfr_id=None, vnfr_name="v",
+                                                request={}, worker="bench", lease_seconds=600)
+
+            for label, work in (("set_context (one UPDATE, held)", set_context),
+                                ("record_steps, 10 rows (one executemany)", record_steps),
+                                ("get_operation (one SELECT)", get_operation),
+                                ("record_nfvo_request (INSERT, then SELECT)", nfvo_request),
+                                ("claim_operation, a new one (a transaction)", claim)):
+                server = postgres_cpu_seconds()
+                cpu, wall = time.process_time(), time.perf_counter()
+                await work()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                server = postgres_cpu_seconds() - server
+                print(f"PostgreSQL {label:47s} wall {wall / rows * 1000:6.3f}  cpu {cpu / rows * 1000:6.3f}  "
+                      f"server cpu {server / rows * 1000:6.3f} ms/call")
+        finally:
+            await store.close()
+    finally:
+        await drop_pg_database(pg_url, db)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.store_micro")
     p.add_argument("--rows", type=int, default=600)
-    asyncio.run(run(max(1, p.parse_args(argv).rows)))
+    p.add_argument("--pg", default="", metavar="URL",
+                   help="also the frequent store calls on this PostgreSQL server (a database of their own)")
+    args = p.parse_args(argv)
+    rows = max(1, args.rows)
+    asyncio.run(run(rows))
+    if args.pg:
+        asyncio.run(postgres(args.pg, rows))
     return 0
 
 

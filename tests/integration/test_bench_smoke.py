@@ -258,3 +258,15 @@ def test_the_executor_micro_benchmark_times_both_modes_and_traces_a_stage(capsys
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines] == [[m, f"c={c}"] for c in (1, 32) for m in ("ems", "executor")]
     assert all("traced peak" in line for line in lines)
+
+
+@pytest.mark.postgres
+def test_the_store_micro_benchmark_times_the_frequent_calls_on_postgresql(
+        pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import store_micro
+
+    assert store_micro.main(["--rows", "5", "--pg", pg_url]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("PostgreSQL")]
+    assert [line.split("(")[0].split()[1] for line in lines] == [
+        "set_context", "record_steps,", "get_operation", "record_nfvo_request", "claim_operation,"]
+    assert all("server cpu" in line and line.endswith("ms/call") for line in lines)

@@ -392,6 +392,53 @@ async def test_record_step_is_an_idempotent_upsert_and_steps_are_time_ordered(st
     assert await store.steps(unique("none")) == []
 
 
+async def test_a_batch_of_step_results_is_stored_whole_or_not_at_all(store: SqlStore) -> None:
+    # on PostgreSQL the batch is one executemany in autocommit (no transaction around it): still whole
+    op_id = unique("op")
+    await claim(store, op_id)
+    batch = [step(op_id, f"INSTANTIATE/0/vnfc-{i}/run", host=f"vnfc-{i}") for i in range(5)]
+    with pytest.raises(OperationNotFound):   # the last row's operation is unknown: its foreign key fails
+        await store.record_steps([*batch, step(unique("none"), "INSTANTIATE/0/vnfc-9/run")])
+    assert await store.steps(op_id) == []
+    await store.record_steps(batch)
+    assert [s.step_id for s in await store.steps(op_id)] == [s.step_id for s in batch]
+
+
+async def test_a_body_that_needs_no_transaction_runs_in_autocommit_on_postgresql(store: SqlStore,
+                                                                                 db_url: str) -> None:
+    """``Transactions.write(body, atomic=False)`` and reads: on PostgreSQL each statement commits on its
+    own (one round trip, no BEGIN and COMMIT around it); elsewhere, and for atomic bodies, one
+    transaction that a raise rolls back."""
+    postgres = not db_url.startswith("sqlite")
+    await store._tx.write(lambda c: c.execute(text("CREATE TABLE IF NOT EXISTS t_autocommit (k TEXT)")))
+
+    def insert_then_fail(k: str) -> Any:
+        def body(conn: Any) -> None:
+            conn.execute(text("INSERT INTO t_autocommit VALUES (:k)"), {"k": k})
+            raise RuntimeError("the body fails after its first statement")
+        return body
+
+    def stored(conn: Any) -> list[str]:
+        return list(conn.execute(text("SELECT k FROM t_autocommit ORDER BY k")).scalars())
+
+    with pytest.raises(RuntimeError):
+        await store._tx.write(insert_then_fail("atomic"))
+    with pytest.raises(RuntimeError):
+        await store._tx.write(insert_then_fail("not-atomic"), atomic=False)
+    assert await store._tx.read(stored) == (["not-atomic"] if postgres else [])
+
+    def two_transaction_starts(conn: Any) -> tuple[Any, Any]:
+        first = conn.execute(text("SELECT pg_sleep(0.01), transaction_timestamp()")).one()[1]
+        return first, conn.execute(text("SELECT transaction_timestamp()")).scalar_one()
+
+    if postgres:   # autocommit: each statement is a transaction of its own, with its own start
+        for run in (store._tx.read, lambda body: store._tx.write(body, atomic=False)):
+            first, second = await run(two_transaction_starts)
+            assert second > first
+        first, second = await store._tx.write(two_transaction_starts)   # atomic: one transaction
+        assert first == second
+
+
 async def test_naive_datetimes_are_taken_as_utc(store: SqlStore) -> None:
     op_id = unique("op")
     await claim(store, op_id)

@@ -253,7 +253,7 @@ class SqlStore(Store):
                                                      "now": now})
             return res.first() is not None
 
-        return await self._tx.write(renew)
+        return await self._tx.write(renew, atomic=False)   # one UPDATE
 
     async def finish_operation(self, op_id: str, *, state: str, reply: dict[str, Any] | None,
                                error: str | None = None, vnfr_id: str | None = None,
@@ -299,7 +299,8 @@ class SqlStore(Store):
                 raise OperationNotFound(f"operation {op_id!r} is not in the store")
             return row.state, row.worker
 
-        held = await self._tx.write(change)
+        # without ``also``: the UPDATE, then (no match) a read of why: neither needs the other's transaction
+        held = await self._tx.write(change, atomic=bool(also))
         if held is not None:
             raise LeaseLost(f"operation {op_id!r} is {held[0]} under {held[1]!r}, not RUNNING under {holder!r}")
 
@@ -314,7 +315,7 @@ class SqlStore(Store):
                                                  "lease_until": now + timedelta(seconds=lease_seconds),
                                                  "started_at": now})
 
-        await self._tx.write(alive)
+        await self._tx.write(alive, atomic=False)   # one upsert
 
     async def worker_leaving(self, worker: str, endpoint: str) -> int:
         def leave(conn: Connection) -> int:
@@ -368,12 +369,13 @@ class SqlStore(Store):
         await self.record_steps([result])
 
     async def record_steps(self, results: list[StepResult]) -> None:
-        """Upsert many step results in one transaction (the executor records a whole stage at once)."""
+        """Upsert many step results, whole or not at all (the executor records a whole stage at once): one
+        transaction on SQLite, one ``executemany`` on PostgreSQL, which asyncpg runs whole."""
         if not results:
             return
         rows = [self._step_values(r) for r in results]
         try:
-            await self._tx.write(_executing(self._q.upsert_steps, rows))
+            await self._tx.write(_executing(self._q.upsert_steps, rows), atomic=False)
         except IntegrityError as exc:
             for op_id in {r.operation_id for r in results}:
                 if await self.get_operation(op_id) is None:
@@ -407,7 +409,7 @@ class SqlStore(Store):
                                      "updated_at": utcnow()}
 
     async def save_vnfr(self, vnfr_id: str, name: str, data: dict[str, Any]) -> None:
-        await self._tx.write(_executing(*self._vnfr_upsert(vnfr_id, name, data)))
+        await self._tx.write(_executing(*self._vnfr_upsert(vnfr_id, name, data)), atomic=False)
 
     async def get_vnfr(self, vnfr_id: str) -> dict[str, Any] | None:
         params = {"vid": key(vnfr_id)}
@@ -415,7 +417,7 @@ class SqlStore(Store):
         return None if data is None else dict(data)
 
     async def delete_vnfr(self, vnfr_id: str) -> None:
-        await self._tx.write(_executing(delete(vnfrs).where(vnfrs.c.id == key(vnfr_id))))
+        await self._tx.write(_executing(delete(vnfrs).where(vnfrs.c.id == key(vnfr_id))), atomic=False)
 
     # -- EMS registrations --------------------------------------------------------------------------------
     async def record_registration(self, hostname: str, endpoint: str) -> None:
@@ -428,7 +430,7 @@ class SqlStore(Store):
         now = utcnow()
         rows = [{"hostname": k, "endpoint": clean_text(endpoint), "registered_at": now}
                 for k in dict.fromkeys(key(h) for h in hostnames)]
-        await self._tx.write(_executing(self._q.upsert_registrations, rows))
+        await self._tx.write(_executing(self._q.upsert_registrations, rows), atomic=False)
 
     async def registered_hostnames(self, hostnames: list[str]) -> set[str]:
         by_key: dict[str, list[str]] = {}
@@ -466,7 +468,8 @@ class SqlStore(Store):
             row = conn.execute(self._q.request, {"cid": cid}).one()
             return dataclasses.replace(_nfvo_request(row), created=(res.rowcount or 0) > 0)
 
-        return await self._tx.write(record)
+        # the insert (or nothing, if recorded before), then the row: whole each on its own
+        return await self._tx.write(record, atomic=False)
 
     async def record_nfvo_answer(self, correlation_id: str, answer: bytes) -> None:
         now = utcnow()
@@ -478,7 +481,8 @@ class SqlStore(Store):
                                                   "answer": text, "answered_at": now})
             conn.execute(self._q.fill_answer, {"cid": cid, "b_answer": text, "now": now})
 
-        await self._tx.write(record)
+        # a new row with its answer, or the answer filled in: either statement leaves the row whole
+        await self._tx.write(record, atomic=False)
 
     async def nfvo_request(self, correlation_id: str) -> NfvoRequest | None:
         params = {"cid": key(correlation_id)}
@@ -517,7 +521,8 @@ class SqlStore(Store):
 
 def _executing(statement: Executable, rows: list[dict[str, Any]] | dict[str, Any] | None = None,
                ) -> Callable[[Connection], None]:
-    """The body of a transaction of one statement (``rows``: its params; a list: executemany)."""
+    """The body of one statement (``rows``: its params; a list: executemany, whole or not at all), which
+    needs no transaction around it (``Transactions.write(..., atomic=False)``)."""
     def body(conn: Connection) -> None:
         conn.execute(statement, rows)
     return body
