@@ -12,8 +12,8 @@ Every :class:`gvnfm.store.sql.SqlStore` method is written once, as a plain funct
 - **PostgreSQL** (asyncpg) and **in-memory SQLite** (one shared connection, which only the async engine
   holds): ``AsyncConnection.run_sync`` on the async engine, as before. On PostgreSQL, reads and the writes
   whose body says it needs no transaction (``atomic=False``) run in autocommit: a statement is one round
-  trip instead of three (``BEGIN``, the statement, ``COMMIT``): 0.58 → 0.34 ms of the caller's CPU and 0.08
-  → 0.03 ms of the server's for a one-row read (docs/performance.md, sixteenth round).
+  trip instead of three (``BEGIN``, the statement, ``COMMIT``): 0.57–0.58 → 0.36–0.37 ms of the caller's CPU
+  and 0.07–0.10 → 0.03 ms of the server's for a one-row read (docs/performance.md, sixteenth round).
 
 Invariants:
 
